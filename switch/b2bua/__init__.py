@@ -1,0 +1,1 @@
+"""switch/b2bua package."""

@@ -1,0 +1,155 @@
+"""Header names and the immutable ordered header list of a message.
+
+Names are case-insensitive and have compact forms (RFC 3261 section 7.3.3, 20); we keep
+them in one canonical spelling so lookups are a dict access and serialisation is stable.
+Unknown headers keep the spelling they arrived with.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+
+from .grammar import split_commas
+
+_CANONICAL = [
+    "Accept", "Accept-Contact", "Accept-Encoding", "Accept-Language", "Alert-Info", "Allow",
+    "Allow-Events", "Authentication-Info", "Authorization", "Call-ID", "Call-Info", "Contact",
+    "Content-Disposition", "Content-Encoding", "Content-Language", "Content-Length",
+    "Content-Type", "CSeq", "Date", "Error-Info", "Event", "Expires", "Flow-Timer", "From",
+    "Geolocation", "Geolocation-Routing", "History-Info", "Identity", "In-Reply-To",
+    "Max-Forwards", "Min-Expires", "Min-SE", "MIME-Version", "Organization", "Path",
+    "P-Asserted-Identity", "P-Preferred-Identity", "Priority", "Privacy", "Proxy-Authenticate",
+    "Proxy-Authorization", "Proxy-Require", "RAck", "Reason", "Record-Route", "Refer-To",
+    "Referred-By", "Reject-Contact", "Replaces", "Reply-To", "Request-Disposition", "Require",
+    "Retry-After", "Route", "RSeq", "Server", "Service-Route", "Session-Expires", "SIP-ETag",
+    "SIP-If-Match", "Subject", "Subscription-State", "Supported", "Timestamp", "To",
+    "Unsupported", "User-Agent", "Via", "Warning", "WWW-Authenticate",
+]
+CANONICAL: dict[str, str] = {n.lower(): n for n in _CANONICAL}
+
+# RFC 3261 section 7.3.3 and the registry of compact forms.
+COMPACT: dict[str, str] = {
+    "i": "Call-ID", "m": "Contact", "e": "Content-Encoding", "l": "Content-Length",
+    "c": "Content-Type", "f": "From", "s": "Subject", "k": "Supported", "t": "To",
+    "v": "Via", "o": "Event", "r": "Refer-To", "b": "Referred-By", "u": "Allow-Events",
+    "x": "Session-Expires", "a": "Accept-Contact", "j": "Reject-Contact",
+    "d": "Request-Disposition", "y": "Identity",
+}
+
+# Headers whose values contain commas that are not list separators.
+NOT_A_LIST = frozenset(
+    h.lower()
+    for h in (
+        "WWW-Authenticate", "Authorization", "Proxy-Authenticate", "Proxy-Authorization",
+        "Authentication-Info", "Date", "Call-ID", "CSeq", "From", "To", "Subject",
+        "User-Agent", "Server", "Organization", "Content-Length", "Content-Type",
+        "Max-Forwards", "Expires", "Min-Expires", "Retry-After", "Timestamp", "Replaces",
+        "Refer-To", "Referred-By", "Session-Expires", "Min-SE", "RAck", "RSeq",
+        "Subscription-State", "Event", "SIP-ETag", "SIP-If-Match", "Identity",
+    )
+)
+
+# Headers that may appear only once (RFC 3261 section 7.3.1 and 20).
+SINGLE = frozenset(
+    ("call-id", "cseq", "from", "to", "content-length", "max-forwards", "content-type",
+     "expires", "min-expires")
+)
+
+
+def canonical_name(name: str) -> str:
+    low = name.lower()
+    if len(low) == 1:
+        full = COMPACT.get(low)
+        if full is not None:
+            return full
+    return CANONICAL.get(low, name)
+
+
+class Headers:
+    """An immutable ordered list of (name, value) with case-insensitive lookup."""
+
+    __slots__ = ("_index", "_items")
+
+    def __init__(self, items: Iterable[tuple[str, str]] = (), *, canonical: bool = False) -> None:
+        if canonical:
+            self._items: tuple[tuple[str, str], ...] = tuple(items)
+        else:
+            self._items = tuple((canonical_name(n), v) for n, v in items)
+        index: dict[str, list[int]] = {}
+        for i, (n, _) in enumerate(self._items):
+            index.setdefault(n.lower(), []).append(i)
+        self._index = index
+
+    def __iter__(self) -> Iterator[tuple[str, str]]:
+        return iter(self._items)
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Headers) and self._items == other._items
+
+    def __hash__(self) -> int:
+        return hash(self._items)
+
+    def __repr__(self) -> str:
+        return f"Headers({list(self._items)!r})"
+
+    def __contains__(self, name: object) -> bool:
+        return isinstance(name, str) and canonical_name(name).lower() in self._index
+
+    def items(self) -> tuple[tuple[str, str], ...]:
+        return self._items
+
+    def count(self, name: str) -> int:
+        return len(self._index.get(canonical_name(name).lower(), ()))
+
+    def get(self, name: str, default: str | None = None) -> str | None:
+        """The first value of `name` as it arrived."""
+        idx = self._index.get(canonical_name(name).lower())
+        return self._items[idx[0]][1] if idx else default
+
+    def get_raw(self, name: str) -> list[str]:
+        """Every header line's value for `name`, not split."""
+        idx = self._index.get(canonical_name(name).lower(), ())
+        return [self._items[i][1] for i in idx]
+
+    def get_all(self, name: str) -> list[str]:
+        """Every value of `name`, comma-separated lists split (RFC 3261 section 7.3.1)."""
+        key = canonical_name(name).lower()
+        values = [self._items[i][1] for i in self._index.get(key, ())]
+        if key in NOT_A_LIST:
+            return values
+        out: list[str] = []
+        for v in values:
+            out.extend(split_commas(v))
+        return out
+
+    def add(self, name: str, value: str, *, first: bool = False) -> Headers:
+        item = (canonical_name(name), value)
+        items = (item, *self._items) if first else (*self._items, item)
+        return Headers(items, canonical=True)
+
+    def remove(self, name: str) -> Headers:
+        key = canonical_name(name).lower()
+        return Headers((it for it in self._items if it[0].lower() != key), canonical=True)
+
+    def replace(self, name: str, value: str) -> Headers:
+        """Set `name` to one value, in the place of its first occurrence (or at the end)."""
+        cname = canonical_name(name)
+        key = cname.lower()
+        out: list[tuple[str, str]] = []
+        done = False
+        for it in self._items:
+            if it[0].lower() == key:
+                if not done:
+                    out.append((cname, value))
+                    done = True
+                continue
+            out.append(it)
+        if not done:
+            out.append((cname, value))
+        return Headers(out, canonical=True)
+
+    def extend(self, items: Iterable[tuple[str, str]]) -> Headers:
+        return Headers((*self._items, *((canonical_name(n), v) for n, v in items)), canonical=True)

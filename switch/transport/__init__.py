@@ -1,0 +1,1 @@
+"""switch/transport package."""
