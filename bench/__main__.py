@@ -1,0 +1,33 @@
+"""`make bench`: run every benchmark and print its figures."""
+
+from __future__ import annotations
+
+import importlib
+import sys
+import traceback
+
+BENCHES = ["bench.bench_options", "bench.bench_register", "bench.bench_dialplan",
+           "bench.bench_media"]
+
+
+def main() -> int:
+    names = sys.argv[1:] or BENCHES
+    failed = 0
+    for name in names:
+        if not name.startswith("bench."):
+            name = "bench." + name
+        try:
+            module = importlib.import_module(name)
+        except ModuleNotFoundError as exc:
+            sys.stdout.write(f"\n== {name}: not available ({exc})\n")
+            continue
+        try:
+            module.main()
+        except Exception:
+            failed += 1
+            traceback.print_exc()
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

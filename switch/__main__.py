@@ -1,0 +1,125 @@
+"""`wte`: the command line of the switch.
+
+    wte serve --config FILE [--sip-host H] [--sip-port P] [--data-dir DIR]
+    wte db upgrade [--data-dir DIR]
+    wte registrations [--config FILE] [--data-dir DIR]
+    wte plan check FILE...
+    wte plan explain FILE --from 501410 --dial 0612345678 [--at 2026-12-25T10:00]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import datetime as dt
+import logging
+import sys
+import time
+from pathlib import Path
+
+DEFAULT_CONFIG = "config/example.yaml"
+DEFAULT_DATA = "var"
+
+
+def _setup_logging(level: str) -> None:
+    logging.basicConfig(
+        level=getattr(logging, level.upper(), logging.INFO),
+        format="%(asctime)s %(levelname)s %(name)s %(message)s",
+        stream=sys.stderr,
+    )
+
+
+def _cmd_serve(args: argparse.Namespace) -> int:
+    from switch.app import ServeOptions, run
+
+    return run(ServeOptions(config=Path(args.config), data_dir=Path(args.data_dir),
+                            sip_host=args.sip_host, sip_port=args.sip_port))
+
+
+def _cmd_db_upgrade(args: argparse.Namespace) -> int:
+    from switch.storage.cli import database_url, db_upgrade
+
+    url = database_url(args.data_dir)
+    db_upgrade(url)
+    logging.getLogger("switch").info("database is at the latest schema")
+    return 0
+
+
+def _cmd_registrations(args: argparse.Namespace) -> int:
+    from switch.storage.cli import database_url, list_registrations
+
+    url = database_url(args.data_dir)
+    return asyncio.run(list_registrations(url, sys.stdout, time.time()))
+
+
+def _cmd_plan_check(args: argparse.Namespace) -> int:
+    from dialplan.cli import plan_check
+
+    return plan_check(list(args.files), sys.stdout)
+
+
+def _cmd_plan_explain(args: argparse.Namespace) -> int:
+    from dialplan.cli import plan_explain
+
+    at = dt.datetime.fromisoformat(args.at) if args.at else None
+    return plan_explain(args.file, args.caller, args.dial, at, sys.stdout)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="wte",
+        description="A SIP telephony core: registrar, B2BUA, multi-site dialplan and media.",
+    )
+    parser.add_argument("--log-level", default="info", help="debug, info, warning or error")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    serve = sub.add_parser("serve", help="run the switch on a configuration file",
+                           description="Run the switch: SIP over UDP and TCP on the SIP port, "
+                           "TLS on the SIP port + 1. Stops cleanly on SIGINT/SIGTERM; "
+                           "SIGHUP reloads the dialplan.")
+    serve.add_argument("--config", default=DEFAULT_CONFIG, help="configuration YAML")
+    serve.add_argument("--sip-host", default=None, help="address to listen on (default from config)")
+    serve.add_argument("--sip-port", type=int, default=None,
+                       help="UDP and TCP port; TLS listens on this port + 1")
+    serve.add_argument("--data-dir", default=DEFAULT_DATA,
+                       help="database, certificates and recordings (default var/)")
+    serve.set_defaults(func=_cmd_serve)
+
+    db = sub.add_parser("db", help="database schema commands")
+    dbsub = db.add_subparsers(dest="db_command", required=True, metavar="ACTION")
+    up = dbsub.add_parser("upgrade", help="apply every migration (alembic upgrade head)")
+    up.add_argument("--config", default=DEFAULT_CONFIG, help="configuration YAML (unused today)")
+    up.add_argument("--data-dir", default=DEFAULT_DATA, help="where the SQLite database lives")
+    up.set_defaults(func=_cmd_db_upgrade)
+
+    regs = sub.add_parser("registrations", help="list the registered phones, one binding per line",
+                          description="Reads the database, so it works while the switch runs "
+                          "and after it stopped or died.")
+    regs.add_argument("--config", default=DEFAULT_CONFIG, help="configuration YAML")
+    regs.add_argument("--data-dir", default=DEFAULT_DATA, help="where the SQLite database lives")
+    regs.set_defaults(func=_cmd_registrations)
+
+    plan = sub.add_parser("plan", help="check or explain a dialplan")
+    psub = plan.add_subparsers(dest="plan_command", required=True, metavar="ACTION")
+    check = psub.add_parser("check", help="validate plan files; print every error or a summary")
+    check.add_argument("files", nargs="+", metavar="FILE")
+    check.set_defaults(func=_cmd_plan_check)
+    explain = psub.add_parser("explain", help="show the routing decision for a dialed string")
+    explain.add_argument("file", metavar="FILE")
+    explain.add_argument("--from", dest="caller", required=True, help="caller's internal number")
+    explain.add_argument("--dial", required=True, help="what the caller dials")
+    explain.add_argument("--at", default=None, help="ISO date and time (default: now)")
+    explain.set_defaults(func=_cmd_plan_explain)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    _setup_logging(args.log_level)
+    result: int = args.func(args)
+    return result
+
+
+if __name__ == "__main__":
+    sys.exit(main())

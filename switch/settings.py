@@ -1,0 +1,77 @@
+"""Typed switch settings: the `switch:` section of the configuration YAML.
+
+Validation errors name the file, line and field (ConfigError from dialplan.yamlsource) so
+an operator can fix them; the running configuration is kept when a reload is refused.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from dialplan.yamlsource import ConfigError, ConfigIssue, YamlSource, load_yaml_file
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class SipSettings(_Strict):
+    host: str = "127.0.0.1"
+    port: int = Field(5060, ge=0, le=65535)
+    tls_port: int | None = Field(None, ge=0, le=65535, description="default: port + 1")
+    tls_cert: str | None = None
+    tls_key: str | None = None
+    max_message_size: int = Field(65535, ge=1024, le=1_048_576)
+    tcp_idle_timeout: float = Field(900.0, gt=0)
+    user_agent: str = "wte/0.1"
+
+
+class TransactionSettings(_Strict):
+    t1: float = Field(0.5, gt=0)
+    t2: float = Field(4.0, gt=0)
+    t4: float = Field(5.0, gt=0)
+
+
+class RegistrarSettings(_Strict):
+    min_expires: int = Field(60, ge=1)
+    max_expires: int = Field(3600, ge=1)
+    default_expires: int = Field(3600, ge=1)
+    max_contacts: int = Field(5, ge=1, le=100)
+    sweep_interval: float = Field(30.0, gt=0)
+
+
+class AuthSettings(_Strict):
+    nonce_ttl: float = Field(300.0, gt=0)
+    max_failures: int = Field(10, ge=1)
+    failure_window: float = Field(60.0, gt=0)
+    block_seconds: float = Field(300.0, ge=0)
+    slow_after: int = Field(3, ge=1)
+
+
+class SwitchSettings(_Strict):
+    sip: SipSettings = SipSettings()
+    transaction: TransactionSettings = TransactionSettings()
+    registrar: RegistrarSettings = RegistrarSettings()
+    auth: AuthSettings = AuthSettings()
+    drain_seconds: float = Field(5.0, ge=0)
+
+
+def settings_from_source(source: YamlSource) -> SwitchSettings:
+    raw: Any = source.data.get("switch", {}) if isinstance(source.data, dict) else {}
+    if raw is None:
+        raw = {}
+    try:
+        return SwitchSettings.model_validate(raw)
+    except ValidationError as exc:
+        issues: list[ConfigIssue] = []
+        for err in exc.errors():
+            path = ("switch", *(p for p in err["loc"] if isinstance(p, str | int)))
+            issues.append(source.issue(path, err["msg"]))
+        raise ConfigError(issues) from None
+
+
+def load_settings(path: str | Path) -> SwitchSettings:
+    return settings_from_source(load_yaml_file(path))
