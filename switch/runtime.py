@@ -272,8 +272,6 @@ class SipRuntime:
 
     def respond(self, key: object, response: Response) -> None:
         now = self.now()
-        if self.user_agent and "Server" not in response.headers:
-            response = response.replace(headers=response.headers.add("Server", self.user_agent))
         self.counters.responses_sent[response.status] += 1
         self.txn.respond(key, response, now)  # type: ignore[arg-type]
         self._drain(now)

@@ -1,0 +1,362 @@
+"""A call: the caller's leg (A) and one or more callee legs (B), as a pure state machine.
+
+The Call consumes what happened (responses, CANCEL, ACK, BYE, timers) with `now` and returns
+Effects for its adapter. Forking: every B leg rings at once; the first 2xx wins and the
+others are cancelled (RFC 3261 16.7 behaviour, done by a B2BUA). The 2xx to the caller is
+retransmitted by the Call until the ACK arrives (RFC 3261 13.3.1.4), since the INVITE
+server transaction ends when the 2xx passes.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from enum import Enum, auto
+
+from switch.sip import NameAddr, Request, Response, make_response, new_tag
+from switch.transaction import Peer
+
+from .effects import (
+    Answered,
+    Disposition,
+    Effect,
+    Ended,
+    RespondCaller,
+    SendRequest,
+    SendStateless,
+    Side,
+)
+from .legs import DialogSide, LocalAddress, cancel_for, contact_uri
+
+log = logging.getLogger("switch.b2bua")
+
+LEG_CALLER = -1  # requests we send toward the caller (BYE)
+LEG_IGNORE = -2  # requests whose responses need no handling (CANCEL, BYE to a callee)
+
+
+class CallState(Enum):
+    CALLING = auto()
+    RINGING = auto()
+    ANSWERED = auto()
+    ENDED = auto()
+
+
+class CallInput(Enum):
+    PROVISIONAL = auto()
+    ANSWER = auto()
+    ALL_FAILED = auto()
+    CANCEL = auto()
+    RING_TIMEOUT = auto()
+    BYE = auto()
+    ACK_TIMEOUT = auto()
+
+
+TRANSITIONS: dict[tuple[CallState, CallInput], CallState] = {
+    (CallState.CALLING, CallInput.PROVISIONAL): CallState.RINGING,
+    (CallState.RINGING, CallInput.PROVISIONAL): CallState.RINGING,
+    (CallState.CALLING, CallInput.ANSWER): CallState.ANSWERED,
+    (CallState.RINGING, CallInput.ANSWER): CallState.ANSWERED,
+    (CallState.CALLING, CallInput.ALL_FAILED): CallState.ENDED,
+    (CallState.RINGING, CallInput.ALL_FAILED): CallState.ENDED,
+    (CallState.CALLING, CallInput.CANCEL): CallState.ENDED,
+    (CallState.RINGING, CallInput.CANCEL): CallState.ENDED,
+    (CallState.CALLING, CallInput.RING_TIMEOUT): CallState.ENDED,
+    (CallState.RINGING, CallInput.RING_TIMEOUT): CallState.ENDED,
+    (CallState.ANSWERED, CallInput.BYE): CallState.ENDED,
+    (CallState.ANSWERED, CallInput.ACK_TIMEOUT): CallState.ENDED,
+}
+
+
+class CallTransitionError(Exception):
+    """An input the call's state does not accept (a bug in the caller, never a peer's fault)."""
+
+
+class LegState(Enum):
+    TRYING = auto()
+    EARLY = auto()
+    ANSWERED = auto()
+    FAILED = auto()
+    CANCELLED = auto()
+
+
+@dataclass
+class Leg:
+    index: int
+    invite: Request
+    dest: Peer
+    state: LegState = LegState.TRYING
+    final_status: int = 0
+    dialog: DialogSide | None = None
+    ack: bytes = b""
+
+
+# RFC 3261 16.7 step 6 picks the "best" final response; busy and decline win over errors.
+_PREFERENCE = (600, 486, 603, 480, 404, 408)
+
+
+def best_final(statuses: list[int]) -> int:
+    for wanted in _PREFERENCE:
+        if wanted in statuses:
+            return wanted
+    return min(statuses) if statuses else 480
+
+
+def disposition_for(status: int) -> Disposition:
+    if status in (486, 600):
+        return Disposition.BUSY
+    if status in (603, 403, 488):
+        return Disposition.REJECTED
+    if status == 480:
+        return Disposition.NO_ANSWER
+    if status == 408:
+        return Disposition.UNREACHABLE
+    return Disposition.FAILED
+
+
+@dataclass
+class Call:
+    a_invite: Request
+    a_peer: Peer
+    local: LocalAddress
+    started_at: float
+    ring_timeout: float
+    answer_sdp: Callable[[int, bytes], bytes]
+    t1: float = 0.5
+    t2: float = 4.0
+    state: CallState = CallState.CALLING
+    a_to_tag: str = field(default_factory=new_tag)
+    legs: list[Leg] = field(default_factory=list)
+    answered_leg: int | None = None
+    answered_at: float | None = None
+    ended_at: float | None = None
+    a_dialog: DialogSide | None = None
+    _ring_deadline: float | None = None
+    _retransmit_at: float | None = None
+    _retransmit_interval: float = 0.0
+    _ack_deadline: float | None = None
+    _final_to_a: bytes = b""
+
+    def __post_init__(self) -> None:
+        self._ring_deadline = self.started_at + self.ring_timeout
+
+    # -- state --
+
+    def _go(self, inp: CallInput) -> None:
+        nxt = TRANSITIONS.get((self.state, inp))
+        if nxt is None:
+            raise CallTransitionError(f"{self.state.name} does not accept {inp.name}")
+        log.debug("call %s: %s --%s--> %s", self.a_invite.call_id, self.state.name, inp.name,
+                  nxt.name)
+        self.state = nxt
+
+    @property
+    def ringing_phase(self) -> bool:
+        return self.state in (CallState.CALLING, CallState.RINGING)
+
+    # -- legs --
+
+    def add_leg(self, invite: Request, dest: Peer) -> list[Effect]:
+        leg = Leg(len(self.legs), invite, dest)
+        self.legs.append(leg)
+        return [SendRequest(leg.index, invite, dest)]
+
+    def leg_by_call_id(self, call_id: str) -> Leg | None:
+        for leg in self.legs:
+            if leg.invite.call_id == call_id:
+                return leg
+        return None
+
+    def _cancel_others(self, keep: int | None) -> list[Effect]:
+        out: list[Effect] = []
+        for leg in self.legs:
+            if leg.index != keep and leg.state in (LegState.TRYING, LegState.EARLY):
+                leg.state = LegState.CANCELLED
+                out.append(SendRequest(LEG_IGNORE, cancel_for(leg.invite), leg.dest))
+        return out
+
+    # -- inputs --
+
+    def on_response(self, index: int, resp: Response, now: float) -> list[Effect]:
+        if index < 0 or index >= len(self.legs):
+            return []
+        leg = self.legs[index]
+        if resp.status < 200:
+            return self._on_provisional(leg, resp)
+        if resp.status < 300:
+            return self._on_success(leg, resp, now)
+        return self._on_failure(leg, resp.status, now)
+
+    def _on_provisional(self, leg: Leg, resp: Response) -> list[Effect]:
+        if resp.status == 100 or not self.ringing_phase or leg.state is LegState.CANCELLED:
+            return []
+        leg.state = LegState.EARLY
+        self._go(CallInput.PROVISIONAL)
+        body = self.answer_sdp(leg.index, resp.body) if resp.body else b""
+        headers: list[tuple[str, str]] = []
+        if body:
+            headers.append(("Content-Type", "application/sdp"))
+        headers.append(("Contact", self.local.contact(self.a_peer.transport)))
+        out = make_response(self.a_invite, resp.status, resp.reason, to_tag=self.a_to_tag,
+                            headers=headers, body=body)
+        return [RespondCaller(out)]
+
+    def _ack_for(self, leg: Leg, resp: Response) -> bytes:
+        dialog = DialogSide(
+            call_id=leg.invite.call_id,
+            local=leg.invite.from_,
+            remote=resp.to,
+            remote_target=contact_uri(resp.contacts, str(leg.invite.uri)),
+            dest=leg.dest,
+            local_cseq=leg.invite.cseq.seq,
+        )
+        leg.dialog = dialog
+        return dialog.request("ACK", self.local, cseq=leg.invite.cseq.seq).to_bytes()
+
+    def _on_success(self, leg: Leg, resp: Response, now: float) -> list[Effect]:
+        if leg.ack and leg.state is LegState.ANSWERED:
+            return [SendStateless(leg.ack, leg.dest)]  # a retransmitted 2xx: ACK again
+        leg.ack = self._ack_for(leg, resp)
+        out: list[Effect] = [SendStateless(leg.ack, leg.dest)]
+        if not self.ringing_phase:
+            # a late 2xx from another fork, or after the caller left: ACK then BYE it
+            leg.state = LegState.CANCELLED
+            assert leg.dialog is not None
+            out.append(SendRequest(LEG_IGNORE, leg.dialog.request("BYE", self.local), leg.dest))
+            return out
+        leg.state = LegState.ANSWERED
+        self.answered_leg = leg.index
+        self.answered_at = now
+        out.extend(self._cancel_others(leg.index))
+        self._go(CallInput.ANSWER)
+        body = self.answer_sdp(leg.index, resp.body) if resp.body else b""
+        headers = [("Contact", self.local.contact(self.a_peer.transport)),
+                   ("Allow", "INVITE, ACK, CANCEL, BYE, OPTIONS")]
+        if body:
+            headers.append(("Content-Type", "application/sdp"))
+        ok = make_response(self.a_invite, 200, "OK", to_tag=self.a_to_tag, headers=headers,
+                           body=body)
+        self.a_dialog = DialogSide(
+            call_id=self.a_invite.call_id,
+            local=self.a_invite.to.with_tag(self.a_to_tag),
+            remote=self.a_invite.from_,
+            remote_target=contact_uri(self.a_invite.contacts, str(self.a_invite.from_.uri)),
+            dest=self.a_peer,
+        )
+        self._final_to_a = ok.to_bytes()
+        if not self.a_peer.reliable:
+            self._retransmit_interval = self.t1
+            self._retransmit_at = now + self.t1
+        self._ack_deadline = now + 64 * self.t1
+        out.append(RespondCaller(ok))
+        out.append(Answered(leg.index, resp))
+        return out
+
+    def _on_failure(self, leg: Leg, status: int, now: float) -> list[Effect]:
+        if leg.state in (LegState.TRYING, LegState.EARLY):
+            leg.state = LegState.FAILED
+        leg.final_status = status
+        if not self.ringing_phase:
+            return []
+        if any(lg.state in (LegState.TRYING, LegState.EARLY) for lg in self.legs):
+            return []
+        final = best_final([lg.final_status for lg in self.legs if lg.final_status >= 300])
+        self._go(CallInput.ALL_FAILED)
+        self.ended_at = now
+        return [RespondCaller(make_response(self.a_invite, final, to_tag=self.a_to_tag)),
+                Ended(disposition_for(final), final, f"callee answered {final}", Side.CALLEE)]
+
+    def on_leg_timeout(self, index: int, now: float) -> list[Effect]:
+        """Timer B fired on a leg: the phone is unreachable (RFC 3261 17.1.1.2 -> 408)."""
+        if 0 <= index < len(self.legs):
+            return self._on_failure(self.legs[index], 408, now)
+        return []
+
+    def on_cancel(self, now: float) -> list[Effect]:
+        if not self.ringing_phase:
+            return []
+        out = self._cancel_others(None)
+        self._go(CallInput.CANCEL)
+        self.ended_at = now
+        out.append(RespondCaller(make_response(self.a_invite, 487, to_tag=self.a_to_tag)))
+        out.append(Ended(Disposition.CANCELLED, 487, "caller cancelled", Side.CALLER))
+        return out
+
+    def on_ack(self, now: float) -> list[Effect]:
+        self._retransmit_at = None
+        self._ack_deadline = None
+        return []
+
+    def on_bye(self, side: Side, now: float) -> list[Effect]:
+        """A BYE from the caller (side CALLER) or the answered callee (side CALLEE)."""
+        if self.state is not CallState.ANSWERED:
+            return []
+        self._go(CallInput.BYE)
+        self.ended_at = now
+        self._retransmit_at = None
+        self._ack_deadline = None
+        out: list[Effect] = []
+        if side is Side.CALLER:
+            leg = self.legs[self.answered_leg] if self.answered_leg is not None else None
+            if leg is not None and leg.dialog is not None:
+                out.append(SendRequest(LEG_IGNORE, leg.dialog.request("BYE", self.local), leg.dest))
+            cause = "caller hung up"
+        else:
+            if self.a_dialog is not None:
+                out.append(SendRequest(LEG_CALLER, self.a_dialog.request("BYE", self.local),
+                                       self.a_peer))
+            cause = "callee hung up"
+        out.append(Ended(Disposition.ANSWERED, 200, cause, side))
+        return out
+
+    def hang_up(self, now: float, cause: str = "switch ended the call") -> list[Effect]:
+        """The switch ends the call itself (shutdown, failed ACK...)."""
+        if self.ringing_phase:
+            out = self._cancel_others(None)
+            self._go(CallInput.RING_TIMEOUT)
+            self.ended_at = now
+            out.append(RespondCaller(make_response(self.a_invite, 503, to_tag=self.a_to_tag)))
+            out.append(Ended(Disposition.FAILED, 503, cause, Side.SWITCH))
+            return out
+        if self.state is CallState.ANSWERED:
+            out = []
+            leg = self.legs[self.answered_leg] if self.answered_leg is not None else None
+            if leg is not None and leg.dialog is not None:
+                out.append(SendRequest(LEG_IGNORE, leg.dialog.request("BYE", self.local), leg.dest))
+            if self.a_dialog is not None:
+                out.append(SendRequest(LEG_IGNORE, self.a_dialog.request("BYE", self.local),
+                                       self.a_peer))
+            self._go(CallInput.ACK_TIMEOUT)
+            self.ended_at = now
+            out.append(Ended(Disposition.ANSWERED, 200, cause, Side.SWITCH))
+            return out
+        return []
+
+    # -- timers --
+
+    def next_deadline(self) -> float | None:
+        times = [t for t in (self._ring_deadline if self.ringing_phase else None,
+                             self._retransmit_at, self._ack_deadline) if t is not None]
+        return min(times) if times else None
+
+    def handle_timer(self, now: float) -> list[Effect]:
+        out: list[Effect] = []
+        if self.ringing_phase and self._ring_deadline is not None and now >= self._ring_deadline:
+            out.extend(self._cancel_others(None))
+            self._go(CallInput.RING_TIMEOUT)
+            self.ended_at = now
+            out.append(RespondCaller(make_response(self.a_invite, 480, "No Answer",
+                                                   to_tag=self.a_to_tag)))
+            out.append(Ended(Disposition.NO_ANSWER, 480, "no answer", Side.CALLEE))
+            return out
+        if self._ack_deadline is not None and now >= self._ack_deadline:
+            log.info("call %s: no ACK for the 2xx; ending it", self.a_invite.call_id)
+            return self.hang_up(now, "no ACK from the caller")
+        if self._retransmit_at is not None and now >= self._retransmit_at:
+            out.append(SendStateless(self._final_to_a, self.a_peer))
+            self._retransmit_interval = min(self._retransmit_interval * 2, self.t2)
+            self._retransmit_at = now + self._retransmit_interval
+        return out
+
+    def caller_identity(self) -> NameAddr:
+        return self.a_invite.from_

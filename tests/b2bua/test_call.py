@@ -1,0 +1,192 @@
+"""The Call state machine, driven with messages and a fake clock."""
+
+from __future__ import annotations
+
+import pytest
+
+from switch.b2bua.call import LEG_CALLER, LEG_IGNORE, Call, CallState, CallTransitionError
+from switch.b2bua.effects import Answered, Disposition, Ended, RespondCaller, SendRequest, SendStateless, Side
+from switch.b2bua.legs import LocalAddress, invite_for_callee
+from switch.sip import NameAddr, Request, Response, SipUri, make_response, parse_message
+from switch.transaction import Peer
+
+LOCAL = LocalAddress("127.0.0.1", 5060, 5061)
+CALLER = Peer("UDP", "127.0.0.1", 40000)
+PHONE_1 = Peer("UDP", "127.0.0.1", 40001)
+PHONE_2 = Peer("TCP", "127.0.0.1", 40002, conn_id=7)
+
+A_INVITE = (
+    b"INVITE sip:501411@127.0.0.1 SIP/2.0\r\n"
+    b"Via: SIP/2.0/UDP 127.0.0.1:40000;branch=z9hG4bKa1;rport\r\n"
+    b"Max-Forwards: 70\r\n"
+    b"From: \"Alice\" <sip:501410@127.0.0.1>;tag=at\r\n"
+    b"To: <sip:501411@127.0.0.1>\r\n"
+    b"Call-ID: a-call\r\n"
+    b"CSeq: 5 INVITE\r\n"
+    b"Contact: <sip:501410@127.0.0.1:40000>\r\n"
+    b"Content-Type: application/sdp\r\n"
+    b"Content-Length: 4\r\n\r\nsdpA"
+)
+
+
+def a_invite() -> Request:
+    msg = parse_message(A_INVITE)
+    assert isinstance(msg, Request)
+    return msg
+
+
+def make_call(now: float = 0.0) -> Call:
+    return Call(a_invite(), CALLER, LOCAL, now, ring_timeout=30.0,
+                answer_sdp=lambda leg, body: b"answer-for-a:" + body)
+
+
+def b_invite(dest: Peer, call_id: str) -> Request:
+    return invite_for_callee(
+        request_uri="sip:501411@127.0.0.1:40001", to=NameAddr(SipUri("sip", "127.0.0.1", "501411")),
+        caller=NameAddr(SipUri("sip", "127.0.0.1", "501410"), "Alice", (("tag", "bt"),)),
+        call_id=call_id, local=LOCAL, dest=dest, body=b"sdpB", max_forwards=69,
+        identity_headers=(),
+    )
+
+
+def reply(req: Request, status: int, tag: str = "callee", body: bytes = b"") -> Response:
+    headers = [("Contact", "<sip:501411@127.0.0.1:40001>")]
+    return make_response(req, status, to_tag=tag, headers=headers, body=body)
+
+
+def responses_to_caller(effects: list[object]) -> list[Response]:
+    return [e.response for e in effects if isinstance(e, RespondCaller)]
+
+
+def test_ringing_then_answer_then_caller_hangs_up() -> None:
+    call = make_call()
+    inv = b_invite(PHONE_1, "b1")
+    assert call.add_leg(inv, PHONE_1) == [SendRequest(0, inv, PHONE_1)]
+    ringing = responses_to_caller(call.on_response(0, reply(inv, 180), 1.0))
+    assert [r.status for r in ringing] == [180]
+    assert call.state is CallState.RINGING
+    effects = call.on_response(0, reply(inv, 200, body=b"sdp-of-b"), 2.0)
+    ack = [e for e in effects if isinstance(e, SendStateless)][0]
+    ack_msg = parse_message(ack.data)
+    assert isinstance(ack_msg, Request) and ack_msg.method == "ACK"
+    assert ack_msg.cseq.seq == 1 and ack_msg.to.tag == "callee"
+    assert str(ack_msg.uri) == "sip:501411@127.0.0.1:40001"
+    ok = responses_to_caller(effects)[0]
+    assert ok.status == 200 and ok.body == b"answer-for-a:sdp-of-b"
+    assert ok.to.tag == ringing[0].to.tag  # one dialog with the caller
+    assert any(isinstance(e, Answered) for e in effects)
+    assert call.state is CallState.ANSWERED
+    # 2xx retransmitted to the caller until its ACK (RFC 3261 13.3.1.4)
+    assert call.next_deadline() == pytest.approx(2.5)
+    again = call.handle_timer(2.5)
+    assert isinstance(again[0], SendStateless) and again[0].dest == CALLER
+    call.on_ack(2.6)
+    assert call.next_deadline() is None
+    bye = call.on_bye(Side.CALLER, 10.0)
+    sends = [e for e in bye if isinstance(e, SendRequest)]
+    assert sends[0].leg == LEG_IGNORE and sends[0].request.method == "BYE"
+    assert sends[0].request.to.tag == "callee"
+    ended = [e for e in bye if isinstance(e, Ended)][0]
+    assert ended.disposition is Disposition.ANSWERED and ended.side is Side.CALLER
+    assert call.state is CallState.ENDED
+
+
+def test_forking_first_answer_wins_others_cancelled() -> None:
+    call = make_call()
+    inv1, inv2 = b_invite(PHONE_1, "b1"), b_invite(PHONE_2, "b2")
+    call.add_leg(inv1, PHONE_1)
+    call.add_leg(inv2, PHONE_2)
+    call.on_response(0, reply(inv1, 180, "t1"), 0.5)
+    call.on_response(1, reply(inv2, 180, "t2"), 0.5)
+    effects = call.on_response(1, reply(inv2, 200, "t2"), 1.0)
+    cancels = [e for e in effects if isinstance(e, SendRequest) and e.request.method == "CANCEL"]
+    assert len(cancels) == 1 and cancels[0].dest == PHONE_1
+    assert cancels[0].request.top_via.branch == inv1.top_via.branch  # RFC 3261 9.1
+    # the cancelled fork answers 487: nothing more reaches the caller
+    assert call.on_response(0, reply(inv1, 487, "t1"), 1.1) == []
+    # a late 2xx from the cancelled fork is ACKed and hung up
+    late = call.on_response(0, reply(inv1, 200, "t1"), 1.2)
+    assert [type(e).__name__ for e in late] == ["SendStateless", "SendRequest"]
+
+
+@pytest.mark.parametrize(("statuses", "final", "disposition"), [
+    ([486], 486, Disposition.BUSY),
+    ([603], 603, Disposition.REJECTED),
+    ([486, 404], 486, Disposition.BUSY),
+    ([500, 503], 500, Disposition.FAILED),
+])
+def test_all_legs_fail(statuses: list[int], final: int, disposition: Disposition) -> None:
+    call = make_call()
+    invites = [b_invite(PHONE_1, f"b{i}") for i in range(len(statuses))]
+    for inv in invites:
+        call.add_leg(inv, PHONE_1)
+    effects: list[object] = []
+    for i, (inv, status) in enumerate(zip(invites, statuses, strict=True)):
+        effects = list(call.on_response(i, reply(inv, status), 1.0))
+    assert [r.status for r in responses_to_caller(effects)] == [final]
+    ended = [e for e in effects if isinstance(e, Ended)][0]
+    assert ended.disposition is disposition
+
+
+def test_caller_cancel_cancels_legs_and_answers_487() -> None:
+    call = make_call()
+    inv = b_invite(PHONE_1, "b1")
+    call.add_leg(inv, PHONE_1)
+    call.on_response(0, reply(inv, 180), 0.5)
+    effects = call.on_cancel(1.0)
+    assert [e.request.method for e in effects if isinstance(e, SendRequest)] == ["CANCEL"]
+    assert [r.status for r in responses_to_caller(effects)] == [487]
+    assert call.state is CallState.ENDED
+    assert call.on_cancel(1.1) == []  # a second CANCEL changes nothing
+
+
+def test_ring_timeout_gives_480_and_cancels() -> None:
+    call = make_call(now=100.0)
+    inv = b_invite(PHONE_1, "b1")
+    call.add_leg(inv, PHONE_1)
+    assert call.next_deadline() == pytest.approx(130.0)
+    effects = call.handle_timer(130.0)
+    assert [r.status for r in responses_to_caller(effects)] == [480]
+    assert [e for e in effects if isinstance(e, Ended)][0].disposition is Disposition.NO_ANSWER
+
+
+def test_unreachable_leg_times_out_408() -> None:
+    call = make_call()
+    call.add_leg(b_invite(PHONE_1, "b1"), PHONE_1)
+    effects = call.on_leg_timeout(0, 32.0)
+    assert [r.status for r in responses_to_caller(effects)] == [408]
+
+
+def test_callee_hangs_up_bye_goes_to_caller_contact() -> None:
+    call = make_call()
+    inv = b_invite(PHONE_1, "b1")
+    call.add_leg(inv, PHONE_1)
+    call.on_response(0, reply(inv, 200), 1.0)
+    effects = call.on_bye(Side.CALLEE, 5.0)
+    bye = [e for e in effects if isinstance(e, SendRequest)][0]
+    assert bye.leg == LEG_CALLER and bye.dest == CALLER
+    assert str(bye.request.uri) == "sip:501410@127.0.0.1:40000"
+    assert bye.request.call_id == "a-call"
+    assert bye.request.from_.tag == call.a_to_tag and bye.request.to.tag == "at"
+
+
+def test_missing_ack_ends_the_call() -> None:
+    call = make_call()
+    inv = b_invite(PHONE_1, "b1")
+    call.add_leg(inv, PHONE_1)
+    call.on_response(0, reply(inv, 200), 1.0)
+    t = 1.0
+    effects: list[object] = []
+    while call.state is CallState.ANSWERED and t < 100:
+        t = call.next_deadline() or 100
+        effects = list(call.handle_timer(t))
+    assert call.state is CallState.ENDED
+    assert t == pytest.approx(1.0 + 64 * 0.5)
+    assert sum(isinstance(e, SendRequest) for e in effects) == 2  # BYE both sides
+
+
+def test_bad_transition_is_a_named_error() -> None:
+    call = make_call()
+    call.state = CallState.ENDED
+    with pytest.raises(CallTransitionError):
+        call._go(__import__("switch.b2bua.call", fromlist=["CallInput"]).CallInput.ANSWER)
