@@ -27,11 +27,17 @@ from switch.sip import (
 from switch.sip.headers import canonical_name
 from switch.transaction import (
     CancelReceived,
+    ClientKey,
     Peer,
     RequestReceived,
     ResponseReceived,
+    ServerKey,
+    StrayResponse,
     TransactionLayer,
+    TransactionTerminated,
+    TransactionTimeout,
     Transmit,
+    TransportFailed,
 )
 from switch.transport.stream import StreamTransports
 from switch.transport.udp import UdpListener
@@ -115,6 +121,8 @@ class SipRuntime:
         self.user_agent = user_agent
         self.handlers: dict[str, Handler] = {}
         self.response_listeners: dict[object, Callable[[Response], None]] = {}
+        self.cancel_listeners: dict[object, Callable[[], None]] = {}
+        self.stray_listener: Callable[[Response], None] | None = None
         self.udp: UdpListener | None = None
         self.streams: StreamTransports | None = None
         self.draining = False
@@ -187,14 +195,17 @@ class SipRuntime:
                         listener(ev.response)
                 elif isinstance(ev, CancelReceived):
                     self._on_cancel(ev)
-                else:
-                    cb = self.response_listeners.get(getattr(ev, "key", None))
-                    if cb is not None and type(ev).__name__ in ("TransactionTimeout", "TransportFailed"):
-                        # the transaction user sees a timeout as a 408 (RFC 3261 17.1.1.2)
-                        cb(Response(408, "Request Timeout", Headers()))
-                    key = getattr(ev, "key", None)
-                    if type(ev).__name__ == "TransactionTerminated":
-                        self.response_listeners.pop(key, None)
+                elif isinstance(ev, TransactionTimeout | TransportFailed):
+                    # the transaction user sees a timeout as a 408 (RFC 3261 17.1.1.2)
+                    if isinstance(ev.key, ClientKey):
+                        cb = self.response_listeners.get(ev.key)
+                        if cb is not None:
+                            cb(Response(408, "Request Timeout", Headers()))
+                elif isinstance(ev, TransactionTerminated):
+                    if isinstance(ev.key, ClientKey):
+                        self.response_listeners.pop(ev.key, None)
+                elif isinstance(ev, StrayResponse) and self.stray_listener is not None:
+                    self.stray_listener(ev.response)
             except Exception:
                 self.counters.handler_errors += 1
                 log.exception("error handling transaction event %s", type(ev).__name__)
@@ -211,6 +222,9 @@ class SipRuntime:
         if self.draining and req.method != "CANCEL":
             self.respond(ev.key, make_response(req, 503, to_tag=new_tag(),
                                                headers=[("Retry-After", "5")]))
+            return
+        if req.method == "CANCEL":
+            self._answer_cancel(ServerRequest(ev.key, req, ev.peer))
             return
         handler = self.handlers.get(req.method)
         if handler is None:
@@ -264,9 +278,22 @@ class SipRuntime:
                 log.exception("could not answer 500")
 
     def _on_cancel(self, ev: CancelReceived) -> None:
-        handler = self.handlers.get("CANCEL")
-        if handler is not None:
-            self._run(handler, ServerRequest(ev.invite_key, ev.request, Peer("UDP", "", 0)))
+        """A CANCEL that matches an INVITE in progress (RFC 3261 9.2): tell the INVITE's owner."""
+        listener = self.cancel_listeners.pop(ev.invite_key, None)
+        if listener is not None:
+            listener()
+        elif self.txn.server_request(ev.invite_key) is not None:
+            # nobody owns the INVITE any more but it has no final answer: end it with 487
+            req = self.txn.server_request(ev.invite_key)
+            assert req is not None
+            self.respond(ev.invite_key, make_response(req, 487, to_tag=new_tag()))
+
+    def _answer_cancel(self, sreq: ServerRequest) -> None:
+        """The CANCEL's own answer (RFC 3261 9.2): 200 when it matched, 481 when it did not."""
+        assert isinstance(sreq.key, ServerKey)
+        matched = self.txn.cancel_target(sreq.key) is not None
+        self.respond(sreq.key, make_response(sreq.request, 200 if matched else 481,
+                                             to_tag=new_tag()))
 
     # -- outbound --
 
@@ -284,6 +311,10 @@ class SipRuntime:
             self.response_listeners[key] = on_response
         self._drain(now)
         return key
+
+    def send_raw(self, data: bytes, dest: Peer) -> None:
+        """Send outside any transaction (ACK for 2xx, 2xx retransmissions)."""
+        self._send(data, dest)
 
     def _send(self, data: bytes, dest: Peer) -> None:
         self.counters.messages_out += 1

@@ -1,0 +1,53 @@
+"""Timer names and values (RFC 3261 section 17 and table 4 of appendix A; RFC 6026 L and M)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import Enum
+
+
+class Timer(Enum):
+    A = "A"  # INVITE client retransmit, unreliable only (17.1.1.2)
+    B = "B"  # INVITE client timeout, 64*T1
+    D = "D"  # INVITE client wait for response retransmits: >= 32 s unreliable, 0 reliable
+    E = "E"  # non-INVITE client retransmit, unreliable only (17.1.2.2)
+    F = "F"  # non-INVITE client timeout, 64*T1
+    G = "G"  # INVITE server final response retransmit, unreliable only (17.2.1)
+    H = "H"  # INVITE server wait for ACK, 64*T1
+    I = "I"  # INVITE server absorb ACK retransmits: T4 unreliable, 0 reliable  # noqa: E741
+    J = "J"  # non-INVITE server absorb request retransmits: 64*T1 unreliable, 0 reliable
+    K = "K"  # non-INVITE client absorb response retransmits: T4 unreliable, 0 reliable
+    L = "L"  # INVITE server Accepted state (RFC 6026 8.7), 64*T1
+    M = "M"  # INVITE client Accepted state (RFC 6026 8.4), 64*T1
+
+
+@dataclass(frozen=True, slots=True)
+class TimerConfig:
+    """T1 (RTT estimate), T2 (max non-INVITE retransmit interval), T4 (max message lifetime).
+
+    Defaults are those of RFC 3261 17.1.1.1: 500 ms, 4 s, 5 s.
+    """
+
+    t1: float = 0.5
+    t2: float = 4.0
+    t4: float = 5.0
+
+    def __post_init__(self) -> None:
+        if not (self.t1 > 0 and self.t2 >= self.t1 and self.t4 >= 0):
+            raise ValueError(f"bad timer values T1={self.t1} T2={self.t2} T4={self.t4}")
+
+    def duration(self, timer: Timer, reliable: bool) -> float | None:
+        """The initial value of `timer`; None when it does not run on this transport."""
+        t1 = self.t1
+        if timer is Timer.A or timer is Timer.E or timer is Timer.G:
+            return None if reliable else t1
+        if timer is Timer.B or timer is Timer.F or timer is Timer.H:
+            return 64 * t1
+        if timer is Timer.L or timer is Timer.M:
+            return 64 * t1
+        if timer is Timer.D:
+            return 0.0 if reliable else max(32.0, 64 * t1)
+        if timer is Timer.J:
+            return 0.0 if reliable else 64 * t1
+        # I and K
+        return 0.0 if reliable else self.t4
