@@ -23,11 +23,11 @@ from devices.accounts import AccountDirectory
 from devices.digest import AuthOutcome, DigestAuthenticator
 from devices.guard import AuthFailureGuard
 from devices.location import LocationService
-from devices.registrar import Registrar, Source
+from devices.registrar import Registrar, RegistrarOutcome, Source
 from switch.runtime import ServerRequest, SipRuntime
 from switch.sip import SipUri, make_response, new_tag
 from switch.storage.bindings import SqlBindingRepository
-from switch.storage.cli import database_url
+from switch.storage.cli import database_url, db_upgrade
 from switch.storage.engine import create_engine
 
 if TYPE_CHECKING:
@@ -65,6 +65,9 @@ class RegistrationService:
             block_seconds=s.auth.block_seconds, slow_after=s.auth.slow_after,
         )
         url = database_url(str(switch.options.data_dir))
+        # Bring the schema to head before serving: a fresh data directory just works, and an
+        # upgraded switch never runs on an old schema. Idempotent and quick when up to date.
+        await asyncio.to_thread(db_upgrade, url)
         self._engine = create_engine(url)
         self.repo = SqlBindingRepository(self._engine)
         now = self.clock()
@@ -114,10 +117,10 @@ class RegistrationService:
             runtime.respond(sreq.key, make_response(req, 401, to_tag=new_tag(), headers=headers))
             return None
         if result.outcome is not AuthOutcome.OK or result.account is None:
-            self.guard.record_failure(sreq.peer.host, now)
+            after = self.guard.record_failure(sreq.peer.host, now)
             log.info("authentication failed source=%s:%d user=%s", sreq.peer.host,
                      sreq.peer.port, result.username)
-            return self._deny_later(runtime, sreq, verdict.delay)
+            return self._deny_later(runtime, sreq, max(verdict.delay, after.delay))
         self.guard.record_success(sreq.peer.host, now)
         peer = sreq.peer
         source = Source(peer.transport, peer.host, peer.port, peer.conn_id)
@@ -130,16 +133,17 @@ class RegistrationService:
             await asyncio.sleep(delay)
         runtime.respond(sreq.key, make_response(sreq.request, 403, "Forbidden", to_tag=new_tag()))
 
-    async def _commit_and_answer(self, runtime: SipRuntime, sreq: ServerRequest, outcome: Any) -> None:
+    async def _commit_and_answer(self, runtime: SipRuntime, sreq: ServerRequest,
+                                 outcome: RegistrarOutcome) -> None:
+        # The registrar already changed memory; the 200 leaves only once the change is durable.
         if outcome.changes and self.repo is not None:
             try:
                 await self.repo.apply(outcome.changes)
             except Exception:
                 log.exception("could not store bindings; answering 500")
-                self.location.rollback(outcome.changes) if hasattr(self.location, "rollback") else None
+                assert self.registrar is not None
+                self.registrar.rollback(outcome)
                 runtime.respond(sreq.key, make_response(sreq.request, 500, to_tag=new_tag(),
                                                         headers=[("Retry-After", "10")]))
                 return
-        self.location.apply(outcome.changes)
-        runtime.respond(sreq.key, make_response(sreq.request, outcome.status, outcome.reason,
-                                                to_tag=new_tag(), headers=list(outcome.headers)))
+        runtime.respond(sreq.key, outcome.response(sreq.request, new_tag()))

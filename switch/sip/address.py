@@ -2,11 +2,33 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 from .errors import SipParseError
-from .grammar import Params, format_params, get_param, parse_params, quote, scan_quoted, unquote
+from .grammar import (
+    QUOTED,
+    TOKEN_CLASS,
+    Params,
+    format_params,
+    get_param,
+    parse_params,
+    quote,
+    unquote,
+)
+from .lazy import BoundedCache
 from .uri import Uri, parse_uri
+
+# name-addr = [ display-name ] LAQUOT addr-spec RAQUOT; LAQUOT = SWS "<", RAQUOT = ">" SWS.
+# No LWS is allowed inside the brackets (RFC 4475 3.1.2.14 rejects "< sip:... >").
+# The alternatives are disjoint (a quote, or text without '"' and '<'), so matching is
+# linear even on hostile input.
+_NAME_ADDR_RE = re.compile(
+    rf"(?:({QUOTED})[ \t]*|([^\"<]*))<([^<>\s]*)>(.*)", re.S
+)
+# display-name = *(token LWS) / quoted-string. We are liberal in one way only: non-ASCII
+# letters are accepted in an unquoted display name because deployed phones send them.
+_DISPLAY_TOKENS_RE = re.compile(rf"[{TOKEN_CLASS}\x80-\U0010ffff]+(?:[ \t]+[{TOKEN_CLASS}\x80-\U0010ffff]+)*")
 
 
 @dataclass(frozen=True, slots=True)
@@ -23,7 +45,7 @@ class NameAddr:
         return get_param(self.params, name)
 
     def with_tag(self, tag: str) -> NameAddr:
-        params = tuple(p for p in self.params if p[0] != "tag") + (("tag", tag),)
+        params = (*(p for p in self.params if p[0] != "tag"), ("tag", tag))
         return NameAddr(self.uri, self.display, params)
 
     def with_params(self, params: Params) -> NameAddr:
@@ -35,45 +57,49 @@ class NameAddr:
         return f"{disp}<{self.uri}>{format_params(self.params)}"
 
 
+_CACHE: BoundedCache[NameAddr] = BoundedCache()
+
+
 def parse_name_addr(text: str) -> NameAddr:
     """Parse `["display"] <uri> *(;param)` or `addr-spec *(;param)`."""
-    s = text.strip()
+    hit = _CACHE.get(text)
+    if hit is not None:
+        return hit
+    addr = _parse_name_addr(text)
+    _CACHE.put(text, addr)
+    return addr
+
+
+def _parse_name_addr(text: str) -> NameAddr:
+    s = text.strip(" \t")
     if not s:
         raise SipParseError("empty address")
-    display: str | None = None
-    if s[0] == '"':
-        end = scan_quoted(s, 0)
-        display = unquote(s[:end])
-        s = s[end:].lstrip()
-        if not s.startswith("<"):
-            raise SipParseError("display name without <URI>")
-    lt = s.find("<")
-    if lt != -1:
-        if display is None:
-            name = s[:lt].strip()
-            if name:
-                if '"' in name or ">" in name:
-                    raise SipParseError("bad display name")
-                display = name
-        gt = s.find(">", lt)
-        if gt == -1:
-            raise SipParseError("unterminated <URI>")
-        uri = parse_uri(s[lt + 1 : gt].strip())
-        rest = s[gt + 1 :].strip()
-    else:
-        # addr-spec: parameters after ';' belong to the header, not to the URI (20.10).
-        if any(c in s for c in ' \t"'):
-            # a bare URI cannot hold whitespace before its parameters
-            head = s.split(";", 1)[0]
-            if any(c in head.strip() for c in ' \t"'):
-                raise SipParseError("bad addr-spec")
-        semi = s.find(";")
-        uri_text, rest = (s, "") if semi == -1 else (s[:semi], s[semi:])
-        if "?" in uri_text or "," in uri_text:
-            raise SipParseError("addr-spec with URI headers or commas must use <>")
-        uri = parse_uri(uri_text.strip())
-    params = parse_params(rest) if rest else ()
-    return NameAddr(uri, display, params)
+    m = _NAME_ADDR_RE.fullmatch(s)
+    if m is not None:
+        quoted, bare, uri_text, rest = m.groups()
+        display: str | None = None
+        if quoted is not None:
+            display = unquote(quoted)
+        elif bare:
+            bare = bare.strip(" \t")
+            if bare:
+                if _DISPLAY_TOKENS_RE.fullmatch(bare) is None:
+                    raise SipParseError(f"bad display name {bare[:40]!r}")
+                display = bare
+        uri = parse_uri(uri_text)
+        params = parse_params(rest) if rest else ()
+        return NameAddr(uri, display, params)
+    if s[0] == '"' or "<" in s or ">" in s:
+        raise SipParseError(f"bad name-addr {s[:40]!r}")
+    # addr-spec: parameters after ';' belong to the header, not to the URI (20.10), and
+    # a URI with headers, commas or '?' must be written in name-addr form.
+    semi = s.find(";")
+    uri_text, rest = (s, "") if semi == -1 else (s[:semi], s[semi:])
+    uri_text = uri_text.rstrip(" \t")
+    if "?" in uri_text or "," in uri_text:
+        raise SipParseError("addr-spec with URI headers or commas must use <>")
+    uri = parse_uri(uri_text)
+    return NameAddr(uri, None, parse_params(rest) if rest else ())
 
 
 @dataclass(frozen=True, slots=True)

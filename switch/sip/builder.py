@@ -4,12 +4,10 @@ from __future__ import annotations
 
 import secrets
 
-from .headers import Headers
+from .headers import Headers, canonical_name
 from .message import Request, Response
 from .status import reason_for
 from .via import MAGIC_COOKIE
-
-_COPIED = ("Via", "From", "To", "Call-ID", "CSeq")
 
 
 def new_tag() -> str:
@@ -37,19 +35,23 @@ def make_response(
     """A response to `request` per RFC 3261 8.2.6.2: Via, From, To, Call-ID, CSeq copied.
 
     `to_tag` is added to To unless it already has one; section 8.2.6.2 says a tag MUST be
-    added to responses other than 100.
+    added to responses other than 100. The tag test uses the parsed To header, so a
+    "tag=" inside a display name or a URI parameter does not fool it.
     """
-    items: list[tuple[str, str]] = []
     src = request.headers
-    for name in _COPIED:
-        for value in src.get_raw(name):
-            if name == "To" and to_tag is not None and status != 100 and ";tag=" not in value.replace(" ", "").lower():
-                value = f"{value};tag={to_tag}"
-            items.append((name, value))
+    items: list[tuple[str, str]] = [("Via", v) for v in src.get_raw("Via")]
+    items.append(("From", src.get_key("from") or ""))
+    to = src.get_key("to") or ""
+    if to_tag is not None and status != 100 and request.to.tag is None:
+        to = f"{to};tag={to_tag}"
+    items.append(("To", to))
+    items.append(("Call-ID", src.get_key("call-id") or ""))
+    items.append(("CSeq", src.get_key("cseq") or ""))
     if status == 100:
         # section 8.2.6.1: Timestamp is copied into 100 Trying
-        ts = src.get("Timestamp")
+        ts = src.get_key("timestamp")
         if ts is not None:
             items.append(("Timestamp", ts))
-    items.extend(headers)
-    return Response(status, reason or reason_for(status), Headers(items), body)
+    if headers:
+        items.extend((canonical_name(n), v) for n, v in headers)
+    return Response(status, reason or reason_for(status), Headers(items, canonical=True), body)

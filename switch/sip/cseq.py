@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 from .errors import SipParseError
-from .grammar import is_token, parse_uint
+from .grammar import TOKEN_CLASS
 
 MAX_CSEQ = 2**31 - 1  # section 8.1.1.5: the sequence number MUST be less than 2**31
 
@@ -19,8 +20,15 @@ class CSeq:
         return f"{self.seq} {self.method}"
 
 
+# CSeq = 1*DIGIT LWS Method (section 20.16); the number is below 2**31 (section 8.1.1.5).
+_CSEQ_RE = re.compile(rf"([0-9]{{1,10}})[ \t]+([{TOKEN_CLASS}]+)")
+
+
 def parse_cseq(text: str) -> CSeq:
-    parts = text.split()
-    if len(parts) != 2 or not is_token(parts[1]):
-        raise SipParseError("bad CSeq")
-    return CSeq(parse_uint(parts[0], "CSeq", maximum=MAX_CSEQ), parts[1])
+    m = _CSEQ_RE.fullmatch(text.strip(" \t"))
+    if m is None:
+        raise SipParseError(f"bad CSeq {text[:40]!r}")
+    seq = int(m.group(1))
+    if seq > MAX_CSEQ:
+        raise SipParseError("CSeq out of range")
+    return CSeq(seq, m.group(2))

@@ -1,34 +1,53 @@
 """Lexical rules shared by the header parsers (RFC 3261 section 25.1).
 
-Every scanner here walks its input once, left to right, so hostile input costs linear time.
+The scanners are compiled regular expressions whose alternatives never overlap, so the
+backtracking engine still walks each input a bounded number of times: hostile input costs
+linear time (checked by tests/sip/test_parser_fuzz.py), and the common case runs in C.
 """
 
 from __future__ import annotations
 
+import re
+
 from .errors import SipParseError
 
 # token = 1*(alphanum / "-" / "." / "!" / "%" / "*" / "_" / "+" / "`" / "'" / "~")
+TOKEN_CLASS = r"A-Za-z0-9\-.!%*_+`'~"
 TOKEN_CHARS = frozenset(
     "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-.!%*_+`'~"
 )
-# word additionally allows separators used in Call-ID (section 25.1).
+# word additionally allows the separators used in Call-ID (section 25.1).
 WORD_CHARS = TOKEN_CHARS | frozenset('()<>:\\"/[]?{}')
+# quoted-string body: qdtext or quoted-pair; the two alternatives never overlap.
+QUOTED = r'"(?:[^"\\]|\\.)*"'
+
+_TOKEN_RE = re.compile(f"[{TOKEN_CLASS}]+")
+_WORD = r"[A-Za-z0-9\-.!%*_+`'~()<>:\\\"/\[\]?{}]+"
+_CALLID_RE = re.compile(f"{_WORD}(?:@{_WORD})?")
+_UINT_RE = re.compile(r"[0-9]{1,10}")
 
 Params = tuple[tuple[str, str | None], ...]
 
+# generic-param = token [ EQUAL gen-value ]; gen-value = token / host / quoted-string
+# (section 25.1). SEMI and EQUAL allow LWS around them. An unquoted value stops at LWS,
+# ';', ',' or '"' so that a stray character after it is an error, not part of the value.
+_HEADER_PARAM_RE = re.compile(
+    rf"[ \t]*;[ \t]*([{TOKEN_CLASS}]+)[ \t]*(?:=[ \t]*({QUOTED}|[^\s;\",]+))?[ \t]*", re.S
+)
+# uri-parameter names and values are 1*paramchar: unreserved, escaped and "[]/:&+$"
+# (section 25.1, RFC 3261 19.1.1); LWS is not allowed inside a URI.
+_URI_PARAM_RE = re.compile(
+    r";([A-Za-z0-9\-_.!~*'()%\[\]/:&+$]+)(?:=([A-Za-z0-9\-_.!~*'()%\[\]/:&+$]+))?"
+)
+
 
 def is_token(text: str) -> bool:
-    return bool(text) and all(c in TOKEN_CHARS for c in text)
+    return _TOKEN_RE.fullmatch(text) is not None
 
 
 def is_word_sequence(text: str) -> bool:
     """callid = word [ "@" word ] (section 25.1)."""
-    if not text:
-        return False
-    parts = text.split("@")
-    if len(parts) > 2:
-        return False
-    return all(p and all(c in WORD_CHARS for c in p) for p in parts)
+    return _CALLID_RE.fullmatch(text) is not None
 
 
 def scan_quoted(text: str, start: int) -> int:
@@ -39,13 +58,16 @@ def scan_quoted(text: str, start: int) -> int:
     i = start + 1
     n = len(text)
     while i < n:
-        c = text[i]
-        if c == "\\":
-            i += 2
-            continue
-        if c == '"':
-            return i + 1
-        i += 1
+        q = text.find('"', i)
+        if q == -1:
+            break
+        # count the backslashes right before the quote: an odd number escapes it
+        b = q - 1
+        while b >= i and text[b] == "\\":
+            b -= 1
+        if (q - 1 - b) % 2 == 0:
+            return q + 1
+        i = q + 1
     raise SipParseError("unterminated quoted string")
 
 
@@ -102,52 +124,27 @@ def split_commas(text: str) -> list[str]:
     return parts
 
 
-def parse_params(text: str, *, lower_names: bool = True) -> Params:
+def parse_params(text: str, *, lower_names: bool = True, uri: bool = False) -> Params:
     """Parse `;name[=value]` pairs. `text` starts at the first ';' (or is empty).
 
-    Values may be tokens, quoted strings (kept quoted) or host references.
+    Header parameters (`uri=False`) allow LWS around ';' and '=' and quoted values (kept
+    quoted); URI parameters (`uri=True`) are 1*paramchar with no LWS (RFC 3261 19.1.1).
     """
+    if not text:
+        return ()
+    rx = _URI_PARAM_RE if uri else _HEADER_PARAM_RE
     out: list[tuple[str, str | None]] = []
-    i = 0
+    pos = 0
     n = len(text)
-    while i < n:
-        if text[i] in " \t":
-            i += 1
-            continue
-        if text[i] != ";":
-            raise SipParseError(f"expected ';' in parameters: {text[:40]!r}")
-        i += 1
-        # name
-        j = i
-        while j < n and text[j] not in "=;":
-            if text[j] == '"':
-                raise SipParseError("quote in parameter name")
-            j += 1
-        name = text[i:j].strip()
-        if not name or not is_token(name):
-            raise SipParseError(f"bad parameter name {name[:40]!r}")
-        if lower_names:
-            name = name.lower()
-        if j < n and text[j] == "=":
-            k = j + 1
-            while k < n and text[k] in " \t":
-                k += 1
-            if k < n and text[k] == '"':
-                end = scan_quoted(text, k)
-                value: str | None = text[k:end]
-                i = end
-            else:
-                end = k
-                while end < n and text[end] != ";":
-                    end += 1
-                value = text[k:end].strip()
-                if not value:
-                    raise SipParseError(f"empty value for parameter {name!r}")
-                i = end
-        else:
-            value = None
-            i = j
-        out.append((name, value))
+    while pos < n:
+        m = rx.match(text, pos)
+        if m is None:
+            if not uri and not text[pos:].strip(" \t"):
+                break
+            raise SipParseError(f"bad parameter near {text[pos:pos + 30]!r}")
+        name = m.group(1)
+        out.append((name.lower() if lower_names else name, m.group(2)))
+        pos = m.end()
     return tuple(out)
 
 
@@ -163,11 +160,10 @@ def get_param(params: Params, name: str) -> str | None:
 
 
 def parse_uint(text: str, what: str, *, maximum: int = 2**32 - 1) -> int:
-    t = text.strip()
-    if not t or not t.isdigit() or not t.isascii():
-        raise SipParseError(f"{what} is not a number: {t[:20]!r}")
-    if len(t) > 10:
-        raise SipParseError(f"{what} out of range")
+    """A decimal number of at most `maximum` (delta-seconds and friends, section 25.1)."""
+    t = text.strip(" \t")
+    if _UINT_RE.fullmatch(t) is None:
+        raise SipParseError(f"{what} is not a number in range: {t[:20]!r}")
     v = int(t)
     if v > maximum:
         raise SipParseError(f"{what} out of range")

@@ -7,9 +7,12 @@ Unknown headers keep the spelling they arrived with.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Iterator
 
-from .grammar import split_commas
+from .grammar import TOKEN_CLASS, split_commas
+
+_TOKEN_RE = re.compile(f"[{TOKEN_CLASS}]+")
 
 _CANONICAL = [
     "Accept", "Accept-Contact", "Accept-Encoding", "Accept-Language", "Alert-Info", "Allow",
@@ -56,13 +59,48 @@ SINGLE = frozenset(
 )
 
 
-def canonical_name(name: str) -> str:
+# Spelling as received -> (canonical spelling, lookup key). Pre-filled with the usual
+# spellings so the parser's hot path is one dict access per header line; unknown names are
+# added while the cache is small, so hostile traffic cannot grow it without bound.
+_NAME_CACHE: dict[str, tuple[str, str]] = {}
+_NAME_CACHE_MAX = 4096
+
+
+def _resolve(name: str) -> tuple[str, str]:
     low = name.lower()
-    if len(low) == 1:
-        full = COMPACT.get(low)
-        if full is not None:
-            return full
-    return CANONICAL.get(low, name)
+    full = COMPACT.get(low) if len(low) == 1 else None
+    if full is None:
+        full = CANONICAL.get(low, name)
+    return full, full.lower()
+
+
+for _n in (*_CANONICAL, *COMPACT, *(c.upper() for c in COMPACT)):
+    for _s in (_n, _n.lower(), _n.upper()):
+        _NAME_CACHE[_s] = _resolve(_s)
+
+
+def cached_name(name: str) -> tuple[str, str] | None:
+    """The cache entry for a spelling already seen; every cached name is a valid token."""
+    return _NAME_CACHE.get(name)
+
+
+def name_and_key(name: str) -> tuple[str, str]:
+    """(canonical spelling, lower-case lookup key) of a header name (RFC 3261 7.3.3)."""
+    hit = _NAME_CACHE.get(name)
+    if hit is not None:
+        return hit
+    hit = _resolve(name)
+    if len(_NAME_CACHE) < _NAME_CACHE_MAX and _TOKEN_RE.fullmatch(name) is not None:
+        _NAME_CACHE[name] = hit
+    return hit
+
+
+def canonical_name(name: str) -> str:
+    return name_and_key(name)[0]
+
+
+def header_key(name: str) -> str:
+    return name_and_key(name)[1]
 
 
 class Headers:
@@ -77,8 +115,16 @@ class Headers:
             self._items = tuple((canonical_name(n), v) for n, v in items)
         index: dict[str, list[int]] = {}
         for i, (n, _) in enumerate(self._items):
-            index.setdefault(n.lower(), []).append(i)
+            index.setdefault(header_key(n), []).append(i)
         self._index = index
+
+    @classmethod
+    def _from_parsed(cls, items: tuple[tuple[str, str], ...], index: dict[str, list[int]]) -> Headers:
+        """The parser's constructor: names already canonical, index already built."""
+        self = cls.__new__(cls)
+        self._items = items
+        self._index = index
+        return self
 
     def __iter__(self) -> Iterator[tuple[str, str]]:
         return iter(self._items)
@@ -96,27 +142,32 @@ class Headers:
         return f"Headers({list(self._items)!r})"
 
     def __contains__(self, name: object) -> bool:
-        return isinstance(name, str) and canonical_name(name).lower() in self._index
+        return isinstance(name, str) and header_key(name) in self._index
 
     def items(self) -> tuple[tuple[str, str], ...]:
         return self._items
 
     def count(self, name: str) -> int:
-        return len(self._index.get(canonical_name(name).lower(), ()))
+        return len(self._index.get(header_key(name), ()))
 
     def get(self, name: str, default: str | None = None) -> str | None:
         """The first value of `name` as it arrived."""
-        idx = self._index.get(canonical_name(name).lower())
+        idx = self._index.get(header_key(name))
         return self._items[idx[0]][1] if idx else default
+
+    def get_key(self, key: str) -> str | None:
+        """`get` by lower-case canonical key ("call-id"), skipping the name lookup."""
+        idx = self._index.get(key)
+        return self._items[idx[0]][1] if idx else None
 
     def get_raw(self, name: str) -> list[str]:
         """Every header line's value for `name`, not split."""
-        idx = self._index.get(canonical_name(name).lower(), ())
+        idx = self._index.get(header_key(name), ())
         return [self._items[i][1] for i in idx]
 
     def get_all(self, name: str) -> list[str]:
         """Every value of `name`, comma-separated lists split (RFC 3261 section 7.3.1)."""
-        key = canonical_name(name).lower()
+        key = header_key(name)
         values = [self._items[i][1] for i in self._index.get(key, ())]
         if key in NOT_A_LIST:
             return values
@@ -131,8 +182,8 @@ class Headers:
         return Headers(items, canonical=True)
 
     def remove(self, name: str) -> Headers:
-        key = canonical_name(name).lower()
-        return Headers((it for it in self._items if it[0].lower() != key), canonical=True)
+        key = header_key(name)
+        return Headers((it for it in self._items if header_key(it[0]) != key), canonical=True)
 
     def replace(self, name: str, value: str) -> Headers:
         """Set `name` to one value, in the place of its first occurrence (or at the end)."""
@@ -141,7 +192,7 @@ class Headers:
         out: list[tuple[str, str]] = []
         done = False
         for it in self._items:
-            if it[0].lower() == key:
+            if header_key(it[0]) == key:
                 if not done:
                     out.append((cname, value))
                     done = True

@@ -2,18 +2,20 @@
 
 Messages are immutable. Structured views of the headers every layer needs (Via, From, To,
 Call-ID, CSeq, Contact, Expires) are parsed once on first use and cached; the parser
-touches the mandatory ones so that a message it returns is known to be well formed there.
+touches the mandatory ones (Via, From, To, Call-ID, CSeq, Max-Forwards, Expires) so that a
+message it returns is known to be well formed there. Contact is parsed lazily: a layer that
+reads `.contacts` on a malformed one gets SipParseError(400) and answers with it;
+`check_structure()` forces every view at once.
 """
 
 from __future__ import annotations
-
-from functools import cached_property
 
 from .address import ContactStar, NameAddr, parse_name_addr
 from .cseq import CSeq, parse_cseq
 from .errors import SipParseError
 from .grammar import parse_uint
 from .headers import Headers
+from .lazy import lazy
 from .uri import Uri
 from .via import Via, parse_via
 
@@ -32,7 +34,7 @@ class Message:
 
     # -- structured views (each raises SipParseError with status 400 when malformed) --
 
-    @cached_property
+    @lazy
     def vias(self) -> list[Via]:
         return [parse_via(v) for v in self.headers.get_all("Via")]
 
@@ -43,56 +45,61 @@ class Message:
             raise SipParseError("missing Via")
         return vias[0]
 
-    @cached_property
+    @lazy
     def call_id(self) -> str:
-        v = self.headers.get("Call-ID")
+        v = self.headers.get_key("call-id")
         if v is None or not v.strip():
             raise SipParseError("missing Call-ID")
         return v.strip()
 
-    @cached_property
+    @lazy
     def cseq(self) -> CSeq:
-        v = self.headers.get("CSeq")
+        v = self.headers.get_key("cseq")
         if v is None:
             raise SipParseError("missing CSeq")
         return parse_cseq(v)
 
-    @cached_property
+    @lazy
     def from_(self) -> NameAddr:
-        v = self.headers.get("From")
+        v = self.headers.get_key("from")
         if v is None:
             raise SipParseError("missing From")
         return parse_name_addr(v)
 
-    @cached_property
+    @lazy
     def to(self) -> NameAddr:
-        v = self.headers.get("To")
+        v = self.headers.get_key("to")
         if v is None:
             raise SipParseError("missing To")
         return parse_name_addr(v)
 
-    @cached_property
+    @lazy
     def contacts(self) -> list[NameAddr] | ContactStar:
         values = self.headers.get_all("Contact")
-        if any(v.strip() == "*" for v in values):
+        if any(v == "*" for v in values):
             if len(values) != 1:
                 raise SipParseError("Contact '*' mixed with other contacts")
             return ContactStar()
         return [parse_name_addr(v) for v in values]
 
-    @cached_property
+    @lazy
     def expires(self) -> int | None:
-        v = self.headers.get("Expires")
+        v = self.headers.get_key("expires")
         return None if v is None else parse_uint(v, "Expires")
 
-    @cached_property
+    @lazy
     def max_forwards(self) -> int | None:
-        v = self.headers.get("Max-Forwards")
+        v = self.headers.get_key("max-forwards")
         return None if v is None else parse_uint(v, "Max-Forwards", maximum=255)
+
+    def check_structure(self) -> None:
+        """Parse every structured view now; raises SipParseError like the lazy views."""
+        _ = self.vias, self.call_id, self.cseq, self.from_, self.to
+        _ = self.max_forwards, self.expires, self.contacts
 
     @property
     def content_type(self) -> str | None:
-        v = self.headers.get("Content-Type")
+        v = self.headers.get_key("content-type")
         return None if v is None else v.split(";", 1)[0].strip().lower()
 
     # -- serialisation --
@@ -101,15 +108,11 @@ class Message:
         raise NotImplementedError
 
     def to_bytes(self) -> bytes:
-        """Serialise; Content-Length always states the real body length."""
+        """Serialise; Content-Length always states the real body length (section 18.3)."""
         lines = [self.start_line()]
-        for name, value in self.headers.items():
-            if name == "Content-Length":
-                continue
-            lines.append(f"{name}: {value}")
-        lines.append(f"Content-Length: {len(self.body)}")
-        head = "\r\n".join(lines) + "\r\n\r\n"
-        return head.encode("utf-8", "surrogateescape") + self.body
+        lines.extend([f"{n}: {v}" for n, v in self.headers.items() if n != "Content-Length"])
+        lines.append(f"Content-Length: {len(self.body)}\r\n\r\n")
+        return "\r\n".join(lines).encode("utf-8", "surrogateescape") + self.body
 
     def __bytes__(self) -> bytes:
         return self.to_bytes()
@@ -119,7 +122,7 @@ class Message:
         return (self.start_line(), items, self.body)
 
     def __eq__(self, other: object) -> bool:
-        return type(other) is type(self) and self._key() == other._key()  # type: ignore[attr-defined]
+        return type(other) is type(self) and self._key() == other._key()
 
     def __hash__(self) -> int:
         return hash(self._key())

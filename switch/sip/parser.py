@@ -1,16 +1,19 @@
 """Parse SIP messages from bytes (RFC 3261 sections 7, 18.3 and 25).
 
 `parse_message` raises only `SipParseError`, whose status says how to answer. Every step
-is a split or a single scan, so the cost is linear in the size of the input.
+is a C-level split, a dictionary access or a linear regular expression, so the cost is
+linear in the size of the input and small for the usual 300-600 byte message.
 """
 
 from __future__ import annotations
 
+import re
+
 from .errors import SipParseError
-from .grammar import is_token, is_word_sequence, parse_uint
-from .headers import SINGLE, Headers, canonical_name
+from .grammar import TOKEN_CLASS, is_word_sequence, parse_uint
+from .headers import SINGLE, Headers, cached_name, canonical_name, name_and_key
 from .message import Message, Request, Response
-from .uri import AbsoluteUri, parse_uri
+from .uri import MAX_URI_LENGTH, AbsoluteUri, SipUri, parse_uri
 
 MAX_MESSAGE_SIZE = 65535  # a UDP datagram; larger messages answer 513 (RFC 3261 18.1.1)
 MAX_BODY_SIZE = 60000
@@ -18,6 +21,12 @@ MAX_HEADER_LINES = 256
 # Request-URI schemes we route; others answer 416 (RFC 3261 8.2.2.1). urn: carries
 # emergency service URNs (RFC 5031).
 ROUTABLE_SCHEMES = frozenset(("sip", "sips", "tel", "urn"))
+_MANDATORY = ("via", "from", "to", "call-id", "cseq")  # section 8.1.1
+_HEADER_NAME_RE = re.compile(f"[{TOKEN_CLASS}]+")
+# Request-Line = Method SP Request-URI SP SIP-Version CRLF (section 7.1): exactly one SP
+# between the elements and none at the end (RFC 4475 3.1.2.9, 3.1.2.10).
+_REQUEST_LINE_RE = re.compile(rf"([{TOKEN_CLASS}]+) ([^ ]+) ([^ ]+)")
+_STATUS_CODE_RE = re.compile(r"[1-6][0-9][0-9]")
 
 
 def _split_head(data: bytes) -> tuple[bytes, bytes]:
@@ -34,55 +43,87 @@ def _split_head(data: bytes) -> tuple[bytes, bytes]:
 
 
 def _check_version(version: str) -> None:
-    if version.upper() == "SIP/2.0":
+    # section 7.1: the version string is case-insensitive; 505 for another version (21.5.7)
+    upper = version.upper()
+    if upper == "SIP/2.0":
         return
-    if version.upper().startswith("SIP/"):
+    if upper.startswith("SIP/"):
         raise SipParseError(f"unsupported version {version[:16]!r}", 505)
     raise SipParseError("bad SIP version")
 
 
-def _parse_header_lines(lines: list[str]) -> Headers:
+def _split_lines(head: str) -> list[str]:
+    """Lines of the header section; CRLF is the terminator, a bare LF is tolerated."""
+    if "\r" in head:
+        lines = head.split("\r\n")
+        # a CR or LF left inside a line is not a line terminator: reject it (section 7)
+        if head.count("\r") != len(lines) - 1 or head.count("\n") != len(lines) - 1:
+            raise SipParseError("stray CR or LF in header section")
+        return lines
+    return head.split("\n")
+
+
+def _parse_headers(lines: list[str]) -> Headers:
+    """Header lines to Headers, unfolding continuations (section 7.3.1).
+
+    Single-valued headers are checked for repeats here (section 7.3.1, RFC 4475 3.1.4.7)
+    while the index is built, which is cheaper than counting afterwards.
+    """
     items: list[tuple[str, str]] = []
+    index: dict[str, list[int]] = {}
     for raw in lines:
         if not raw:
             continue
-        if raw[0] in " \t":
-            # header folding (RFC 3261 7.3.1): continuation joins with one space
+        if raw[0] == " " or raw[0] == "\t":
+            # header folding: the continuation joins the previous value with one SP
             if not items:
                 raise SipParseError("continuation line before any header")
             name, value = items[-1]
-            items[-1] = (name, (value + " " + raw.strip()).strip())
+            tail = raw.strip(" \t")
+            items[-1] = (name, f"{value} {tail}" if value and tail else value + tail)
             continue
-        colon = raw.find(":")
-        if colon <= 0:
+        name, sep, value = raw.partition(":")
+        if not sep:
             raise SipParseError(f"malformed header line {raw[:40]!r}")
-        name = raw[:colon].rstrip(" \t")
-        if not is_token(name):
-            raise SipParseError(f"bad header name {name[:40]!r}")
-        items.append((canonical_name(name), raw[colon + 1 :].strip(" \t")))
+        hit = cached_name(name)
+        if hit is None:
+            name = name.rstrip(" \t")  # HCOLON = *( SP / HTAB ) ":" SWS
+            if _HEADER_NAME_RE.fullmatch(name) is None:
+                raise SipParseError(f"bad header name {name[:40]!r}")
+            hit = name_and_key(name)
+        canon, key = hit
+        positions = index.get(key)
+        if positions is None:
+            index[key] = [len(items)]
+        else:
+            if key in SINGLE:
+                raise SipParseError(f"more than one {canon} header")
+            positions.append(len(items))
+        items.append((canon, value.strip(" \t")))
     if len(items) > MAX_HEADER_LINES:
         raise SipParseError("too many header lines")
-    return Headers(items, canonical=True)
+    return Headers._from_parsed(tuple(items), index)
 
 
 def _validate(msg: Message, method: str | None) -> None:
+    """Mandatory headers and their syntax (section 8.1.1, 8.2.2)."""
     h = msg.headers
-    for name in SINGLE:
-        if h.count(name) > 1:
-            raise SipParseError(f"more than one {canonical_name(name)} header")
-    for name in ("Via", "From", "To", "Call-ID", "CSeq"):
-        if name not in h:
-            raise SipParseError(f"missing {name}")
+    for key in _MANDATORY:
+        if key not in h._index:
+            raise SipParseError(f"missing {canonical_name(key)}")
     if not is_word_sequence(msg.call_id):
         raise SipParseError("bad Call-ID")
     cseq = msg.cseq
     if method is not None and cseq.method != method:
+        # section 8.1.1.5 and RFC 4475 3.1.2.17: the methods must match
         raise SipParseError("CSeq method does not match the request method")
     if not msg.vias:
         raise SipParseError("empty Via")
-    _ = msg.from_, msg.to, msg.max_forwards, msg.expires
-    if "Contact" in h:
-        _ = msg.contacts
+    _ = msg.from_, msg.to
+    if "max-forwards" in h._index:
+        _ = msg.max_forwards
+    if "expires" in h._index:
+        _ = msg.expires
 
 
 def parse_message(data: bytes, *, max_size: int = MAX_MESSAGE_SIZE,
@@ -92,73 +133,77 @@ def parse_message(data: bytes, *, max_size: int = MAX_MESSAGE_SIZE,
         return _parse(data, max_size, max_body)
     except SipParseError:
         raise
-    except (ValueError, IndexError, UnicodeError, OverflowError) as exc:  # defensive edge
+    except (ValueError, IndexError, UnicodeError, OverflowError, RecursionError) as exc:
+        # defensive edge: a bug in a scanner must not escape as another exception type
         raise SipParseError(f"malformed message ({type(exc).__name__})") from None
 
 
 def _parse(data: bytes, max_size: int, max_body: int) -> Request | Response:
     if len(data) > max_size:
         raise SipParseError("message too large", 513)
-    # RFC 3261 7.5: ignore empty lines before the start line
-    data = data.lstrip(b"\r\n")
+    # section 7.5: ignore empty lines before the start line
+    if data[:1] in (b"\r", b"\n"):
+        data = data.lstrip(b"\r\n")
     if not data:
         raise SipParseError("empty message")
     head_b, rest = _split_head(data)
     head = head_b.decode("utf-8", "surrogateescape")
-    lines = head.split("\n")
-    if "\r" in head:
-        lines = [ln[:-1] if ln.endswith("\r") else ln for ln in lines]
-    if any("\r" in ln or "\x00" in ln for ln in lines):
-        raise SipParseError("stray CR or NUL in header section")
+    if "\x00" in head and head.count("\x00") != head.count("\\\x00"):
+        # NUL is only allowed as a quoted-pair (section 25.1, RFC 4475 3.1.1.2)
+        raise SipParseError("NUL in header section")
+    lines = _split_lines(head)
     start = lines[0]
-    headers = _parse_header_lines(lines[1:])
+    headers = _parse_headers(lines[1:]) if len(lines) > 1 else Headers()
 
-    cl_text = headers.get("Content-Length")
+    cl_text = headers.get_key("content-length")
     if cl_text is not None:
         length = parse_uint(cl_text, "Content-Length")
         if length > max_body:
             raise SipParseError("body too large", 413)
         if length > len(rest):
-            # RFC 3261 18.3: a datagram shorter than Content-Length is answered 400
+            # section 18.3: a datagram shorter than Content-Length is answered 400
             raise SipParseError("body shorter than Content-Length")
-        body = rest[:length]
+        # section 18.3: bytes past Content-Length are discarded (RFC 4475 3.1.1.8)
+        body = rest[:length] if length != len(rest) else rest
     else:
         if len(rest) > max_body:
             raise SipParseError("body too large", 413)
         body = rest
 
     msg: Request | Response
-    if start.startswith("SIP/") or start[:4].upper() == "SIP/":
+    if start[:4].upper() == "SIP/":
+        # Status-Line = SIP-Version SP Status-Code SP Reason-Phrase (section 7.2)
         parts = start.split(" ", 2)
         if len(parts) < 2:
             raise SipParseError("bad status line")
         _check_version(parts[0])
-        code = parts[1]
-        if len(code) != 3 or not code.isdigit() or not code.isascii() or not 100 <= int(code) <= 699:
+        if _STATUS_CODE_RE.fullmatch(parts[1]) is None:
             raise SipParseError("bad status code")
         reason = parts[2] if len(parts) == 3 else ""
-        msg = Response(int(code), reason, headers, body)
+        msg = Response(int(parts[1]), reason, headers, body)
         _validate(msg, None)
         return msg
 
-    parts = start.split(" ")
-    if len(parts) != 3 or not all(parts):
+    m = _REQUEST_LINE_RE.fullmatch(start)
+    if m is None:
         raise SipParseError("bad request line")
-    method, uri_text, version = parts
+    method, uri_text, version = m.groups()
     _check_version(version)
-    if not is_token(method):
-        raise SipParseError("bad method")
-    if uri_text.startswith("<"):
-        raise SipParseError("Request-URI in angle brackets")
+    if len(uri_text) > MAX_URI_LENGTH:
+        raise SipParseError("Request-URI too long", 414)
     colon = uri_text.find(":")
     scheme = uri_text[:colon].lower() if colon > 0 else ""
     if scheme not in ROUTABLE_SCHEMES:
-        if not scheme:
+        if not scheme or uri_text[0] == "<":
+            # RFC 4475 3.1.2.7: "<sip:...>" is a malformed Request-URI, not a scheme
             raise SipParseError("bad Request-URI")
         raise SipParseError(f"unsupported URI scheme {scheme[:16]!r}", 416)
     uri = parse_uri(uri_text)
-    if isinstance(uri, AbsoluteUri) and not uri.rest:
-        raise SipParseError("bad Request-URI")
+    if isinstance(uri, SipUri) and uri.headers:
+        # section 19.1.1 table 1: headers are not allowed in a Request-URI (RFC 4475 3.1.2.11)
+        raise SipParseError("headers in the Request-URI")
+    if isinstance(uri, AbsoluteUri) and ":" not in uri.rest:
+        raise SipParseError("bad URN in the Request-URI")
     msg = Request(method, uri, headers, body)
     _validate(msg, method)
     return msg
@@ -167,32 +212,43 @@ def _parse(data: bytes, max_size: int, max_body: int) -> Request | Response:
 class StreamFramer:
     """Cut a byte stream (TCP, TLS) into messages using Content-Length (RFC 3261 18.3).
 
-    `feed()` returns complete frames; a lone CRLFCRLF is a keep-alive ping (RFC 5626
-    section 4.4.1) and is returned as the frame b"\\r\\n\\r\\n" so the transport can pong.
+    `feed()` returns complete frames; a CRLFCRLF between messages is a keep-alive ping
+    (RFC 5626 section 4.4.1) and is returned as the frame b"\\r\\n\\r\\n" so the transport
+    can answer with a CRLF pong; a lone CRLF (a pong) is dropped. After a SipParseError
+    the stream cannot be resynchronised: the transport closes the connection.
     """
 
     def __init__(self, max_size: int = MAX_MESSAGE_SIZE) -> None:
         self._buf = bytearray()
         self._max = max_size
+        self._scanned = 0  # bytes of _buf already searched for the end of the head
 
     def feed(self, data: bytes) -> list[bytes]:
         self._buf += data
         frames: list[bytes] = []
-        while True:
-            buf = self._buf
-            if buf[:4] == b"\r\n\r\n":
-                frames.append(b"\r\n\r\n")
-                del buf[:4]
+        buf = self._buf
+        while buf:
+            if buf[0] in (13, 10):
+                # CRLF before a message: a ping (CRLFCRLF), a pong (CRLF), or a prefix
+                # of either that needs more bytes to decide.
+                if buf[:4] == b"\r\n\r\n":
+                    frames.append(b"\r\n\r\n")
+                    del buf[:4]
+                elif buf[:2] == b"\r\n" and len(buf) >= 3 and buf[2] != 13:
+                    del buf[:2]
+                elif buf[:3] == b"\r\n\r" and len(buf) >= 4:
+                    del buf[:3]  # "\r\n\r" then something else: stray bytes
+                elif buf[0] == 10:
+                    del buf[:1]  # a bare LF is never part of a message start
+                elif len(buf) < 4 and b"\r\n\r\n".startswith(bytes(buf)):
+                    return frames
+                else:
+                    del buf[:1]
+                self._scanned = 0
                 continue
-            # strip stray CRLF between messages (a lone CRLF is a pong)
-            i = 0
-            while i < len(buf) and buf[i] in (13, 10) and buf[i : i + 4] != b"\r\n\r\n":
-                i += 1
-            if i:
-                del buf[:i]
-                continue
-            end = buf.find(b"\r\n\r\n")
+            end = buf.find(b"\r\n\r\n", max(0, self._scanned - 3))
             if end == -1:
+                self._scanned = len(buf)
                 if len(buf) > self._max:
                     raise SipParseError("header section too large", 513)
                 return frames
@@ -201,24 +257,32 @@ class StreamFramer:
             if total > self._max:
                 raise SipParseError("message too large", 513)
             if len(buf) < total:
+                self._scanned = end  # keep the head position: find() will meet it at once
                 return frames
             frames.append(bytes(buf[:total]))
             del buf[:total]
+            self._scanned = 0
+        return frames
 
     @staticmethod
     def _content_length(head: bytes) -> int:
+        found: int | None = None
         for line in head.split(b"\r\n")[1:]:
             name, sep, value = line.partition(b":")
-            if not sep:
+            if not sep or line[:1] in (b" ", b"\t"):
                 continue
-            n = name.strip().lower()
-            if n in (b"content-length", b"l"):
-                v = value.strip()
+            n = name.strip(b" \t").lower()
+            if n == b"content-length" or n == b"l":
+                v = value.strip(b" \t")
                 if not v.isdigit() or len(v) > 10:
                     raise SipParseError("bad Content-Length")
-                return int(v)
-        # RFC 3261 18.3: on a stream transport Content-Length is mandatory
-        raise SipParseError("missing Content-Length on a stream transport")
+                if found is not None:
+                    raise SipParseError("more than one Content-Length")
+                found = int(v)
+        if found is None:
+            # section 18.3: on a stream transport Content-Length is mandatory
+            raise SipParseError("missing Content-Length on a stream transport")
+        return found
 
     @property
     def pending(self) -> int:

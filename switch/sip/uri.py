@@ -6,13 +6,17 @@ The user part is kept as received (escaped) so that serialisation round-trips ex
 
 from __future__ import annotations
 
+import ipaddress
+import re
 from dataclasses import dataclass, field
 from urllib.parse import unquote as _pct_unquote
 
 from .errors import SipParseError
 from .grammar import Params, format_params, get_param, parse_params
+from .lazy import BoundedCache
 
 SCHEMES_SIP = ("sip", "sips")
+# A longer Request-URI is answered 414 (RFC 3261 section 21.4.12).
 MAX_URI_LENGTH = 4096
 
 
@@ -93,120 +97,140 @@ class AbsoluteUri:
 
 Uri = SipUri | TelUri | AbsoluteUri
 
-_HOST_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-.")
-_USER_CHARS = frozenset(
-    "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.!~*'()%&=+$,;?/"
+# RFC 3261 section 25.1: user = 1*( unreserved / escaped / user-unreserved ),
+# password = *( unreserved / escaped / "&" / "=" / "+" / "$" / "," ).
+_USERINFO_RE = re.compile(
+    r"([A-Za-z0-9\-_.!~*'()%&=+$,;?/]+)(?::([A-Za-z0-9\-_.!~*'()%&=+$,]*))?"
 )
-_PASSWORD_CHARS = frozenset(
-    "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.!~*'()%&=+$,"
+# hostport [ uri-parameters ] [ headers ]; host = hostname / IPv4address / IPv6reference.
+_HOSTPORT_RE = re.compile(
+    r"(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9\-.]+)(?::([0-9]{1,5}))?(;[^?]*)?(?:\?(.*))?", re.S
 )
-_TEL_CHARS = frozenset("0123456789+-.()*#abcdefABCDEFpwPW")
-_SCHEME_CHARS = frozenset("abcdefghijklmnopqrstuvwxyz0123456789+-.")
+_HOST_RE = re.compile(r"(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9\-.]+)(?::([0-9]{1,5}))?")
+_BAD_ESCAPE_RE = re.compile(r"%(?![0-9A-Fa-f]{2})")
+# hname "=" hvalue *( "&" hname "=" hvalue ), each 1*( hnv-unreserved / unreserved / escaped ).
+# '@' is tolerated in values: phones put unescaped addresses in Replaces and friends.
+_URI_HEADERS_RE = re.compile(r"[A-Za-z0-9\-_.!~*'()%\[\]/?:+$@]+=[A-Za-z0-9\-_.!~*'()%\[\]/?:+$@]*"
+                             r"(?:&[A-Za-z0-9\-_.!~*'()%\[\]/?:+$@]+=[A-Za-z0-9\-_.!~*'()%\[\]/?:+$@]*)*")
+# RFC 3966 section 3: global numbers are "+" digits with visual separators, local ones
+# hex digits, "*" and "#" with separators. "p"/"w" (pause) are tolerated as dial strings.
+_TEL_GLOBAL_RE = re.compile(r"\+[0-9\-.()]+")
+_TEL_LOCAL_RE = re.compile(r"[0-9A-Fa-f*#pPwW\-.()]+")
+_TEL_DIGIT_RE = re.compile(r"[0-9A-Fa-f*#pPwW]")
+_SCHEME_RE = re.compile(r"[A-Za-z][A-Za-z0-9+\-.]*")
+_NO_SPACE_RE = re.compile(r"[\s<>\"]")
 
 
 def _check_escapes(text: str, what: str) -> None:
-    i = text.find("%")
-    while i != -1:
-        pair = text[i + 1 : i + 3]
-        if len(pair) != 2 or any(c not in "0123456789abcdefABCDEF" for c in pair):
-            raise SipParseError(f"bad escape in {what}")
-        i = text.find("%", i + 3)
+    """escaped = "%" HEXDIG HEXDIG (RFC 3261 25.1)."""
+    if "%" in text and _BAD_ESCAPE_RE.search(text) is not None:
+        raise SipParseError(f"bad escape in {what}")
 
 
-def parse_host(text: str) -> tuple[str, int | None]:
-    """hostport = host [ ":" port ]; host is a name, IPv4 or bracketed IPv6 reference."""
-    if not text:
-        raise SipParseError("empty host")
-    if text[0] == "[":
-        end = text.find("]")
-        if end == -1:
-            raise SipParseError("unterminated IPv6 reference")
-        host = text[: end + 1]
-        inner = host[1:-1]
-        if not inner or any(c not in "0123456789abcdefABCDEF:." for c in inner) or ":" not in inner:
-            raise SipParseError("bad IPv6 reference")
-        rest = text[end + 1 :]
-        host = host.lower()
-    else:
-        colon = text.find(":")
-        host, rest = (text, "") if colon == -1 else (text[:colon], text[colon:])
-        if not host or any(c not in _HOST_CHARS for c in host):
-            raise SipParseError(f"bad host {host[:40]!r}")
-        host = host.lower()
-    if not rest:
+def _check_ipv6(host: str) -> str:
+    try:
+        ipaddress.IPv6Address(host[1:-1])
+    except ValueError:
+        raise SipParseError("bad IPv6 reference") from None
+    return host.lower()
+
+
+def _host_port(host: str, port_text: str | None) -> tuple[str, int | None]:
+    host = _check_ipv6(host) if host[0] == "[" else host.lower()
+    if port_text is None:
         return host, None
-    if rest[0] != ":" or not rest[1:].isdigit() or not rest[1:].isascii() or len(rest) > 6:
-        raise SipParseError(f"bad port {rest[:10]!r}")
-    port = int(rest[1:])
+    port = int(port_text)
     if port > 65535:
         raise SipParseError("port out of range")
     return host, port
 
 
+def parse_host(text: str) -> tuple[str, int | None]:
+    """hostport = host [ ":" port ]; host is a name, IPv4 or bracketed IPv6 reference."""
+    m = _HOST_RE.fullmatch(text)
+    if m is None:
+        raise SipParseError(f"bad host {text[:40]!r}")
+    return _host_port(m.group(1), m.group(2))
+
+
 def parse_sip_uri(text: str) -> SipUri:
+    """SIP-URI / SIPS-URI (RFC 3261 section 19.1.1, 25.1)."""
     colon = text.find(":")
     scheme = text[:colon].lower()
     if scheme not in SCHEMES_SIP:
         raise SipParseError(f"not a SIP URI: {text[:40]!r}", 416)
     rest = text[colon + 1 :]
     user = password = None
+    # '@' cannot appear unescaped in userinfo or host, so the first one ends the userinfo.
     at = rest.find("@")
     if at != -1:
-        userinfo, rest = rest[:at], rest[at + 1 :]
-        pc = userinfo.find(":")
-        if pc != -1:
-            user, password = userinfo[:pc], userinfo[pc + 1 :]
-            if any(c not in _PASSWORD_CHARS for c in password):
-                raise SipParseError("bad password in URI")
-        else:
-            user = userinfo
-        if not user or any(c not in _USER_CHARS for c in user):
+        m = _USERINFO_RE.fullmatch(rest, 0, at)
+        if m is None:
             raise SipParseError("bad user part in URI")
+        user, password = m.group(1), m.group(2)
         _check_escapes(user, "user part")
-    q = rest.find("?")
-    headers = ""
-    if q != -1:
-        rest, headers = rest[:q], rest[q + 1 :]
-        if not headers or any(c in " \t<>\"" for c in headers):
-            raise SipParseError("bad URI headers")
-    semi = rest.find(";")
-    hostport, ptext = (rest, "") if semi == -1 else (rest[:semi], rest[semi:])
-    host, port = parse_host(hostport)
-    params = parse_params(ptext) if ptext else ()
-    for k, v in params:
-        if v is not None:
-            _check_escapes(v, "URI parameter")
+        rest = rest[at + 1 :]
+    h = _HOSTPORT_RE.fullmatch(rest)
+    if h is None:
+        raise SipParseError(f"bad host part in URI {rest[:40]!r}")
+    host, port = _host_port(h.group(1), h.group(2))
+    ptext = h.group(3)
+    params: Params = ()
+    if ptext:
+        params = parse_params(ptext, uri=True)
+        _check_escapes(ptext, "URI parameter")
+    headers = h.group(4)
+    if headers is None:
+        headers = ""
+    elif _URI_HEADERS_RE.fullmatch(headers) is None:
+        raise SipParseError("bad URI headers")
+    else:
+        _check_escapes(headers, "URI headers")
     return SipUri(scheme, host, user, password, port, params, headers)
 
 
 def parse_tel_uri(text: str) -> TelUri:
+    """telephone-uri = "tel:" telephone-subscriber (RFC 3966 section 3)."""
     rest = text[4:]
     semi = rest.find(";")
     number, ptext = (rest, "") if semi == -1 else (rest[:semi], rest[semi:])
-    if not number or any(c not in _TEL_CHARS for c in number):
+    rx = _TEL_GLOBAL_RE if number[:1] == "+" else _TEL_LOCAL_RE
+    if rx.fullmatch(number) is None or _TEL_DIGIT_RE.search(number) is None:
         raise SipParseError(f"bad tel number {number[:30]!r}")
-    if "+" in number[1:]:
-        raise SipParseError("misplaced '+' in tel URI")
-    return TelUri(number, parse_params(ptext) if ptext else ())
+    params = parse_params(ptext, uri=True) if ptext else ()
+    if ptext:
+        _check_escapes(ptext, "tel parameter")
+    return TelUri(number, params)
+
+
+_URI_CACHE: BoundedCache[Uri] = BoundedCache()
 
 
 def parse_uri(text: str) -> Uri:
     """Parse any absolute URI; SIP/SIPS/tel are structured, others kept verbatim."""
-    if len(text) > MAX_URI_LENGTH:
-        raise SipParseError("URI too long", 414)
+    hit = _URI_CACHE.get(text)
+    if hit is not None:
+        return hit
+    uri = _parse_uri(text)
+    _URI_CACHE.put(text, uri)
+    return uri
+
+
+def _parse_uri(text: str) -> Uri:
     colon = text.find(":")
-    if colon <= 0:
+    if colon <= 0 or _SCHEME_RE.fullmatch(text, 0, colon) is None:
         raise SipParseError(f"not an absolute URI: {text[:40]!r}")
+    if _NO_SPACE_RE.search(text) is not None:
+        raise SipParseError("whitespace, quote or angle bracket inside URI")
     scheme = text[:colon].lower()
-    if any(c not in _SCHEME_CHARS for c in scheme) or not scheme[0].isalpha():
-        raise SipParseError("bad URI scheme")
-    if any(c in " \t\r\n<>" for c in text):
-        raise SipParseError("whitespace or angle bracket inside URI")
-    if scheme in SCHEMES_SIP:
+    if scheme == "sip" or scheme == "sips":
         return parse_sip_uri(text)
     if scheme == "tel":
         return parse_tel_uri(text)
-    return AbsoluteUri(scheme, text[colon + 1 :])
+    rest = text[colon + 1 :]
+    if not rest:
+        raise SipParseError("empty URI after the scheme")
+    return AbsoluteUri(scheme, rest)
 
 
 def uri_user(uri: Uri) -> str | None:

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 from .errors import SipParseError
-from .grammar import Params, format_params, get_param, is_token, parse_params
-from .uri import parse_host
+from .grammar import TOKEN_CLASS, Params, format_params, get_param, parse_params
+from .uri import _host_port
 
 MAGIC_COOKIE = "z9hG4bK"  # RFC 3261 8.1.1.7: branch values of RFC 3261 elements start with it
 
@@ -62,28 +63,24 @@ class Via:
         return f"{self.protocol}/{self.transport} {hp}{format_params(self.params)}"
 
 
+# via-parm = sent-protocol LWS sent-by *( SEMI via-params ) (RFC 3261 section 20.42,
+# 25.1): SLASH and COLON allow LWS around them. The pieces are separated by characters
+# outside the preceding class, so the match is linear.
+_VIA_RE = re.compile(
+    rf"([{TOKEN_CLASS}]+)[ \t]*/[ \t]*([{TOKEN_CLASS}]+)[ \t]*/[ \t]*([{TOKEN_CLASS}]+)[ \t]+"
+    r"(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9\-.]+)(?:[ \t]*:[ \t]*([0-9]{1,5}))?(.*)",
+    re.S,
+)
+
+
 def parse_via(text: str) -> Via:
-    """via-parm = sent-protocol LWS sent-by *( SEMI via-params )."""
-    s = text.strip()
-    parts = s.split("/", 2)
-    if len(parts) != 3:
+    """Parse one via-parm (the header value is split at commas first)."""
+    m = _VIA_RE.fullmatch(text.strip(" \t"))
+    if m is None:
+        raise SipParseError(f"bad Via {text[:40]!r}")
+    name, version, transport, host_text, port_text, ptext = m.groups()
+    if version != "2.0" or name.upper() != "SIP":
         raise SipParseError("bad Via sent-protocol")
-    name, version = parts[0].strip(), parts[1].strip()
-    rest = parts[2].lstrip()
-    i = 0
-    while i < len(rest) and rest[i] not in " \t":
-        i += 1
-    transport = rest[:i]
-    if name.upper() != "SIP" or version != "2.0" or not is_token(transport):
-        raise SipParseError("bad Via sent-protocol")
-    sent_by = rest[i:].strip()
-    semi = sent_by.find(";")
-    hostport, ptext = (sent_by, "") if semi == -1 else (sent_by[:semi], sent_by[semi:])
-    hostport = hostport.strip()
-    # LWS is allowed around the ':' of sent-by
-    if ":" in hostport and not hostport.startswith("["):
-        h, _, p = hostport.partition(":")
-        hostport = h.strip() + ":" + p.strip()
-    host, port = parse_host(hostport)
+    host, port = _host_port(host_text, port_text)
     params = parse_params(ptext) if ptext else ()
     return Via(transport.upper(), host, port, params)

@@ -22,6 +22,7 @@ class PjLibrary:
         self.ep.libCreate()
         cfg = pj.EpConfig()
         cfg.uaConfig.threadCnt = 0
+        cfg.uaConfig.userAgent = "pjsua2-test"
         cfg.uaConfig.mainThreadOnly = False
         cfg.logConfig.level = 2
         cfg.logConfig.consoleLevel = 2

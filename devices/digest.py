@@ -1,0 +1,277 @@
+"""Digest authentication for SIP (RFC 3261 section 22, RFC 7616, RFC 8760). Pure: time is passed in.
+
+Challenges offer SHA-256 first and MD5 second, both with qop=auth (RFC 8760 section 2.4:
+one header per algorithm, in order of preference). Nonces are stateless and signed:
+
+    nonce = "<timestamp hex>.<16 random bytes b64url>.<HMAC-SHA-256(secret, ts.rand.realm)[:16] b64url>"
+
+so any process holding the secret can check one without a lookup, a nonce is bound to its
+realm, and its age is read from it (RFC 7616 section 3.3 suggests exactly this shape). The
+only state is the highest nonce-count seen per nonce (RFC 7616 section 3.4.5, replay
+protection), kept in a bounded LRU; a nonce evicted from it is no longer accepted.
+
+Outcomes and what a caller answers:
+
+- NO_CREDENTIALS: no Digest credentials for this realm -> 401/407 with a fresh challenge.
+  Not a failure (the normal first round of every registration).
+- STALE: the nonce is expired, replayed (nc not increasing), or was not issued by this
+  secret (e.g. before a restart) -> 401/407 with `stale=true`; not a failure. For an
+  expired or replayed nonce STALE is said only when the response was right (RFC 7616
+  section 3.3, stale), otherwise FAILED.
+- FAILED: wrong response, unknown user, malformed credentials -> the same answer whatever
+  the reason. An unknown user name is hashed against a dummy HA1 so that the work done is
+  the same as for a known one (nothing tells which extensions exist).
+- OK: `account` is set.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import os
+from collections import OrderedDict
+from dataclasses import dataclass
+from enum import Enum
+
+from switch.sip import Request, SipUri, parse_uri
+from switch.sip.errors import SipParseError
+
+from .accounts import Account, AccountDirectory, hash_hex
+
+_HEX_LEN = {"MD5": 32, "SHA-256": 64}
+# Accepted algorithm tokens -> (base algorithm, session variant) (RFC 7616 section 3.4.2).
+_ALGORITHMS = {
+    "MD5": ("MD5", False), "MD5-SESS": ("MD5", True),
+    "SHA-256": ("SHA-256", False), "SHA-256-SESS": ("SHA-256", True),
+}
+OFFERED = ("SHA-256", "MD5")  # RFC 8760 section 2.4: most preferred first
+_MAX_CLOCK_SKEW = 5.0  # a nonce "from the future" beyond this was not issued by us
+
+
+class AuthOutcome(Enum):
+    OK = "ok"
+    NO_CREDENTIALS = "no-credentials"
+    STALE = "stale"
+    FAILED = "failed"
+
+
+@dataclass(frozen=True, slots=True)
+class AuthResult:
+    outcome: AuthOutcome
+    account: Account | None = None
+    username: str | None = None  # as claimed in the credentials (for logs), never trusted
+    algorithm: str | None = None
+
+
+class DigestParseError(ValueError):
+    """Malformed credentials (RFC 7616 section 3.4 syntax)."""
+
+
+def parse_auth_params(value: str) -> tuple[str, dict[str, str]]:
+    """Split `Digest a=b, c="d"` into ("digest", {"a": "b", "c": "d"}); names lowercased.
+
+    Linear scan; quoted-pairs honoured (RFC 7235 section 2.1 auth-param, RFC 3261 25.1).
+    """
+    s = value.strip()
+    sp = 0
+    while sp < len(s) and s[sp] not in " \t":
+        sp += 1
+    scheme = s[:sp].lower()
+    if not scheme:
+        raise DigestParseError("empty credentials")
+    params: dict[str, str] = {}
+    i, n = sp, len(s)
+    while i < n:
+        while i < n and s[i] in " \t,":
+            i += 1
+        if i >= n:
+            break
+        eq = s.find("=", i)
+        if eq == -1:
+            raise DigestParseError("auth-param without '='")
+        name = s[i:eq].strip().lower()
+        if not name or any(c in name for c in ' \t",'):
+            raise DigestParseError("bad auth-param name")
+        i = eq + 1
+        while i < n and s[i] in " \t":
+            i += 1
+        if i < n and s[i] == '"':
+            out: list[str] = []
+            i += 1
+            while i < n and s[i] != '"':
+                if s[i] == "\\" and i + 1 < n:
+                    i += 1
+                out.append(s[i])
+                i += 1
+            if i >= n:
+                raise DigestParseError("unterminated quoted string")
+            i += 1
+            val = "".join(out)
+        else:
+            j = i
+            while j < n and s[j] not in ", \t":
+                j += 1
+            val = s[i:j]
+            i = j
+        if name in params:
+            raise DigestParseError(f"duplicate auth-param {name}")
+        params[name] = val
+    return scheme, params
+
+
+def _quote(text: str) -> str:
+    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def _b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
+
+
+class DigestAuthenticator:
+    """Issues challenges and verifies Authorization / Proxy-Authorization credentials."""
+
+    def __init__(self, secret: bytes, *, nonce_ttl: float = 300.0,
+                 max_tracked_nonces: int = 100_000) -> None:
+        if len(secret) < 16:
+            raise ValueError("the nonce secret must be at least 16 bytes")
+        self._secret = secret
+        self.nonce_ttl = nonce_ttl
+        self._max_tracked = max_tracked_nonces
+        # nonce -> highest nc seen; insertion order ~ first use order (LRU on use)
+        self._nc: OrderedDict[str, int] = OrderedDict()
+        # nonces issued at or before this timestamp and not tracked were evicted: refuse them
+        self._evicted_floor = -1
+
+    # -- nonces --
+
+    def _mac(self, body: str, realm: str) -> str:
+        mac = hmac.new(self._secret, f"{body}.{realm}".encode(), hashlib.sha256).digest()
+        return _b64(mac[:16])
+
+    def make_nonce(self, realm: str, now: float) -> str:
+        body = f"{int(now):x}.{_b64(os.urandom(16))}"
+        return f"{body}.{self._mac(body, realm)}"
+
+    def _nonce_time(self, nonce: str, realm: str) -> int | None:
+        """The issue time of a nonce this secret signed for `realm`, else None."""
+        parts = nonce.split(".")
+        if len(parts) != 3 or len(parts[0]) > 12:
+            return None
+        body = f"{parts[0]}.{parts[1]}"
+        if not hmac.compare_digest(self._mac(body, realm), parts[2]):
+            return None
+        try:
+            return int(parts[0], 16)
+        except ValueError:
+            return None
+
+    # -- challenges (RFC 7616 section 3.3, RFC 3261 section 22.1) --
+
+    def challenge_headers(self, realm: str, now: float, *, stale: bool = False,
+                          proxy: bool = False) -> list[tuple[str, str]]:
+        """One challenge per algorithm, SHA-256 first, sharing one nonce."""
+        name = "Proxy-Authenticate" if proxy else "WWW-Authenticate"
+        nonce = self.make_nonce(realm, now)
+        tail = ", stale=true" if stale else ""
+        return [
+            (name, f'Digest realm={_quote(realm)}, nonce="{nonce}", algorithm={alg}, '
+                   f'qop="auth"{tail}')
+            for alg in OFFERED
+        ]
+
+    # -- verification (RFC 7616 section 3.4) --
+
+    def _dummy_ha1(self, username: str, realm: str, algorithm: str) -> str:
+        mac = hmac.new(self._secret, f"dummy:{username}:{realm}".encode(), hashlib.sha256)
+        return mac.hexdigest()[: _HEX_LEN[algorithm]]
+
+    def verify(self, request: Request, realm: str, directory: AccountDirectory, now: float,
+               *, proxy: bool = False) -> AuthResult:
+        header = "Proxy-Authorization" if proxy else "Authorization"
+        params: dict[str, str] | None = None
+        for raw in request.headers.get_raw(header):
+            try:
+                scheme, p = parse_auth_params(raw)
+            except DigestParseError:
+                continue
+            if scheme == "digest" and p.get("realm") == realm:
+                params = p
+                break
+        if params is None:
+            return AuthResult(AuthOutcome.NO_CREDENTIALS)
+        username = params.get("username")
+        failed = AuthResult(AuthOutcome.FAILED, None, username)
+        nonce, uri, response = params.get("nonce"), params.get("uri"), params.get("response")
+        cnonce, nc_text = params.get("cnonce"), params.get("nc")
+        alg = _ALGORITHMS.get(params.get("algorithm", "MD5").upper())
+        # RFC 7616 section 3.4: qop is mandatory for us (it alone gives replay protection).
+        if (not username or not nonce or not uri or not response or not cnonce
+                or not nc_text or params.get("qop", "").lower() != "auth" or alg is None
+                or params.get("userhash", "false").lower() == "true"):
+            return failed
+        base, sess = alg
+        issued = self._nonce_time(nonce, realm)
+        if issued is None or issued > now + _MAX_CLOCK_SKEW:
+            return AuthResult(AuthOutcome.STALE, None, username, base)
+        try:
+            nc = int(nc_text, 16)
+        except ValueError:
+            return failed
+        if len(nc_text) != 8 or not self._uri_matches(uri, request):
+            return failed
+        account = directory.find(username, realm)
+        ha1 = account.ha1_for(base) if account is not None else self._dummy_ha1(username, realm, base)
+        if sess:
+            ha1 = hash_hex(base, f"{ha1}:{nonce}:{cnonce}")
+        ha2 = hash_hex(base, f"{request.method}:{uri}")
+        expected = hash_hex(base, f"{ha1}:{nonce}:{nc_text}:{cnonce}:auth:{ha2}")
+        good = hmac.compare_digest(expected, response.lower())
+        if not good or account is None:
+            return failed
+        if now - issued > self.nonce_ttl:
+            return AuthResult(AuthOutcome.STALE, None, username, base)
+        if not self._accept_nc(nonce, issued, nc, now):
+            return AuthResult(AuthOutcome.STALE, None, username, base)
+        return AuthResult(AuthOutcome.OK, account, username, base)
+
+    @staticmethod
+    def _uri_matches(uri: str, request: Request) -> bool:
+        """digest-uri must name the Request-URI (RFC 7616 section 3.4.6); compared loosely
+        on scheme and host because phones differ in the parameters they repeat."""
+        try:
+            parsed = parse_uri(uri)
+        except SipParseError:
+            return False
+        target = request.uri
+        if isinstance(parsed, SipUri) and isinstance(target, SipUri):
+            return parsed.host == target.host
+        return str(parsed) == str(target)
+
+    def _accept_nc(self, nonce: str, issued: int, nc: int, now: float) -> bool:
+        """RFC 7616 section 3.4.5: each nonce-count may be used once, increasing."""
+        seen = self._nc.get(nonce)
+        if seen is None:
+            if issued <= self._evicted_floor:
+                return False  # its history was forgotten: cannot tell a replay apart
+        elif nc <= seen:
+            return False
+        self._nc[nonce] = nc
+        self._nc.move_to_end(nonce)
+        self._prune(now)
+        return True
+
+    def _prune(self, now: float) -> None:
+        while len(self._nc) > self._max_tracked:
+            old, _ = self._nc.popitem(last=False)
+            self._evicted_floor = max(self._evicted_floor, int(old.split(".", 1)[0], 16))
+        # expired nonces are refused by age anyway; drop them from the front
+        limit = now - self.nonce_ttl
+        while self._nc:
+            first = next(iter(self._nc))
+            if int(first.split(".", 1)[0], 16) >= limit:
+                break
+            del self._nc[first]
+
+    def tracked_nonces(self) -> int:
+        return len(self._nc)

@@ -1,0 +1,194 @@
+"""The location service: bindings of an address-of-record to contacts (RFC 3261 section 10).
+
+Kept in memory for routing; durable through a `BindingRepository` that `switch.storage`
+implements. Bindings are immutable; their identity inside an AOR is `Binding.key`:
+
+- the `+sip.instance` (and `reg-id`) when present, so that a device that moves to another
+  contact URI (a DECT handset roaming between bases, a phone whose address changed)
+  replaces its earlier binding (RFC 5626 section 6, RFC 5627 section 4.2);
+- else the Contact URI as serialised after parsing (host lower-cased).
+
+Memory: slotted frozen dataclasses, the repeated strings (AOR, transport, source host,
+User-Agent) interned, q-values shared; an expiry heap makes `sweep` cost O(expired log n).
+"""
+
+from __future__ import annotations
+
+import heapq
+import sys
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, field, replace
+from enum import Enum
+from typing import Protocol
+
+_Q_CACHE: dict[float, float] = {}
+
+
+def _intern_q(q: float) -> float:
+    return _Q_CACHE.setdefault(q, q) if len(_Q_CACHE) < 1024 else q
+
+
+@dataclass(frozen=True, slots=True)
+class Binding:
+    aor: str
+    contact: str  # the Contact URI (no header parameters)
+    expires_at: float  # epoch seconds
+    q: float
+    call_id: str
+    cseq: int
+    instance_id: str | None  # "<urn:uuid:...>" as sent in +sip.instance, unquoted
+    reg_id: int | None
+    transport: str  # "udp", "tcp", "tls", "ws", "wss" as received (RFC 3581: reply there)
+    source_host: str
+    source_port: int
+    conn_id: int | None  # connection-oriented transports: the connection to reuse
+    user_agent: str
+    registered_at: float  # last time a REGISTER created or refreshed it
+    path: tuple[str, ...] = field(default=())  # RFC 3327 Path, in order
+
+    def __post_init__(self) -> None:
+        set_ = object.__setattr__
+        set_(self, "aor", sys.intern(self.aor))
+        set_(self, "transport", sys.intern(self.transport))
+        set_(self, "source_host", sys.intern(self.source_host))
+        set_(self, "user_agent", sys.intern(self.user_agent))
+        set_(self, "q", _intern_q(self.q))
+
+    @property
+    def key(self) -> str:
+        return binding_key(self.contact, self.instance_id, self.reg_id)
+
+    def remaining(self, now: float) -> int:
+        """Whole seconds left, as listed in `Contact: ...;expires=N` (RFC 3261 10.3 step 8)."""
+        return max(0, round(self.expires_at - now))
+
+    def without_connection(self) -> Binding:
+        return self if self.conn_id is None else replace(self, conn_id=None)
+
+
+def binding_key(contact: str, instance_id: str | None, reg_id: int | None) -> str:
+    if instance_id is None:
+        return contact
+    return f"+sip.instance={instance_id}" if reg_id is None else f"+sip.instance={instance_id};reg-id={reg_id}"
+
+
+class ChangeKind(Enum):
+    UPSERT = "upsert"
+    DELETE = "delete"
+
+
+@dataclass(frozen=True, slots=True)
+class BindingChange:
+    kind: ChangeKind
+    binding: Binding  # DELETE: the binding being removed (its aor and key identify it)
+
+
+class BindingRepository(Protocol):
+    """Durable storage of bindings (implemented by switch.storage.bindings)."""
+
+    async def apply(self, changes: Sequence[BindingChange]) -> None:
+        """Persist `changes` in order; returns once they are committed."""
+        ...
+
+    async def load_unexpired(self, now: float) -> list[Binding]: ...
+
+    async def delete_expired(self, now: float) -> int: ...
+
+
+class LocationService:
+    """In-memory bindings by AOR. Pure: every time is passed in."""
+
+    __slots__ = ("_by_aor", "_count", "_heap")
+
+    def __init__(self) -> None:
+        self._by_aor: dict[str, dict[str, Binding]] = {}
+        self._heap: list[tuple[float, str, str]] = []
+        self._count = 0
+
+    def __len__(self) -> int:
+        return self._count
+
+    def _put(self, b: Binding) -> None:
+        per = self._by_aor.get(b.aor)
+        if per is None:
+            per = self._by_aor[b.aor] = {}
+        key = b.key
+        if key not in per:
+            self._count += 1
+        per[key] = b
+        heapq.heappush(self._heap, (b.expires_at, b.aor, key))
+
+    def _drop(self, aor: str, key: str) -> Binding | None:
+        per = self._by_aor.get(aor)
+        if per is None:
+            return None
+        old = per.pop(key, None)
+        if old is not None:
+            self._count -= 1
+            if not per:
+                del self._by_aor[aor]
+        return old
+
+    def apply(self, changes: Iterable[BindingChange]) -> None:
+        """Apply UPSERT/DELETE changes in order."""
+        for ch in changes:
+            if ch.kind is ChangeKind.UPSERT:
+                self._put(ch.binding)
+            else:
+                self._drop(ch.binding.aor, ch.binding.key)
+
+    def load(self, bindings: Iterable[Binding], *, drop_connections: bool = True) -> int:
+        """Fill from storage at start. Connection ids belong to the process that accepted
+        the connection, so they are dropped by default (the phone reconnects)."""
+        n = 0
+        for b in bindings:
+            self._put(b.without_connection() if drop_connections else b)
+            n += 1
+        return n
+
+    def get(self, aor: str, key: str) -> Binding | None:
+        per = self._by_aor.get(aor)
+        return None if per is None else per.get(key)
+
+    def current(self, aor: str, now: float) -> list[Binding]:
+        """Unexpired bindings of `aor`, in insertion order."""
+        per = self._by_aor.get(aor)
+        if not per:
+            return []
+        return [b for b in per.values() if b.expires_at > now]
+
+    def lookup(self, aor: str, now: float) -> list[Binding]:
+        """Targets for a request to `aor`: unexpired, highest q first, then most recent
+        (RFC 3261 section 16.6 takes targets in q order)."""
+        out = self.current(aor, now)
+        out.sort(key=lambda b: (-b.q, -b.registered_at))
+        return out
+
+    def aors(self) -> Iterator[str]:
+        return iter(list(self._by_aor))
+
+    def all_bindings(self) -> Iterator[Binding]:
+        for per in list(self._by_aor.values()):
+            yield from list(per.values())
+
+    def sweep(self, now: float) -> list[Binding]:
+        """Remove and return the bindings expired at `now` (the caller also deletes them in
+        storage with `BindingRepository.delete_expired`)."""
+        removed: list[Binding] = []
+        heap = self._heap
+        while heap and heap[0][0] <= now:
+            expires_at, aor, key = heapq.heappop(heap)
+            b = self.get(aor, key)
+            if b is not None and b.expires_at == expires_at:
+                self._drop(aor, key)
+                removed.append(b)
+        if len(heap) > 4 * self._count + 1024:
+            # refreshes leave stale heap entries behind; rebuild when they dominate
+            self._heap = [(b.expires_at, b.aor, k) for per in self._by_aor.values()
+                          for k, b in per.items()]
+            heapq.heapify(self._heap)
+        return removed
+
+    def next_expiry(self) -> float | None:
+        """When `sweep` next has something to do (for the driver's timer)."""
+        return self._heap[0][0] if self._heap else None

@@ -1,0 +1,161 @@
+"""SqlBindingRepository: durable bindings with group commit.
+
+`apply(changes)` returns only once its changes are committed (the registrar answers 200 only
+after that, RFC 3261 10.3 step 7). Concurrent callers are batched: one writer task takes
+everything queued, writes it in ONE transaction, commits, then resolves every waiter's
+future (or fails them all with the same exception, so each REGISTER answers 500 and rolls
+its memory change back). Batches are committed in arrival order; within a batch the
+changes to one (aor, key) coalesce to the last one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Sequence
+from typing import Any, cast
+
+from sqlalchemy import Table, delete, select, tuple_
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from devices.location import Binding, BindingChange, ChangeKind
+
+from .models import RegistrationRow
+
+log = logging.getLogger(__name__)
+_TABLE = cast(Table, RegistrationRow.__table__)
+_UPDATABLE = [c.name for c in _TABLE.columns if c.name not in ("aor", "binding_key")]
+_DELETE_CHUNK = 400  # keep bound parameters well below SQLite's and asyncpg's limits
+
+
+def binding_to_row(b: Binding) -> dict[str, Any]:
+    return {
+        "aor": b.aor, "binding_key": b.key, "contact": b.contact, "expires_at": b.expires_at,
+        "q": b.q, "call_id": b.call_id, "cseq": b.cseq, "instance_id": b.instance_id,
+        "reg_id": b.reg_id, "transport": b.transport, "source_host": b.source_host,
+        "source_port": b.source_port, "conn_id": b.conn_id, "user_agent": b.user_agent,
+        "registered_at": b.registered_at, "path": "\n".join(b.path),
+    }
+
+
+def row_to_binding(r: Any) -> Binding:
+    return Binding(
+        aor=r.aor, contact=r.contact, expires_at=float(r.expires_at), q=float(r.q),
+        call_id=r.call_id, cseq=int(r.cseq), instance_id=r.instance_id, reg_id=r.reg_id,
+        transport=r.transport, source_host=r.source_host, source_port=int(r.source_port),
+        conn_id=r.conn_id, user_agent=r.user_agent, registered_at=float(r.registered_at),
+        path=tuple(r.path.split("\n")) if r.path else (),
+    )
+
+
+_Pending = tuple[Sequence[BindingChange], "asyncio.Future[None]"]
+
+
+class SqlBindingRepository:
+    """Implements devices.location.BindingRepository on an AsyncEngine."""
+
+    def __init__(self, engine: AsyncEngine, *, max_batch: int = 2000) -> None:
+        self.engine = engine
+        self.max_batch = max_batch
+        self._queue: asyncio.Queue[_Pending | None] | None = None
+        self._writer: asyncio.Task[None] | None = None
+        self.commits = 0  # transactions committed by the writer (tests, metrics)
+        self.batched_requests = 0  # apply() calls served
+
+    # -- group commit --
+
+    async def apply(self, changes: Sequence[BindingChange]) -> None:
+        if not changes:
+            return
+        loop = asyncio.get_running_loop()
+        if self._queue is None or self._writer is None or self._writer.done():
+            self._queue = asyncio.Queue()
+            self._writer = loop.create_task(self._write_loop(self._queue),
+                                            name="binding-group-commit")
+        fut: asyncio.Future[None] = loop.create_future()
+        self._queue.put_nowait((changes, fut))
+        await fut
+
+    async def _write_loop(self, queue: asyncio.Queue[_Pending | None]) -> None:
+        stop = False
+        while not stop:
+            first = await queue.get()
+            if first is None:
+                return
+            batch = [first]
+            while len(batch) < self.max_batch and not queue.empty():
+                item = queue.get_nowait()
+                if item is None:
+                    stop = True
+                    break
+                batch.append(item)
+            try:
+                await self._write([ch for changes, _ in batch for ch in changes])
+            except asyncio.CancelledError:
+                for _, fut in batch:
+                    if not fut.done():
+                        fut.cancel()
+                raise
+            except Exception as exc:
+                log.exception("binding batch of %d requests failed", len(batch))
+                for _, fut in batch:
+                    if not fut.done():
+                        fut.set_exception(exc)
+            else:
+                self.commits += 1
+                self.batched_requests += len(batch)
+                for _, fut in batch:
+                    if not fut.done():
+                        fut.set_result(None)
+
+    async def _write(self, changes: list[BindingChange]) -> None:
+        last: dict[tuple[str, str], BindingChange] = {}
+        for ch in changes:
+            k = (ch.binding.aor, ch.binding.key)
+            last.pop(k, None)
+            last[k] = ch
+        dels = [k for k, ch in last.items() if ch.kind is ChangeKind.DELETE]
+        ups = [binding_to_row(ch.binding) for ch in last.values() if ch.kind is ChangeKind.UPSERT]
+        async with self.engine.begin() as conn:
+            for i in range(0, len(dels), _DELETE_CHUNK):
+                chunk = dels[i : i + _DELETE_CHUNK]
+                await conn.execute(delete(_TABLE).where(
+                    tuple_(_TABLE.c.aor, _TABLE.c.binding_key).in_(chunk)))
+            if ups:
+                await conn.execute(self._upsert(conn), ups)
+
+    def _upsert(self, conn: AsyncConnection) -> Any:
+        name = conn.dialect.name
+        ins: Any
+        if name == "postgresql":
+            ins = postgresql.insert(_TABLE)
+        elif name == "sqlite":
+            ins = sqlite.insert(_TABLE)
+        else:
+            raise RuntimeError(f"unsupported database {name}")
+        return ins.on_conflict_do_update(
+            index_elements=["aor", "binding_key"],
+            set_={c: ins.excluded[c] for c in _UPDATABLE})
+
+    async def close(self) -> None:
+        """Commit what is queued, then stop the writer (call before disposing the engine)."""
+        writer, queue = self._writer, self._queue
+        self._writer = self._queue = None
+        if writer is None or queue is None or writer.done():
+            return
+        queue.put_nowait(None)
+        await writer
+
+    # -- reads and sweeps --
+
+    async def load_unexpired(self, now: float) -> list[Binding]:
+        async with self.engine.connect() as conn:
+            rows = await conn.execute(select(_TABLE).where(_TABLE.c.expires_at > now)
+                                      .order_by(_TABLE.c.aor, _TABLE.c.registered_at))
+            return [row_to_binding(r) for r in rows]
+
+    async def delete_expired(self, now: float) -> int:
+        async with self.engine.begin() as conn:
+            res = await conn.execute(delete(_TABLE).where(_TABLE.c.expires_at <= now))
+            return int(res.rowcount or 0)

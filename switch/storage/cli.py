@@ -1,0 +1,131 @@
+"""Storage commands the `wte` CLI wires in: database URL, migrations, registration listing.
+
+Functions write to the stream they are given; nothing here prints.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TextIO, cast
+
+from sqlalchemy import Table, select
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DBAPIError
+
+from .engine import create_engine, is_sqlite
+from .models import RegistrationRow
+
+if TYPE_CHECKING:  # alembic is imported only by the commands that migrate
+    from alembic.config import Config
+
+DB_FILE = "wte.db"
+
+
+def database_url(data_dir: str) -> str:
+    """DATABASE_URL wins; else SQLite in `{data_dir}/wte.db` (the directory is created)."""
+    env = os.environ.get("DATABASE_URL")
+    if env:
+        return env
+    path = Path(data_dir).expanduser().resolve()
+    path.mkdir(parents=True, exist_ok=True)
+    return f"sqlite+aiosqlite:///{path / DB_FILE}"
+
+
+def alembic_config(url: str) -> Config:
+    """An alembic Config built in code: no alembic.ini, works from any directory."""
+    from alembic.config import Config
+
+    import migrations
+
+    cfg = Config()
+    # __path__ works whether `migrations` is installed as a regular or a namespace package
+    location = Path(next(iter(migrations.__path__))).resolve()
+    cfg.set_main_option("script_location", str(location))
+    cfg.attributes["url"] = url
+    return cfg
+
+
+def db_upgrade(url: str, rev: str = "head") -> None:
+    from alembic import command
+
+    command.upgrade(alembic_config(url), rev)
+
+
+def db_downgrade(url: str, rev: str) -> None:
+    from alembic import command
+
+    command.downgrade(alembic_config(url), rev)
+
+
+async def db_current(url: str) -> str | None:
+    """The revision the database is at (None before the first upgrade)."""
+    from alembic.runtime.migration import MigrationContext
+    from sqlalchemy.engine import Connection
+
+    def current(c: Connection) -> str | None:
+        return MigrationContext.configure(c).get_current_revision()
+
+    engine = create_engine(url)
+    try:
+        async with engine.connect() as conn:
+            return await conn.run_sync(current)
+    finally:
+        await engine.dispose()
+
+
+class StorageError(RuntimeError):
+    """The database cannot answer (missing file, no schema): the message says what to do."""
+
+
+def _source(host: str, port: int) -> str:
+    return f"[{host}]:{port}" if ":" in host and not host.startswith("[") else f"{host}:{port}"
+
+
+HEADER = "account\tcontact\tsource\ttransport\tuser_agent\texpires_in"
+
+
+async def list_registrations(url: str, out: TextIO, now: float) -> int:
+    """Write a header line, then one line per unexpired binding, tab-separated:
+    account (AOR), contact, source host:port, transport, User-Agent, remaining seconds.
+
+    Works while the switch runs (SQLite WAL: readers do not block the writer) and after it
+    died. Returns the exit status: 0, or 1 when the database cannot be read (the reason
+    and what to do are written to `out`). `read_registrations` raises instead.
+    """
+    try:
+        rows = await read_registrations(url, now)
+    except StorageError as exc:
+        out.write(f"error: {exc}\n")
+        return 1
+    out.write(HEADER + "\n")
+    for r in rows:
+        ua = (r.user_agent or "-").replace("\t", " ").replace("\n", " ")
+        remaining = max(0, round(r.expires_at - now))
+        out.write(f"{r.aor}\t{r.contact}\t{_source(r.source_host, r.source_port)}\t"
+                  f"{r.transport}\t{ua}\t{remaining}\n")
+    return 0
+
+
+async def read_registrations(url: str, now: float) -> list[Any]:
+    """The unexpired registration rows, by account, best q first; StorageError if the
+    database or its schema is missing."""
+    if is_sqlite(url):
+        db = make_url(url).database
+        if db and db != ":memory:" and not Path(db).exists():
+            raise StorageError(f"no database at {db}: run `wte db upgrade` first")
+    engine = create_engine(url)
+    table = cast(Table, RegistrationRow.__table__)
+    try:
+        async with engine.connect() as conn:
+            try:
+                return list((await conn.execute(
+                    select(table).where(table.c.expires_at > now)
+                    .order_by(table.c.aor, table.c.q.desc(), table.c.registered_at.desc())
+                )).all())
+            except DBAPIError as exc:
+                raise StorageError(
+                    f"cannot read registrations ({exc.orig}): run `wte db upgrade` first"
+                ) from exc
+    finally:
+        await engine.dispose()

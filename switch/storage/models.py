@@ -1,0 +1,44 @@
+"""Tables (SQLAlchemy 2 declarative). One alembic revision per change (migrations/)."""
+
+from __future__ import annotations
+
+from sqlalchemy import BigInteger, Double, Index, Integer, MetaData, String, Text
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+# Stable constraint names so that migrations are identical on SQLite and PostgreSQL.
+NAMING = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING)
+
+
+class RegistrationRow(Base):
+    """One binding of the location service (devices.location.Binding)."""
+
+    __tablename__ = "registrations"
+
+    aor: Mapped[str] = mapped_column(String(255), primary_key=True)
+    binding_key: Mapped[str] = mapped_column(Text, primary_key=True)
+    contact: Mapped[str] = mapped_column(Text)
+    expires_at: Mapped[float] = mapped_column(Double)
+    q: Mapped[float] = mapped_column(Double)
+    call_id: Mapped[str] = mapped_column(Text)
+    cseq: Mapped[int] = mapped_column(BigInteger)
+    instance_id: Mapped[str | None] = mapped_column(Text, nullable=True)
+    reg_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    transport: Mapped[str] = mapped_column(String(8))
+    source_host: Mapped[str] = mapped_column(String(255))
+    source_port: Mapped[int] = mapped_column(Integer)
+    conn_id: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    user_agent: Mapped[str] = mapped_column(Text)
+    registered_at: Mapped[float] = mapped_column(Double)
+    path: Mapped[str] = mapped_column(Text)  # Path header values joined by "\n"
+
+    __table_args__ = (Index("ix_registrations_expires_at", "expires_at"),)
