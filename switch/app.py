@@ -49,12 +49,15 @@ class Switch:
     plan_holder: Any = None
     accounts: Any = None
     registration: Any = None
+    calls: Any = None
+    sip_address: tuple[str, int, int] = ("127.0.0.1", 5060, 5061)
 
     async def start(self) -> None:
         sip = self.settings.sip
         host = self.options.sip_host or sip.host
         port = sip.port if self.options.sip_port is None else self.options.sip_port
         tls_port = port + 1 if (self.options.sip_port is not None or sip.tls_port is None) else sip.tls_port
+        self.sip_address = (host, port, tls_port)
         for service in self.services:
             await service.start(self)
         self.runtime.udp = await start_udp(self.runtime.deliver, host, port)

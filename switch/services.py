@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 from devices.accounts import Account, ha1
 from dialplan import Plan, PlanHolder, User, load_plan_data
 from dialplan.yamlsource import YamlSource
+from switch.calls import CallService
 from switch.registration import RegistrationService
 
 if TYPE_CHECKING:
@@ -109,4 +110,6 @@ def build_services(switch: Switch, source: YamlSource) -> list[Any]:
     switch.plan_holder = holder
     switch.accounts = accounts
     switch.registration = registration
-    return [PlanService(holder, str(switch.options.config)), registration]
+    calls = CallService(ring_timeout=switch.settings.calls.ring_timeout)
+    switch.calls = calls
+    return [PlanService(holder, str(switch.options.config)), registration, calls]

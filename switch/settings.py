@@ -51,11 +51,16 @@ class AuthSettings(_Strict):
     slow_after: int = Field(3, ge=1)
 
 
+class CallSettings(_Strict):
+    ring_timeout: float = Field(30.0, gt=0, description="no answer after this: 480 to the caller")
+
+
 class SwitchSettings(_Strict):
     sip: SipSettings = SipSettings()
     transaction: TransactionSettings = TransactionSettings()
     registrar: RegistrarSettings = RegistrarSettings()
     auth: AuthSettings = AuthSettings()
+    calls: CallSettings = CallSettings()
     drain_seconds: float = Field(5.0, ge=0)
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 import pjsua2 as pj
 
@@ -62,6 +63,58 @@ class RequestResult:
     raw: str = ""
 
 
+class PjCall(pj.Call):  # type: ignore[misc]
+    """A call with its state history, audio hooks and the last SIP message seen."""
+
+    def __init__(self, account: PjAccount, call_id: int = pj.PJSUA_INVALID_ID) -> None:
+        super().__init__(account, call_id)
+        self.states: list[int] = []
+        self.last_status = 0
+        self.media_active = False
+        self.incoming_msg = ""
+        self.tone: Any = None
+        self.recorder: Any = None
+        self.record_path: str | None = None
+        self.tone_freq: float | None = None
+
+    def onCallState(self, prm: Any) -> None:  # noqa: N802 (pjsua2 API)
+        info = self.getInfo()
+        self.states.append(info.state)
+        self.last_status = info.lastStatusCode
+
+    def onCallMediaState(self, prm: Any) -> None:  # noqa: N802
+        info = self.getInfo()
+        for i, mi in enumerate(info.media):
+            if mi.type == pj.PJMEDIA_TYPE_AUDIO and mi.status == pj.PJSUA_CALL_MEDIA_ACTIVE:
+                self.media_active = True
+                aud = self.getAudioMedia(i)
+                if self.tone_freq is not None and self.tone is None:
+                    self.tone = pj.ToneGenerator()
+                    self.tone.createToneGenerator(8000, 1)
+                    tone = pj.ToneDesc()
+                    tone.freq1 = int(self.tone_freq)
+                    tone.freq2 = 0
+                    tone.on_msec = 60000
+                    tone.off_msec = 0
+                    tone.volume = 0
+                    vec = pj.ToneDescVector()
+                    vec.append(tone)
+                    self.tone.play(vec, True)
+                    self.tone.startTransmit(aud)
+                if self.record_path is not None and self.recorder is None:
+                    self.recorder = pj.AudioMediaRecorder()
+                    self.recorder.createRecorder(self.record_path)
+                    aud.startTransmit(self.recorder)
+
+    @property
+    def state(self) -> int:
+        return self.states[-1] if self.states else pj.PJSIP_INV_STATE_NULL
+
+    def stop_media(self) -> None:
+        self.recorder = None
+        self.tone = None
+
+
 class PjAccount(pj.Account):  # type: ignore[misc]
     """An account; registers when given a registrar, and can send out-of-dialog requests."""
 
@@ -69,6 +122,24 @@ class PjAccount(pj.Account):  # type: ignore[misc]
         super().__init__()
         self.reg_events: list[tuple[int, str, int]] = []
         self.request_results: list[RequestResult] = []
+        self.incoming: list[PjCall] = []
+        self.answer_with: int | None = None  # auto-answer incoming calls with this status
+        self.tone_freq: float | None = None
+        self.record_path: str | None = None
+
+    def onIncomingCall(self, prm: Any) -> None:  # noqa: N802
+        call = PjCall(self, prm.callId)
+        call.incoming_msg = prm.rdata.wholeMsg
+        call.tone_freq = self.tone_freq
+        call.record_path = self.record_path
+        self.incoming.append(call)
+        op = pj.CallOpParam()
+        op.statusCode = 180
+        call.answer(op)
+        if self.answer_with is not None:
+            op = pj.CallOpParam()
+            op.statusCode = self.answer_with
+            call.answer(op)
 
     def onRegState(self, prm: pj.OnRegStateParam) -> None:  # noqa: N802 (pjsua2 API)
         self.reg_events.append((prm.code, prm.reason, prm.expiration))
@@ -105,13 +176,35 @@ class Phone:
         return self.account.request_results[-1]
 
     def wait_registration(self, predicate: Callable[[tuple[int, str, int]], bool],
-                          timeout: float = 8.0) -> tuple[int, str, int] | None:
-        seen = len(self.account.reg_events)
+                          timeout: float = 8.0, *, since: int | None = None
+                          ) -> tuple[int, str, int] | None:
+        """Wait for a registration event matching `predicate` among those after `since`
+        (default: events from now on)."""
+        seen = len(self.account.reg_events) if since is None else since
         ok = self.lib.wait_until(
             lambda: any(predicate(e) for e in self.account.reg_events[seen:]), timeout)
         if not ok:
             return None
         return next(e for e in self.account.reg_events[seen:] if predicate(e))
+
+    def call(self, target: str, *, tone_freq: float | None = None,
+             record_path: str | None = None, headers: dict[str, str] | None = None) -> PjCall:
+        call = PjCall(self.account)
+        call.tone_freq = tone_freq
+        call.record_path = record_path
+        prm = pj.CallOpParam(True)
+        if headers:
+            for name, value in headers.items():
+                h = pj.SipHeader()
+                h.hName = name
+                h.hValue = value
+                prm.txOption.headers.append(h)
+        call.makeCall(target, prm)
+        return call
+
+    def hangup_all(self) -> None:
+        self.lib.ep.hangupAllCalls()
+        self.lib.wait_until(lambda: False, 0.3)
 
     def shutdown(self) -> None:
         try:

@@ -100,3 +100,21 @@ def start_switch(data_dir: Path, *, config: Path = EXAMPLE_CONFIG, port: int | N
         running.stop(signal.SIGKILL)
         raise RuntimeError(f"switch did not become ready:\n{running.log_text()}")
     return running
+
+
+def config_with(tmp_dir: Path, switch_overrides: dict[str, object]) -> Path:
+    """A copy of the example configuration with some `switch:` settings changed."""
+    import yaml
+
+    data = yaml.safe_load(EXAMPLE_CONFIG.read_text(encoding="utf-8"))
+    section = data.setdefault("switch", {}) or {}
+    for dotted, value in switch_overrides.items():
+        node = section
+        *parents, leaf = dotted.split(".")
+        for p in parents:
+            node = node.setdefault(p, {})
+        node[leaf] = value
+    data["switch"] = section
+    path = tmp_dir / "config.yaml"
+    path.write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
+    return path

@@ -1,0 +1,328 @@
+"""The call service: the asyncio adapter around the pure B2BUA Call.
+
+For a new INVITE it identifies the caller (a trusted trunk by address, or a phone by digest
+with a 407 challenge), asks the dialplan for a decision, finds the targets (the location
+service for users, the trunk for external and emergency numbers), starts the Call and then
+performs the Call's effects: client transactions, stateless sends, answers to the caller,
+media bridging and call records.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from devices.digest import AuthOutcome
+from dialplan import CallContext, DecisionKind, RoutingDecision, User, route
+from switch.b2bua.call import LEG_CALLER, LEG_IGNORE, Call, CallState
+from switch.b2bua.effects import (
+    Answered,
+    Effect,
+    Ended,
+    RespondCaller,
+    SendRequest,
+    SendStateless,
+    Side,
+)
+from switch.b2bua.legs import LocalAddress, invite_for_callee
+from switch.callerid import OutboundIdentity, outbound_identity
+from switch.runtime import ServerRequest, SipRuntime
+from switch.sip import NameAddr, Request, Response, SipUri, make_response, new_call_id, new_tag
+from switch.transaction import Peer
+
+if TYPE_CHECKING:
+    from switch.app import Switch
+
+log = logging.getLogger("switch.calls")
+
+LINGER_SECONDS = 32.0  # keep an ended call around to absorb retransmissions (64*T1)
+
+
+@dataclass
+class CallEntry:
+    call: Call
+    invite_key: Any
+    caller: User | None
+    decision: RoutingDecision
+    record: dict[str, Any] = field(default_factory=dict)
+    timer: asyncio.TimerHandle | None = None
+    media: Any = None
+
+
+class CallService:
+    def __init__(self, *, ring_timeout: float = 30.0,
+                 wall_clock: Callable[[], float] = time.time) -> None:
+        self.ring_timeout = ring_timeout
+        self.clock = wall_clock
+        self.by_call_id: dict[str, tuple[CallEntry, int]] = {}  # Call-ID -> (entry, leg or -1)
+        self.switch: Switch | None = None
+        self.local: LocalAddress | None = None
+        self.media_hooks: Any = None  # set by the media service when media anchoring is on
+        self.record_sink: Callable[[dict[str, Any]], Any] | None = None
+
+    # -- lifecycle --
+
+    async def start(self, switch: Switch) -> None:
+        self.switch = switch
+        self.local = LocalAddress(*switch.sip_address)
+        rt = switch.runtime
+        rt.register_handler("INVITE", self.on_invite)
+        rt.register_handler("ACK", self.on_ack)
+        rt.register_handler("BYE", self.on_bye)
+
+    async def stop(self, switch: Switch) -> None:
+        now = self._now()
+        for entry, leg in list(self.by_call_id.values()):
+            if leg == -1 and entry.call.state is not CallState.ENDED:
+                self._perform(entry, entry.call.hang_up(now, "switch shutting down"))
+
+    # -- helpers --
+
+    @property
+    def runtime(self) -> SipRuntime:
+        assert self.switch is not None
+        return self.switch.runtime
+
+    def _now(self) -> float:
+        return self.runtime.now()
+
+    # -- INVITE --
+
+    def on_invite(self, runtime: SipRuntime, sreq: ServerRequest) -> Any:
+        req = sreq.request
+        if req.to.tag is not None:
+            return self._on_reinvite(sreq)
+        switch = self.switch
+        assert switch is not None
+        plan = switch.plan_holder.plan
+        trunk = plan.trunk_for_address(sreq.peer.host, sreq.peer.port)
+        caller: User | None = None
+        if trunk is None:
+            caller = self._authenticate(sreq)
+            if caller is None:
+                return None
+        decision = route(plan, CallContext(caller, trunk, str(req.uri), dt.datetime.now()))
+        log.info("call %s from=%s dialed=%s decision=%s", req.call_id,
+                 caller.full_number if caller else f"trunk:{trunk.id if trunk else '?'}",
+                 req.uri, decision.kind.value)
+        if decision.kind is DecisionKind.REJECT:
+            status = decision.status or 403
+            runtime.respond(sreq.key, make_response(req, status, decision.reason,
+                                                    to_tag=new_tag()))
+            return None
+        targets = self._targets(decision, caller, req)
+        if not targets:
+            runtime.respond(sreq.key, make_response(req, 480, "Temporarily Unavailable",
+                                                    to_tag=new_tag()))
+            return None
+        self._start_call(sreq, caller, decision, targets)
+        return None
+
+    def _authenticate(self, sreq: ServerRequest) -> User | None:
+        """Digest for INVITE (RFC 3261 22.3, 407); the same rules and guard as REGISTER."""
+        switch = self.switch
+        assert switch is not None
+        reg = switch.registration
+        req = sreq.request
+        now = self.clock()
+        host = req.from_.uri.host if isinstance(req.from_.uri, SipUri) else ""
+        realm = switch.accounts.realm_for_host(host)
+        verdict = reg.guard.check(sreq.peer.host, now)
+        if verdict.blocked:
+            self.runtime.respond(sreq.key, make_response(req, 403, to_tag=new_tag()))
+            return None
+        result = reg.digest.verify(req, realm, switch.accounts, now, proxy=True)
+        if result.outcome in (AuthOutcome.NO_CREDENTIALS, AuthOutcome.STALE):
+            headers = reg.digest.challenge_headers(realm, now, proxy=True,
+                                                   stale=result.outcome is AuthOutcome.STALE)
+            self.runtime.respond(sreq.key, make_response(req, 407, to_tag=new_tag(),
+                                                         headers=headers))
+            return None
+        if result.outcome is not AuthOutcome.OK or result.account is None:
+            reg.guard.record_failure(sreq.peer.host, now)
+            self.runtime.respond(sreq.key, make_response(req, 403, to_tag=new_tag()))
+            return None
+        reg.guard.record_success(sreq.peer.host, now)
+        user: User | None = switch.accounts.user_for_aor(result.account.aor)
+        if user is None:
+            self.runtime.respond(sreq.key, make_response(req, 403, to_tag=new_tag()))
+        return user
+
+    def _targets(self, decision: RoutingDecision, caller: User | None,
+                 req: Request) -> list[tuple[str, Peer, NameAddr, OutboundIdentity]]:
+        """(Request-URI, destination, To, identity) for every leg to ring."""
+        switch = self.switch
+        assert switch is not None
+        now = self.clock()
+        out: list[tuple[str, Peer, NameAddr, OutboundIdentity]] = []
+        users: list[User] = []
+        if decision.kind is DecisionKind.USER and isinstance(decision.target, User):
+            users = [decision.target]
+        elif decision.kind is DecisionKind.HUNT_GROUP and decision.target is not None:
+            users = list(getattr(decision.target, "members", ()))
+        if users:
+            identity = outbound_identity(req, caller, None, decision)
+            for user in users:
+                to = NameAddr(SipUri("sip", user.customer.sip_domain, user.full_number),
+                              user.name)
+                for b in switch.registration.location.lookup(f"{user.customer.id}:{user.full_number}", now):
+                    dest = Peer(b.transport.upper(), b.source_host, b.source_port, b.conn_id)
+                    out.append((b.contact, dest, to, identity))
+            return out
+        if decision.kind in (DecisionKind.EXTERNAL, DecisionKind.EMERGENCY) and decision.trunk:
+            trunk = decision.trunk
+            number = decision.e164 if decision.kind is DecisionKind.EXTERNAL else (
+                decision.number or decision.e164)
+            if number is None:
+                return []
+            ruri = f"sip:{number}@{trunk.host}:{trunk.port};user=phone"
+            dest = Peer(trunk.transport.value.upper(), trunk.host, trunk.port)
+            to = NameAddr(SipUri("sip", trunk.host, number, params=(("user", "phone"),)))
+            out.append((ruri, dest, to, outbound_identity(req, caller, trunk, decision)))
+        return out
+
+    def _start_call(self, sreq: ServerRequest, caller: User | None, decision: RoutingDecision,
+                    targets: list[tuple[str, Peer, NameAddr, OutboundIdentity]]) -> None:
+        assert self.local is not None
+        req = sreq.request
+        now = self._now()
+        call = Call(req, sreq.peer, self.local, now, self.ring_timeout,
+                    answer_sdp=lambda leg, body: body)
+        entry = CallEntry(call, sreq.key, caller, decision)
+        entry.record = {"start": self.clock(), "a_call_id": req.call_id}
+        self.by_call_id[req.call_id] = (entry, -1)
+        self.runtime.cancel_listeners[sreq.key] = lambda: self._perform(
+            entry, entry.call.on_cancel(self._now()))
+        max_forwards = max(0, (req.max_forwards or 70) - 1)
+        for ruri, dest, to, identity in targets:
+            b_call_id = new_call_id()
+            invite = invite_for_callee(
+                request_uri=ruri, to=to, caller=identity.from_.with_tag(new_tag()),
+                call_id=b_call_id, local=self.local, dest=dest, body=req.body,
+                max_forwards=max_forwards, identity_headers=identity.headers,
+            )
+            self.by_call_id[b_call_id] = (entry, len(call.legs))
+            self._perform(entry, call.add_leg(invite, dest))
+
+    def _on_reinvite(self, sreq: ServerRequest) -> None:
+        found = self.by_call_id.get(sreq.request.call_id)
+        if found is None or found[0].call.state is not CallState.ANSWERED:
+            self.runtime.respond(sreq.key, make_response(sreq.request, 481, to_tag=new_tag()))
+            return
+        # Session refresh or hold: we keep the media as negotiated and answer with it.
+        entry, _ = found
+        body = entry.record.get("a_sdp", b"")
+        headers = [("Contact", entry.call.local.contact(sreq.peer.transport))]
+        if body:
+            headers.append(("Content-Type", "application/sdp"))
+        self.runtime.respond(sreq.key, make_response(sreq.request, 200, headers=headers,
+                                                     body=body))
+
+    # -- in-dialog requests --
+
+    def on_ack(self, runtime: SipRuntime, sreq: ServerRequest) -> None:
+        found = self.by_call_id.get(sreq.request.call_id)
+        if found is not None and found[1] == -1:
+            entry = found[0]
+            self._perform(entry, entry.call.on_ack(self._now()))
+
+    def on_bye(self, runtime: SipRuntime, sreq: ServerRequest) -> None:
+        found = self.by_call_id.get(sreq.request.call_id)
+        if found is None:
+            runtime.respond(sreq.key, make_response(sreq.request, 481, to_tag=new_tag()))
+            return
+        entry, leg = found
+        runtime.respond(sreq.key, make_response(sreq.request, 200))
+        if leg == -1:
+            self._perform(entry, entry.call.on_bye(Side.CALLER, self._now()))
+        elif entry.call.answered_leg == leg:
+            self._perform(entry, entry.call.on_bye(Side.CALLEE, self._now()))
+
+    # -- effects --
+
+    def _perform(self, entry: CallEntry, effects: list[Effect]) -> None:
+        rt = self.runtime
+        for eff in effects:
+            try:
+                if isinstance(eff, SendRequest):
+                    leg = eff.leg
+                    if leg >= 0:
+                        rt.send_request(eff.request, eff.dest,
+                                        lambda resp, leg=leg: self._on_leg_response(entry, leg, resp))
+                    else:
+                        rt.send_request(eff.request, eff.dest)
+                elif isinstance(eff, SendStateless):
+                    rt.send_raw(eff.data, eff.dest)
+                elif isinstance(eff, RespondCaller):
+                    if eff.response.status >= 200:
+                        rt.cancel_listeners.pop(entry.invite_key, None)
+                    if eff.response.status == 200 and eff.response.body:
+                        entry.record["a_sdp"] = eff.response.body
+                    rt.respond(entry.invite_key, eff.response)
+                elif isinstance(eff, Answered):
+                    entry.record["answer"] = self.clock()
+                elif isinstance(eff, Ended):
+                    self._ended(entry, eff)
+            except Exception:
+                log.exception("call %s: effect %s failed", entry.call.a_invite.call_id,
+                              type(eff).__name__)
+        self._arm(entry)
+
+    def _on_leg_response(self, entry: CallEntry, leg: int, resp: Response) -> None:
+        now = self._now()
+        if resp.status == 408 and not resp.headers.get("Call-ID"):
+            effects = entry.call.on_leg_timeout(leg, now)  # Timer B: no answer at all
+        else:
+            effects = entry.call.on_response(leg, resp, now)
+        self._perform(entry, effects)
+
+    def _arm(self, entry: CallEntry) -> None:
+        if entry.timer is not None:
+            entry.timer.cancel()
+            entry.timer = None
+        deadline = entry.call.next_deadline()
+        if deadline is not None:
+            entry.timer = self.runtime.loop.call_at(deadline, self._fire, entry)
+
+    def _fire(self, entry: CallEntry) -> None:
+        entry.timer = None
+        self._perform(entry, entry.call.handle_timer(self._now()))
+
+    def _ended(self, entry: CallEntry, eff: Ended) -> None:
+        call = entry.call
+        rec = entry.record
+        rec.update(end=self.clock(), disposition=eff.disposition.value, status=eff.status,
+                   cause=eff.cause, side=eff.side.value)
+        log.info("call %s ended disposition=%s status=%d cause=%s", call.a_invite.call_id,
+                 eff.disposition.value, eff.status, eff.cause)
+        if self.record_sink is not None:
+            self.record_sink(self._record(entry))
+        self.runtime.loop.call_later(LINGER_SECONDS, self._forget, entry)
+
+    def _record(self, entry: CallEntry) -> dict[str, Any]:
+        rec = dict(entry.record)
+        d = entry.decision
+        rec["decision"] = d.kind.value
+        rec["caller"] = entry.caller.full_number if entry.caller else str(entry.call.a_invite.from_.uri)
+        rec["dialed"] = str(entry.call.a_invite.uri)
+        rec["callee"] = d.e164 or (getattr(d.target, "full_number", None) if d.target else None)
+        rec["site"] = entry.caller.site.code if entry.caller else None
+        rec["emergency"] = d.kind is DecisionKind.EMERGENCY
+        return rec
+
+    def _forget(self, entry: CallEntry) -> None:
+        for cid in [entry.call.a_invite.call_id, *(lg.invite.call_id for lg in entry.call.legs)]:
+            found = self.by_call_id.get(cid)
+            if found is not None and found[0] is entry:
+                del self.by_call_id[cid]
+
+    def __len__(self) -> int:
+        return sum(1 for _, leg in self.by_call_id.values() if leg == -1)
+
+
+__all__ = ["LEG_CALLER", "LEG_IGNORE", "CallService"]

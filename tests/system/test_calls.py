@@ -1,0 +1,158 @@
+"""Calls through the switch between pjsua2 phones on two sites of the example plan."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pjsua2 as pj
+import pytest
+
+from tests.support.pjphone import Phone, make_phone
+from tests.support.server import RunningSwitch, config_with, start_switch
+
+DEMO = {"501410": "demo-501410", "501411": "demo-501411", "502411": "demo-502411"}
+CONFIRMED = pj.PJSIP_INV_STATE_CONFIRMED
+DISCONNECTED = pj.PJSIP_INV_STATE_DISCONNECTED
+
+
+@pytest.fixture(scope="module")
+def switch(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningSwitch]:
+    tmp = tmp_path_factory.mktemp("calls")
+    running = start_switch(tmp, config=config_with(tmp, {"calls.ring_timeout": 3}))
+    yield running
+    running.stop()
+
+
+@pytest.fixture(scope="module")
+def phones(pj_lib: Any, switch: RunningSwitch) -> Iterator[dict[str, Phone]]:
+    made = {
+        "501410": make_phone(pj_lib, transport="UDP", user="501410", host=switch.host,
+                             port=switch.port, password=DEMO["501410"], register=True),
+        "501411": make_phone(pj_lib, transport="UDP", user="501411", host=switch.host,
+                             port=switch.port, password=DEMO["501411"], register=True),
+        "502411": make_phone(pj_lib, transport="TCP", user="502411", host=switch.host,
+                             port=switch.port, password=DEMO["502411"], register=True),
+    }
+    for phone in made.values():
+        assert phone.wait_registration(lambda e: e[0] == 200, since=0) is not None, switch.log_text()
+    yield made
+    for phone in made.values():
+        phone.shutdown()
+
+
+def target(switch: RunningSwitch, user: str) -> str:
+    return f"sip:{user}@{switch.host}:{switch.port}"
+
+
+def reset(phones: dict[str, Phone]) -> None:
+    for p in phones.values():
+        p.account.answer_with = None
+        p.account.incoming.clear()
+        p.account.tone_freq = None
+        p.account.record_path = None
+
+
+def finish(pj_lib: Any, phones: dict[str, Phone]) -> None:
+    pj_lib.ep.hangupAllCalls()
+    pj_lib.wait_until(lambda: all(c.state in (DISCONNECTED, pj.PJSIP_INV_STATE_NULL)
+                                  for p in phones.values() for c in p.account.incoming), 5)
+    reset(phones)
+
+
+@pytest.mark.parametrize(("caller", "dialed", "callee"), [
+    ("501410", "501411", "501411"),        # full internal number, same site
+    ("501410", "411", "501411"),           # short extension on site 01
+    ("502411", "501410", "501410"),        # across sites
+    ("502411", "+33562070410", "501410"),  # the callee's public number stays on-net
+    ("502411", "0562070411", "501411"),    # national form of a public number
+])
+def test_call_is_answered_and_hung_up(pj_lib: Any, switch: RunningSwitch,
+                                      phones: dict[str, Phone], caller: str, dialed: str,
+                                      callee: str) -> None:
+    reset(phones)
+    phones[callee].account.answer_with = 200
+    call = phones[caller].call(target(switch, dialed))
+    try:
+        assert pj_lib.wait_until(lambda: call.state == CONFIRMED, 8), (
+            call.states, call.last_status, switch.log_text()[-3000:])
+        incoming = phones[callee].account.incoming
+        assert len(incoming) == 1
+        assert pj_lib.wait_until(lambda: incoming[0].state == CONFIRMED, 5)
+        # the callee sees the caller's name and internal number
+        assert f"sip:{caller}@" in incoming[0].incoming_msg
+        call.hangup(pj.CallOpParam(True))
+        assert pj_lib.wait_until(lambda: incoming[0].state == DISCONNECTED, 5)
+    finally:
+        finish(pj_lib, phones)
+
+
+@pytest.mark.parametrize(("status", "expected"), [(486, 486), (603, 603)])
+def test_busy_and_reject(pj_lib: Any, switch: RunningSwitch, phones: dict[str, Phone],
+                         status: int, expected: int) -> None:
+    reset(phones)
+    phones["501411"].account.answer_with = status
+    call = phones["501410"].call(target(switch, "501411"))
+    try:
+        assert pj_lib.wait_until(lambda: call.state == DISCONNECTED, 8)
+        assert call.last_status == expected
+    finally:
+        finish(pj_lib, phones)
+
+
+def test_no_answer_gives_480_after_the_ring_timeout(pj_lib: Any, switch: RunningSwitch,
+                                                    phones: dict[str, Phone]) -> None:
+    reset(phones)
+    call = phones["501410"].call(target(switch, "501411"))
+    try:
+        assert pj_lib.wait_until(lambda: len(phones["501411"].account.incoming) == 1, 5)
+        assert pj_lib.wait_until(lambda: call.state == DISCONNECTED, 10)
+        assert call.last_status == 480
+        callee_call = phones["501411"].account.incoming[0]
+        assert pj_lib.wait_until(lambda: callee_call.state == DISCONNECTED, 5)
+    finally:
+        finish(pj_lib, phones)
+
+
+def test_caller_cancels_while_ringing(pj_lib: Any, switch: RunningSwitch,
+                                      phones: dict[str, Phone]) -> None:
+    reset(phones)
+    call = phones["501410"].call(target(switch, "501411"))
+    try:
+        assert pj_lib.wait_until(lambda: len(phones["501411"].account.incoming) == 1, 5)
+        assert pj_lib.wait_until(lambda: call.last_status == 180, 5)
+        call.hangup(pj.CallOpParam(True))  # CANCEL while ringing
+        assert pj_lib.wait_until(lambda: call.state == DISCONNECTED, 5)
+        assert call.last_status == 487
+        callee_call = phones["501411"].account.incoming[0]
+        assert pj_lib.wait_until(lambda: callee_call.state == DISCONNECTED, 5)
+    finally:
+        finish(pj_lib, phones)
+
+
+def test_unregistered_callee_is_unavailable(pj_lib: Any, switch: RunningSwitch,
+                                            phones: dict[str, Phone]) -> None:
+    reset(phones)
+    call = phones["501410"].call(target(switch, "501412"))
+    try:
+        assert pj_lib.wait_until(lambda: call.state == DISCONNECTED, 8)
+        assert call.last_status in (404, 480), call.last_status
+    finally:
+        finish(pj_lib, phones)
+
+
+def test_unauthenticated_invite_is_challenged(switch: RunningSwitch) -> None:
+    from tests.support.sipclient import UdpClient, options_request
+
+    client = UdpClient(switch.host, switch.port)
+    try:
+        client.send(options_request(switch.host, switch.port, method="INVITE",
+                                    local_port=client.local_port))
+        first = client.recv()
+        if first.status == 100:
+            first = client.recv()
+    finally:
+        client.close()
+    assert first.status == 407
+    assert len(first.headers.get_all("Proxy-Authenticate")) == 2
