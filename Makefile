@@ -28,7 +28,7 @@ run: install
 
 lint: install-dev
 	$(BIN)/ruff check .
-	$(BIN)/mypy switch/sip switch/transaction dialplan media devices
+	$(BIN)/mypy switch/sip switch/transaction switch/dialog switch/b2bua dialplan media devices rating
 
 test: lint
 	$(BIN)/pytest -q

@@ -52,6 +52,12 @@ def _cmd_registrations(args: argparse.Namespace) -> int:
     return asyncio.run(list_registrations(url, sys.stdout, time.time()))
 
 
+def _cmd_calls(args: argparse.Namespace) -> int:
+    from switch.storage.cli import database_url, list_call_records
+
+    return asyncio.run(list_call_records(database_url(args.data_dir), sys.stdout, args.limit))
+
+
 def _cmd_plan_check(args: argparse.Namespace) -> int:
     from dialplan.cli import plan_check
 
@@ -98,6 +104,13 @@ def build_parser() -> argparse.ArgumentParser:
     regs.add_argument("--config", default=DEFAULT_CONFIG, help="configuration YAML")
     regs.add_argument("--data-dir", default=DEFAULT_DATA, help="where the SQLite database lives")
     regs.set_defaults(func=_cmd_registrations)
+
+    calls = sub.add_parser("calls", help="print the latest call records as JSON lines",
+                           description="Newest first; works while the switch runs and after.")
+    calls.add_argument("--config", default=DEFAULT_CONFIG, help="configuration YAML")
+    calls.add_argument("--data-dir", default=DEFAULT_DATA, help="where the SQLite database lives")
+    calls.add_argument("--limit", type=int, default=100, help="how many records (default 100)")
+    calls.set_defaults(func=_cmd_calls)
 
     plan = sub.add_parser("plan", help="check or explain a dialplan")
     psub = plan.add_subparsers(dest="plan_command", required=True, metavar="ACTION")

@@ -10,15 +10,18 @@ media bridging and call records.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import datetime as dt
 import logging
 import time
+import uuid
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from devices.digest import AuthOutcome
 from dialplan import CallContext, DecisionKind, RoutingDecision, User, route
+from rating.cdr import CallRecord
 from switch.b2bua.call import LEG_CALLER, LEG_IGNORE, Call, CallState
 from switch.b2bua.effects import (
     Answered,
@@ -31,8 +34,18 @@ from switch.b2bua.effects import (
 )
 from switch.b2bua.legs import LocalAddress, invite_for_callee
 from switch.callerid import OutboundIdentity, outbound_identity
+from switch.cdr_writer import CdrWriter
 from switch.runtime import ServerRequest, SipRuntime
-from switch.sip import NameAddr, Request, Response, SipUri, make_response, new_call_id, new_tag
+from switch.sip import (
+    NameAddr,
+    Request,
+    Response,
+    SipUri,
+    make_response,
+    new_call_id,
+    new_tag,
+    uri_user,
+)
 from switch.transaction import Peer
 
 if TYPE_CHECKING:
@@ -49,7 +62,8 @@ class CallEntry:
     invite_key: Any
     caller: User | None
     decision: RoutingDecision
-    record: dict[str, Any] = field(default_factory=dict)
+    record: CallRecord
+    a_sdp: bytes = b""
     timer: asyncio.TimerHandle | None = None
     media: Any = None
 
@@ -63,7 +77,7 @@ class CallService:
         self.switch: Switch | None = None
         self.local: LocalAddress | None = None
         self.media_hooks: Any = None  # set by the media service when media anchoring is on
-        self.record_sink: Callable[[dict[str, Any]], Any] | None = None
+        self.records: CdrWriter | None = None
 
     # -- lifecycle --
 
@@ -193,8 +207,8 @@ class CallService:
         now = self._now()
         call = Call(req, sreq.peer, self.local, now, self.ring_timeout,
                     answer_sdp=lambda leg, body: body)
-        entry = CallEntry(call, sreq.key, caller, decision)
-        entry.record = {"start": self.clock(), "a_call_id": req.call_id}
+        entry = CallEntry(call, sreq.key, caller, decision,
+                          self._open_record(req, caller, decision))
         self.by_call_id[req.call_id] = (entry, -1)
         self.runtime.cancel_listeners[sreq.key] = lambda: self._perform(
             entry, entry.call.on_cancel(self._now()))
@@ -216,7 +230,7 @@ class CallService:
             return
         # Session refresh or hold: we keep the media as negotiated and answer with it.
         entry, _ = found
-        body = entry.record.get("a_sdp", b"")
+        body = entry.a_sdp
         headers = [("Contact", entry.call.local.contact(sreq.peer.transport))]
         if body:
             headers.append(("Content-Type", "application/sdp"))
@@ -262,10 +276,10 @@ class CallService:
                     if eff.response.status >= 200:
                         rt.cancel_listeners.pop(entry.invite_key, None)
                     if eff.response.status == 200 and eff.response.body:
-                        entry.record["a_sdp"] = eff.response.body
+                        entry.a_sdp = eff.response.body
                     rt.respond(entry.invite_key, eff.response)
                 elif isinstance(eff, Answered):
-                    entry.record["answer"] = self.clock()
+                    entry.record = dataclasses.replace(entry.record, answer=self.clock())
                 elif isinstance(eff, Ended):
                     self._ended(entry, eff)
             except Exception:
@@ -293,27 +307,37 @@ class CallService:
         entry.timer = None
         self._perform(entry, entry.call.handle_timer(self._now()))
 
+    def _open_record(self, req: Request, caller: User | None,
+                     decision: RoutingDecision) -> CallRecord:
+        target = decision.target
+        if decision.kind in (DecisionKind.EXTERNAL, DecisionKind.EMERGENCY):
+            callee = decision.number or decision.e164
+        else:
+            callee = getattr(target, "full_number", None) or decision.e164
+        site = caller.site if caller else getattr(target, "site", None)
+        record = CallRecord(
+            id=uuid.uuid4().hex, call_id=req.call_id,
+            caller=caller.full_number if caller else (uri_user(req.from_.uri) or "anonymous"),
+            callee=callee, dialed=str(req.uri), decision=decision.kind.value,
+            site=getattr(site, "code", None),
+            customer=caller.customer.id if caller else None,
+            start=self.clock(), emergency=decision.kind is DecisionKind.EMERGENCY,
+            billable=decision.kind is not DecisionKind.EMERGENCY,
+        )
+        if self.records is not None:
+            self.records.open(record)
+        return record
+
     def _ended(self, entry: CallEntry, eff: Ended) -> None:
         call = entry.call
-        rec = entry.record
-        rec.update(end=self.clock(), disposition=eff.disposition.value, status=eff.status,
-                   cause=eff.cause, side=eff.side.value)
+        entry.record = entry.record.closed(
+            end=self.clock(), disposition=eff.disposition.value, status=eff.status,
+            cause=eff.cause, side=eff.side.value)
         log.info("call %s ended disposition=%s status=%d cause=%s", call.a_invite.call_id,
                  eff.disposition.value, eff.status, eff.cause)
-        if self.record_sink is not None:
-            self.record_sink(self._record(entry))
+        if self.records is not None:
+            self.records.close(entry.record)
         self.runtime.loop.call_later(LINGER_SECONDS, self._forget, entry)
-
-    def _record(self, entry: CallEntry) -> dict[str, Any]:
-        rec = dict(entry.record)
-        d = entry.decision
-        rec["decision"] = d.kind.value
-        rec["caller"] = entry.caller.full_number if entry.caller else str(entry.call.a_invite.from_.uri)
-        rec["dialed"] = str(entry.call.a_invite.uri)
-        rec["callee"] = d.e164 or (getattr(d.target, "full_number", None) if d.target else None)
-        rec["site"] = entry.caller.site.code if entry.caller else None
-        rec["emergency"] = d.kind is DecisionKind.EMERGENCY
-        return rec
 
     def _forget(self, entry: CallEntry) -> None:
         for cid in [entry.call.a_invite.call_id, *(lg.invite.call_id for lg in entry.call.legs)]:

@@ -9,6 +9,7 @@ from devices.accounts import Account, ha1
 from dialplan import Plan, PlanHolder, User, load_plan_data
 from dialplan.yamlsource import YamlSource
 from switch.calls import CallService
+from switch.cdr_writer import CdrWriter
 from switch.registration import RegistrationService
 
 if TYPE_CHECKING:
@@ -111,5 +112,8 @@ def build_services(switch: Switch, source: YamlSource) -> list[Any]:
     switch.accounts = accounts
     switch.registration = registration
     calls = CallService(ring_timeout=switch.settings.calls.ring_timeout)
+    records = CdrWriter()
+    calls.records = records
     switch.calls = calls
-    return [PlanService(holder, str(switch.options.config)), registration, calls]
+    # order matters: registration migrates the database before the record writer opens it
+    return [PlanService(holder, str(switch.options.config)), registration, records, calls]

@@ -129,3 +129,25 @@ async def read_registrations(url: str, now: float) -> list[Any]:
                 ) from exc
     finally:
         await engine.dispose()
+
+
+async def list_call_records(url: str, out: TextIO, limit: int = 100) -> int:
+    """Print the most recent call records as JSON lines (newest first); 0, or 1 on error."""
+    import dataclasses
+    import json
+
+    from .cdrs import SqlCallRecordRepository
+
+    engine = create_engine(url)
+    try:
+        records = await SqlCallRecordRepository(engine).recent(limit)
+    except DBAPIError as exc:
+        out.write(f"cannot read call records: {exc.orig}\n")
+        return 1
+    finally:
+        await engine.dispose()
+    for rec in records:
+        row = dataclasses.asdict(rec)
+        row["duration"] = rec.duration
+        out.write(json.dumps(row, sort_keys=True) + "\n")
+    return 0

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sqlalchemy import BigInteger, Double, Index, Integer, MetaData, String, Text
+from sqlalchemy import BigInteger, Boolean, Double, Index, Integer, MetaData, String, Text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 # Stable constraint names so that migrations are identical on SQLite and PostgreSQL.
@@ -42,3 +42,35 @@ class RegistrationRow(Base):
     path: Mapped[str] = mapped_column(Text)  # Path header values joined by "\n"
 
     __table_args__ = (Index("ix_registrations_expires_at", "expires_at"),)
+
+
+class CallRecordRow(Base):
+    """One call record (rating.cdr.CallRecord)."""
+
+    __tablename__ = "call_records"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    call_id: Mapped[str] = mapped_column(Text)
+    caller: Mapped[str] = mapped_column(String(255))
+    callee: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    dialed: Mapped[str] = mapped_column(Text)
+    decision: Mapped[str] = mapped_column(String(32))
+    site: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    customer: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    start: Mapped[float] = mapped_column(Double)
+    answer: Mapped[float | None] = mapped_column(Double, nullable=True)
+    end: Mapped[float | None] = mapped_column(Double, nullable=True)
+    disposition: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    status: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    cause: Mapped[str | None] = mapped_column(Text, nullable=True)
+    hangup_side: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    codec: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    emergency: Mapped[bool] = mapped_column(Boolean)
+    billable: Mapped[bool] = mapped_column(Boolean)
+    rtcp_loss: Mapped[float | None] = mapped_column(Double, nullable=True)
+    rtcp_jitter_ms: Mapped[float | None] = mapped_column(Double, nullable=True)
+
+    __table_args__ = (
+        Index("ix_call_records_start", "start"),
+        Index("ix_call_records_open", "end"),
+    )

@@ -5,7 +5,15 @@ from __future__ import annotations
 import pytest
 
 from switch.b2bua.call import LEG_CALLER, LEG_IGNORE, Call, CallState, CallTransitionError
-from switch.b2bua.effects import Answered, Disposition, Ended, RespondCaller, SendRequest, SendStateless, Side
+from switch.b2bua.effects import (
+    Answered,
+    Disposition,
+    Ended,
+    RespondCaller,
+    SendRequest,
+    SendStateless,
+    Side,
+)
 from switch.b2bua.legs import LocalAddress, invite_for_callee
 from switch.sip import NameAddr, Request, Response, SipUri, make_response, parse_message
 from switch.transaction import Peer
@@ -66,7 +74,7 @@ def test_ringing_then_answer_then_caller_hangs_up() -> None:
     assert [r.status for r in ringing] == [180]
     assert call.state is CallState.RINGING
     effects = call.on_response(0, reply(inv, 200, body=b"sdp-of-b"), 2.0)
-    ack = [e for e in effects if isinstance(e, SendStateless)][0]
+    ack = next(e for e in effects if isinstance(e, SendStateless))
     ack_msg = parse_message(ack.data)
     assert isinstance(ack_msg, Request) and ack_msg.method == "ACK"
     assert ack_msg.cseq.seq == 1 and ack_msg.to.tag == "callee"
@@ -86,7 +94,7 @@ def test_ringing_then_answer_then_caller_hangs_up() -> None:
     sends = [e for e in bye if isinstance(e, SendRequest)]
     assert sends[0].leg == LEG_IGNORE and sends[0].request.method == "BYE"
     assert sends[0].request.to.tag == "callee"
-    ended = [e for e in bye if isinstance(e, Ended)][0]
+    ended = next(e for e in bye if isinstance(e, Ended))
     assert ended.disposition is Disposition.ANSWERED and ended.side is Side.CALLER
     assert call.state is CallState.ENDED
 
@@ -124,7 +132,7 @@ def test_all_legs_fail(statuses: list[int], final: int, disposition: Disposition
     for i, (inv, status) in enumerate(zip(invites, statuses, strict=True)):
         effects = list(call.on_response(i, reply(inv, status), 1.0))
     assert [r.status for r in responses_to_caller(effects)] == [final]
-    ended = [e for e in effects if isinstance(e, Ended)][0]
+    ended = next(e for e in effects if isinstance(e, Ended))
     assert ended.disposition is disposition
 
 
@@ -147,7 +155,7 @@ def test_ring_timeout_gives_480_and_cancels() -> None:
     assert call.next_deadline() == pytest.approx(130.0)
     effects = call.handle_timer(130.0)
     assert [r.status for r in responses_to_caller(effects)] == [480]
-    assert [e for e in effects if isinstance(e, Ended)][0].disposition is Disposition.NO_ANSWER
+    assert next(e for e in effects if isinstance(e, Ended)).disposition is Disposition.NO_ANSWER
 
 
 def test_unreachable_leg_times_out_408() -> None:
@@ -163,7 +171,7 @@ def test_callee_hangs_up_bye_goes_to_caller_contact() -> None:
     call.add_leg(inv, PHONE_1)
     call.on_response(0, reply(inv, 200), 1.0)
     effects = call.on_bye(Side.CALLEE, 5.0)
-    bye = [e for e in effects if isinstance(e, SendRequest)][0]
+    bye = next(e for e in effects if isinstance(e, SendRequest))
     assert bye.leg == LEG_CALLER and bye.dest == CALLER
     assert str(bye.request.uri) == "sip:501410@127.0.0.1:40000"
     assert bye.request.call_id == "a-call"

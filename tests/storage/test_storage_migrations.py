@@ -22,21 +22,24 @@ async def _tables(url: str) -> set[str]:
         await engine.dispose()
 
 
+HEAD = "0002"  # the newest revision in migrations/versions
+
+
 def test_upgrade_downgrade_upgrade(db_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)  # no alembic.ini anywhere near: the config is built in code
     db_upgrade(db_url)
-    assert asyncio.run(db_current(db_url)) == "0001"
-    assert {"registrations", "alembic_version"} <= asyncio.run(_tables(db_url))
+    assert asyncio.run(db_current(db_url)) == HEAD
+    assert {"registrations", "call_records", "alembic_version"} <= asyncio.run(_tables(db_url))
     db_downgrade(db_url, "base")
     assert asyncio.run(db_current(db_url)) is None
-    assert "registrations" not in asyncio.run(_tables(db_url))
+    assert not {"registrations", "call_records"} & asyncio.run(_tables(db_url))
     db_upgrade(db_url, "head")
-    assert asyncio.run(db_current(db_url)) == "0001"
+    assert asyncio.run(db_current(db_url)) == HEAD
 
 
 async def test_upgrade_from_inside_a_running_loop(db_url: str) -> None:
     db_upgrade(db_url)  # runs on a worker thread's loop
-    assert await db_current(db_url) == "0001"
+    assert await db_current(db_url) == HEAD
 
 
 def test_models_match_the_migrations(migrated_url: str) -> None:

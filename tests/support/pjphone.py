@@ -7,6 +7,7 @@ runs in the test's own thread.
 
 from __future__ import annotations
 
+import random
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -53,6 +54,12 @@ class PjLibrary:
         return cond()
 
     def destroy(self) -> None:
+        # Calls outlive the library in test locals; their C++ destructors would then assert in
+        # PJSIP. Hand ownership to C++ (a leak at exit, harmless) before the library goes.
+        for call in ALL_CALLS:
+            call.thisown = False
+        ALL_CALLS.clear()
+        self.ep.hangupAllCalls()
         self.ep.libDestroy()
 
 
@@ -63,11 +70,15 @@ class RequestResult:
     raw: str = ""
 
 
+ALL_CALLS: list[PjCall] = []
+
+
 class PjCall(pj.Call):  # type: ignore[misc]
     """A call with its state history, audio hooks and the last SIP message seen."""
 
     def __init__(self, account: PjAccount, call_id: int = pj.PJSUA_INVALID_ID) -> None:
         super().__init__(account, call_id)
+        ALL_CALLS.append(self)
         self.states: list[int] = []
         self.last_status = 0
         self.media_active = False
@@ -76,13 +87,15 @@ class PjCall(pj.Call):  # type: ignore[misc]
         self.recorder: Any = None
         self.record_path: str | None = None
         self.tone_freq: float | None = None
+        self.sip_call_id = ""
 
-    def onCallState(self, prm: Any) -> None:  # noqa: N802 (pjsua2 API)
+    def onCallState(self, prm: Any) -> None:
         info = self.getInfo()
+        self.sip_call_id = info.callIdString
         self.states.append(info.state)
         self.last_status = info.lastStatusCode
 
-    def onCallMediaState(self, prm: Any) -> None:  # noqa: N802
+    def onCallMediaState(self, prm: Any) -> None:
         info = self.getInfo()
         for i, mi in enumerate(info.media):
             if mi.type == pj.PJMEDIA_TYPE_AUDIO and mi.status == pj.PJSUA_CALL_MEDIA_ACTIVE:
@@ -127,7 +140,7 @@ class PjAccount(pj.Account):  # type: ignore[misc]
         self.tone_freq: float | None = None
         self.record_path: str | None = None
 
-    def onIncomingCall(self, prm: Any) -> None:  # noqa: N802
+    def onIncomingCall(self, prm: Any) -> None:
         call = PjCall(self, prm.callId)
         call.incoming_msg = prm.rdata.wholeMsg
         call.tone_freq = self.tone_freq
@@ -141,10 +154,10 @@ class PjAccount(pj.Account):  # type: ignore[misc]
             op.statusCode = self.answer_with
             call.answer(op)
 
-    def onRegState(self, prm: pj.OnRegStateParam) -> None:  # noqa: N802 (pjsua2 API)
+    def onRegState(self, prm: pj.OnRegStateParam) -> None:
         self.reg_events.append((prm.code, prm.reason, prm.expiration))
 
-    def onSendRequest(self, prm: pj.OnSendRequestParam) -> None:  # noqa: N802
+    def onSendRequest(self, prm: pj.OnSendRequestParam) -> None:
         result = RequestResult()
         try:
             tsx = prm.e.body.tsxState.tsx
@@ -232,6 +245,9 @@ def make_phone(lib: PjLibrary, *, transport: str, user: str, host: str, port: in
     if password is not None:
         cred = pj.AuthCredInfo("digest", realm, user, 0, password)
         acfg.sipConfig.authCreds.append(cred)
+    # RTP on a random free range: several test processes may run pjsua2 at once
+    acfg.mediaConfig.transportConfig.port = random.randrange(20000, 60000, 2)
+    acfg.mediaConfig.transportConfig.portRange = 2000
     acfg.natConfig.sipOutboundUse = 0
     acfg.natConfig.contactRewriteUse = 0
     acfg.natConfig.viaRewriteUse = 0

@@ -118,3 +118,29 @@ def config_with(tmp_dir: Path, switch_overrides: dict[str, object]) -> Path:
     path = tmp_dir / "config.yaml"
     path.write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
     return path
+
+
+def call_records(data_dir: Path, limit: int = 50) -> list[dict[str, object]]:
+    """The switch's call records (newest first), through `wte calls` as an operator would."""
+    import json
+
+    out = subprocess.run(
+        [sys.executable, "-m", "switch", "calls", "--data-dir", str(data_dir),
+         "--limit", str(limit)],
+        cwd=REPO, capture_output=True, text=True, timeout=60,
+    )
+    if out.returncode != 0:
+        raise RuntimeError(out.stdout + out.stderr)
+    return [json.loads(line) for line in out.stdout.splitlines() if line.strip()]
+
+
+def wait_record(data_dir: Path, predicate: object, timeout: float = 5.0) -> dict[str, object]:
+    """The newest call record matching `predicate`, waiting for the switch to write it."""
+    end = time.monotonic() + timeout
+    while True:
+        for rec in call_records(data_dir):
+            if predicate(rec):  # type: ignore[operator]
+                return rec
+        if time.monotonic() > end:
+            raise AssertionError(f"no matching call record in {call_records(data_dir)[:5]}")
+        time.sleep(0.2)

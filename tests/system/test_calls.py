@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pjsua2 as pj
 import pytest
 
 from tests.support.pjphone import Phone, make_phone
-from tests.support.server import RunningSwitch, config_with, start_switch
+from tests.support.server import RunningSwitch, config_with, start_switch, wait_record
 
 DEMO = {"501410": "demo-501410", "501411": "demo-501411", "502411": "demo-502411"}
 CONFIRMED = pj.PJSIP_INV_STATE_CONFIRMED
@@ -82,10 +81,17 @@ def test_call_is_answered_and_hung_up(pj_lib: Any, switch: RunningSwitch,
         assert pj_lib.wait_until(lambda: incoming[0].state == CONFIRMED, 5)
         # the callee sees the caller's name and internal number
         assert f"sip:{caller}@" in incoming[0].incoming_msg
+        pj_lib.wait_until(lambda: False, 1.0)  # talk for a second
+        call_id = call.sip_call_id
         call.hangup(pj.CallOpParam(True))
         assert pj_lib.wait_until(lambda: incoming[0].state == DISCONNECTED, 5)
     finally:
         finish(pj_lib, phones)
+    rec = wait_record(switch.data_dir, lambda r: r["call_id"] == call_id and r["end"])
+    assert rec["caller"] == caller and rec["callee"] == callee
+    assert rec["dialed"].startswith(f"sip:{dialed}@")
+    assert rec["disposition"] == "answered" and rec["hangup_side"] == "caller"
+    assert 0.5 < rec["duration"] < 10 and rec["billable"] is True and rec["emergency"] is False
 
 
 @pytest.mark.parametrize(("status", "expected"), [(486, 486), (603, 603)])
@@ -97,8 +103,12 @@ def test_busy_and_reject(pj_lib: Any, switch: RunningSwitch, phones: dict[str, P
     try:
         assert pj_lib.wait_until(lambda: call.state == DISCONNECTED, 8)
         assert call.last_status == expected
+        call_id = call.sip_call_id
     finally:
         finish(pj_lib, phones)
+    rec = wait_record(switch.data_dir, lambda r: r["call_id"] == call_id and r["end"])
+    assert rec["status"] == expected and rec["duration"] == 0
+    assert rec["disposition"] == ("busy" if expected == 486 else "rejected")
 
 
 def test_no_answer_gives_480_after_the_ring_timeout(pj_lib: Any, switch: RunningSwitch,
@@ -111,8 +121,11 @@ def test_no_answer_gives_480_after_the_ring_timeout(pj_lib: Any, switch: Running
         assert call.last_status == 480
         callee_call = phones["501411"].account.incoming[0]
         assert pj_lib.wait_until(lambda: callee_call.state == DISCONNECTED, 5)
+        call_id = call.sip_call_id
     finally:
         finish(pj_lib, phones)
+    rec = wait_record(switch.data_dir, lambda r: r["call_id"] == call_id and r["end"])
+    assert rec["disposition"] == "no_answer"
 
 
 def test_caller_cancels_while_ringing(pj_lib: Any, switch: RunningSwitch,
@@ -127,8 +140,11 @@ def test_caller_cancels_while_ringing(pj_lib: Any, switch: RunningSwitch,
         assert call.last_status == 487
         callee_call = phones["501411"].account.incoming[0]
         assert pj_lib.wait_until(lambda: callee_call.state == DISCONNECTED, 5)
+        call_id = call.sip_call_id
     finally:
         finish(pj_lib, phones)
+    rec = wait_record(switch.data_dir, lambda r: r["call_id"] == call_id and r["end"])
+    assert rec["disposition"] == "cancelled" and rec["hangup_side"] == "caller"
 
 
 def test_unregistered_callee_is_unavailable(pj_lib: Any, switch: RunningSwitch,

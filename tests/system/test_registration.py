@@ -9,6 +9,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import pjsua2 as pj
 import pytest
 
 from tests.support.pjphone import make_phone
@@ -123,29 +124,21 @@ def test_binding_survives_kill_9(pj_lib: Any, tmp_path: Path) -> None:
         second = start_switch(tmp_path, port=first.port)
         try:
             assert any("restored 1 registration" in ln for ln in second.log_lines), second.log_text()
-            # a call-routing lookup: an OPTIONS to the user's address is routed to the phone,
-            # which answers it itself (pjsua2 answers OPTIONS with 200 and its own Allow).
-            client = UdpClient(second.host, second.port)
+            # a call-routing lookup: 502411 calls 501411, whose binding exists only because
+            # it was durable; the phone has not re-registered since the restart.
+            caller = make_phone(pj_lib, transport="UDP", user="502411", host=second.host,
+                                port=second.port, password=DEMO["502411"], register=True)
             try:
-                client.send(
-                    (f"OPTIONS sip:501411@{second.host}:{second.port} SIP/2.0\r\n"
-                     f"Via: SIP/2.0/UDP 127.0.0.1:{client.local_port};branch=z9hG4bKk9;rport\r\n"
-                     "Max-Forwards: 70\r\n"
-                     f"From: <sip:probe@{second.host}>;tag=p1\r\n"
-                     f"To: <sip:501411@{second.host}>\r\n"
-                     "Call-ID: after-restart\r\nCSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n"
-                     ).encode())
-                found = False
-                for _ in range(50):
-                    pj_lib.poll(20)
-                    data = client.recv_maybe(0.05)
-                    if data is not None and data.startswith(b"SIP/2.0 200"):
-                        # answered by the phone itself, not by the switch
-                        found = b"pjsua2-test" in data
-                        break
-                assert found, second.log_text()[-3000:]
+                assert caller.wait_registration(lambda e: e[0] == 200, since=0) is not None
+                reg_events = len(phone.account.reg_events)
+                call = caller.call(f"sip:501411@{second.host}:{second.port}")
+                assert pj_lib.wait_until(lambda: len(phone.account.incoming) == 1, 8), \
+                    second.log_text()[-3000:]
+                assert len(phone.account.reg_events) == reg_events  # no re-registration
+                call.hangup(pj.CallOpParam(True))
+                pj_lib.wait_until(lambda: False, 0.5)
             finally:
-                client.close()
+                caller.shutdown()
         finally:
             second.stop()
     finally:

@@ -1,0 +1,133 @@
+"""User packs and the features each one includes, and the feature access codes.
+
+The pack matrix is annex 16.1 of the service description ("Détail des fonctionnalités des
+Pack utilisateurs"), telephony rows only: a Workspace line ("Espace de travail", section 2.3)
+has basic telephony, no voicemail, no DND, no call park, no softphone, and one device.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import Enum
+
+
+class Pack(Enum):
+    CALLING = "calling"
+    SUITE = "suite"
+    WORKSPACE = "workspace"
+
+
+class PackFeature(Enum):
+    """Telephony features of annex 16.1 that the switch itself implements."""
+
+    HOLD = "hold"
+    TRANSFER = "transfer"
+    EXTENSION_DIALING = "extension_dialing"
+    FEATURE_CODES = "feature_codes"
+    CALL_FORWARDING = "call_forwarding"
+    CLIR = "clir"
+    VOICEMAIL = "voicemail"
+    DND = "dnd"
+    CALL_PARK = "call_park"
+    GROUP_CALL_PARK = "group_call_park"
+    CONFERENCE = "conference"
+    SIMULTANEOUS_RING = "simultaneous_ring"
+    SEQUENTIAL_RING = "sequential_ring"
+    ANONYMOUS_REJECTION = "anonymous_rejection"
+    AUTO_CALLBACK = "auto_callback"
+    VIDEO = "video"
+    SOFTPHONE = "softphone"
+
+
+# Annex 16.1: the rows ticked in the "Espace de travail" column.
+_WORKSPACE = frozenset(
+    {
+        PackFeature.HOLD,
+        PackFeature.TRANSFER,
+        PackFeature.EXTENSION_DIALING,
+        PackFeature.FEATURE_CODES,
+        PackFeature.CALL_FORWARDING,
+        PackFeature.CLIR,
+    }
+)
+# Annex 16.1: Calling and Suite tick every telephony row (Suite adds meetings, not telephony).
+_CALLING = frozenset(PackFeature)
+
+PACK_FEATURES: dict[Pack, frozenset[PackFeature]] = {
+    Pack.CALLING: _CALLING,
+    Pack.SUITE: _CALLING,
+    Pack.WORKSPACE: _WORKSPACE,
+}
+
+# Section 2.3: the Workspace pack "est limité à un seul appareil". The other packs are
+# multi-device (section 2.1, "Multi-terminaux"); no limit is stated.
+PACK_MAX_DEVICES: dict[Pack, int | None] = {
+    Pack.CALLING: None,
+    Pack.SUITE: None,
+    Pack.WORKSPACE: 1,
+}
+
+
+class FeatureName(Enum):
+    """What a feature access code (`*` code) does. The actions live elsewhere."""
+
+    ECHO_TEST = "echo_test"
+    TONE_TEST = "tone_test"
+    VOICEMAIL = "voicemail"
+    DND_ON = "dnd_on"
+    DND_OFF = "dnd_off"
+    FORWARD_ALWAYS_ON = "forward_always_on"
+    FORWARD_ALWAYS_OFF = "forward_always_off"
+    FORWARD_BUSY_ON = "forward_busy_on"
+    FORWARD_BUSY_OFF = "forward_busy_off"
+    FORWARD_NO_ANSWER_ON = "forward_no_answer_on"
+    FORWARD_NO_ANSWER_OFF = "forward_no_answer_off"
+    FORWARD_UNREACHABLE_ON = "forward_unreachable_on"
+    FORWARD_UNREACHABLE_OFF = "forward_unreachable_off"
+    CALL_PARK = "call_park"
+    CALL_PARK_RETRIEVE = "call_park_retrieve"
+
+
+@dataclass(frozen=True, slots=True)
+class FeatureSpec:
+    needs: PackFeature | None  # the pack feature the caller must have, None for diagnostics
+    takes_argument: bool  # digits follow the code (a forwarding destination)
+
+
+FEATURE_SPECS: dict[FeatureName, FeatureSpec] = {
+    FeatureName.ECHO_TEST: FeatureSpec(None, False),
+    FeatureName.TONE_TEST: FeatureSpec(None, False),
+    FeatureName.VOICEMAIL: FeatureSpec(PackFeature.VOICEMAIL, False),
+    FeatureName.DND_ON: FeatureSpec(PackFeature.DND, False),
+    FeatureName.DND_OFF: FeatureSpec(PackFeature.DND, False),
+    FeatureName.FORWARD_ALWAYS_ON: FeatureSpec(PackFeature.CALL_FORWARDING, True),
+    FeatureName.FORWARD_ALWAYS_OFF: FeatureSpec(PackFeature.CALL_FORWARDING, False),
+    FeatureName.FORWARD_BUSY_ON: FeatureSpec(PackFeature.CALL_FORWARDING, True),
+    FeatureName.FORWARD_BUSY_OFF: FeatureSpec(PackFeature.CALL_FORWARDING, False),
+    FeatureName.FORWARD_NO_ANSWER_ON: FeatureSpec(PackFeature.CALL_FORWARDING, True),
+    FeatureName.FORWARD_NO_ANSWER_OFF: FeatureSpec(PackFeature.CALL_FORWARDING, False),
+    FeatureName.FORWARD_UNREACHABLE_ON: FeatureSpec(PackFeature.CALL_FORWARDING, True),
+    FeatureName.FORWARD_UNREACHABLE_OFF: FeatureSpec(PackFeature.CALL_FORWARDING, False),
+    FeatureName.CALL_PARK: FeatureSpec(PackFeature.CALL_PARK, False),
+    FeatureName.CALL_PARK_RETRIEVE: FeatureSpec(PackFeature.CALL_PARK, False),
+}
+
+# Used when a customer declares no `feature_codes:`. Echo and tone tests are what a tester
+# dials first; the rest follow common European PBX habits (*21 forward always, *86 mailbox).
+DEFAULT_FEATURE_CODES: dict[str, FeatureName] = {
+    "*43": FeatureName.ECHO_TEST,
+    "*44": FeatureName.TONE_TEST,
+    "*86": FeatureName.VOICEMAIL,
+    "*78": FeatureName.DND_ON,
+    "*79": FeatureName.DND_OFF,
+    "*21": FeatureName.FORWARD_ALWAYS_ON,
+    "#21": FeatureName.FORWARD_ALWAYS_OFF,
+    "*67": FeatureName.FORWARD_BUSY_ON,
+    "#67": FeatureName.FORWARD_BUSY_OFF,
+    "*61": FeatureName.FORWARD_NO_ANSWER_ON,
+    "#61": FeatureName.FORWARD_NO_ANSWER_OFF,
+    "*62": FeatureName.FORWARD_UNREACHABLE_ON,
+    "#62": FeatureName.FORWARD_UNREACHABLE_OFF,
+    "*68": FeatureName.CALL_PARK,
+    "*88": FeatureName.CALL_PARK_RETRIEVE,
+}

@@ -1,0 +1,279 @@
+"""route(plan, CallContext) -> RoutingDecision: a pure function of the plan, the caller,
+the dialed string and the time. No I/O; every lookup is a dict built at load.
+
+Order of the rules, and why:
+1. Emergency numbers first, in every dialed form, and barring never applies to them
+   (EU Electronic Communications Code, directive 2018/1972 art. 109; service description
+   2.6.2.1). The decision carries the caller's site, whose civic address locates the call.
+2. Feature access codes (`*`/`#`), gated by the caller's pack (annex 16.1).
+3. Full internal numbers (prefix + site code + extension, 2.6.3), then the short extension
+   of the caller's site when the site enables short dialing.
+4. External numbers, normalised to E.164; the customer's own public numbers stay on-net;
+   the barring profile decides, then the site's trunk carries the call.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Union
+
+from .dialed import Dialed, parse_dialed
+from .model import (
+    ENTITY_KIND,
+    Customer,
+    DecisionKind,
+    Entity,
+    Plan,
+    Site,
+    Target,
+    Trunk,
+    User,
+)
+from .numbers import CallCategory, classify_external, country_code, national_prefix
+from .packs import FEATURE_SPECS, FeatureName
+
+DecisionTarget = Union[Entity, Site, None]  # noqa: UP007 (runtime alias)
+_MAX_HOPS = 8  # closed-hours routes may chain (group -> auto-attendant -> mailbox)
+_INTERNAL = frozenset({CallCategory.INTERNAL})
+
+
+@dataclass(frozen=True, slots=True)
+class CallContext:
+    caller: User | None  # None for a call that came in on a trunk
+    caller_trunk: Trunk | None
+    dialed: str  # a user part ("0612345678") or a whole URI ("sip:112@host;user=phone")
+    at: datetime  # naive = local time of the site that owns the schedule
+
+
+@dataclass(frozen=True, slots=True)
+class RoutingDecision:
+    kind: DecisionKind
+    target: DecisionTarget = None  # the entity; the caller's site for EMERGENCY
+    e164: str | None = None  # the number in E.164 (external, or the target's public number)
+    trunk: Trunk | None = None  # EXTERNAL and EMERGENCY
+    status: int | None = None  # REJECT: the SIP status to answer with
+    reason: str | None = None
+    feature: str | None = None  # FEATURE: FeatureName value; VOICEMAIL: "retrieve"/"deposit"
+    argument: str | None = None  # digits after a feature code (a forwarding destination)
+    number: str | None = None  # what goes on the trunk without E.164 (112, 3639)
+    categories: frozenset[CallCategory] = frozenset()
+    trace: tuple[str, ...] = ()
+
+
+def route(plan: Plan, ctx: CallContext) -> RoutingDecision:
+    trace: list[str] = []
+    dialed = parse_dialed(ctx.dialed)
+    if ctx.caller is None:
+        if ctx.caller_trunk is None:
+            return _reject(trace, 403, "caller is neither a user nor a trusted trunk")
+        return _from_trunk(plan, ctx, dialed, trace)
+    return _from_user(plan, ctx.caller, ctx, dialed, trace)
+
+
+def _reject(trace: list[str], status: int, reason: str) -> RoutingDecision:
+    trace.append(f"reject {status}: {reason}")
+    return RoutingDecision(DecisionKind.REJECT, status=status, reason=reason, trace=tuple(trace))
+
+
+def _from_trunk(plan: Plan, ctx: CallContext, d: Dialed, trace: list[str]) -> RoutingDecision:
+    trunk = ctx.caller_trunk
+    if trunk is None:
+        return _reject(trace, 403, "no trunk")
+    trace.append(f"inbound call from trunk {trunk.id}")
+    if d.error is not None:
+        # A carrier sends complete numbers: anything unusable is an unknown number here.
+        return _reject(trace, 404, d.error[1])
+    country = trunk.customer.country if trunk.customer is not None else "FR"
+    e164 = _as_e164(d.digits, country, inbound=True)
+    if e164 is None:
+        return _reject(trace, 404, f"{d.digits or d.name!r} is not a public number")
+    owner = plan.owner_of_number(e164)
+    if owner is None:
+        return _reject(trace, 404, f"{e164} is not assigned")
+    trace.append(f"{e164} belongs to {owner[0].value} {owner[1].full_number}")
+    return _to_entity(owner[1], ctx.at, trace)
+
+
+def _from_user(
+    plan: Plan, caller: User, ctx: CallContext, d: Dialed, trace: list[str]
+) -> RoutingDecision:
+    c, site = caller.customer, caller.site
+    trace.append(
+        f"caller {caller.full_number} ({caller.name}) site {site.code} pack {caller.pack.value} "
+        f"barring {caller.barring.id}"
+    )
+    if d.sos is not None:
+        trace.append(f"service URN for emergency: {d.sos}")
+        return _emergency(site, d.sos, trace)
+    if d.error is not None:
+        return _reject(trace, *d.error)
+    digits, outside = d.digits, c.outside_line_digit
+    if digits in c.emergency_numbers:
+        return _emergency(site, digits, trace)
+    if outside and digits.startswith(outside) and digits[1:] in c.emergency_numbers:
+        trace.append(f"outside-line digit {outside} before an emergency number")
+        return _emergency(site, digits[1:], trace)
+    if d.name is not None:
+        user = c.users_by_username.get(d.name)
+        if user is None or (d.host is not None and plan.customer_for_domain(d.host) is not c):
+            return _reject(trace, 404, f"no user {d.name!r} here")
+        trace.append(f"SIP username {d.name} is user {user.full_number}")
+        return _internal(caller, user, ctx.at, trace)
+    if digits[0] in "*#":
+        return _feature(c, caller, digits, trace)
+    if len(digits) == c.full_number_length and digits.startswith(c.prefix) and digits.isdigit():
+        entity = c.by_full_number.get(digits)
+        if entity is None:
+            return _reject(trace, 404, f"no internal number {digits}")
+        trace.append(f"full internal number {digits} (prefix {c.prefix}, site {entity.site.code})")
+        return _internal(caller, entity, ctx.at, trace)
+    if site.short_dialing and len(digits) == c.extension_length and digits.isdigit():
+        entity = site.by_extension.get(digits)
+        if entity is not None:
+            trace.append(f"short extension {digits} of site {site.code} -> {entity.full_number}")
+            return _internal(caller, entity, ctx.at, trace)
+        trace.append(f"{digits} is no extension of site {site.code}; trying the public network")
+    return _external(plan, caller, ctx, digits, trace)
+
+
+def _emergency(site: Site, number: str, trace: list[str]) -> RoutingDecision:
+    trunk = site.trunk_for_emergency
+    trace.append(
+        f"emergency number {number}: barring does not apply; via trunk {trunk.id}; "
+        f"location site {site.code}: {site.address}"
+    )
+    return RoutingDecision(
+        DecisionKind.EMERGENCY, target=site, trunk=trunk, number=number, trace=tuple(trace)
+    )
+
+
+def _feature(c: Customer, caller: User, digits: str, trace: list[str]) -> RoutingDecision:
+    for length in c.feature_code_lengths:
+        feature = c.feature_codes.get(digits[:length])
+        if feature is None:
+            continue
+        spec = FEATURE_SPECS[feature]
+        argument = digits[length:]
+        if argument and not spec.takes_argument:
+            continue
+        trace.append(f"feature code {digits[:length]} = {feature.value}")
+        if spec.takes_argument and not argument:
+            return _reject(trace, 484, f"{feature.value} needs a destination after {digits}")
+        if spec.needs is not None and not caller.has(spec.needs):
+            return _reject(
+                trace, 403, f"{feature.value} is not in pack {caller.pack.value} (annex 16.1)"
+            )
+        if feature is FeatureName.VOICEMAIL:
+            trace.append(f"mailbox of {caller.full_number}")
+            return RoutingDecision(
+                DecisionKind.VOICEMAIL, target=caller, feature="retrieve", trace=tuple(trace)
+            )
+        return RoutingDecision(
+            DecisionKind.FEATURE, target=caller, feature=feature.value,
+            argument=argument or None, trace=tuple(trace),
+        )
+    return _reject(trace, 404, f"no feature code {digits}")
+
+
+def _internal(caller: User, entity: Entity, at: datetime, trace: list[str]) -> RoutingDecision:
+    if caller.barring.refused(_INTERNAL):
+        return _reject(trace, 403, f"internal calls barred by profile {caller.barring.id}")
+    return _to_entity(entity, at, trace)
+
+
+def _to_entity(entity: Entity, at: datetime, trace: list[str], hops: int = 0) -> RoutingDecision:
+    if hops > _MAX_HOPS:
+        return _reject(trace, 482, "closed-hours routes loop")
+    if not isinstance(entity, User) and entity.schedule is not None:
+        is_open, why = entity.schedule.is_open(at, entity.site.timezone)
+        trace.append(why)
+        if not is_open and entity.closed_target is not None:
+            trace.append(f"{entity.id} closed: to {entity.closed_target}")
+            return _to_target(entity.closed_target, at, trace, hops + 1)
+    kind = ENTITY_KIND[type(entity)]
+    trace.append(f"to {kind.value} {entity.full_number} ({entity.name})")
+    return RoutingDecision(kind, target=entity, e164=entity.public_number, trace=tuple(trace))
+
+
+def _to_target(target: Target, at: datetime, trace: list[str], hops: int) -> RoutingDecision:
+    if target.kind is DecisionKind.VOICEMAIL:
+        trace.append(f"to the mailbox of {target.entity.full_number}")
+        return RoutingDecision(
+            DecisionKind.VOICEMAIL, target=target.entity, feature="deposit", trace=tuple(trace)
+        )
+    return _to_entity(target.entity, at, trace, hops)
+
+
+def _as_e164(digits: str, country: str, *, inbound: bool = False) -> str | None:
+    """Cheap E.164 guess for a lookup among assigned numbers (no phonenumbers call):
+    "+33..." as is, "0033..." and national "0..." rewritten with the country code."""
+    if not digits or not digits.lstrip("+").isdigit():
+        return None
+    if digits[0] == "+":
+        return digits
+    if digits.startswith("00"):
+        return "+" + digits[2:]
+    np = national_prefix(country)
+    if np and digits.startswith(np):
+        return f"+{country_code(country)}{digits[len(np):]}"
+    if inbound and len(digits) > 8:
+        return "+" + digits  # carriers that send E.164 without its '+'
+    return None
+
+
+def _external(
+    plan: Plan, caller: User, ctx: CallContext, digits: str, trace: list[str]
+) -> RoutingDecision:
+    c, site = caller.customer, caller.site
+    outside = c.outside_line_digit
+    if outside and digits[0] != "+":
+        if not digits.startswith(outside):
+            return _reject(trace, 484, f"external numbers need the outside-line digit {outside}")
+        digits = digits[len(outside) :]
+        trace.append(f"outside-line digit {outside} taken off: {digits}")
+        if not digits:
+            return _reject(trace, 484, "nothing dialed after the outside-line digit")
+    guess = _as_e164(digits, c.country)
+    if guess is not None:
+        onnet = _own_number(plan, c, guess, ctx.at, caller, trace)
+        if onnet is not None:
+            return onnet
+    cls = classify_external(digits, c.country)
+    if cls.error is not None:
+        return _reject(trace, 484 if cls.incomplete else 404, f"{digits}: {cls.error}")
+    np = national_prefix(c.country)
+    if cls.e164 is not None and np and not digits.startswith(("+", np)):
+        # libphonenumber accepts "612345678" as a French number; nobody dials that way, and
+        # after an outside-line digit it means the caller forgot the trunk prefix.
+        return _reject(trace, 484, f"{digits}: dial {np}... for national, {np}{np}... for international")
+    if cls.e164 is not None and cls.e164 != guess:
+        onnet = _own_number(plan, c, cls.e164, ctx.at, caller, trace)
+        if onnet is not None:
+            return onnet
+    shown = cls.e164 or cls.digits
+    cats = ", ".join(sorted(x.value for x in cls.categories))
+    trace.append(f"external number {shown} ({cats})")
+    refused = caller.barring.refused(cls.categories)
+    if refused:
+        barred = ", ".join(sorted(x.value for x in refused))
+        return _reject(trace, 403, f"{barred} calls barred by profile {caller.barring.id}")
+    trace.append(f"allowed by profile {caller.barring.id}; via trunk {site.trunk.id}")
+    return RoutingDecision(
+        DecisionKind.EXTERNAL, e164=cls.e164, trunk=site.trunk,
+        number=None if cls.e164 else cls.digits, categories=cls.categories, trace=tuple(trace),
+    )
+
+
+def _own_number(
+    plan: Plan, c: Customer, e164: str, at: datetime, caller: User, trace: list[str]
+) -> RoutingDecision | None:
+    """The customer's own public numbers stay on the customer's network."""
+    owner = plan.owner_of_number(e164)
+    if owner is not None and owner[1].customer is c:
+        trace.append(f"{e164} is the customer's own number ({owner[0].value} {owner[1].full_number}): kept on-net")
+        return _internal(caller, owner[1], at, trace)
+    block = c.range_of(e164)
+    if block is not None:
+        return _reject(trace, 404, f"{e164} is in the customer's block {block} but not assigned")
+    return None

@@ -1,0 +1,204 @@
+"""The parsed scenario model: immutable, typed, each step knowing where it was written.
+
+A scenario file::
+
+    name: alice calls bob, bob is busy
+    phones:
+      alice: {account: "501410", password: demo-501410, transport: udp, kind: desk}
+      bob:   {account: "501411", password: demo-501411, transport: tcp, kind: softphone}
+      carrier: {kind: carrier, address: "127.0.0.1:5090"}
+    steps:                      # in order; each step is `phone: action`, or `wait: seconds`
+      - alice: register
+      - bob: register
+      - alice: {dial: "501411"}
+      - bob: {expect_ringing: {timeout: 5}}
+      - bob: {reject: 486}
+      - alice: {expect_status: 486}
+
+Instead of the top-level `steps`, each phone may carry its own `steps:` list; the phones'
+lists then run side by side. Every waiting step takes `timeout` (seconds, default 5).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import Enum
+
+
+class StepKind(Enum):
+    REGISTER = "register"
+    UNREGISTER = "unregister"
+    DIAL = "dial"
+    EXPECT_RINGING = "expect_ringing"
+    ANSWER = "answer"
+    REJECT = "reject"
+    WAIT = "wait"
+    HANGUP = "hangup"
+    EXPECT_STATUS = "expect_status"
+    EXPECT_STATE = "expect_state"
+    EXPECT_HEADER = "expect_header"
+    EXPECT_RECORD = "expect_record"
+    SEND_DTMF = "send_dtmf"
+    PLAY_TONE = "play_tone"
+    PLAY_WAV = "play_wav"
+    EXPECT_TONE = "expect_tone"
+    EXPECT_SILENCE = "expect_silence"
+    EXPECT_DTMF = "expect_dtmf"
+    HOLD = "hold"
+    RESUME = "resume"
+    TRANSFER = "transfer"
+
+
+class PhoneKind(Enum):
+    DESK = "desk"
+    DECT = "dect"
+    SOFTPHONE = "softphone"
+    CARRIER = "carrier"
+
+
+class CallState(Enum):
+    """What a scenario can expect of a phone's current call."""
+
+    IDLE = "idle"
+    CALLING = "calling"  # INVITE sent, no provisional response yet
+    INCOMING = "incoming"  # INVITE received, not answered yet
+    RINGING = "ringing"  # 180/183 received (caller) or sent (callee)
+    CONFIRMED = "confirmed"
+    HELD = "held"
+    DISCONNECTED = "disconnected"
+
+
+class Match(Enum):
+    EQUALS = "equals"
+    CONTAINS = "contains"
+    MATCHES = "matches"  # Python regular expression, searched
+    ABSENT = "absent"
+
+
+DEFAULT_TIMEOUT = 5.0
+
+
+@dataclass(frozen=True, slots=True)
+class Where:
+    """The place of a step in its file, for error messages."""
+
+    file: str
+    line: int
+    index: int  # 1-based position in its list
+
+    def __str__(self) -> str:
+        return f"{self.file}:{self.line} (step {self.index})"
+
+
+@dataclass(frozen=True, slots=True)
+class Expectation:
+    """A value test: `match` of `value` (regex, substring or exact), or absence."""
+
+    match: Match
+    value: str = ""
+
+    def test(self, actual: str | None) -> bool:
+        import re
+
+        if self.match is Match.ABSENT:
+            return actual is None
+        if actual is None:
+            return False
+        if self.match is Match.EQUALS:
+            return actual.strip() == self.value
+        if self.match is Match.CONTAINS:
+            return self.value in actual
+        return re.search(self.value, actual) is not None
+
+    def __str__(self) -> str:
+        return "absent" if self.match is Match.ABSENT else f"{self.match.value} {self.value!r}"
+
+
+@dataclass(frozen=True, slots=True)
+class Step:
+    kind: StepKind
+    phone: str | None  # None for `wait` at the top level
+    where: Where
+    timeout: float = DEFAULT_TIMEOUT
+    target: str = ""  # dial: what is dialed; transfer: where to
+    status: int = 0  # reject, expect_status, register (expected)
+    seconds: float = 0.0  # wait; tone/silence/wav durations
+    state: CallState | None = None
+    header: str = ""  # expect_header: header name, or "Request-URI"
+    on: str = ""  # expect_header: "invite", "response" or "" (the latest of both)
+    expect: Expectation | None = None
+    field_name: str = ""  # expect_record
+    digits: str = ""  # send_dtmf, expect_dtmf
+    method: str = ""  # dtmf: "rfc4733" or "inband"; transfer: "blind" or "attended"
+    frequency: float = 0.0  # play_tone, expect_tone
+    path: str = ""  # play_wav
+    headers: tuple[tuple[str, str], ...] = ()  # dial: extra headers (e.g. a From to present)
+    from_user: str = ""  # dial: the user part of From to present
+
+    def describe(self) -> str:
+        who = f"{self.phone}: " if self.phone else ""
+        return f"{who}{self.kind.value}{self._args()}"
+
+    def _args(self) -> str:
+        parts: list[str] = []
+        if self.target:
+            parts.append(self.target)
+        if self.status:
+            parts.append(str(self.status))
+        if self.state is not None:
+            parts.append(self.state.value)
+        if self.header:
+            parts.append(f"{self.header} {self.expect}")
+        if self.field_name:
+            parts.append(f"{self.field_name} {self.expect}")
+        if self.digits:
+            parts.append(self.digits)
+        if self.frequency:
+            parts.append(f"{self.frequency:g} Hz")
+        if self.kind is StepKind.WAIT:
+            parts.append(f"{self.seconds:g} s")
+        return f" {' '.join(parts)}" if parts else ""
+
+
+@dataclass(frozen=True, slots=True)
+class Phone:
+    name: str
+    kind: PhoneKind
+    account: str = ""  # user part; for a carrier its number to present (From)
+    password: str = ""
+    realm: str = "*"
+    transport: str = "UDP"
+    address: str = ""  # carrier: "host:port" it listens on (the trunk's address)
+    steps: tuple[Step, ...] = ()
+
+    @property
+    def registers(self) -> bool:
+        return self.kind is not PhoneKind.CARRIER
+
+
+@dataclass(frozen=True, slots=True)
+class Scenario:
+    name: str
+    file: str
+    phones: tuple[Phone, ...]
+    steps: tuple[Step, ...] = ()
+    description: str = ""
+    tags: tuple[str, ...] = field(default=())
+
+    def phone(self, name: str) -> Phone:
+        for p in self.phones:
+            if p.name == name:
+                return p
+        raise KeyError(name)
+
+    @property
+    def resources(self) -> frozenset[str]:
+        """What two scenarios running at once must not share: accounts and carrier addresses."""
+        out: set[str] = set()
+        for p in self.phones:
+            out.add(f"addr:{p.address}" if p.kind is PhoneKind.CARRIER else f"acct:{p.account}")
+        return frozenset(out)
+
+    @property
+    def per_phone(self) -> bool:
+        return not self.steps and any(p.steps for p in self.phones)

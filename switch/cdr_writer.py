@@ -1,0 +1,75 @@
+"""Writes call records in order, off the signalling path.
+
+A record is opened when a call starts and closed when it ends; writes for one call must not
+overtake each other, so one queue and one writer task serve every call. At start, records
+left open by a switch that died are closed with a cause that says so (issue 6).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from typing import TYPE_CHECKING, Any
+
+from rating.cdr import CallRecord
+from switch.storage.cdrs import SqlCallRecordRepository
+from switch.storage.cli import database_url
+from switch.storage.engine import create_engine
+
+if TYPE_CHECKING:
+    from switch.app import Switch
+
+log = logging.getLogger("switch.cdr")
+
+
+class CdrWriter:
+    def __init__(self) -> None:
+        self._queue: asyncio.Queue[tuple[str, CallRecord] | None] = asyncio.Queue()
+        self._task: asyncio.Task[None] | None = None
+        self._engine: Any = None
+        self.repo: SqlCallRecordRepository | None = None
+        self.written = 0
+
+    async def start(self, switch: Switch) -> None:
+        self._engine = create_engine(database_url(str(switch.options.data_dir)))
+        self.repo = SqlCallRecordRepository(self._engine)
+        closed = await self.repo.close_orphans(time.time())
+        if closed:
+            log.warning("closed %d call records left open by a previous run", closed)
+        self._task = asyncio.create_task(self._run())
+
+    def open(self, record: CallRecord) -> None:
+        self._queue.put_nowait(("open", record))
+
+    def close(self, record: CallRecord) -> None:
+        self._queue.put_nowait(("close", record))
+
+    async def _run(self) -> None:
+        assert self.repo is not None
+        while True:
+            item = await self._queue.get()
+            if item is None:
+                return
+            kind, record = item
+            for attempt in range(3):
+                try:
+                    if kind == "open":
+                        await self.repo.open(record)
+                    else:
+                        await self.repo.close(record)
+                    self.written += 1
+                    break
+                except Exception:
+                    log.exception("call record %s: write failed (attempt %d)", record.id,
+                                  attempt + 1)
+                    await asyncio.sleep(0.2 * (attempt + 1))
+
+    async def stop(self, switch: Switch) -> None:
+        if self._task is not None:
+            self._queue.put_nowait(None)
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self._task, 10)
+        if self._engine is not None:
+            await self._engine.dispose()

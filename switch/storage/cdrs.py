@@ -1,0 +1,56 @@
+"""Call records in the database (rating.cdr.CallRecordRepository)."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy import select, update
+from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
+
+from rating.cdr import RESTART_CAUSE, CallRecord
+
+from .models import CallRecordRow
+
+_FIELDS = [f.name for f in dataclasses.fields(CallRecord)]
+
+
+def _row(record: CallRecord) -> dict[str, Any]:
+    return {name: getattr(record, name) for name in _FIELDS}
+
+
+def _record(row: CallRecordRow) -> CallRecord:
+    return CallRecord(**{name: getattr(row, name) for name in _FIELDS})
+
+
+class SqlCallRecordRepository:
+    def __init__(self, engine: AsyncEngine) -> None:
+        self._sessions = async_sessionmaker(engine, expire_on_commit=False)
+
+    async def open(self, record: CallRecord) -> None:
+        async with self._sessions() as s, s.begin():
+            s.add(CallRecordRow(**_row(record)))
+
+    async def close(self, record: CallRecord) -> None:
+        values = _row(record)
+        rid = values.pop("id")
+        async with self._sessions() as s, s.begin():
+            result = await s.execute(
+                update(CallRecordRow).where(CallRecordRow.id == rid).values(**values))
+            if getattr(result, "rowcount", 1) == 0:
+                s.add(CallRecordRow(id=rid, **values))
+
+    async def close_orphans(self, now: float, cause: str = RESTART_CAUSE) -> int:
+        """Close the records of calls that were in progress when the switch stopped."""
+        async with self._sessions() as s, s.begin():
+            result = await s.execute(
+                update(CallRecordRow).where(CallRecordRow.end.is_(None)).values(
+                    end=now, disposition="interrupted", cause=cause, hangup_side="switch"))
+            return int(getattr(result, "rowcount", 0) or 0)
+
+    async def recent(self, limit: int = 100) -> Sequence[CallRecord]:
+        async with self._sessions() as s:
+            rows = (await s.execute(
+                select(CallRecordRow).order_by(CallRecordRow.start.desc()).limit(limit))).scalars()
+            return [_record(r) for r in rows]
