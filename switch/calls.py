@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from devices.digest import AuthOutcome
-from dialplan import CallContext, DecisionKind, RoutingDecision, User, route
+from dialplan import CallContext, DecisionKind, MediaMode, RoutingDecision, User, route
 from rating.cdr import CallRecord
 from switch.b2bua.call import LEG_CALLER, LEG_IGNORE, Call, CallState
 from switch.b2bua.effects import (
@@ -35,11 +35,13 @@ from switch.b2bua.effects import (
 from switch.b2bua.legs import LocalAddress, invite_for_callee
 from switch.callerid import OutboundIdentity, outbound_identity
 from switch.cdr_writer import CdrWriter
+from switch.media_service import Anchor, MediaService, close_media
 from switch.runtime import ServerRequest, SipRuntime
 from switch.sip import (
     NameAddr,
     Request,
     Response,
+    SipError,
     SipUri,
     make_response,
     new_call_id,
@@ -53,7 +55,12 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("switch.calls")
 
-LINGER_SECONDS = 32.0  # keep an ended call around to absorb retransmissions (64*T1)
+LINGER_SECONDS = 32.0
+TEST_SERVICES = ("echo_test", "tone_test")
+
+
+def _same_body(leg: int, body: bytes) -> bytes:
+    return body  # keep an ended call around to absorb retransmissions (64*T1)
 
 
 @dataclass
@@ -78,6 +85,8 @@ class CallService:
         self.local: LocalAddress | None = None
         self.media_hooks: Any = None  # set by the media service when media anchoring is on
         self.records: CdrWriter | None = None
+        self.media: MediaService | None = None
+        self._tasks: set[asyncio.Future[None]] = set()
 
     # -- lifecycle --
 
@@ -129,13 +138,48 @@ class CallService:
             runtime.respond(sreq.key, make_response(req, status, decision.reason,
                                                     to_tag=new_tag()))
             return None
+        if decision.kind is DecisionKind.FEATURE and decision.feature in TEST_SERVICES:
+            return self._start_test_service(sreq, caller, decision)
+        if decision.kind is DecisionKind.FEATURE:
+            runtime.respond(sreq.key, make_response(req, 501, "Feature Not Available Yet",
+                                                    to_tag=new_tag()))
+            return None
         targets = self._targets(decision, caller, req)
         if not targets:
             runtime.respond(sreq.key, make_response(req, 480, "Temporarily Unavailable",
                                                     to_tag=new_tag()))
             return None
+        if self.media is not None and req.body and self._anchored(caller, decision):
+            return self._start_anchored(sreq, caller, decision, targets)
         self._start_call(sreq, caller, decision, targets)
         return None
+
+    @staticmethod
+    def _anchored(caller: User | None, decision: RoutingDecision) -> bool:
+        """Media anchoring follows the site's setting: the caller's, or the callee's site
+        for calls from the public network."""
+        site = caller.site if caller is not None else getattr(decision.target, "site", None)
+        return site is None or site.media is MediaMode.ANCHOR
+
+    async def _start_anchored(self, sreq: ServerRequest, caller: User | None,
+                              decision: RoutingDecision,
+                              targets: list[tuple[str, Peer, NameAddr, OutboundIdentity]]) -> None:
+        assert self.media is not None
+        anchor = await self.media.anchor(sreq.request.body)
+        entry = self._start_call(sreq, caller, decision, targets, anchor)
+        if entry is None and anchor is not None:
+            await anchor.close()
+
+    async def _start_test_service(self, sreq: ServerRequest, caller: User | None,
+                                  decision: RoutingDecision) -> None:
+        if self.media is None:
+            raise SipError(503, "Media Unavailable")
+        endpoint, answer = await self.media.test_service(decision.feature or "", sreq.request.body)
+        entry = self._start_call(sreq, caller, decision, [], endpoint)
+        if entry is None:
+            await endpoint.close()
+            return
+        self._perform(entry, entry.call.answer_locally(answer, self._now()))
 
     def _authenticate(self, sreq: ServerRequest) -> User | None:
         """Digest for INVITE (RFC 3261 22.3, 407); the same rules and guard as REGISTER."""
@@ -201,27 +245,32 @@ class CallService:
         return out
 
     def _start_call(self, sreq: ServerRequest, caller: User | None, decision: RoutingDecision,
-                    targets: list[tuple[str, Peer, NameAddr, OutboundIdentity]]) -> None:
+                    targets: list[tuple[str, Peer, NameAddr, OutboundIdentity]],
+                    media: Any = None) -> CallEntry | None:
         assert self.local is not None
         req = sreq.request
+        if self.runtime.txn.server_request(sreq.key) is None:
+            return None  # cancelled or answered while media was being set up
         now = self._now()
-        call = Call(req, sreq.peer, self.local, now, self.ring_timeout,
-                    answer_sdp=lambda leg, body: body)
+        answer_sdp = media.answer_for_caller if isinstance(media, Anchor) else _same_body
+        call = Call(req, sreq.peer, self.local, now, self.ring_timeout, answer_sdp=answer_sdp)
         entry = CallEntry(call, sreq.key, caller, decision,
-                          self._open_record(req, caller, decision))
+                          self._open_record(req, caller, decision), media=media)
         self.by_call_id[req.call_id] = (entry, -1)
         self.runtime.cancel_listeners[sreq.key] = lambda: self._perform(
             entry, entry.call.on_cancel(self._now()))
         max_forwards = max(0, (req.max_forwards or 70) - 1)
+        body = media.offer_for_callee() if isinstance(media, Anchor) else req.body
         for ruri, dest, to, identity in targets:
             b_call_id = new_call_id()
             invite = invite_for_callee(
                 request_uri=ruri, to=to, caller=identity.from_.with_tag(new_tag()),
-                call_id=b_call_id, local=self.local, dest=dest, body=req.body,
+                call_id=b_call_id, local=self.local, dest=dest, body=body,
                 max_forwards=max_forwards, identity_headers=identity.headers,
             )
             self.by_call_id[b_call_id] = (entry, len(call.legs))
             self._perform(entry, call.add_leg(invite, dest))
+        return entry
 
     def _on_reinvite(self, sreq: ServerRequest) -> None:
         found = self.by_call_id.get(sreq.request.call_id)
@@ -335,8 +384,14 @@ class CallService:
             cause=eff.cause, side=eff.side.value)
         log.info("call %s ended disposition=%s status=%d cause=%s", call.a_invite.call_id,
                  eff.disposition.value, eff.status, eff.cause)
+        if isinstance(entry.media, Anchor) and entry.media.codec:
+            entry.record = dataclasses.replace(entry.record, codec=entry.media.codec)
         if self.records is not None:
             self.records.close(entry.record)
+        if entry.media is not None:
+            task = asyncio.ensure_future(close_media(entry.media))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
         self.runtime.loop.call_later(LINGER_SECONDS, self._forget, entry)
 
     def _forget(self, entry: CallEntry) -> None:

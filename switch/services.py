@@ -10,6 +10,7 @@ from dialplan import Plan, PlanHolder, User, load_plan_data
 from dialplan.yamlsource import YamlSource
 from switch.calls import CallService
 from switch.cdr_writer import CdrWriter
+from switch.media_service import MediaService
 from switch.registration import RegistrationService
 
 if TYPE_CHECKING:
@@ -114,6 +115,10 @@ def build_services(switch: Switch, source: YamlSource) -> list[Any]:
     calls = CallService(ring_timeout=switch.settings.calls.ring_timeout)
     records = CdrWriter()
     calls.records = records
+    media_settings = switch.settings.media
+    media = MediaService(switch.settings.sip.host, media_settings.port_min, media_settings.port_max)
+    calls.media = media
     switch.calls = calls
     # order matters: registration migrates the database before the record writer opens it
-    return [PlanService(holder, str(switch.options.config)), registration, records, calls]
+    return [PlanService(holder, str(switch.options.config)), registration, records, media,
+            calls]

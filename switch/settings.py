@@ -55,12 +55,18 @@ class CallSettings(_Strict):
     ring_timeout: float = Field(30.0, gt=0, description="no answer after this: 480 to the caller")
 
 
+class MediaSettings(_Strict):
+    port_min: int = Field(20000, ge=1024, le=65535, description="RTP port range (even ports)")
+    port_max: int = Field(29999, ge=1024, le=65535)
+
+
 class SwitchSettings(_Strict):
     sip: SipSettings = SipSettings()
     transaction: TransactionSettings = TransactionSettings()
     registrar: RegistrarSettings = RegistrarSettings()
     auth: AuthSettings = AuthSettings()
     calls: CallSettings = CallSettings()
+    media: MediaSettings = MediaSettings()
     drain_seconds: float = Field(5.0, ge=0)
 
 

@@ -230,6 +230,19 @@ class Call:
         out.extend(self._cancel_others(leg.index))
         self._go(CallInput.ANSWER)
         body = self.answer_sdp(leg.index, resp.body) if resp.body else b""
+        out.extend(self._answer_caller(body, now, leg.index, resp))
+        return out
+
+    def answer_locally(self, body: bytes, now: float) -> list[Effect]:
+        """The switch itself answers the caller (test services, prompts): no B leg."""
+        if not self.ringing_phase:
+            return []
+        self._go(CallInput.ANSWER)
+        self.answered_at = now
+        return self._answer_caller(body, now, -1, None)
+
+    def _answer_caller(self, body: bytes, now: float, leg: int,
+                       resp: Response | None) -> list[Effect]:
         headers = [("Contact", self.local.contact(self.a_peer.transport)),
                    ("Allow", "INVITE, ACK, CANCEL, BYE, OPTIONS")]
         if body:
@@ -248,9 +261,7 @@ class Call:
             self._retransmit_interval = self.t1
             self._retransmit_at = now + self.t1
         self._ack_deadline = now + 64 * self.t1
-        out.append(RespondCaller(ok))
-        out.append(Answered(leg.index, resp))
-        return out
+        return [RespondCaller(ok), Answered(leg, resp or ok)]
 
     def _on_failure(self, leg: Leg, status: int, now: float) -> list[Effect]:
         if leg.state in (LegState.TRYING, LegState.EARLY):

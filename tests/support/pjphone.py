@@ -7,6 +7,7 @@ runs in the test's own thread.
 
 from __future__ import annotations
 
+import gc
 import random
 import time
 from collections.abc import Callable
@@ -88,6 +89,7 @@ class PjCall(pj.Call):  # type: ignore[misc]
         self.record_path: str | None = None
         self.tone_freq: float | None = None
         self.sip_call_id = ""
+        self.media_error = ""
 
     def onCallState(self, prm: Any) -> None:
         info = self.getInfo()
@@ -107,7 +109,7 @@ class PjCall(pj.Call):  # type: ignore[misc]
                     tone = pj.ToneDesc()
                     tone.freq1 = int(self.tone_freq)
                     tone.freq2 = 0
-                    tone.on_msec = 60000
+                    tone.on_msec = 30000  # a C short in PJSIP; the tone loops
                     tone.off_msec = 0
                     tone.volume = 0
                     vec = pj.ToneDescVector()
@@ -124,8 +126,12 @@ class PjCall(pj.Call):  # type: ignore[misc]
         return self.states[-1] if self.states else pj.PJSIP_INV_STATE_NULL
 
     def stop_media(self) -> None:
+        """Stop the tone and close the recording (the WAV header is written on destroy)."""
+        self.record_path = None  # a later media update must not start a new recording
+        self.tone_freq = None
         self.recorder = None
         self.tone = None
+        gc.collect()
 
 
 class PjAccount(pj.Account):  # type: ignore[misc]

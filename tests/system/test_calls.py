@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pjsua2 as pj
@@ -172,3 +173,59 @@ def test_unauthenticated_invite_is_challenged(switch: RunningSwitch) -> None:
         client.close()
     assert first.status == 407
     assert len(first.headers.get_all("Proxy-Authenticate")) == 2
+
+
+def test_audio_flows_both_ways_through_the_anchored_relay(
+        pj_lib: Any, switch: RunningSwitch, phones: dict[str, Phone], tmp_path: Path) -> None:
+    from tests.support.audio import dominant_frequency
+
+    reset(phones)
+    callee = phones["502411"].account
+    callee.answer_with = 200
+    callee.tone_freq = 1000
+    callee.record_path = str(tmp_path / "callee.wav")
+    call = phones["501410"].call(target(switch, "502411"), tone_freq=440,
+                                 record_path=str(tmp_path / "caller.wav"))
+    try:
+        assert pj_lib.wait_until(lambda: call.state == CONFIRMED, 8), switch.log_text()[-2000:]
+        incoming = callee.incoming[0]
+        # the callee was offered the switch's relay, not the caller's own RTP address
+        sdp = incoming.incoming_msg.split("\r\n\r\n", 1)[1]
+        assert "m=audio" in sdp
+        assert pj_lib.wait_until(lambda: call.media_active and incoming.media_active, 5)
+        pj_lib.wait_until(lambda: False, 2.5)
+        call.stop_media()
+        incoming.stop_media()
+        call.hangup(pj.CallOpParam(True))
+        pj_lib.wait_until(lambda: incoming.state == DISCONNECTED, 5)
+    finally:
+        finish(pj_lib, phones)
+    heard_by_caller, level_a = dominant_frequency(tmp_path / "caller.wav")
+    heard_by_callee, level_b = dominant_frequency(tmp_path / "callee.wav")
+    assert abs(heard_by_caller - 1000) < 20 and level_a > 100, (heard_by_caller, level_a)
+    assert abs(heard_by_callee - 440) < 9 and level_b > 100, (heard_by_callee, level_b)
+    rec = wait_record(switch.data_dir, lambda r: r["callee"] == "502411" and r["end"])
+    assert rec["codec"] in ("PCMU", "PCMA")
+
+
+@pytest.mark.parametrize(("code", "send", "expect"), [("*44", None, 1000.0), ("*43", 700, 700.0)],
+                         ids=["tone-test", "echo-test"])
+def test_test_services(pj_lib: Any, switch: RunningSwitch, phones: dict[str, Phone],
+                       tmp_path: Path, code: str, send: int | None, expect: float) -> None:
+    from tests.support.audio import dominant_frequency
+
+    reset(phones)
+    wav = tmp_path / "heard.wav"
+    call = phones["501411"].call(target(switch, code.replace("*", "%2A")), tone_freq=send,
+                                 record_path=str(wav))
+    try:
+        assert pj_lib.wait_until(lambda: call.state == CONFIRMED, 8), switch.log_text()[-2000:]
+        assert pj_lib.wait_until(lambda: call.media_active, 5)
+        pj_lib.wait_until(lambda: False, 2.0)
+        call.stop_media()
+        call.hangup(pj.CallOpParam(True))
+        pj_lib.wait_until(lambda: call.state == DISCONNECTED, 5)
+    finally:
+        finish(pj_lib, phones)
+    heard, level = dominant_frequency(wav)
+    assert abs(heard - expect) < expect * 0.02 and level > 100, (heard, level)
