@@ -277,3 +277,22 @@ def _own_number(
     if block is not None:
         return _reject(trace, 404, f"{e164} is in the customer's block {block} but not assigned")
     return None
+
+
+def emergency_from_site(site: Site, dialed: str) -> RoutingDecision | None:
+    """The emergency decision for a caller known only by its site (an unauthenticated
+    handset on the site's declared network, issue 7), or None when `dialed` is no emergency
+    number. Emergency calls may never fail for want of credentials (CPCE D.98-8)."""
+    d = parse_dialed(dialed)
+    trace = [f"unauthenticated caller on the network of site {site.code}"]
+    if d.sos is not None:
+        return _emergency(site, d.sos, trace)
+    c = site.customer
+    digits = d.digits
+    if c.outside_line_digit and digits.startswith(c.outside_line_digit):
+        stripped = digits[len(c.outside_line_digit):]
+        if stripped in c.emergency_numbers:
+            digits = stripped
+    if digits in c.emergency_numbers:
+        return _emergency(site, digits, trace)
+    return None

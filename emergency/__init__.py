@@ -1,1 +1,1 @@
-"""emergency package."""
+"""Emergency calls: location objects (PIDF-LO) and the call-back window."""

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from .model import CallState, Phone, StepKind
@@ -148,8 +148,12 @@ class PhoneDriver:
     def dtmf_received(self) -> str:
         raise self.unsupported("expect_dtmf")
 
-    async def listen(self, seconds: float, pump: Pump) -> list[float]:
-        """Record what the phone hears for `seconds`; return the received samples (8 kHz)."""
+    def transfer_status(self) -> int | None:
+        """The final status of the last transfer (NOTIFY sipfrag or REFER failure)."""
+        raise self.unsupported("transfer")
+
+    async def listen(self, seconds: float, pump: Pump) -> tuple[list[float], int]:
+        """Record what the phone hears for `seconds`: (samples, sample rate)."""
         raise self.unsupported("expect_tone/expect_silence")
 
 
@@ -189,5 +193,3 @@ class Engine:
     async def close(self) -> None:
         """Release what the engine holds."""
 
-
-Starter = Callable[[], Awaitable[None]]

@@ -106,7 +106,8 @@ class OwnPhone(PhoneDriver):
 
     async def stop(self) -> None:
         for call in self.calls:
-            if call.state not in (CallState.DISCONNECTED, CallState.IDLE):
+            if isinstance(call, OwnCall) and call.state not in (CallState.DISCONNECTED,
+                                                                 CallState.IDLE):
                 with contextlib.suppress(Exception):
                     self._end(call)
         if self.registered:

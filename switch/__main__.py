@@ -5,6 +5,8 @@
     wte registrations [--config FILE] [--data-dir DIR]
     wte plan check FILE...
     wte plan explain FILE --from 501410 --dial 0612345678 [--at 2026-12-25T10:00]
+    wte calls [--data-dir DIR] [--limit N]
+    wte scenario run FILE... [--target HOST:PORT] [--engine own|pjsua2] [--junit out.xml]
 """
 
 from __future__ import annotations
@@ -56,6 +58,12 @@ def _cmd_calls(args: argparse.Namespace) -> int:
     from switch.storage.cli import database_url, list_call_records
 
     return asyncio.run(list_call_records(database_url(args.data_dir), sys.stdout, args.limit))
+
+
+def _cmd_scenario_run(args: argparse.Namespace) -> int:
+    from scenarios.cli import scenario_main
+
+    return scenario_main(list(args.files), args.target, args.engine, args.junit, sys.stdout)
 
 
 def _cmd_plan_check(args: argparse.Namespace) -> int:
@@ -123,6 +131,19 @@ def build_parser() -> argparse.ArgumentParser:
     explain.add_argument("--dial", required=True, help="what the caller dials")
     explain.add_argument("--at", default=None, help="ISO date and time (default: now)")
     explain.set_defaults(func=_cmd_plan_explain)
+    scen = sub.add_parser("scenario", help="scripted call scenarios for testers")
+    ssub = scen.add_subparsers(dest="scenario_command", required=True, metavar="ACTION")
+    srun = ssub.add_parser("run", help="run scenario files (a directory means its *.yaml)",
+                           description="Runs against --target, or starts a switch on the "
+                           "example configuration when no target is given. Prints progress, "
+                           "then 'N passed, M failed'.")
+    srun.add_argument("files", nargs="+", metavar="FILE")
+    srun.add_argument("--target", default=None, metavar="HOST:PORT",
+                      help="a running switch (default: start one)")
+    srun.add_argument("--engine", choices=["own", "pjsua2"], default="own",
+                      help="own user agent (fast, concurrent) or pjsua2 (independent)")
+    srun.add_argument("--junit", default=None, metavar="FILE", help="write JUnit XML here")
+    srun.set_defaults(func=_cmd_scenario_run)
     return parser
 
 

@@ -70,6 +70,7 @@ class DialogSide:
 def invite_for_callee(
     *, request_uri: str, to: NameAddr, caller: NameAddr, call_id: str, local: LocalAddress,
     dest: Peer, body: bytes, max_forwards: int, identity_headers: tuple[tuple[str, str], ...],
+    content_type: str = "application/sdp",
 ) -> Request:
     """The B-leg INVITE: a new dialog with its own Call-ID and tags (RFC 3261 8.1.1)."""
     items: list[tuple[str, str]] = [
@@ -85,7 +86,7 @@ def invite_for_callee(
     ]
     items.extend(identity_headers)
     if body:
-        items.append(("Content-Type", "application/sdp"))
+        items.append(("Content-Type", content_type))
     return Request("INVITE", parse_uri(request_uri), Headers(items), body)
 
 

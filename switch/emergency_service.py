@@ -1,0 +1,102 @@
+"""Emergency calls on the wire: location by reference (RFC 6442), notification, call-back.
+
+The dialplan decides that a call is an emergency call (every dialed form, barring never
+applies); this adapter adds what the PSAP needs: the caller's civic location as a PIDF-LO
+body next to the SDP in a multipart/mixed body, referenced by a `Geolocation: <cid:...>`
+header (RFC 6442 section 4.1), `Priority: emergency` (RFC 3261 20.26), and an alert for the
+customer's administrators (a structured log event and, when configured, a webhook).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import secrets
+import time
+import urllib.request
+from dataclasses import dataclass
+
+from dialplan import RoutingDecision, Site, User
+from emergency.callback import CallbackWindow, EmergencyCall
+from emergency.pidf import CONTENT_TYPE as PIDF_TYPE
+from emergency.pidf import CivicLocation, build_pidf_lo
+from switch.sip.body import BodyPart, build_multipart
+
+log = logging.getLogger("switch.emergency")
+
+
+@dataclass(frozen=True, slots=True)
+class EmergencyLeg:
+    content_type: str
+    body: bytes
+    headers: tuple[tuple[str, str], ...]
+
+
+def location_of(site: Site) -> CivicLocation:
+    a = site.address
+    return CivicLocation(country=a.country, city=a.city, street=a.street, number=a.number,
+                         postal_code=a.postal_code, extra=a.extra, name=site.name)
+
+
+class EmergencyService:
+    def __init__(self, *, callback_window: float = 1800.0, webhook_url: str | None = None,
+                 domain: str = "wte.invalid") -> None:
+        self.callbacks = CallbackWindow(callback_window)
+        self.webhook_url = webhook_url
+        self.domain = domain
+        self._tasks: set[asyncio.Future[None]] = set()
+
+    def leg(self, decision: RoutingDecision, caller: User | None, number: str | None,
+            sdp: bytes) -> EmergencyLeg:
+        """Body and headers of the INVITE to the emergency route."""
+        site = decision.target if isinstance(decision.target, Site) else (
+            caller.site if caller else None)
+        if site is None:
+            return EmergencyLeg("application/sdp", sdp, (("Priority", "emergency"),))
+        entity = f"sip:{number or 'unknown'}@{site.customer.sip_domain}"
+        device = f"urn:wte:line:{caller.full_number if caller else 'unauthenticated'}"
+        pidf = build_pidf_lo(entity, location_of(site), device)
+        cid = f"{secrets.token_hex(8)}@{site.customer.sip_domain}"
+        parts = [BodyPart((("Content-Type", "application/sdp"),), sdp)] if sdp else []
+        parts.append(BodyPart((("Content-Type", PIDF_TYPE), ("Content-ID", f"<{cid}>"),
+                               ("Content-Disposition", "by-reference;handling=optional")), pidf))
+        content_type, body = build_multipart(parts, "wte-" + secrets.token_hex(8))
+        headers = (("Geolocation", f"<cid:{cid}>"), ("Geolocation-Routing", "no"),
+                   ("Priority", "emergency"))
+        return EmergencyLeg(content_type, body, headers)
+
+    def started(self, decision: RoutingDecision, caller: User | None, number: str | None,
+                authenticated: bool) -> None:
+        """Alert the customer's administrators and open the call-back window."""
+        site = decision.target if isinstance(decision.target, Site) else None
+        event = {
+            "event": "emergency_call",
+            "emergency_number": decision.number,
+            "caller": caller.full_number if caller else None,
+            "caller_number": number,
+            "authenticated": authenticated,
+            "site": site.code if site else None,
+            "customer": site.customer.id if site else None,
+            "location": str(site.address) if site else "unknown",
+            "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        }
+        log.warning("emergency call %s", json.dumps(event, sort_keys=True))
+        if caller is not None and site is not None and decision.number:
+            self.callbacks.record(EmergencyCall(caller.full_number, site.code, site.customer.id,
+                                                decision.number, time.time()))
+        if self.webhook_url:
+            task = asyncio.ensure_future(asyncio.to_thread(self._post, event))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+
+    def _post(self, event: dict[str, object]) -> None:
+        assert self.webhook_url is not None
+        req = urllib.request.Request(self.webhook_url, data=json.dumps(event).encode(),
+                                     headers={"Content-Type": "application/json"})
+        try:
+            with contextlib.closing(urllib.request.urlopen(req, timeout=5)):
+                pass
+        except OSError as exc:
+            log.error("emergency webhook failed: %s", exc)
