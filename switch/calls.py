@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import datetime as dt
+import ipaddress
 import logging
 import time
 import uuid
@@ -21,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 from devices.digest import AuthOutcome
 from dialplan import CallContext, DecisionKind, MediaMode, RoutingDecision, User, route
+from dialplan.router import emergency_from_site
 from rating.cdr import CallRecord
 from switch.b2bua.call import LEG_CALLER, LEG_IGNORE, Call, CallState
 from switch.b2bua.effects import (
@@ -35,6 +37,7 @@ from switch.b2bua.effects import (
 from switch.b2bua.legs import LocalAddress, invite_for_callee
 from switch.callerid import OutboundIdentity, outbound_identity
 from switch.cdr_writer import CdrWriter
+from switch.emergency_service import EmergencyService
 from switch.media_service import Anchor, MediaService, close_media
 from switch.runtime import ServerRequest, SipRuntime
 from switch.sip import (
@@ -86,6 +89,7 @@ class CallService:
         self.media_hooks: Any = None  # set by the media service when media anchoring is on
         self.records: CdrWriter | None = None
         self.media: MediaService | None = None
+        self.emergency: EmergencyService | None = None
         self._tasks: set[asyncio.Future[None]] = set()
 
     # -- lifecycle --
@@ -125,11 +129,19 @@ class CallService:
         plan = switch.plan_holder.plan
         trunk = plan.trunk_for_address(sreq.peer.host, sreq.peer.port)
         caller: User | None = None
+        decision: RoutingDecision | None = None
         if trunk is None:
-            caller = self._authenticate(sreq)
-            if caller is None:
+            who = self._authenticate(sreq)
+            if who is None:
                 return None
-        decision = route(plan, CallContext(caller, trunk, str(req.uri), dt.datetime.now()))
+            if isinstance(who, RoutingDecision):
+                decision = who  # an unauthenticated emergency call, located by its network
+            else:
+                caller = who
+        if decision is None:
+            decision = route(plan, CallContext(caller, trunk, str(req.uri), dt.datetime.now()))
+        if trunk is not None:
+            decision = self._callback_override(decision, req)
         log.info("call %s from=%s dialed=%s decision=%s", req.call_id,
                  caller.full_number if caller else f"trunk:{trunk.id if trunk else '?'}",
                  req.uri, decision.kind.value)
@@ -153,6 +165,25 @@ class CallService:
             return self._start_anchored(sreq, caller, decision, targets)
         self._start_call(sreq, caller, decision, targets)
         return None
+
+    def _callback_override(self, decision: RoutingDecision, req: Request) -> RoutingDecision:
+        """A call from the emergency service to a site that just called it rings the caller
+        directly, ignoring DND, forwarding and hunt rules (issue 7)."""
+        if self.emergency is None or decision.target is None:
+            return decision
+        site = getattr(decision.target, "site", None)
+        calling = uri_user(req.from_.uri) or ""
+        if site is None or calling.lstrip("+") not in site.customer.emergency_numbers:
+            return decision
+        recent = self.emergency.callbacks.caller_for(site.customer.id, site.code, self.clock())
+        if recent is None:
+            return decision
+        user = site.customer.by_full_number.get(recent.caller)
+        if not isinstance(user, User):
+            return decision
+        log.warning("emergency call-back from %s rings %s directly", calling, user.full_number)
+        return dataclasses.replace(decision, kind=DecisionKind.USER, target=user,
+                                   trace=(*decision.trace, "emergency call-back window"))
 
     @staticmethod
     def _anchored(caller: User | None, decision: RoutingDecision) -> bool:
@@ -181,7 +212,26 @@ class CallService:
             return
         self._perform(entry, entry.call.answer_locally(answer, self._now()))
 
-    def _authenticate(self, sreq: ServerRequest) -> User | None:
+    def _unauthenticated_emergency(self, sreq: ServerRequest) -> RoutingDecision | None:
+        """Issue 7: an emergency INVITE whose credentials fail still goes out when it comes
+        from a site's declared networks, located at that site and flagged unauthenticated."""
+        switch = self.switch
+        assert switch is not None
+        try:
+            source = ipaddress.ip_address(sreq.peer.host)
+        except ValueError:
+            return None
+        for customer in switch.plan_holder.plan.customers:
+            for site in customer.sites:
+                if any(source in net for net in site.networks):
+                    decision = emergency_from_site(site, str(sreq.request.uri))
+                    if decision is not None:
+                        log.warning("unauthenticated emergency call from %s on site %s",
+                                    sreq.peer.host, site.code)
+                        return decision
+        return None
+
+    def _authenticate(self, sreq: ServerRequest) -> User | RoutingDecision | None:
         """Digest for INVITE (RFC 3261 22.3, 407); the same rules and guard as REGISTER."""
         switch = self.switch
         assert switch is not None
@@ -192,6 +242,9 @@ class CallService:
         realm = switch.accounts.realm_for_host(host)
         verdict = reg.guard.check(sreq.peer.host, now)
         if verdict.blocked:
+            emergency = self._unauthenticated_emergency(sreq)
+            if emergency is not None:
+                return emergency
             self.runtime.respond(sreq.key, make_response(req, 403, to_tag=new_tag()))
             return None
         result = reg.digest.verify(req, realm, switch.accounts, now, proxy=True)
@@ -203,6 +256,9 @@ class CallService:
             return None
         if result.outcome is not AuthOutcome.OK or result.account is None:
             reg.guard.record_failure(sreq.peer.host, now)
+            emergency = self._unauthenticated_emergency(sreq)
+            if emergency is not None:
+                return emergency
             self.runtime.respond(sreq.key, make_response(req, 403, to_tag=new_tag()))
             return None
         reg.guard.record_success(sreq.peer.host, now)
@@ -241,8 +297,20 @@ class CallService:
             ruri = f"sip:{number}@{trunk.host}:{trunk.port};user=phone"
             dest = Peer(trunk.transport.value.upper(), trunk.host, trunk.port)
             to = NameAddr(SipUri("sip", trunk.host, number, params=(("user", "phone"),)))
-            out.append((ruri, dest, to, outbound_identity(req, caller, trunk, decision)))
+            identity = outbound_identity(req, caller, trunk, decision)
+            if caller is None and decision.kind is DecisionKind.EMERGENCY:
+                identity = self._site_identity(decision)
+            out.append((ruri, dest, to, identity))
         return out
+
+    @staticmethod
+    def _site_identity(decision: RoutingDecision) -> OutboundIdentity:
+        """An unauthenticated emergency caller is presented with its site's main number."""
+        site = decision.target
+        number = getattr(site, "main_number", None) or "anonymous"
+        domain = site.customer.sip_domain if site is not None else "anonymous.invalid"  # type: ignore[union-attr]
+        addr = NameAddr(SipUri("sip", domain, number, params=(("user", "phone"),)))
+        return OutboundIdentity(addr, (("P-Asserted-Identity", str(addr)),), number, False)
 
     def _start_call(self, sreq: ServerRequest, caller: User | None, decision: RoutingDecision,
                     targets: list[tuple[str, Peer, NameAddr, OutboundIdentity]],
@@ -261,12 +329,22 @@ class CallService:
             entry, entry.call.on_cancel(self._now()))
         max_forwards = max(0, (req.max_forwards or 70) - 1)
         body = media.offer_for_callee() if isinstance(media, Anchor) else req.body
+        emergency = decision.kind is DecisionKind.EMERGENCY and self.emergency is not None
         for ruri, dest, to, identity in targets:
             b_call_id = new_call_id()
+            content_type, leg_body, headers = "application/sdp", body, identity.headers
+            if emergency:
+                assert self.emergency is not None
+                leg = self.emergency.leg(decision, caller, identity.number, body)
+                content_type, leg_body = leg.content_type, leg.body
+                headers = (*headers, *leg.headers)
+                self.emergency.started(decision, caller, identity.number,
+                                       authenticated=caller is not None)
             invite = invite_for_callee(
                 request_uri=ruri, to=to, caller=identity.from_.with_tag(new_tag()),
-                call_id=b_call_id, local=self.local, dest=dest, body=body,
-                max_forwards=max_forwards, identity_headers=identity.headers,
+                call_id=b_call_id, local=self.local, dest=dest, body=leg_body,
+                max_forwards=max_forwards, identity_headers=headers,
+                content_type=content_type,
             )
             self.by_call_id[b_call_id] = (entry, len(call.legs))
             self._perform(entry, call.add_leg(invite, dest))

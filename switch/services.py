@@ -10,6 +10,7 @@ from dialplan import Plan, PlanHolder, User, load_plan_data
 from dialplan.yamlsource import YamlSource
 from switch.calls import CallService
 from switch.cdr_writer import CdrWriter
+from switch.emergency_service import EmergencyService
 from switch.media_service import MediaService
 from switch.registration import RegistrationService
 
@@ -118,6 +119,9 @@ def build_services(switch: Switch, source: YamlSource) -> list[Any]:
     media_settings = switch.settings.media
     media = MediaService(switch.settings.sip.host, media_settings.port_min, media_settings.port_max)
     calls.media = media
+    calls.emergency = EmergencyService(
+        callback_window=switch.settings.emergency.callback_minutes * 60,
+        webhook_url=switch.settings.emergency.webhook_url)
     switch.calls = calls
     # order matters: registration migrates the database before the record writer opens it
     return [PlanService(holder, str(switch.options.config)), registration, records, media,

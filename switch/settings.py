@@ -60,6 +60,11 @@ class MediaSettings(_Strict):
     port_max: int = Field(29999, ge=1024, le=65535)
 
 
+class EmergencySettings(_Strict):
+    callback_minutes: float = Field(30.0, ge=0, description="PSAP call-back window")
+    webhook_url: str | None = Field(None, description="POSTed a JSON event per emergency call")
+
+
 class SwitchSettings(_Strict):
     sip: SipSettings = SipSettings()
     transaction: TransactionSettings = TransactionSettings()
@@ -67,6 +72,7 @@ class SwitchSettings(_Strict):
     auth: AuthSettings = AuthSettings()
     calls: CallSettings = CallSettings()
     media: MediaSettings = MediaSettings()
+    emergency: EmergencySettings = EmergencySettings()
     drain_seconds: float = Field(5.0, ge=0)
 
 
