@@ -73,6 +73,7 @@ class FeatureName(Enum):
 
     ECHO_TEST = "echo_test"
     TONE_TEST = "tone_test"
+    RECORD_TEST = "record_test"  # beep, then record the caller and report its DTMF digits
     VOICEMAIL = "voicemail"
     DND_ON = "dnd_on"
     DND_OFF = "dnd_off"
@@ -97,6 +98,7 @@ class FeatureSpec:
 FEATURE_SPECS: dict[FeatureName, FeatureSpec] = {
     FeatureName.ECHO_TEST: FeatureSpec(None, False),
     FeatureName.TONE_TEST: FeatureSpec(None, False),
+    FeatureName.RECORD_TEST: FeatureSpec(None, False),
     FeatureName.VOICEMAIL: FeatureSpec(PackFeature.VOICEMAIL, False),
     FeatureName.DND_ON: FeatureSpec(PackFeature.DND, False),
     FeatureName.DND_OFF: FeatureSpec(PackFeature.DND, False),

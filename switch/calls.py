@@ -59,7 +59,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("switch.calls")
 
 LINGER_SECONDS = 32.0
-TEST_SERVICES = ("echo_test", "tone_test")
+TEST_SERVICES = ("echo_test", "tone_test", "record_test")
 
 
 def _same_body(leg: int, body: bytes) -> bytes:
@@ -205,7 +205,8 @@ class CallService:
                                   decision: RoutingDecision) -> None:
         if self.media is None:
             raise SipError(503, "Media Unavailable")
-        endpoint, answer = await self.media.test_service(decision.feature or "", sreq.request.body)
+        endpoint, answer = await self.media.test_service(decision.feature or "", sreq.request.body,
+                                                         sreq.request.call_id)
         entry = self._start_call(sreq, caller, decision, [], endpoint)
         if entry is None:
             await endpoint.close()

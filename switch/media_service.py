@@ -11,13 +11,17 @@ tone until the caller hangs up. Operators use them to diagnose one-way audio and
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import dataclasses
 import itertools
 import logging
 import secrets
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+import numpy as np
 
 from media import MediaEndpoint, MediaEngine, Relay
 from switch.dialog.offeranswer import (
@@ -120,10 +124,12 @@ class MediaService:
         self.port_min = port_min
         self.port_max = port_max
         self.engine: MediaEngine | None = None
+        self.recordings: Path | None = None
         self._session_ids = itertools.count(secrets.randbelow(2**31))
 
     async def start(self, switch: Switch) -> None:
         host = switch.sip_address[0]
+        self.recordings = switch.options.data_dir / "recordings"
         self.engine = MediaEngine(host, self.port_min, self.port_max)
         await self.engine.start()
         log.info("media engine on %s ports %d-%d", host, self.port_min, self.port_max)
@@ -145,7 +151,8 @@ class MediaService:
         relay = await self.engine.open_relay()
         return Anchor(relay, offer, self._versioner(), self._versioner())
 
-    async def test_service(self, feature: str, offer_body: bytes) -> tuple[MediaEndpoint, bytes]:
+    async def test_service(self, feature: str, offer_body: bytes,
+                           call_id: str = "") -> tuple[Any, bytes]:
         """Answer the caller with a media endpoint running `feature` (echo or tone)."""
         if self.engine is None:
             raise SipError(503, "Media Unavailable")
@@ -165,6 +172,13 @@ class MediaService:
                                 s.encoding.upper(), s.telephone_event, s.ptime or 20)
             if feature == "echo_test":
                 endpoint.echo(True)
+            elif feature == "record_test":
+                assert self.recordings is not None
+                self.recordings.mkdir(parents=True, exist_ok=True)
+                path = self.recordings / f"record-test-{secrets.token_hex(6)}.wav"
+                endpoint.play(beep())
+                endpoint.start_recording(str(path), max_seconds=120, stop_on_dtmf=False)
+                log.info("record test call=%s recording path=%s", call_id, path)
             else:
                 endpoint.play_tone(TEST_TONE_HZ)
         except BaseException:
@@ -173,7 +187,42 @@ class MediaService:
             raise
         log.info("test service %s answering on %s:%d", feature, endpoint.local_host,
                  endpoint.local_port)
-        return endpoint, answer.to_bytes()
+        return ServiceSession(endpoint, call_id), answer.to_bytes()
+
+
+def beep(seconds: float = 1.0, freq: float = TEST_TONE_HZ) -> np.ndarray:
+    """A 1 kHz prompt, 8 kHz 16-bit mono (the media engine's PCM format)."""
+    t = np.arange(int(8000 * seconds)) / 8000.0
+    return (0.3 * 32767 * np.sin(2 * np.pi * freq * t)).astype(np.int16)
+
+
+class ServiceSession:
+    """A test service's endpoint plus a task that reports every DTMF digit it receives."""
+
+    def __init__(self, endpoint: MediaEndpoint, call_id: str) -> None:
+        self.endpoint = endpoint
+        self.call_id = call_id
+        self.digits: list[str] = []
+        self._task = asyncio.ensure_future(self._report_digits())
+
+    async def _report_digits(self) -> None:
+        while True:
+            digit = await self.endpoint.next_digit(3600.0)
+            if digit is None:
+                continue
+            self.digits.append(digit.digit)
+            log.info("dtmf call=%s digit=%s source=%s duration_ms=%d", self.call_id, digit.digit,
+                     digit.source.value, digit.duration_ms)
+
+    async def close(self) -> None:
+        self._task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await self._task
+        await self.endpoint.close()
+        result = await self.endpoint.wait_recording()
+        if result is not None:
+            log.info("record test call=%s saved=%s seconds=%.2f path=%s digits=%s", self.call_id,
+                     result.saved, result.duration_s, result.path, "".join(self.digits))
 
 
 async def close_media(media: Any) -> None:

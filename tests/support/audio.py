@@ -20,10 +20,13 @@ def read_wav(path: Path) -> tuple[np.ndarray, int]:
     return data, rate
 
 
-def dominant_frequency(path: Path, *, skip_seconds: float = 0.3) -> tuple[float, float]:
-    """(frequency in Hz, RMS level) of the loudest tone after `skip_seconds`."""
+def dominant_frequency(path: Path, *, skip_seconds: float = 0.3,
+                       max_seconds: float | None = None) -> tuple[float, float]:
+    """(frequency in Hz, RMS level) of the loudest tone between `skip_seconds` and
+    `max_seconds` (the end when None)."""
     data, rate = read_wav(path)
-    data = data[int(skip_seconds * rate):]
+    end = None if max_seconds is None else int(max_seconds * rate)
+    data = data[int(skip_seconds * rate):end]
     if len(data) < rate // 10:
         return 0.0, 0.0
     rms = float(np.sqrt(np.mean(data**2)))
