@@ -23,6 +23,7 @@ from switch.settings import SwitchSettings, settings_from_source
 from switch.transport.stream import StreamTransports
 from switch.transport.tls import client_context, ensure_self_signed, server_context
 from switch.transport.udp import start_udp
+from switch.transport.ws import listen_ws
 
 log = logging.getLogger("switch")
 
@@ -69,8 +70,24 @@ class Switch:
             cert, key = Path(sip.tls_cert), Path(sip.tls_key)
         else:
             cert, key = ensure_self_signed(self.options.data_dir / "tls", host)
-        tls_bound = await self.streams.listen("TLS", host, tls_port, server_context(cert, key))
+        tls_ctx = server_context(cert, key)
+        tls_bound = await self.streams.listen("TLS", host, tls_port, tls_ctx)
         self._listening("TLS", host, tls_bound)
+        # SIP over WebSocket (RFC 7118): WS on P+2, WSS on P+3 with the TLS certificate;
+        # connections join self.streams' registry (see switch/transport/ws.py)
+        explicit = self.options.sip_port is not None
+        ws_port = port + 2 if (explicit or sip.ws_port is None) else sip.ws_port
+        wss_port = port + 3 if (explicit or sip.wss_port is None) else sip.wss_port
+        self._listening("WS", host, await listen_ws(self.streams, "WS", host, ws_port))
+        self._listening("WSS", host, await listen_ws(self.streams, "WSS", host, wss_port,
+                                                     tls_ctx))
+
+    def http_port(self) -> int:
+        """The HTTP API port: configured, else the SIP port + 4 (WS and WSS take + 2, + 3)."""
+        if self.settings.http.port is not None and self.options.sip_port is None:
+            return self.settings.http.port
+        sip_port = self.settings.sip.port if self.options.sip_port is None else self.options.sip_port
+        return sip_port + 4 if sip_port else 0
 
     def _listening(self, transport: str, host: str, port: int) -> None:
         self.listening.append((transport, host, port))

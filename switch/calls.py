@@ -336,11 +336,12 @@ class CallService:
             content_type, leg_body, headers = "application/sdp", body, identity.headers
             if emergency:
                 assert self.emergency is not None
-                leg = self.emergency.leg(decision, caller, identity.number, body)
+                nomadic = self.emergency.is_nomadic(caller, sreq.peer.host)
+                leg = self.emergency.leg(decision, caller, identity.number, body, nomadic)
                 content_type, leg_body = leg.content_type, leg.body
                 headers = (*headers, *leg.headers)
                 self.emergency.started(decision, caller, identity.number,
-                                       authenticated=caller is not None)
+                                       authenticated=caller is not None, nomadic=nomadic)
             invite = invite_for_callee(
                 request_uri=ruri, to=to, caller=identity.from_.with_tag(new_tag()),
                 call_id=b_call_id, local=self.local, dest=dest, body=leg_body,

@@ -11,18 +11,27 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ipaddress
 import json
 import logging
 import secrets
 import time
 import urllib.request
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 from dialplan import RoutingDecision, Site, User
 from emergency.callback import CallbackWindow, EmergencyCall
+from emergency.locations import DeclaredLocation, DeclaredLocations
 from emergency.pidf import CONTENT_TYPE as PIDF_TYPE
 from emergency.pidf import CivicLocation, build_pidf_lo
 from switch.sip.body import BodyPart, build_multipart
+from switch.storage.cli import database_url
+from switch.storage.engine import create_engine
+from switch.storage.locations import SqlLocationRepository
+
+if TYPE_CHECKING:
+    from switch.app import Switch
 
 log = logging.getLogger("switch.emergency")
 
@@ -44,12 +53,56 @@ class EmergencyService:
     def __init__(self, *, callback_window: float = 1800.0, webhook_url: str | None = None,
                  domain: str = "wte.invalid") -> None:
         self.callbacks = CallbackWindow(callback_window)
+        self.locations = DeclaredLocations()
+        self.repo: SqlLocationRepository | None = None
+        self._engine: Any = None
         self.webhook_url = webhook_url
         self.domain = domain
         self._tasks: set[asyncio.Future[None]] = set()
 
+    async def start(self, switch: Switch) -> None:
+        self._engine = create_engine(database_url(str(switch.options.data_dir)))
+        self.repo = SqlLocationRepository(self._engine)
+        self.locations.load(await self.repo.load_all())
+
+    async def stop(self, switch: Switch) -> None:
+        if self._engine is not None:
+            await self._engine.dispose()
+
+    async def declare(self, location: DeclaredLocation) -> None:
+        """Store a self-declared location durably, then use it for the next calls."""
+        if self.repo is not None:
+            await self.repo.save(location)
+        self.locations.set(location)
+
+    @staticmethod
+    def is_nomadic(caller: User | None, source: str) -> bool:
+        """A device outside every declared network of its site (issue 7)."""
+        if caller is None or not caller.site.networks:
+            return False
+        try:
+            addr = ipaddress.ip_address(source)
+        except ValueError:
+            return True
+        return not any(addr in net for net in caller.site.networks)
+
+    def location_for(self, site: Site, caller: User | None,
+                     nomadic: bool) -> tuple[CivicLocation, str]:
+        """The location to send and a description for the alert."""
+        if not nomadic:
+            return location_of(site), str(site.address)
+        declared = self.locations.get(f"{caller.customer.id}:{caller.full_number}") if caller else None
+        if declared is None:
+            return (CivicLocation(country=site.address.country, city="", street="", number="",
+                                  postal_code="", extra="location unknown: nomadic device",
+                                  method="Unknown"), "unknown (nomadic device)")
+        loc = CivicLocation(country=declared.country, city=declared.city, street=declared.street,
+                            number=declared.number, postal_code=declared.postal_code,
+                            extra=declared.extra, method="Manual")
+        return loc, f"self-declared: {declared}"
+
     def leg(self, decision: RoutingDecision, caller: User | None, number: str | None,
-            sdp: bytes) -> EmergencyLeg:
+            sdp: bytes, nomadic: bool = False) -> EmergencyLeg:
         """Body and headers of the INVITE to the emergency route."""
         site = decision.target if isinstance(decision.target, Site) else (
             caller.site if caller else None)
@@ -57,7 +110,8 @@ class EmergencyService:
             return EmergencyLeg("application/sdp", sdp, (("Priority", "emergency"),))
         entity = f"sip:{number or 'unknown'}@{site.customer.sip_domain}"
         device = f"urn:wte:line:{caller.full_number if caller else 'unauthenticated'}"
-        pidf = build_pidf_lo(entity, location_of(site), device)
+        location, _ = self.location_for(site, caller, nomadic)
+        pidf = build_pidf_lo(entity, location, device)
         cid = f"{secrets.token_hex(8)}@{site.customer.sip_domain}"
         parts = [BodyPart((("Content-Type", "application/sdp"),), sdp)] if sdp else []
         parts.append(BodyPart((("Content-Type", PIDF_TYPE), ("Content-ID", f"<{cid}>"),
@@ -68,9 +122,10 @@ class EmergencyService:
         return EmergencyLeg(content_type, body, headers)
 
     def started(self, decision: RoutingDecision, caller: User | None, number: str | None,
-                authenticated: bool) -> None:
+                authenticated: bool, nomadic: bool = False) -> None:
         """Alert the customer's administrators and open the call-back window."""
         site = decision.target if isinstance(decision.target, Site) else None
+        where = self.location_for(site, caller, nomadic)[1] if site else "unknown"
         event = {
             "event": "emergency_call",
             "emergency_number": decision.number,
@@ -79,7 +134,8 @@ class EmergencyService:
             "authenticated": authenticated,
             "site": site.code if site else None,
             "customer": site.customer.id if site else None,
-            "location": str(site.address) if site else "unknown",
+            "location": where,
+            "nomadic": nomadic,
             "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         }
         log.warning("emergency call %s", json.dumps(event, sort_keys=True))

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 from devices.accounts import Account, ha1
 from dialplan import Plan, PlanHolder, User, load_plan_data
 from dialplan.yamlsource import YamlSource
+from switch.admin.http import HttpApi
 from switch.calls import CallService
 from switch.cdr_writer import CdrWriter
 from switch.emergency_service import EmergencyService
@@ -119,10 +120,12 @@ def build_services(switch: Switch, source: YamlSource) -> list[Any]:
     media_settings = switch.settings.media
     media = MediaService(switch.settings.sip.host, media_settings.port_min, media_settings.port_max)
     calls.media = media
-    calls.emergency = EmergencyService(
+    emergency = EmergencyService(
         callback_window=switch.settings.emergency.callback_minutes * 60,
         webhook_url=switch.settings.emergency.webhook_url)
+    calls.emergency = emergency
+    http = HttpApi(switch.options.sip_host or switch.settings.sip.host, switch.http_port())
     switch.calls = calls
     # order matters: registration migrates the database before the record writer opens it
     return [PlanService(holder, str(switch.options.config)), registration, records, media,
-            calls]
+            emergency, calls, http]

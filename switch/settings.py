@@ -22,6 +22,9 @@ class SipSettings(_Strict):
     host: str = "127.0.0.1"
     port: int = Field(5060, ge=0, le=65535)
     tls_port: int | None = Field(None, ge=0, le=65535, description="default: port + 1")
+    # SIP over WebSocket (RFC 7118), switch/transport/ws.py
+    ws_port: int | None = Field(None, ge=0, le=65535, description="WS; default: port + 2")
+    wss_port: int | None = Field(None, ge=0, le=65535, description="WSS; default: port + 3")
     tls_cert: str | None = None
     tls_key: str | None = None
     max_message_size: int = Field(65535, ge=1024, le=1_048_576)
@@ -65,6 +68,10 @@ class EmergencySettings(_Strict):
     webhook_url: str | None = Field(None, description="POSTed a JSON event per emergency call")
 
 
+class HttpSettings(_Strict):
+    port: int | None = Field(None, ge=0, le=65535, description="default: SIP port + 4")
+
+
 class SwitchSettings(_Strict):
     sip: SipSettings = SipSettings()
     transaction: TransactionSettings = TransactionSettings()
@@ -73,6 +80,7 @@ class SwitchSettings(_Strict):
     calls: CallSettings = CallSettings()
     media: MediaSettings = MediaSettings()
     emergency: EmergencySettings = EmergencySettings()
+    http: HttpSettings = HttpSettings()
     drain_seconds: float = Field(5.0, ge=0)
 
 

@@ -74,3 +74,18 @@ class CallRecordRow(Base):
         Index("ix_call_records_start", "start"),
         Index("ix_call_records_open", "end"),
     )
+
+
+class EmergencyLocationRow(Base):
+    """A nomadic user's self-declared emergency location (emergency.locations)."""
+
+    __tablename__ = "emergency_locations"
+
+    aor: Mapped[str] = mapped_column(String(255), primary_key=True)
+    street: Mapped[str] = mapped_column(Text)
+    number: Mapped[str] = mapped_column(String(32))
+    postal_code: Mapped[str] = mapped_column(String(16))
+    city: Mapped[str] = mapped_column(Text)
+    country: Mapped[str] = mapped_column(String(2))
+    extra: Mapped[str] = mapped_column(Text)
+    updated_at: Mapped[float] = mapped_column(Double)

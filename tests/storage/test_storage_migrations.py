@@ -22,14 +22,14 @@ async def _tables(url: str) -> set[str]:
         await engine.dispose()
 
 
-HEAD = "0002"  # the newest revision in migrations/versions
+HEAD = "0003"  # the newest revision in migrations/versions
 
 
 def test_upgrade_downgrade_upgrade(db_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)  # no alembic.ini anywhere near: the config is built in code
     db_upgrade(db_url)
     assert asyncio.run(db_current(db_url)) == HEAD
-    assert {"registrations", "call_records", "alembic_version"} <= asyncio.run(_tables(db_url))
+    assert {"registrations", "call_records", "emergency_locations", "alembic_version"} <= asyncio.run(_tables(db_url))
     db_downgrade(db_url, "base")
     assert asyncio.run(db_current(db_url)) is None
     assert not {"registrations", "call_records"} & asyncio.run(_tables(db_url))

@@ -17,17 +17,18 @@ EXAMPLE_CONFIG = Path(os.environ.get("WTE_TEST_CONFIG", REPO / "config" / "examp
 
 
 def free_port_pair(host: str = "127.0.0.1") -> int:
-    """A port P with UDP P, TCP P and TCP P+1 all free."""
+    """A port P with UDP P and TCP P to P+4 free: SIP UDP/TCP (P), TLS (P+1), WS (P+2),
+    WSS (P+3) and the HTTP API (P+4)."""
     for _ in range(200):
         with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
             s.bind((host, 0))
             port = int(s.getsockname()[1])
-        if port >= 65534:
+        if port >= 65530:
             continue
         try:
             socks = []
-            for kind, p in ((socket.SOCK_DGRAM, port), (socket.SOCK_STREAM, port),
-                            (socket.SOCK_STREAM, port + 1)):
+            for kind, p in ((socket.SOCK_DGRAM, port),
+                            *((socket.SOCK_STREAM, port + i) for i in range(5))):
                 sk = socket.socket(socket.AF_INET, kind)
                 socks.append(sk)
                 sk.bind((host, p))
@@ -52,6 +53,10 @@ class RunningSwitch:
     @property
     def tls_port(self) -> int:
         return self.port + 1
+
+    @property
+    def http_port(self) -> int:
+        return self.port + 4
 
     def log_text(self) -> str:
         return "\n".join(self.log_lines)

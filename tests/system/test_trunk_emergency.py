@@ -228,3 +228,56 @@ def test_emergency_call_back_reaches_the_caller(pj_lib: Any, switch: RunningSwit
             switch.log_text()[-2000:]
     finally:
         hang_up(pj_lib, phones)
+
+
+def _http(method: str, url: str, user: str | None, password: str | None,
+          body: dict[str, str] | None = None) -> tuple[int, dict[str, object]]:
+    import base64
+    import json
+    import urllib.error
+    import urllib.request
+
+    req = urllib.request.Request(url, method=method,
+                                 data=None if body is None else json.dumps(body).encode())
+    req.add_header("Content-Type", "application/json")
+    if user is not None:
+        token = base64.b64encode(f"{user}:{password}".encode()).decode()
+        req.add_header("Authorization", f"Basic {token}")
+    try:
+        with urllib.request.urlopen(req, timeout=5) as resp:
+            return resp.status, json.loads(resp.read())
+    except urllib.error.HTTPError as exc:
+        return exc.code, json.loads(exc.read() or b"{}")
+
+
+def test_nomadic_softphone_emergency_uses_the_self_declared_location(
+        pj_lib: Any, switch: RunningSwitch, carrier: Carrier) -> None:
+    # 502411 belongs to site 02, whose declared network is not 127.0.0.0/8: a nomadic device
+    url = f"http://{switch.host}:{switch.http_port}/api/v1/me/emergency-location"
+    where = {"street": "Quai de la Fosse", "number": "3", "postal_code": "44000",
+             "city": "Nantes", "extra": "home office"}
+    assert _http("PUT", url, "502411", "wrong", where)[0] == 401
+    assert _http("PUT", url, None, None, where)[0] == 401
+    status, stored = _http("PUT", url, "502411", "demo-502411", where)
+    assert status == 200 and stored["city"] == "Nantes"
+    assert _http("GET", url, "502411", "demo-502411")[1]["street"] == "Quai de la Fosse"
+    # each user sees only their own declaration
+    assert _http("GET", url, "501410", "demo-501410")[0] == 404
+
+    phone = make_phone(pj_lib, transport="UDP", user="502411", host=switch.host,
+                       port=switch.port, password="demo-502411", register=True)
+    try:
+        assert phone.wait_registration(lambda e: e[0] == 200, since=0) is not None
+        phone.call(f"sip:112@{switch.host}:{switch.port}")
+        invite, src = carrier.expect_request("INVITE", poll=pj_lib.poll)
+        parts = parse_multipart(invite.headers.get("Content-Type") or "", invite.body)
+        civic = parse_civic(parts[1].body)
+        assert civic["A3"] == "Nantes" and civic["RD"] == "Quai de la Fosse"
+        assert "+33223280411" in (invite.headers.get("P-Asserted-Identity") or "")
+        carrier.answer(invite, src, status=486)
+        pj_lib.wait_until(lambda: False, 0.3)
+    finally:
+        pj_lib.ep.hangupAllCalls()
+        phone.shutdown()
+    alert = next(ln for ln in switch.log_lines if "emergency call" in ln and '"nomadic": true' in ln)
+    assert "Nantes" in alert and "self-declared" in alert
