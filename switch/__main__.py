@@ -29,6 +29,8 @@ def _setup_logging(level: str) -> None:
         format="%(asctime)s %(levelname)s %(name)s %(message)s",
         stream=sys.stderr,
     )
+    # alembic narrates every plugin it loads at INFO; keep its migrations, drop the chatter
+    logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)
 
 
 def _cmd_serve(args: argparse.Namespace) -> int:
