@@ -126,6 +126,19 @@ class Headers:
         self._index = index
         return self
 
+    def with_value_at(self, position: int, value: str) -> Headers:
+        """A copy with the value of the header at `position` changed, name kept. The index
+        is shared (positions and names do not move), so this costs one tuple copy: the hot
+        path uses it to stamp `received` into a Via (RFC 3261 18.2.1)."""
+        items = list(self._items)
+        items[position] = (items[position][0], value)
+        return Headers._from_parsed(tuple(items), self._index)
+
+    def position(self, name: str) -> int | None:
+        """Where the first `name` header is, or None."""
+        idx = self._index.get(header_key(name))
+        return idx[0] if idx else None
+
     def __iter__(self) -> Iterator[tuple[str, str]]:
         return iter(self._items)
 

@@ -33,7 +33,7 @@ from collections import Counter, deque
 from enum import Enum
 from typing import cast
 
-from switch.sip import Headers, Request, Response, SipError, Via, make_response
+from switch.sip import Request, Response, SipError, Via, make_response
 from switch.sip.grammar import get_param, split_commas
 
 from .base import TIMER_INPUT, Input, Transaction, response_input, tu_input
@@ -108,13 +108,13 @@ def stamp_received(request: Request, via: Via, source: Peer) -> Request:
     elif via.host == source.host or via.received == source.host:
         return request
     new_via = via.with_received(source.host, source.port)
-    items = list(request.headers.items())
-    for i, (name, value) in enumerate(items):
-        if name == "Via":
-            rest = split_commas(value)[1:] if "," in value else []
-            items[i] = ("Via", ", ".join([str(new_via), *rest]))
-            break
-    stamped = request.replace(headers=Headers(items, canonical=True))
+    position = request.headers.position("Via")
+    if position is None:
+        return request
+    value = request.headers.items()[position][1]
+    rest = split_commas(value)[1:] if "," in value else []
+    stamped = request.replace(
+        headers=request.headers.with_value_at(position, ", ".join([str(new_via), *rest])))
     # Only the Via changed: carry the parsed views over instead of parsing again.
     old, new = request.__dict__, stamped.__dict__
     new["vias"] = [new_via, *request.vias[1:]]
