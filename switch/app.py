@@ -51,14 +51,18 @@ class Switch:
     accounts: Any = None
     registration: Any = None
     calls: Any = None
-    sip_address: tuple[str, int, int] = ("127.0.0.1", 5060, 5061)
+    sip_address: tuple[str, int, int, int, int] = ("127.0.0.1", 5060, 5061, 5062, 5063)
 
     async def start(self) -> None:
         sip = self.settings.sip
         host = self.options.sip_host or sip.host
         port = sip.port if self.options.sip_port is None else self.options.sip_port
-        tls_port = port + 1 if (self.options.sip_port is not None or sip.tls_port is None) else sip.tls_port
-        self.sip_address = (host, port, tls_port)
+        explicit = self.options.sip_port is not None
+        tls_port = port + 1 if (explicit or sip.tls_port is None) else sip.tls_port
+        # SIP over WebSocket (RFC 7118): WS on P+2, WSS on P+3 with the TLS certificate
+        ws_port = port + 2 if (explicit or sip.ws_port is None) else sip.ws_port
+        wss_port = port + 3 if (explicit or sip.wss_port is None) else sip.wss_port
+        self.sip_address = (host, port, tls_port, ws_port, wss_port)
         for service in self.services:
             await service.start(self)
         self.runtime.udp = await start_udp(self.runtime.deliver, host, port)
@@ -73,11 +77,7 @@ class Switch:
         tls_ctx = server_context(cert, key)
         tls_bound = await self.streams.listen("TLS", host, tls_port, tls_ctx)
         self._listening("TLS", host, tls_bound)
-        # SIP over WebSocket (RFC 7118): WS on P+2, WSS on P+3 with the TLS certificate;
-        # connections join self.streams' registry (see switch/transport/ws.py)
-        explicit = self.options.sip_port is not None
-        ws_port = port + 2 if (explicit or sip.ws_port is None) else sip.ws_port
-        wss_port = port + 3 if (explicit or sip.wss_port is None) else sip.wss_port
+        # WebSocket connections join self.streams' registry (see switch/transport/ws.py)
         self._listening("WS", host, await listen_ws(self.streams, "WS", host, ws_port))
         self._listening("WSS", host, await listen_ws(self.streams, "WSS", host, wss_port,
                                                      tls_ctx))

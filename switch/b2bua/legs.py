@@ -23,9 +23,12 @@ class LocalAddress:
     host: str
     port: int
     tls_port: int
+    ws_port: int | None = None
+    wss_port: int | None = None
 
     def for_transport(self, transport: str) -> tuple[str, int]:
-        return (self.host, self.tls_port if transport in ("TLS", "WSS") else self.port)
+        ports = {"TLS": self.tls_port, "WS": self.ws_port, "WSS": self.wss_port}
+        return (self.host, ports.get(transport) or self.port)
 
     def via(self, transport: str, branch: str) -> str:
         host, port = self.for_transport(transport)

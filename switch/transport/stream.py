@@ -124,6 +124,10 @@ class StreamTransports:
 
     async def connect_and_send(self, data: bytes, peer: Peer) -> bool:
         """Open a connection to `peer` (RFC 3261 18.1.1) and send `data` on it."""
+        if peer.transport not in ("TCP", "TLS"):
+            # RFC 7118 section 5: a WebSocket phone can only be reached on its own connection
+            log.info("no %s connection to %s:%d any more", peer.transport, peer.host, peer.port)
+            return False
         loop = asyncio.get_running_loop()
         ctx = self.client_ssl if peer.transport == "TLS" else None
         try:

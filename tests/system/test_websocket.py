@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import secrets
 import ssl
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import pytest
 from websockets.asyncio.client import ClientConnection, connect
@@ -130,7 +130,7 @@ async def test_options_gets_200_on_the_same_connection(switch: RunningSwitch,
         await phone.send(phone.options(transport).encode())
         assert (await phone.recv_final()).status == 200
         text = phone.options(transport)
-        await phone.send(iter([text[:40], text[40:90], text[90:]]))
+        await ws.send(iter([text[:40], text[40:90], text[90:]]))  # 3 frames, 1 message
         assert (await phone.recv_final()).status == 200
         # RFC 6455 5.5.2/5.5.3: ping is answered with pong
         pong = await ws.ping()
@@ -182,10 +182,13 @@ async def test_message_larger_than_max_message_size_closes_with_1009(
         assert (await phone.recv_final()).status == 200
 
 
-async def _authenticated(phone: WsPhone, build: object, user: str, password: str,
+async def _authenticated(phone: WsPhone, build: Callable[[int, str], str], user: str, password: str,
                          method: str, uri: str) -> Response:
-    """Send a request, answer its 401/407 digest challenge once, return the final answer."""
-    first = build(1, "")  # type: ignore[operator]
+    """Send a request and answer its 401/407 digest challenge once.
+
+    Returns the final answer to the authenticated request; for an INVITE, whose answer
+    comes from the callee later, returns the challenge (after ACKing it)."""
+    first = build(1, "")
     await phone.send(first)
     challenge = await phone.recv_final()
     assert challenge.status in (401, 407), challenge
@@ -204,7 +207,7 @@ async def _authenticated(phone: WsPhone, build: object, user: str, password: str
     creds = authorization(challenge.headers.get_all(name), method=method, uri=uri,
                           username=user, password=password)
     assert creds is not None
-    await phone.send(build(2, f"{header}: {creds}\r\n"))  # type: ignore[operator]
+    await phone.send(build(2, f"{header}: {creds}\r\n"))
     return await phone.recv_final() if method != "INVITE" else challenge
 
 
