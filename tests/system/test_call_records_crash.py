@@ -1,0 +1,43 @@
+"""A call in progress when the switch dies is closed at the next start, with a cause that
+says so (issue 6); acknowledged records are never lost."""
+
+from __future__ import annotations
+
+import signal
+from pathlib import Path
+from typing import Any
+
+import pjsua2 as pj
+
+from tests.support.pjphone import make_phone
+from tests.support.server import start_switch, wait_record
+
+
+def test_call_in_progress_at_kill_9_is_closed_at_restart(pj_lib: Any, tmp_path: Path) -> None:
+    first = start_switch(tmp_path)
+    caller = make_phone(pj_lib, transport="UDP", user="501410", host=first.host,
+                        port=first.port, password="demo-501410", register=True)
+    callee = make_phone(pj_lib, transport="UDP", user="501411", host=first.host,
+                        port=first.port, password="demo-501411", register=True)
+    try:
+        for p in (caller, callee):
+            assert p.wait_registration(lambda e: e[0] == 200, since=0) is not None
+        callee.account.answer_with = 200
+        call = caller.call(f"sip:501411@{first.host}:{first.port}")
+        assert pj_lib.wait_until(lambda: call.state == pj.PJSIP_INV_STATE_CONFIRMED, 8)
+        call_id = call.sip_call_id
+        wait_record(tmp_path, lambda r: r["call_id"] == call_id and r["end"] is None)
+        first.stop(signal.SIGKILL)
+        second = start_switch(tmp_path, port=first.port)
+        try:
+            rec = wait_record(tmp_path, lambda r: r["call_id"] == call_id and r["end"])
+            assert rec["disposition"] == "interrupted"
+            assert "restarted" in str(rec["cause"]) and rec["hangup_side"] == "switch"
+            assert any("closed 1 call records" in ln for ln in second.log_lines)
+        finally:
+            second.stop()
+    finally:
+        pj_lib.ep.hangupAllCalls()
+        pj_lib.wait_until(lambda: False, 0.2)
+        caller.shutdown()
+        callee.shutdown()
