@@ -124,6 +124,11 @@ class CallService:
         req = sreq.request
         if req.to.tag is not None:
             return self._on_reinvite(sreq)
+        contacts = req.contacts
+        if not isinstance(contacts, list) or len(contacts) != 1:
+            # RFC 3261 8.1.1.8: an INVITE carries exactly one Contact (the dialog's target)
+            runtime.respond(sreq.key, make_response(req, 400, "Bad Contact", to_tag=new_tag()))
+            return None
         switch = self.switch
         assert switch is not None
         plan = switch.plan_holder.plan

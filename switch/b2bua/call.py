@@ -14,7 +14,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import Enum, auto
 
-from switch.sip import NameAddr, Request, Response, make_response, new_tag
+from switch.dialog.dialog import Dialog
+from switch.sip import NameAddr, Request, Response, SipError, make_response, new_tag
 from switch.transaction import Peer
 
 from .effects import (
@@ -27,7 +28,7 @@ from .effects import (
     SendStateless,
     Side,
 )
-from .legs import DialogSide, LocalAddress, cancel_for, contact_uri
+from .legs import LocalAddress, cancel_for
 
 log = logging.getLogger("switch.b2bua")
 
@@ -87,7 +88,7 @@ class Leg:
     dest: Peer
     state: LegState = LegState.TRYING
     final_status: int = 0
-    dialog: DialogSide | None = None
+    dialog: Dialog | None = None
     ack: bytes = b""
 
 
@@ -130,7 +131,7 @@ class Call:
     answered_leg: int | None = None
     answered_at: float | None = None
     ended_at: float | None = None
-    a_dialog: DialogSide | None = None
+    a_dialog: Dialog | None = None
     _ring_deadline: float | None = None
     _retransmit_at: float | None = None
     _retransmit_interval: float = 0.0
@@ -202,16 +203,16 @@ class Call:
         return [RespondCaller(out)]
 
     def _ack_for(self, leg: Leg, resp: Response) -> bytes:
-        dialog = DialogSide(
-            call_id=leg.invite.call_id,
-            local=leg.invite.from_,
-            remote=resp.to,
-            remote_target=contact_uri(resp.contacts, str(leg.invite.uri)),
-            dest=leg.dest,
-            local_cseq=leg.invite.cseq.seq,
-        )
+        """The dialog with the callee (RFC 3261 12.1.2) and the ACK for its 2xx (13.2.2.4)."""
+        try:
+            dialog = Dialog.uac(leg.invite, resp)
+        except SipError:
+            # a 2xx without a usable Contact: target the Request-URI we sent, still ACK it
+            patched = resp.replace(headers=resp.headers.replace("Contact", f"<{leg.invite.uri}>"))
+            dialog = Dialog.uac(leg.invite, patched)
         leg.dialog = dialog
-        return dialog.request("ACK", self.local, cseq=leg.invite.cseq.seq).to_bytes()
+        via = self.local.via_for(leg.dest.transport)
+        return dialog.create_request("ACK", via, cseq=leg.invite.cseq.seq).to_bytes()
 
     def _on_success(self, leg: Leg, resp: Response, now: float) -> list[Effect]:
         if leg.ack and leg.state is LegState.ANSWERED:
@@ -222,7 +223,7 @@ class Call:
             # a late 2xx from another fork, or after the caller left: ACK then BYE it
             leg.state = LegState.CANCELLED
             assert leg.dialog is not None
-            out.append(SendRequest(LEG_IGNORE, leg.dialog.request("BYE", self.local), leg.dest))
+            out.append(SendRequest(LEG_IGNORE, self._bye(leg.dialog, leg.dest), leg.dest))
             return out
         leg.state = LegState.ANSWERED
         self.answered_leg = leg.index
@@ -249,13 +250,7 @@ class Call:
             headers.append(("Content-Type", "application/sdp"))
         ok = make_response(self.a_invite, 200, "OK", to_tag=self.a_to_tag, headers=headers,
                            body=body)
-        self.a_dialog = DialogSide(
-            call_id=self.a_invite.call_id,
-            local=self.a_invite.to.with_tag(self.a_to_tag),
-            remote=self.a_invite.from_,
-            remote_target=contact_uri(self.a_invite.contacts, str(self.a_invite.from_.uri)),
-            dest=self.a_peer,
-        )
+        self.a_dialog = Dialog.uas(self.a_invite, ok)
         self._final_to_a = ok.to_bytes()
         if not self.a_peer.reliable:
             self._retransmit_interval = self.t1
@@ -310,11 +305,11 @@ class Call:
         if side is Side.CALLER:
             leg = self.legs[self.answered_leg] if self.answered_leg is not None else None
             if leg is not None and leg.dialog is not None:
-                out.append(SendRequest(LEG_IGNORE, leg.dialog.request("BYE", self.local), leg.dest))
+                out.append(SendRequest(LEG_IGNORE, self._bye(leg.dialog, leg.dest), leg.dest))
             cause = "caller hung up"
         else:
             if self.a_dialog is not None:
-                out.append(SendRequest(LEG_CALLER, self.a_dialog.request("BYE", self.local),
+                out.append(SendRequest(LEG_CALLER, self._bye(self.a_dialog, self.a_peer),
                                        self.a_peer))
             cause = "callee hung up"
         out.append(Ended(Disposition.ANSWERED, 200, cause, side))
@@ -333,15 +328,20 @@ class Call:
             out = []
             leg = self.legs[self.answered_leg] if self.answered_leg is not None else None
             if leg is not None and leg.dialog is not None:
-                out.append(SendRequest(LEG_IGNORE, leg.dialog.request("BYE", self.local), leg.dest))
+                out.append(SendRequest(LEG_IGNORE, self._bye(leg.dialog, leg.dest), leg.dest))
             if self.a_dialog is not None:
-                out.append(SendRequest(LEG_IGNORE, self.a_dialog.request("BYE", self.local),
+                out.append(SendRequest(LEG_IGNORE, self._bye(self.a_dialog, self.a_peer),
                                        self.a_peer))
             self._go(CallInput.ACK_TIMEOUT)
             self.ended_at = now
             out.append(Ended(Disposition.ANSWERED, 200, cause, Side.SWITCH))
             return out
         return []
+
+    def _bye(self, dialog: Dialog, dest: Peer) -> Request:
+        bye = dialog.create_request("BYE", self.local.via_for(dest.transport))
+        dialog.terminate()
+        return bye
 
     # -- timers --
 

@@ -164,8 +164,9 @@ def test_unauthenticated_invite_is_challenged(switch: RunningSwitch) -> None:
 
     client = UdpClient(switch.host, switch.port)
     try:
-        client.send(options_request(switch.host, switch.port, method="INVITE",
-                                    local_port=client.local_port))
+        client.send(options_request(
+            switch.host, switch.port, method="INVITE", local_port=client.local_port,
+            extra=f"Contact: <sip:501410@127.0.0.1:{client.local_port}>\r\n"))
         first = client.recv()
         if first.status == 100:
             first = client.recv()
