@@ -10,7 +10,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from tests.support.server import RunningSwitch, start_switch  # noqa: E402
+from scenarios.switchproc import EXAMPLE_CONFIG, SwitchProcess, start_switch  # noqa: E402
 
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
@@ -37,11 +37,10 @@ def pin_to_core(pid: int, core: int) -> None:
         pass
 
 
-def bench_switch(config: Path | None = None, env: dict[str, str] | None = None) -> RunningSwitch:
+def bench_switch(config: Path | None = None, env: dict[str, str] | None = None) -> SwitchProcess:
     """A switch for a benchmark, pinned to core 0 (the load generator takes core 1)."""
     data = Path(tempfile.mkdtemp(prefix="wte-bench-"))
-    kwargs = {"config": config} if config is not None else {}
-    running = start_switch(data, env=env, **kwargs)  # type: ignore[arg-type]
+    running = start_switch(data, config or EXAMPLE_CONFIG, env=env)
     pin_to_core(running.proc.pid, 0)
     return running
 

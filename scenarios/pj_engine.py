@@ -28,11 +28,11 @@ _STATES: dict[int, CallState] = {
 }
 
 
-def create_library() -> Any:
+def create_library(user_agent: str = "wte-scenario/pjsua2", log_level: int = 1) -> Any:
     """A pjsua2 endpoint with one UDP, TCP and TLS transport on loopback, no threads.
 
-    Returns an object with `.ep` and `.transports` (name -> transport id), as the test
-    harness's PjLibrary has, so a caller may pass that one instead."""
+    Returns an object with `.ep` and `.transports` (name -> transport id); the test
+    harness's PjLibrary is built on it, so a caller may pass that one instead."""
 
     class _Lib:
         def __init__(self) -> None:
@@ -41,9 +41,9 @@ def create_library() -> Any:
             cfg = pj.EpConfig()
             cfg.uaConfig.threadCnt = 0
             cfg.uaConfig.mainThreadOnly = False
-            cfg.uaConfig.userAgent = "wte-scenario/pjsua2"
-            cfg.logConfig.level = 1
-            cfg.logConfig.consoleLevel = 0
+            cfg.uaConfig.userAgent = user_agent
+            cfg.logConfig.level = log_level
+            cfg.logConfig.consoleLevel = log_level
             cfg.medConfig.noVad = True
             self.ep.libInit(cfg)
             self.ep.audDevManager().setNullDev()

@@ -1,4 +1,7 @@
-"""Starting a switch for a run: `wte serve` on free loopback ports, in a temp data dir."""
+"""Starting a switch as a real process: `wte serve` on free loopback ports, in a data dir.
+
+Used by `wte scenario run` when no target is given, by the test suite and by the benches.
+"""
 
 from __future__ import annotations
 
@@ -9,6 +12,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -19,20 +23,21 @@ EXAMPLE_CONFIG = REPO / "config" / "example.yaml"
 # A short ring timeout so "no answer" takes seconds; a lenient failure guard so scenarios
 # that try wrong passwords do not lock the loopback address out.
 RUN_SETTINGS: dict[str, object] = {"calls.ring_timeout": 3, "auth.max_failures": 10000}
+PORTS_PER_SWITCH = 5  # SIP UDP/TCP P, TLS P+1, WS P+2, WSS P+3, HTTP P+4
 
 
 def free_port_pair(host: str = "127.0.0.1") -> int:
-    """A port P with UDP P, TCP P and TCP P+1 free."""
+    """A port P with UDP P and TCP P to P+4 free (every port `wte serve --sip-port P` uses)."""
     for _ in range(200):
         with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
             s.bind((host, 0))
             port = int(s.getsockname()[1])
-        if port >= 65534:
+        if port >= 65535 - PORTS_PER_SWITCH:
             continue
         socks: list[socket.socket] = []
         try:
-            for kind, p in ((socket.SOCK_DGRAM, port), (socket.SOCK_STREAM, port),
-                            (socket.SOCK_STREAM, port + 1)):
+            for kind, p in ((socket.SOCK_DGRAM, port),
+                            *((socket.SOCK_STREAM, port + i) for i in range(PORTS_PER_SWITCH))):
                 sk = socket.socket(socket.AF_INET, kind)
                 socks.append(sk)
                 sk.bind((host, p))
@@ -46,7 +51,8 @@ def free_port_pair(host: str = "127.0.0.1") -> int:
 
 
 def run_config(directory: Path, base: Path = EXAMPLE_CONFIG,
-               overrides: dict[str, object] | None = None) -> Path:
+               overrides: Mapping[str, object] | None = None,
+               name: str = "scenario-switch.yaml") -> Path:
     """A copy of `base` with `switch:` settings overridden (dotted keys)."""
     data = yaml.safe_load(base.read_text(encoding="utf-8"))
     section = data.get("switch") or {}
@@ -57,7 +63,7 @@ def run_config(directory: Path, base: Path = EXAMPLE_CONFIG,
             node = node.setdefault(p, {})
         node[leaf] = value
     data["switch"] = section
-    path = directory / "scenario-switch.yaml"
+    path = directory / name
     path.write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
     return path
 
@@ -68,11 +74,23 @@ class SwitchProcess:
     host: str
     port: int
     data_dir: Path
+    config: Path = EXAMPLE_CONFIG
     log_lines: list[str] = field(default_factory=list)
 
-    def stop(self, timeout: float = 15.0) -> int:
+    @property
+    def tls_port(self) -> int:
+        return self.port + 1
+
+    @property
+    def http_port(self) -> int:
+        return self.port + 4
+
+    def log_text(self) -> str:
+        return "\n".join(self.log_lines)
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 15.0) -> int:
         if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
+            self.proc.send_signal(sig)
             try:
                 self.proc.wait(timeout)
             except subprocess.TimeoutExpired:
@@ -81,15 +99,19 @@ class SwitchProcess:
         return self.proc.returncode
 
 
-def start_switch(data_dir: Path, config: Path, *, host: str = "127.0.0.1",
+def start_switch(data_dir: Path, config: Path = EXAMPLE_CONFIG, *, host: str = "127.0.0.1",
+                 port: int | None = None, env: Mapping[str, str] | None = None,
                  timeout: float = 30.0) -> SwitchProcess:
-    port = free_port_pair(host)
+    """Run `wte serve` and wait for its "ready" line; its output is kept in `log_lines`."""
+    port = port or free_port_pair(host)
     cmd = [sys.executable, "-m", "switch", "serve", "--config", str(config), "--sip-host", host,
            "--sip-port", str(port), "--data-dir", str(data_dir)]
-    env = dict(os.environ, PYTHONUNBUFFERED="1")
+    full_env = dict(os.environ, PYTHONUNBUFFERED="1")
+    if env:
+        full_env.update(env)
     proc = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                            text=True, env=env)
-    running = SwitchProcess(proc, host, port, data_dir)
+                            text=True, env=full_env)
+    running = SwitchProcess(proc, host, port, data_dir, config)
     ready = threading.Event()
 
     def pump() -> None:
@@ -104,10 +126,9 @@ def start_switch(data_dir: Path, config: Path, *, host: str = "127.0.0.1",
     while time.monotonic() < end and not ready.is_set():
         if proc.poll() is not None:
             time.sleep(0.2)
-            raise RuntimeError(f"switch exited with {proc.returncode}:\n"
-                               + "\n".join(running.log_lines[-40:]))
+            raise RuntimeError(f"switch exited with {proc.returncode}:\n{running.log_text()}")
         ready.wait(0.1)
     if not ready.is_set():
-        running.stop(2)
-        raise RuntimeError("switch did not become ready:\n" + "\n".join(running.log_lines[-40:]))
+        running.stop(signal.SIGKILL)
+        raise RuntimeError(f"switch did not become ready:\n{running.log_text()}")
     return running

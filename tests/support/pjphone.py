@@ -16,32 +16,16 @@ from typing import Any
 
 import pjsua2 as pj
 
+from scenarios.pj_engine import create_library
+
 
 class PjLibrary:
     """The pjsua2 endpoint with one UDP, one TCP and one TLS transport."""
 
     def __init__(self) -> None:
-        self.ep = pj.Endpoint()
-        self.ep.libCreate()
-        cfg = pj.EpConfig()
-        cfg.uaConfig.threadCnt = 0
-        cfg.uaConfig.userAgent = "pjsua2-test"
-        cfg.uaConfig.mainThreadOnly = False
-        cfg.logConfig.level = 2
-        cfg.logConfig.consoleLevel = 2
-        cfg.medConfig.noVad = True
-        self.ep.libInit(cfg)
-        self.ep.audDevManager().setNullDev()
-        self.transports: dict[str, int] = {}
-        for name, kind in (("UDP", pj.PJSIP_TRANSPORT_UDP), ("TCP", pj.PJSIP_TRANSPORT_TCP),
-                           ("TLS", pj.PJSIP_TRANSPORT_TLS)):
-            tc = pj.TransportConfig()
-            tc.port = 0
-            tc.boundAddress = "127.0.0.1"
-            if name == "TLS":
-                tc.tlsConfig.verifyServer = False
-            self.transports[name] = self.ep.transportCreate(kind, tc)
-        self.ep.libStart()
+        lib = create_library(user_agent="pjsua2-test", log_level=2)
+        self.ep = lib.ep
+        self.transports: dict[str, int] = lib.transports
 
     def poll(self, ms: int = 10) -> None:
         self.ep.libHandleEvents(ms)
