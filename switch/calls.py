@@ -73,7 +73,8 @@ class CallEntry:
     caller: User | None
     decision: RoutingDecision
     record: CallRecord
-    a_sdp: bytes = b""
+    a_sdp: bytes = b""  # the SDP the caller has from us
+    b_sdp: bytes = b""  # the SDP the answering callee has from us
     timer: asyncio.TimerHandle | None = None
     media: Any = None
 
@@ -101,6 +102,7 @@ class CallService:
         rt.register_handler("INVITE", self.on_invite)
         rt.register_handler("ACK", self.on_ack)
         rt.register_handler("BYE", self.on_bye)
+        rt.register_handler("UPDATE", self.on_update)
 
     async def stop(self, switch: Switch) -> None:
         now = self._now()
@@ -335,6 +337,7 @@ class CallService:
             entry, entry.call.on_cancel(self._now()))
         max_forwards = max(0, (req.max_forwards or 70) - 1)
         body = media.offer_for_callee() if isinstance(media, Anchor) else req.body
+        entry.b_sdp = body
         emergency = decision.kind is DecisionKind.EMERGENCY and self.emergency is not None
         for ruri, dest, to, identity in targets:
             b_call_id = new_call_id()
@@ -358,18 +361,37 @@ class CallService:
         return entry
 
     def _on_reinvite(self, sreq: ServerRequest) -> None:
-        found = self.by_call_id.get(sreq.request.call_id)
+        """A re-INVITE or UPDATE in an answered call (RFC 3261 14.2, RFC 3311).
+
+        With anchored media the switch answers the offer itself on the relay leg facing the
+        sender (hold gives recvonly, a new address re-latches the relay); session refreshes
+        without a body get the SDP that side already has. Without anchoring the previous
+        SDP is repeated (the far phone keeps its own media)."""
+        req = sreq.request
+        found = self.by_call_id.get(req.call_id)
         if found is None or found[0].call.state is not CallState.ANSWERED:
-            self.runtime.respond(sreq.key, make_response(sreq.request, 481, to_tag=new_tag()))
+            self.runtime.respond(sreq.key, make_response(req, 481, to_tag=new_tag()))
             return
-        # Session refresh or hold: we keep the media as negotiated and answer with it.
-        entry, _ = found
-        body = entry.a_sdp
+        entry, leg = found
+        side = "a" if leg == -1 else "b"
+        body = entry.a_sdp if side == "a" else entry.b_sdp
+        if req.body and isinstance(entry.media, Anchor):
+            body = entry.media.answer_reoffer(side, req.body)
+            if side == "a":
+                entry.a_sdp = body
+            else:
+                entry.b_sdp = body
         headers = [("Contact", entry.call.local.contact(sreq.peer.transport))]
         if body:
             headers.append(("Content-Type", "application/sdp"))
-        self.runtime.respond(sreq.key, make_response(sreq.request, 200, headers=headers,
-                                                     body=body))
+        self.runtime.respond(sreq.key, make_response(req, 200, headers=headers, body=body))
+
+    def on_update(self, runtime: SipRuntime, sreq: ServerRequest) -> None:
+        if sreq.request.to.tag is None:
+            # RFC 3311 5.2: UPDATE is only meaningful inside a dialog
+            runtime.respond(sreq.key, make_response(sreq.request, 481, to_tag=new_tag()))
+            return
+        self._on_reinvite(sreq)
 
     # -- in-dialog requests --
 

@@ -114,6 +114,22 @@ class Anchor:
         sdp = rewrite_connection(answer, leg.local_host, leg.local_port)
         return self.versioner_a.stamp(sdp).to_bytes()
 
+    def answer_reoffer(self, side: str, body: bytes) -> bytes:
+        """Answer a re-INVITE/UPDATE offer from one side (hold, resume, new address) on the
+        relay leg that faces it (RFC 3264 section 8); the other side is not disturbed."""
+        leg = self.relay.leg_a if side == "a" else self.relay.leg_b
+        versioner = self.versioner_a if side == "a" else self.versioner_b
+        offer = parse_sdp(body)
+        codecs = (self.codec,) if self.codec else SUPPORTED_CODECS
+        caps = MediaCapabilities(leg.local_host, leg.local_port, codecs=codecs)
+        answer = versioner.stamp(build_answer(offer, caps))
+        streams = negotiated_streams(answer, offer)
+        if streams and streams[0].encoding.upper() in SUPPORTED_CODECS:
+            s = streams[0]
+            leg.set_remote(s.remote_address, s.remote_port, s.payload_type, s.encoding.upper(),
+                           s.telephone_event)
+        return answer.to_bytes()
+
     async def close(self) -> None:
         await self.relay.close()
 

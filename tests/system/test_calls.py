@@ -230,3 +230,26 @@ def test_test_services(pj_lib: Any, switch: RunningSwitch, phones: dict[str, Pho
         finish(pj_lib, phones)
     heard, level = dominant_frequency(wav)
     assert abs(heard - expect) < expect * 0.02 and level > 100, (heard, level)
+
+
+def test_hold_and_resume_through_the_anchored_relay(pj_lib: Any, switch: RunningSwitch,
+                                                    phones: dict[str, Phone]) -> None:
+    reset(phones)
+    phones["501411"].account.answer_with = 200
+    call = phones["501410"].call(target(switch, "501411"))
+
+    def media_status() -> int:
+        info = call.getInfo()
+        return next(mi.status for mi in info.media if mi.type == pj.PJMEDIA_TYPE_AUDIO)
+
+    try:
+        assert pj_lib.wait_until(lambda: call.state == CONFIRMED and call.media_active, 8)
+        call.setHold(pj.CallOpParam(True))  # re-INVITE with a=sendonly (RFC 3264 8.4)
+        assert pj_lib.wait_until(lambda: media_status() == pj.PJSUA_CALL_MEDIA_LOCAL_HOLD, 5)
+        prm = pj.CallOpParam(True)
+        prm.opt.flag = pj.PJSUA_CALL_UNHOLD
+        call.reinvite(prm)
+        assert pj_lib.wait_until(lambda: media_status() == pj.PJSUA_CALL_MEDIA_ACTIVE, 5)
+        assert call.state == CONFIRMED
+    finally:
+        finish(pj_lib, phones)
