@@ -6,8 +6,8 @@ import importlib
 import sys
 import traceback
 
-BENCHES = ["bench.bench_options", "bench.bench_register", "bench.bench_dialplan",
-           "bench.bench_media"]
+BENCHES = ["bench.bench_options", "bench.bench_register", "bench.bench_calls",
+           "bench.bench_dialplan", "bench.bench_media"]
 
 
 def main() -> int:
