@@ -30,6 +30,7 @@ import base64
 import hashlib
 import hmac
 import os
+import re
 from collections import OrderedDict
 from dataclasses import dataclass
 from enum import Enum
@@ -68,55 +69,41 @@ class DigestParseError(ValueError):
     """Malformed credentials (RFC 7616 section 3.4 syntax)."""
 
 
+# One auth-param: name = token / quoted-string, then a comma or the end. The alternatives
+# cannot match the same text, so the scan stays linear on hostile input.
+_PARAM_RE = re.compile(r'[ \t]*([^=\s,"]+)[ \t]*=[ \t]*("(?:[^"\\]|\\.)*"|[^,\s"]*)[ \t]*(?:,|$)')
+_UNESCAPE_RE = re.compile(r"\\(.)")
+_SCHEME_RE = re.compile(r"(\S+)[ \t]*(.*)", re.S)
+
+
 def parse_auth_params(value: str) -> tuple[str, dict[str, str]]:
     """Split `Digest a=b, c="d"` into ("digest", {"a": "b", "c": "d"}); names lowercased.
 
-    Linear scan; quoted-pairs honoured (RFC 7235 section 2.1 auth-param, RFC 3261 25.1).
+    Quoted-pairs honoured (RFC 7235 section 2.1 auth-param, RFC 3261 25.1).
     """
-    s = value.strip()
-    sp = 0
-    while sp < len(s) and s[sp] not in " \t":
-        sp += 1
-    scheme = s[:sp].lower()
-    if not scheme:
+    head = _SCHEME_RE.match(value.strip())
+    if head is None:
         raise DigestParseError("empty credentials")
+    scheme, rest = head.group(1).lower(), head.group(2)
     params: dict[str, str] = {}
-    i, n = sp, len(s)
-    while i < n:
-        while i < n and s[i] in " \t,":
-            i += 1
-        if i >= n:
-            break
-        eq = s.find("=", i)
-        if eq == -1:
-            raise DigestParseError("auth-param without '='")
-        name = s[i:eq].strip().lower()
-        if not name or any(c in name for c in ' \t",'):
-            raise DigestParseError("bad auth-param name")
-        i = eq + 1
-        while i < n and s[i] in " \t":
-            i += 1
-        if i < n and s[i] == '"':
-            out: list[str] = []
-            i += 1
-            while i < n and s[i] != '"':
-                if s[i] == "\\" and i + 1 < n:
-                    i += 1
-                out.append(s[i])
-                i += 1
-            if i >= n:
-                raise DigestParseError("unterminated quoted string")
-            i += 1
-            val = "".join(out)
+    pos, n = 0, len(rest)
+    while pos < n:
+        if rest[pos] in " \t,":
+            pos += 1
+            continue
+        m = _PARAM_RE.match(rest, pos)
+        if m is None:
+            raise DigestParseError("malformed auth-param")
+        name = m.group(1).lower()
+        raw = m.group(2)
+        if raw.startswith('"'):
+            val = _UNESCAPE_RE.sub(r"\1", raw[1:-1]) if "\\" in raw else raw[1:-1]
         else:
-            j = i
-            while j < n and s[j] not in ", \t":
-                j += 1
-            val = s[i:j]
-            i = j
+            val = raw
         if name in params:
             raise DigestParseError(f"duplicate auth-param {name}")
         params[name] = val
+        pos = m.end()
     return scheme, params
 
 

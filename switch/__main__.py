@@ -29,6 +29,9 @@ def _setup_logging(level: str) -> None:
         format="%(asctime)s %(levelname)s %(name)s %(message)s",
         stream=sys.stderr,
     )
+    # No log line needs its caller's file and line; skipping that lookup (findCaller walks
+    # the stack) saves about a tenth of the CPU of a call at hundreds of calls per second.
+    logging._srcfile = None
     # alembic narrates every plugin it loads at INFO; keep its migrations, drop the chatter
     logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)
 

@@ -23,6 +23,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("switch.cdr")
 
+MAX_BATCH = 500
+
 
 class CdrWriter:
     def __init__(self) -> None:
@@ -47,24 +49,36 @@ class CdrWriter:
         self._queue.put_nowait(("close", record))
 
     async def _run(self) -> None:
+        """Drain the queue in batches: one transaction per batch, like the registrations'
+        group commit, so records keep up with hundreds of calls per second."""
         assert self.repo is not None
-        while True:
-            item = await self._queue.get()
-            if item is None:
-                return
-            kind, record = item
-            for attempt in range(3):
-                try:
-                    if kind == "open":
-                        await self.repo.open(record)
-                    else:
-                        await self.repo.close(record)
-                    self.written += 1
+        stopping = False
+        while not stopping:
+            first = await self._queue.get()
+            batch: list[tuple[str, CallRecord]] = []
+            item: tuple[str, CallRecord] | None = first
+            while True:
+                if item is None:
+                    stopping = True
                     break
-                except Exception:
-                    log.exception("call record %s: write failed (attempt %d)", record.id,
-                                  attempt + 1)
-                    await asyncio.sleep(0.2 * (attempt + 1))
+                batch.append(item)
+                if len(batch) >= MAX_BATCH or self._queue.empty():
+                    break
+                item = self._queue.get_nowait()
+            if batch:
+                await self._write(batch)
+
+    async def _write(self, batch: list[tuple[str, CallRecord]]) -> None:
+        assert self.repo is not None
+        for attempt in range(3):
+            try:
+                await self.repo.write_batch(batch)
+                self.written += len(batch)
+                return
+            except Exception:
+                log.exception("call records: batch of %d failed (attempt %d)", len(batch),
+                              attempt + 1)
+                await asyncio.sleep(0.2 * (attempt + 1))
 
     async def stop(self, switch: Switch) -> None:
         if self._task is not None:

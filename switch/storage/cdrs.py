@@ -6,7 +6,7 @@ import dataclasses
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import insert, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
 
 from rating.cdr import RESTART_CAUSE, CallRecord
@@ -40,6 +40,24 @@ class SqlCallRecordRepository:
                 update(CallRecordRow).where(CallRecordRow.id == rid).values(**values))
             if getattr(result, "rowcount", 1) == 0:
                 s.add(CallRecordRow(id=rid, **values))
+
+    async def write_batch(self, items: Sequence[tuple[str, CallRecord]]) -> None:
+        """Apply opens and closes in one transaction, coalesced per record: a call that
+        both started and ended within the batch is one INSERT of its final state."""
+        final: dict[str, tuple[bool, CallRecord]] = {}
+        for kind, record in items:
+            opened_here = kind == "open" or final.get(record.id, (False, record))[0]
+            final[record.id] = (opened_here, record)
+        inserts = [_row(r) for new, r in final.values() if new]
+        updates = [r for new, r in final.values() if not new]
+        async with self._sessions() as s, s.begin():
+            if inserts:
+                await s.execute(insert(CallRecordRow), inserts)
+            for record in updates:
+                values = _row(record)
+                rid = values.pop("id")
+                await s.execute(update(CallRecordRow).where(CallRecordRow.id == rid)
+                                .values(**values))
 
     async def close_orphans(self, now: float, cause: str = RESTART_CAUSE) -> int:
         """Close the records of calls that were in progress when the switch stopped."""

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import socket
 from collections.abc import Callable
 from typing import cast
 
@@ -12,6 +14,7 @@ from switch.transaction import Peer
 log = logging.getLogger(__name__)
 
 Deliver = Callable[[bytes, Peer], None]
+SOCKET_BUFFER = 4 * 1024 * 1024
 
 
 class UdpListener(asyncio.DatagramProtocol):
@@ -27,9 +30,16 @@ class UdpListener(asyncio.DatagramProtocol):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         # uvloop's UDP transport does not subclass asyncio.DatagramTransport
         self._transport = cast(asyncio.DatagramTransport, transport)
-        sock = transport.get_extra_info("sockname")
+        sock = transport.get_extra_info("socket")
         if sock is not None:
-            self.port = sock[1]
+            # bursts (a site's phones re-registering after an outage) must queue, not drop;
+            # the kernel caps this at net.core.rmem_max
+            for opt in (socket.SO_RCVBUF, socket.SO_SNDBUF):
+                with contextlib.suppress(OSError):
+                    sock.setsockopt(socket.SOL_SOCKET, opt, SOCKET_BUFFER)
+        name = transport.get_extra_info("sockname")
+        if name is not None:
+            self.port = name[1]
 
     def datagram_received(self, data: bytes, addr: tuple[str | int, ...]) -> None:
         self._deliver(data, Peer("UDP", str(addr[0]), int(addr[1])))
