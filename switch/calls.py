@@ -491,8 +491,10 @@ class CallService:
             cause=eff.cause, side=eff.side.value)
         log.info("call %s ended disposition=%s status=%d cause=%s", call.a_invite.call_id,
                  eff.disposition.value, eff.status, eff.cause)
-        if isinstance(entry.media, Anchor) and entry.media.codec:
-            entry.record = dataclasses.replace(entry.record, codec=entry.media.codec)
+        if isinstance(entry.media, Anchor):
+            loss, jitter = entry.media.quality()
+            entry.record = dataclasses.replace(entry.record, codec=entry.media.codec,
+                                               rtcp_loss=loss, rtcp_jitter_ms=jitter)
         if self.records is not None:
             self.records.close(entry.record)
         if entry.media is not None:

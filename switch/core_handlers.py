@@ -5,7 +5,9 @@ from __future__ import annotations
 from switch.runtime import ServerRequest, SipRuntime
 from switch.sip import make_response, new_tag
 
-SUPPORTED = "path, outbound, gruu, replaces, timer"
+# Only what is implemented end to end: the registrar stores Path (RFC 3327).
+SUPPORTED_EXTENSIONS = frozenset({"path"})
+SUPPORTED = ", ".join(sorted(SUPPORTED_EXTENSIONS))
 ACCEPT = "application/sdp, application/pidf+xml, multipart/mixed"
 
 

@@ -114,6 +114,16 @@ class Anchor:
         sdp = rewrite_connection(answer, leg.local_host, leg.local_port)
         return self.versioner_a.stamp(sdp).to_bytes()
 
+    def quality(self) -> tuple[float | None, float | None]:
+        """(loss fraction, jitter in ms) for the call record: the worse of the two legs, from
+        the relay's own sequence accounting and the phones' RTCP reports (RFC 3550 6.4)."""
+        legs = self.relay.stats()
+        if not any(s.packets_received for s in legs):
+            return None, None
+        loss = max(max(s.fraction_lost, s.remote_fraction_lost or 0.0) for s in legs)
+        jitter = max(max(s.jitter_ms, s.remote_jitter_ms or 0.0) for s in legs)
+        return round(loss, 4), round(jitter, 2)
+
     def answer_reoffer(self, side: str, body: bytes) -> bytes:
         """Answer a re-INVITE/UPDATE offer from one side (hold, resume, new address) on the
         relay leg that faces it (RFC 3264 section 8); the other side is not disturbed."""

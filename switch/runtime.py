@@ -123,6 +123,7 @@ class SipRuntime:
         self.response_listeners: dict[object, Callable[[Response], None]] = {}
         self.cancel_listeners: dict[object, Callable[[], None]] = {}
         self.stray_listener: Callable[[Response], None] | None = None
+        self.supported_extensions: frozenset[str] = frozenset({"path"})
         self.udp: UdpListener | None = None
         self.streams: StreamTransports | None = None
         self.draining = False
@@ -226,6 +227,12 @@ class SipRuntime:
         if req.method == "CANCEL":
             self._answer_cancel(ServerRequest(ev.key, req, ev.peer))
             return
+        unsupported = self._unsupported_requirements(req)
+        if unsupported:
+            # RFC 3261 8.2.2.3: an extension the request requires and we lack answers 420
+            self.respond(ev.key, make_response(req, 420, to_tag=new_tag(),
+                                               headers=[("Unsupported", ", ".join(unsupported))]))
+            return
         handler = self.handlers.get(req.method)
         if handler is None:
             if req.method in KNOWN_METHODS:
@@ -236,6 +243,12 @@ class SipRuntime:
                                                    headers=[("Allow", self.allow)]))
             return
         self._run(handler, ServerRequest(ev.key, req, ev.peer))
+
+    def _unsupported_requirements(self, req: Request) -> list[str]:
+        if req.method in ("ACK", "CANCEL") or "Require" not in req.headers:
+            return []
+        tags = [t.strip().lower() for t in req.headers.get_all("Require") if t.strip()]
+        return [t for t in tags if t not in self.supported_extensions]
 
     def _run(self, handler: Handler, sreq: ServerRequest) -> None:
         try:

@@ -207,6 +207,8 @@ def test_audio_flows_both_ways_through_the_anchored_relay(
     assert abs(heard_by_callee - 440) < 9 and level_b > 100, (heard_by_callee, level_b)
     rec = wait_record(switch.data_dir, lambda r: r["callee"] == "502411" and r["end"])
     assert rec["codec"] in ("PCMU", "PCMA")
+    assert rec["rtcp_loss"] is not None and 0 <= rec["rtcp_loss"] < 0.05  # loopback: no loss
+    assert rec["rtcp_jitter_ms"] is not None and rec["rtcp_jitter_ms"] >= 0
 
 
 @pytest.mark.parametrize(("code", "send", "expect"), [("*44", None, 1000.0), ("*43", 700, 700.0)],

@@ -146,3 +146,15 @@ def test_sigterm_stops_cleanly(tmp_path: Path) -> None:
     code = running.stop(signal.SIGTERM)
     assert code == 0
     assert any("stopped" in ln for ln in running.log_lines)
+
+
+def test_required_extension_we_lack_gets_420(switch: RunningSwitch) -> None:
+    client = UdpClient(switch.host, switch.port)
+    try:
+        client.send(options_request(switch.host, switch.port, local_port=client.local_port,
+                                    extra="Require: 100rel, path\r\n"))
+        resp = client.recv()
+    finally:
+        client.close()
+    assert resp.status == 420  # RFC 3261 8.2.2.3
+    assert resp.headers.get("Unsupported") == "100rel"
