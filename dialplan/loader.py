@@ -37,7 +37,7 @@ from .yamlsource import ConfigError, PathKey, YamlSource, load_yaml_file
 
 _TOP_KEYS = frozenset({"switch", "customers"})
 _CUSTOMER_KEYS = frozenset(
-    {"id", "name", "sip_domain", "realm", "domains", "prefix", "site_code_length", "extension_length", "outside_line_digit", "country", "emergency_numbers", "barring_profiles", "default_barring", "feature_codes", "trunks", "schedules", "sites"}
+    {"id", "name", "sip_domain", "realm", "domains", "prefix", "site_code_length", "extension_length", "outside_line_digit", "country", "emergency_numbers", "barring_profiles", "default_barring", "feature_codes", "trunks", "schedules", "sites", "emergency_webhook"}
 )
 _TRUNK_KEYS = frozenset({"id", "host", "port", "transport", "trusted", "register"})
 _REGISTER_KEYS = frozenset({"username", "realm", "ha1_md5", "ha1_sha256", "secret_ref"})
@@ -95,6 +95,15 @@ def load_plan_data(src: YamlSource) -> Plan:
     return plan
 
 
+def _webhook(r: Reader, m: dict[str, Any], path: PathKey) -> str | None:
+    """Where the customer's admins are alerted of each emergency call (issue 7)."""
+    url = r.text(m, path, "emergency_webhook")
+    if url is not None and not url.startswith(("https://", "http://")):
+        r.err((*path, "emergency_webhook"), "must be an http(s) URL")
+        return None
+    return url
+
+
 def _customer(
     r: Reader, raw: Any, path: PathKey, public_numbers: dict[str, tuple[Entity, PathKey]],
     paths: dict[int, PathKey],
@@ -133,6 +142,7 @@ def _customer(
         emergency_numbers=frozenset(emergency), barring_profiles=profiles,
         default_barring=default_profile, feature_codes=ctx.feature_codes, trunks=ctx.trunks,
         schedules=ctx.schedules, sites=tuple(sites),
+        emergency_webhook=_webhook(r, m, path),
     )
     paths[id(customer)] = path
     for obj in (*ctx.trunks.values(), *sites, *(e for s in sites for e in s.entities())):

@@ -251,6 +251,7 @@ class Customer:
     trunks: Mapping[str, Trunk]
     schedules: Mapping[str, Schedule]
     sites: tuple[Site, ...]
+    emergency_webhook: str | None = None  # POSTed a JSON alert for each emergency call
     # Indexes, built at load.
     by_full_number: Mapping[str, Entity] = field(default_factory=dict, repr=False)
     users_by_username: Mapping[str, User] = field(default_factory=dict, repr=False)

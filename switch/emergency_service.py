@@ -142,14 +142,16 @@ class EmergencyService:
         if caller is not None and site is not None and decision.number:
             self.callbacks.record(EmergencyCall(caller.full_number, site.code, site.customer.id,
                                                 decision.number, time.time()))
-        if self.webhook_url:
-            task = asyncio.ensure_future(asyncio.to_thread(self._post, event))
+        # the customer's own hook first (its admins), else the operator's
+        url = (site.customer.emergency_webhook if site else None) or self.webhook_url
+        if url:
+            task = asyncio.ensure_future(asyncio.to_thread(self._post, url, event))
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
 
-    def _post(self, event: dict[str, object]) -> None:
-        assert self.webhook_url is not None
-        req = urllib.request.Request(self.webhook_url, data=json.dumps(event).encode(),
+    @staticmethod
+    def _post(url: str, event: dict[str, object]) -> None:
+        req = urllib.request.Request(url, data=json.dumps(event).encode(),
                                      headers={"Content-Type": "application/json"})
         try:
             with contextlib.closing(urllib.request.urlopen(req, timeout=5)):
