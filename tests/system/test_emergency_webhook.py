@@ -19,7 +19,7 @@ from tests.support.sipclient import UdpClient
 class Hook(BaseHTTPRequestHandler):
     received: list[dict[str, object]] = []
 
-    def do_POST(self) -> None:  # noqa: N802 (http.server API)
+    def do_POST(self) -> None:
         body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
         Hook.received.append(json.loads(body))
         self.send_response(204)
