@@ -37,6 +37,7 @@ from switch.b2bua.effects import (
 from switch.b2bua.legs import LocalAddress, invite_for_callee
 from switch.callerid import OutboundIdentity, outbound_identity
 from switch.cdr_writer import CdrWriter
+from switch.dialog.session_timer import uas_negotiate
 from switch.emergency_service import EmergencyService
 from switch.media_service import Anchor, MediaService, close_media
 from switch.runtime import ServerRequest, SipRuntime
@@ -59,6 +60,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("switch.calls")
 
 LINGER_SECONDS = 32.0
+MIN_SE = 90  # RFC 4028 section 5: our Min-SE
 TEST_SERVICES = ("echo_test", "tone_test", "record_test")
 
 
@@ -133,6 +135,8 @@ class CallService:
             return None
         switch = self.switch
         assert switch is not None
+        # RFC 4028: a Session-Expires below our Min-SE answers 422 before anything else
+        uas_negotiate(req, min_se=MIN_SE, preferred=None)
         plan = switch.plan_holder.plan
         trunk = plan.trunk_for_address(sreq.peer.host, sreq.peer.port)
         caller: User | None = None
@@ -330,6 +334,11 @@ class CallService:
         now = self._now()
         answer_sdp = media.answer_for_caller if isinstance(media, Anchor) else _same_body
         call = Call(req, sreq.peer, self.local, now, self.ring_timeout, answer_sdp=answer_sdp)
+        session = uas_negotiate(req, min_se=MIN_SE, preferred=None)
+        if session.negotiated is not None and not session.negotiated.we_refresh:
+            # the caller refreshes and we watch; we do not refresh toward phones ourselves
+            call.session_interval = session.negotiated.interval
+            call.session_headers = session.headers
         entry = CallEntry(call, sreq.key, caller, decision,
                           self._open_record(req, caller, decision), media=media)
         self.by_call_id[req.call_id] = (entry, -1)
@@ -382,6 +391,12 @@ class CallService:
             else:
                 entry.b_sdp = body
         headers = [("Contact", entry.call.local.contact(sreq.peer.transport))]
+        if side == "a" and entry.call.session_interval is not None:
+            session = uas_negotiate(req, min_se=MIN_SE, preferred=None)
+            if session.negotiated is not None:
+                headers.extend(session.headers)
+                entry.call.refresh_session(self._now(), session.negotiated.interval)
+                self._arm(entry)
         if body:
             headers.append(("Content-Type", "application/sdp"))
         self.runtime.respond(sreq.key, make_response(req, 200, headers=headers, body=body))

@@ -137,6 +137,10 @@ class Call:
     _retransmit_interval: float = 0.0
     _ack_deadline: float | None = None
     _final_to_a: bytes = b""
+    # RFC 4028 session timer agreed with the caller (it refreshes; we watch), or None
+    session_headers: tuple[tuple[str, str], ...] = ()
+    session_interval: int | None = None
+    _session_deadline: float | None = None
 
     def __post_init__(self) -> None:
         self._ring_deadline = self.started_at + self.ring_timeout
@@ -245,9 +249,11 @@ class Call:
     def _answer_caller(self, body: bytes, now: float, leg: int,
                        resp: Response | None) -> list[Effect]:
         headers = [("Contact", self.local.contact(self.a_peer.transport)),
-                   ("Allow", "INVITE, ACK, CANCEL, BYE, OPTIONS")]
+                   ("Allow", "INVITE, ACK, CANCEL, BYE, OPTIONS, UPDATE"),
+                   *self.session_headers]
         if body:
             headers.append(("Content-Type", "application/sdp"))
+        self._arm_session(now)
         ok = make_response(self.a_invite, 200, "OK", to_tag=self.a_to_tag, headers=headers,
                            body=body)
         self.a_dialog = Dialog.uas(self.a_invite, ok)
@@ -338,6 +344,21 @@ class Call:
             return out
         return []
 
+    def _arm_session(self, now: float) -> None:
+        """RFC 4028 section 10: without a refresh, the session ends shortly before it
+        expires — min(32 s, interval / 3) early — so a phone that vanished does not leave a
+        call (and its relay ports and open call record) behind."""
+        if self.session_interval is not None:
+            margin = min(32.0, self.session_interval / 3)
+            self._session_deadline = now + self.session_interval - margin
+
+    def refresh_session(self, now: float, interval: int | None = None) -> None:
+        """The caller refreshed the session (re-INVITE or UPDATE answered 2xx)."""
+        if interval is not None:
+            self.session_interval = interval
+        if self.state is CallState.ANSWERED:
+            self._arm_session(now)
+
     def _bye(self, dialog: Dialog, dest: Peer) -> Request:
         bye = dialog.create_request("BYE", self.local.via_for(dest.transport))
         dialog.terminate()
@@ -346,8 +367,9 @@ class Call:
     # -- timers --
 
     def next_deadline(self) -> float | None:
+        session = self._session_deadline if self.state is CallState.ANSWERED else None
         times = [t for t in (self._ring_deadline if self.ringing_phase else None,
-                             self._retransmit_at, self._ack_deadline) if t is not None]
+                             self._retransmit_at, self._ack_deadline, session) if t is not None]
         return min(times) if times else None
 
     def handle_timer(self, now: float) -> list[Effect]:
@@ -363,6 +385,10 @@ class Call:
         if self._ack_deadline is not None and now >= self._ack_deadline:
             log.info("call %s: no ACK for the 2xx; ending it", self.a_invite.call_id)
             return self.hang_up(now, "no ACK from the caller")
+        if (self.state is CallState.ANSWERED and self._session_deadline is not None
+                and now >= self._session_deadline):
+            log.info("call %s: session timer expired without a refresh", self.a_invite.call_id)
+            return self.hang_up(now, "session timer expired (RFC 4028)")
         if self._retransmit_at is not None and now >= self._retransmit_at:
             out.append(SendStateless(self._final_to_a, self.a_peer))
             self._retransmit_interval = min(self._retransmit_interval * 2, self.t2)

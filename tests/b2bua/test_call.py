@@ -198,3 +198,24 @@ def test_bad_transition_is_a_named_error() -> None:
     call.state = CallState.ENDED
     with pytest.raises(CallTransitionError):
         call._go(__import__("switch.b2bua.call", fromlist=["CallInput"]).CallInput.ANSWER)
+
+
+def test_session_timer_ends_a_call_whose_caller_vanished() -> None:
+    call = make_call()
+    call.session_interval = 90
+    call.session_headers = (("Session-Expires", "90;refresher=uac"), ("Require", "timer"))
+    inv = b_invite(PHONE_1, "b1")
+    call.add_leg(inv, PHONE_1)
+    effects = call.on_response(0, reply(inv, 200), 10.0)
+    ok = responses_to_caller(effects)[0]
+    assert ok.headers.get("Session-Expires") == "90;refresher=uac"
+    assert ok.headers.get("Require") == "timer"
+    call.on_ack(10.1)
+    # a refresh at 50 s moves the deadline: 90 - min(32, 90/3) = 60 s after it
+    call.refresh_session(50.0)
+    assert call.next_deadline() == pytest.approx(110.0)
+    assert call.handle_timer(109.0) == []
+    ended = call.handle_timer(110.0)
+    assert call.state is CallState.ENDED
+    assert sum(isinstance(e, SendRequest) and e.request.method == "BYE" for e in ended) == 2
+    assert next(e for e in ended if isinstance(e, Ended)).cause.startswith("session timer")

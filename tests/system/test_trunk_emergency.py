@@ -281,3 +281,32 @@ def test_nomadic_softphone_emergency_uses_the_self_declared_location(
         phone.shutdown()
     alert = next(ln for ln in switch.log_lines if "emergency call" in ln and '"nomadic": true' in ln)
     assert "Nantes" in alert and "self-declared" in alert
+
+
+def test_session_timer_negotiation(switch: RunningSwitch, carrier: Carrier) -> None:
+    """RFC 4028: too small an interval gets 422 with our Min-SE; an accepted one comes back
+    in the 2xx with the caller as refresher."""
+    client = UdpClient(switch.host, switch.port)
+    try:
+        ruri = f"sip:0612345678@{switch.host}"
+        small = "Supported: timer\r\nSession-Expires: 60\r\n"
+        first = _raw_invite(client, switch, ruri, "501410", call_id="se1")
+        client.send(first.replace(b"Content-Type:", small.encode() + b"Content-Type:"))
+        resp = _final(client)
+        assert resp.status == 422 and resp.headers.get("Min-SE") == "90"
+        ok_se = "Supported: timer\r\nSession-Expires: 600\r\n"
+        client.send(_raw_invite(client, switch, ruri, "501410", call_id="se2")
+                    .replace(b"Content-Type:", ok_se.encode() + b"Content-Type:"))
+        challenge = _final(client)
+        auth = authorization(challenge.headers.get_all("Proxy-Authenticate"), method="INVITE",
+                             uri=ruri, username="501410", password="demo-501410")
+        client.send(_raw_invite(client, switch, ruri, "501410", auth, call_id="se2", cseq=2)
+                    .replace(b"Content-Type:", ok_se.encode() + b"Content-Type:"))
+        invite, src = carrier.expect_request("INVITE")
+        carrier.answer(invite, src)
+        ok = _final(client)
+        assert ok.status == 200
+        assert ok.headers.get("Session-Expires") == "600;refresher=uac"
+        assert "timer" in (ok.headers.get("Require") or "")
+    finally:
+        client.close()
