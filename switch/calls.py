@@ -150,7 +150,9 @@ class CallService:
             else:
                 caller = who
         if decision is None:
-            decision = route(plan, CallContext(caller, trunk, str(req.uri), dt.datetime.now()))
+            # an aware time: each schedule reads it in its own site's time zone
+            now_utc = dt.datetime.now(dt.UTC)
+            decision = route(plan, CallContext(caller, trunk, str(req.uri), now_utc))
         if trunk is not None:
             decision = self._callback_override(decision, req)
         log.info("call %s from=%s dialed=%s decision=%s", req.call_id,
@@ -290,7 +292,8 @@ class CallService:
         if decision.kind is DecisionKind.USER and isinstance(decision.target, User):
             users = [decision.target]
         elif decision.kind is DecisionKind.HUNT_GROUP and decision.target is not None:
-            users = list(getattr(decision.target, "members", ()))
+            # a member calling its own group is not rung back (simultaneous strategy)
+            users = [m for m in getattr(decision.target, "members", ()) if m is not caller]
         if users:
             identity = outbound_identity(req, caller, None, decision)
             for user in users:
