@@ -60,9 +60,18 @@ class _Reject(Exception):
         self.outcome = RegistrarOutcome(status, reason, headers)
 
 
+_last_date: tuple[int, str] = (-1, "")
+
+
 def http_date(now: float) -> str:
     """RFC 3261 20.17 Date (RFC 1123 form, always GMT)."""
-    return email.utils.formatdate(now, usegmt=True)
+    # The format has whole seconds (formatdate truncates like int() for our positive
+    # timestamps), so a burst of 200 OKs in one second formats the date once.
+    global _last_date
+    second = int(now)
+    if _last_date[0] != second:
+        _last_date = (second, email.utils.formatdate(now, usegmt=True))
+    return _last_date[1]
 
 
 def _parse_q(text: str | None) -> float:

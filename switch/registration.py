@@ -125,25 +125,44 @@ class RegistrationService:
         peer = sreq.peer
         source = Source(peer.transport, peer.host, peer.port, peer.conn_id)
         outcome = self.registrar.process(req, result.account, source, now)
-        return self._commit_and_answer(runtime, sreq, outcome)
+        if not outcome.changes or self.repo is None:
+            runtime.respond(sreq.key, outcome.response(req, new_tag()))
+            return None
+        return self._answer_when_stored(runtime, sreq, outcome, self.repo.submit(outcome.changes))
+
+    def _answer_when_stored(self, runtime: SipRuntime, sreq: ServerRequest,
+                            outcome: RegistrarOutcome,
+                            stored: asyncio.Future[None]) -> asyncio.Future[None]:
+        """Answer from a done-callback on the group commit's future: 200 once the binding is
+        durable, 500 and a rollback of memory on failure, without a Task and coroutines per
+        REGISTER. The returned future settles once the answer has left, so
+        the runtime tracks it for a graceful drain and turns an exception into a 500."""
+        answered: asyncio.Future[None] = stored.get_loop().create_future()
+
+        def on_stored(fut: asyncio.Future[None]) -> None:
+            if fut.cancelled():
+                answered.cancel()
+                return
+            try:
+                exc = fut.exception()
+                if exc is None:
+                    runtime.respond(sreq.key, outcome.response(sreq.request, new_tag()))
+                else:
+                    log.error("could not store bindings; answering 500", exc_info=exc)
+                    assert self.registrar is not None
+                    self.registrar.rollback(outcome)
+                    runtime.respond(sreq.key, make_response(sreq.request, 500, to_tag=new_tag(),
+                                                            headers=[("Retry-After", "10")]))
+            except Exception as err:
+                answered.set_exception(err)
+            else:
+                answered.set_result(None)
+
+        stored.add_done_callback(on_stored)
+        return answered
 
     async def _deny_later(self, runtime: SipRuntime, sreq: ServerRequest, delay: float) -> None:
         # The same 403 for an unknown user and a wrong password; repeated failures are slowed.
         if delay > 0:
             await asyncio.sleep(delay)
         runtime.respond(sreq.key, make_response(sreq.request, 403, "Forbidden", to_tag=new_tag()))
-
-    async def _commit_and_answer(self, runtime: SipRuntime, sreq: ServerRequest,
-                                 outcome: RegistrarOutcome) -> None:
-        # The registrar already changed memory; the 200 leaves only once the change is durable.
-        if outcome.changes and self.repo is not None:
-            try:
-                await self.repo.apply(outcome.changes)
-            except Exception:
-                log.exception("could not store bindings; answering 500")
-                assert self.registrar is not None
-                self.registrar.rollback(outcome)
-                runtime.respond(sreq.key, make_response(sreq.request, 500, to_tag=new_tag(),
-                                                        headers=[("Retry-After", "10")]))
-                return
-        runtime.respond(sreq.key, outcome.response(sreq.request, new_tag()))

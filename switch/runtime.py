@@ -129,7 +129,7 @@ class SipRuntime:
         self.draining = False
         self._timer: asyncio.TimerHandle | None = None
         self._timer_at: float | None = None
-        self._tasks: set[asyncio.Task[None]] = set()
+        self._tasks: set[asyncio.Future[None]] = set()
         self._loop: asyncio.AbstractEventLoop | None = None
 
     # -- wiring --
@@ -259,10 +259,37 @@ class SipRuntime:
         except Exception:
             self._answer_crash(sreq)
             return
-        if result is not None:
-            task = asyncio.ensure_future(self._guard(result, sreq))
-            self._tasks.add(task)
-            task.add_done_callback(self._tasks.discard)
+        if result is None:
+            return
+        if isinstance(result, asyncio.Future):
+            # A handler that finishes in a done-callback (REGISTER waiting for its group
+            # commit) hands back a future: watch it directly instead of wrapping it in a Task.
+            self._tasks.add(result)
+            result.add_done_callback(lambda fut: self._settled(fut, sreq))
+            return
+        task = asyncio.ensure_future(self._guard(result, sreq))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    def _settled(self, fut: asyncio.Future[None], sreq: ServerRequest) -> None:
+        """`_guard` for a handler's future: its error answers like a raising coroutine's."""
+        self._tasks.discard(fut)
+        if fut.cancelled():
+            return
+        exc = fut.exception()
+        if exc is None:
+            return
+        if isinstance(exc, SipError):
+            self._answer_error(sreq, exc)
+            return
+        self.counters.handler_errors += 1
+        log.error("handler failed for %s (Call-ID %s)", sreq.request.method,
+                  sreq.request.headers.get("Call-ID"), exc_info=exc)
+        if sreq.key is not None and sreq.request.method != "ACK":
+            try:
+                self.respond(sreq.key, make_response(sreq.request, 500, to_tag=new_tag()))
+            except Exception:
+                log.exception("could not answer 500")
 
     async def _guard(self, aw: Awaitable[None], sreq: ServerRequest) -> None:
         try:
@@ -341,7 +368,7 @@ class SipRuntime:
         if not streams.send(data, dest):
             task = asyncio.ensure_future(streams.connect_and_send(data, dest))
             self._tasks.add(task)  # type: ignore[arg-type]
-            task.add_done_callback(self._tasks.discard)  # type: ignore[arg-type]
+            task.add_done_callback(self._tasks.discard)
 
     # -- timers --
 

@@ -100,7 +100,8 @@ def canonical_name(name: str) -> str:
 
 
 def header_key(name: str) -> str:
-    return name_and_key(name)[1]
+    hit = _NAME_CACHE.get(name)  # the usual case, without name_and_key's call
+    return hit[1] if hit is not None else name_and_key(name)[1]
 
 
 class Headers:
@@ -114,8 +115,15 @@ class Headers:
         else:
             self._items = tuple((canonical_name(n), v) for n, v in items)
         index: dict[str, list[int]] = {}
+        cache = _NAME_CACHE
         for i, (n, _) in enumerate(self._items):
-            index.setdefault(header_key(n), []).append(i)
+            hit = cache.get(n)
+            key = hit[1] if hit is not None else header_key(n)
+            positions = index.get(key)
+            if positions is None:
+                index[key] = [i]
+            else:
+                positions.append(i)
         self._index = index
 
     @classmethod
@@ -177,6 +185,11 @@ class Headers:
         """Every header line's value for `name`, not split."""
         idx = self._index.get(header_key(name), ())
         return [self._items[i][1] for i in idx]
+
+    def get_raw_key(self, key: str) -> list[str]:
+        """`get_raw` by lower-case canonical key ("via"), skipping the name lookup."""
+        items = self._items
+        return [items[i][1] for i in self._index.get(key, ())]
 
     def get_all(self, name: str) -> list[str]:
         """Every value of `name`, comma-separated lists split (RFC 3261 section 7.3.1)."""

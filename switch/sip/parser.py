@@ -11,7 +11,7 @@ import re
 
 from .errors import SipParseError
 from .grammar import TOKEN_CLASS, is_word_sequence, parse_uint
-from .headers import SINGLE, Headers, cached_name, canonical_name, name_and_key
+from .headers import _NAME_CACHE, SINGLE, Headers, canonical_name, name_and_key
 from .message import Message, Request, Response
 from .uri import MAX_URI_LENGTH, AbsoluteUri, SipUri, parse_uri
 
@@ -71,6 +71,7 @@ def _parse_headers(lines: list[str]) -> Headers:
     """
     items: list[tuple[str, str]] = []
     index: dict[str, list[int]] = {}
+    cached_name = _NAME_CACHE.get  # every cached spelling is a valid token (headers.py)
     for raw in lines:
         if not raw:
             continue

@@ -68,14 +68,23 @@ class SqlBindingRepository:
     async def apply(self, changes: Sequence[BindingChange]) -> None:
         if not changes:
             return
+        await self.submit(changes)
+
+    def submit(self, changes: Sequence[BindingChange]) -> asyncio.Future[None]:
+        """Queue `changes` for the next group commit; the future resolves once they are
+        committed (or carries the batch's exception). `apply` without a coroutine: a caller
+        on the hot path can add a done-callback instead of paying for a Task."""
         loop = asyncio.get_running_loop()
+        fut: asyncio.Future[None] = loop.create_future()
+        if not changes:
+            fut.set_result(None)
+            return fut
         if self._queue is None or self._writer is None or self._writer.done():
             self._queue = asyncio.Queue()
             self._writer = loop.create_task(self._write_loop(self._queue),
                                             name="binding-group-commit")
-        fut: asyncio.Future[None] = loop.create_future()
         self._queue.put_nowait((changes, fut))
-        await fut
+        return fut
 
     async def _write_loop(self, queue: asyncio.Queue[_Pending | None]) -> None:
         stop = False
