@@ -133,6 +133,10 @@ class CallService:
             # RFC 3261 8.1.1.8: an INVITE carries exactly one Contact (the dialog's target)
             runtime.respond(sreq.key, make_response(req, 400, "Bad Contact", to_tag=new_tag()))
             return None
+        if req.max_forwards == 0:
+            # RFC 3261 16.3 step 2: a request that has run out of hops is looping
+            runtime.respond(sreq.key, make_response(req, 483, to_tag=new_tag()))
+            return None
         switch = self.switch
         assert switch is not None
         # RFC 4028: a Session-Expires below our Min-SE answers 422 before anything else

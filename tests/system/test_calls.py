@@ -255,3 +255,20 @@ def test_hold_and_resume_through_the_anchored_relay(pj_lib: Any, switch: Running
         assert call.state == CONFIRMED
     finally:
         finish(pj_lib, phones)
+
+
+def test_looping_invite_without_hops_gets_483(switch: RunningSwitch) -> None:
+    from tests.support.sipclient import UdpClient, options_request
+
+    client = UdpClient(switch.host, switch.port)
+    try:
+        req = options_request(switch.host, switch.port, method="INVITE",
+                              local_port=client.local_port,
+                              extra=f"Contact: <sip:501410@127.0.0.1:{client.local_port}>\r\n")
+        client.send(req.replace(b"Max-Forwards: 70", b"Max-Forwards: 0"))
+        resp = client.recv()
+        if resp.status == 100:
+            resp = client.recv()
+    finally:
+        client.close()
+    assert resp.status == 483
