@@ -12,6 +12,7 @@ from switch.admin.http import HttpApi
 from switch.calls import CallService
 from switch.cdr_writer import CdrWriter
 from switch.emergency_service import EmergencyService
+from switch.keepalive import NatKeepalive
 from switch.media_service import MediaService
 from switch.registration import RegistrationService
 
@@ -127,5 +128,6 @@ def build_services(switch: Switch, source: YamlSource) -> list[Any]:
     http = HttpApi(switch.options.sip_host or switch.settings.sip.host, switch.http_port())
     switch.calls = calls
     # order matters: registration migrates the database before the record writer opens it
+    keepalive = NatKeepalive(switch.settings.registrar.nat_ping_interval)
     return [PlanService(holder, str(switch.options.config)), registration, records, media,
-            emergency, calls, http]
+            emergency, calls, http, keepalive]

@@ -44,6 +44,7 @@ class RegistrarSettings(_Strict):
     default_expires: int = Field(3600, ge=1)
     max_contacts: int = Field(5, ge=1, le=100)
     sweep_interval: float = Field(30.0, gt=0)
+    nat_ping_interval: float = Field(30.0, ge=0, description="UDP keep-alive OPTIONS; 0 = off")
 
 
 class AuthSettings(_Strict):
