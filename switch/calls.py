@@ -17,11 +17,20 @@ import logging
 import time
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from devices.digest import AuthOutcome
-from dialplan import CallContext, DecisionKind, MediaMode, RoutingDecision, User, route
+from dialplan import (
+    CallContext,
+    DecisionKind,
+    HuntGroup,
+    HuntStrategy,
+    MediaMode,
+    RoutingDecision,
+    User,
+    route,
+)
 from dialplan.router import emergency_from_site
 from rating.cdr import CallRecord
 from switch.b2bua.call import LEG_CALLER, LEG_IGNORE, Call, CallState
@@ -62,6 +71,12 @@ log = logging.getLogger("switch.calls")
 LINGER_SECONDS = 32.0
 MIN_SE = 90  # RFC 4028 section 5: our Min-SE
 TEST_SERVICES = ("echo_test", "tone_test", "record_test")
+# (Request-URI, destination, To, identity, the user rung or None for a trunk)
+Target = tuple[str, Peer, NameAddr, OutboundIdentity, User | None]
+
+
+def aor_key(user: User) -> str:
+    return f"{user.customer.id}:{user.full_number}"
 
 
 def _same_body(leg: int, body: bytes) -> bytes:
@@ -75,6 +90,7 @@ class CallEntry:
     caller: User | None
     decision: RoutingDecision
     record: CallRecord
+    leg_users: dict[int, str] = field(default_factory=dict)  # leg index -> user rung
     a_sdp: bytes = b""  # the SDP the caller has from us
     b_sdp: bytes = b""  # the SDP the answering callee has from us
     timer: asyncio.TimerHandle | None = None
@@ -82,7 +98,7 @@ class CallEntry:
 
 
 class CallService:
-    def __init__(self, *, ring_timeout: float = 30.0,
+    def __init__(self, *, ring_timeout: float = 30.0, hunt_step: float = 15.0,
                  wall_clock: Callable[[], float] = time.time) -> None:
         self.ring_timeout = ring_timeout
         self.clock = wall_clock
@@ -92,6 +108,9 @@ class CallService:
         self.media_hooks: Any = None  # set by the media service when media anchoring is on
         self.records: CdrWriter | None = None
         self.media: MediaService | None = None
+        self.hunt_step = hunt_step
+        self._rotation: dict[str, int] = {}  # hunt group id -> next first member
+        self._last_busy: dict[str, float] = {}  # user -> when its last call ended
         self.emergency: EmergencyService | None = None
         self._tasks: set[asyncio.Future[None]] = set()
 
@@ -211,7 +230,7 @@ class CallService:
 
     async def _start_anchored(self, sreq: ServerRequest, caller: User | None,
                               decision: RoutingDecision,
-                              targets: list[tuple[str, Peer, NameAddr, OutboundIdentity]]) -> None:
+                              targets: list[list[Target]]) -> None:
         assert self.media is not None
         anchor = await self.media.anchor(sreq.request.body)
         entry = self._start_call(sreq, caller, decision, targets, anchor)
@@ -285,28 +304,47 @@ class CallService:
             self.runtime.respond(sreq.key, make_response(req, 403, to_tag=new_tag()))
         return user
 
+    def _hunt_order(self, group: HuntGroup, caller: User | None) -> list[list[User]]:
+        """Who rings, in which order (groups of users ringing together): the strategy of
+        the hunt group. A member calling its own group is not rung."""
+        members = [m for m in group.members if m is not caller]
+        if group.strategy is HuntStrategy.SIMULTANEOUS:
+            return [members]
+        if group.strategy is HuntStrategy.ROUND_ROBIN and members:
+            start = self._rotation.get(group.id, 0) % len(members)
+            self._rotation[group.id] = start + 1
+            members = members[start:] + members[:start]
+        elif group.strategy is HuntStrategy.LONGEST_IDLE:
+            members = sorted(members, key=lambda m: self._last_busy.get(m.full_number, 0.0))
+        return [[m] for m in members]
+
     def _targets(self, decision: RoutingDecision, caller: User | None,
-                 req: Request) -> list[tuple[str, Peer, NameAddr, OutboundIdentity]]:
-        """(Request-URI, destination, To, identity) for every leg to ring."""
+                 req: Request) -> list[list[Target]]:
+        """Groups of (Request-URI, destination, To, identity, user), rung one group after
+        the other (hunting); a group's legs ring at once (forking to every binding)."""
         switch = self.switch
         assert switch is not None
         now = self.clock()
-        out: list[tuple[str, Peer, NameAddr, OutboundIdentity]] = []
-        users: list[User] = []
+        order: list[list[User]] = []
         if decision.kind is DecisionKind.USER and isinstance(decision.target, User):
-            users = [decision.target]
-        elif decision.kind is DecisionKind.HUNT_GROUP and decision.target is not None:
-            # a member calling its own group is not rung back (simultaneous strategy)
-            users = [m for m in getattr(decision.target, "members", ()) if m is not caller]
-        if users:
+            order = [[decision.target]]
+        elif decision.kind is DecisionKind.HUNT_GROUP and isinstance(decision.target, HuntGroup):
+            order = self._hunt_order(decision.target, caller)
+        if order:
             identity = outbound_identity(req, caller, None, decision)
-            for user in users:
-                to = NameAddr(SipUri("sip", user.customer.sip_domain, user.full_number),
-                              user.name)
-                for b in switch.registration.location.lookup(f"{user.customer.id}:{user.full_number}", now):
-                    dest = Peer(b.transport.upper(), b.source_host, b.source_port, b.conn_id)
-                    out.append((b.contact, dest, to, identity))
-            return out
+            groups: list[list[Target]] = []
+            for users in order:
+                group: list[Target] = []
+                for user in users:
+                    to = NameAddr(SipUri("sip", user.customer.sip_domain, user.full_number),
+                                  user.name)
+                    for b in switch.registration.location.lookup(aor_key(user), now):
+                        dest = Peer(b.transport.upper(), b.source_host, b.source_port, b.conn_id)
+                        group.append((b.contact, dest, to, identity, user))
+                if group:
+                    groups.append(group)
+            return groups
+        out: list[Target] = []
         if decision.kind in (DecisionKind.EXTERNAL, DecisionKind.EMERGENCY) and decision.trunk:
             trunk = decision.trunk
             number = decision.e164 if decision.kind is DecisionKind.EXTERNAL else (
@@ -319,8 +357,8 @@ class CallService:
             identity = outbound_identity(req, caller, trunk, decision)
             if caller is None and decision.kind is DecisionKind.EMERGENCY:
                 identity = self._site_identity(decision)
-            out.append((ruri, dest, to, identity))
-        return out
+            out.append((ruri, dest, to, identity, None))
+        return [out] if out else []
 
     @staticmethod
     def _site_identity(decision: RoutingDecision) -> OutboundIdentity:
@@ -332,8 +370,7 @@ class CallService:
         return OutboundIdentity(addr, (("P-Asserted-Identity", str(addr)),), number, False)
 
     def _start_call(self, sreq: ServerRequest, caller: User | None, decision: RoutingDecision,
-                    targets: list[tuple[str, Peer, NameAddr, OutboundIdentity]],
-                    media: Any = None) -> CallEntry | None:
+                    targets: list[list[Target]], media: Any = None) -> CallEntry | None:
         assert self.local is not None
         req = sreq.request
         if self.runtime.txn.server_request(sreq.key) is None:
@@ -355,25 +392,38 @@ class CallService:
         body = media.offer_for_callee() if isinstance(media, Anchor) else req.body
         entry.b_sdp = body
         emergency = decision.kind is DecisionKind.EMERGENCY and self.emergency is not None
-        for ruri, dest, to, identity in targets:
-            b_call_id = new_call_id()
-            content_type, leg_body, headers = "application/sdp", body, identity.headers
-            if emergency:
-                assert self.emergency is not None
-                nomadic = self.emergency.is_nomadic(caller, sreq.peer.host)
-                leg = self.emergency.leg(decision, caller, identity.number, body, nomadic)
-                content_type, leg_body = leg.content_type, leg.body
-                headers = (*headers, *leg.headers)
-                self.emergency.started(decision, caller, identity.number,
-                                       authenticated=caller is not None, nomadic=nomadic)
-            invite = invite_for_callee(
-                request_uri=ruri, to=to, caller=identity.from_.with_tag(new_tag()),
-                call_id=b_call_id, local=self.local, dest=dest, body=leg_body,
-                max_forwards=max_forwards, identity_headers=headers,
-                content_type=content_type,
-            )
-            self.by_call_id[b_call_id] = (entry, len(call.legs))
-            self._perform(entry, call.add_leg(invite, dest))
+        steps: list[list[tuple[Request, Peer]]] = []
+        for group in targets:
+            step: list[tuple[Request, Peer]] = []
+            for ruri, dest, to, identity, user in group:
+                b_call_id = new_call_id()
+                content_type, leg_body, headers = "application/sdp", body, identity.headers
+                if emergency:
+                    assert self.emergency is not None
+                    nomadic = self.emergency.is_nomadic(caller, sreq.peer.host)
+                    leg = self.emergency.leg(decision, caller, identity.number, body, nomadic)
+                    content_type, leg_body = leg.content_type, leg.body
+                    headers = (*headers, *leg.headers)
+                    self.emergency.started(decision, caller, identity.number,
+                                           authenticated=caller is not None, nomadic=nomadic)
+                invite = invite_for_callee(
+                    request_uri=ruri, to=to, caller=identity.from_.with_tag(new_tag()),
+                    call_id=b_call_id, local=self.local, dest=dest, body=leg_body,
+                    max_forwards=max_forwards, identity_headers=headers,
+                    content_type=content_type,
+                )
+                # legs are numbered in the order they will be added to the call
+                index = sum(len(st) for st in steps) + len(step)
+                self.by_call_id[b_call_id] = (entry, index)
+                if user is not None:
+                    entry.leg_users[index] = user.full_number
+                step.append((invite, dest))
+            steps.append(step)
+        if len(steps) == 1:
+            for invite, dest in steps[0]:
+                self._perform(entry, call.add_leg(invite, dest))
+        elif steps:
+            self._perform(entry, call.start_hunt(steps, self.hunt_step, now))
         return entry
 
     def _on_reinvite(self, sreq: ServerRequest) -> None:
@@ -517,6 +567,9 @@ class CallService:
             loss, jitter = entry.media.quality()
             entry.record = dataclasses.replace(entry.record, codec=entry.media.codec,
                                                rtcp_loss=loss, rtcp_jitter_ms=jitter)
+        answered = entry.leg_users.get(call.answered_leg) if call.answered_leg is not None else None
+        if answered is not None:
+            self._last_busy[answered] = self.clock()
         if self.records is not None:
             self.records.close(entry.record)
         if entry.media is not None:

@@ -9,7 +9,7 @@ from devices.accounts import Account, ha1
 from dialplan import Plan, PlanHolder, User, load_plan_data
 from dialplan.yamlsource import YamlSource
 from switch.admin.http import HttpApi
-from switch.calls import CallService
+from switch.calls import CallService, aor_key
 from switch.cdr_writer import CdrWriter
 from switch.emergency_service import EmergencyService
 from switch.keepalive import NatKeepalive
@@ -20,11 +20,6 @@ if TYPE_CHECKING:
     from switch.app import Switch
 
 log = logging.getLogger("switch")
-
-
-def aor_of(user: User) -> str:
-    """The location-service key of a user's line: customer id and full internal number."""
-    return f"{user.customer.id}:{user.full_number}"
 
 
 class PlanAccounts:
@@ -46,7 +41,7 @@ class PlanAccounts:
             cred = user.sip
             if cred.ha1_md5 is None and cred.ha1_sha256 is None:
                 continue
-            aor = aor_of(user)
+            aor = aor_key(user)
             users[aor] = user
             accounts[(cred.username, cred.realm)] = Account(
                 cred.username, cred.realm, cred.ha1_md5 or "", cred.ha1_sha256 or "", aor,
@@ -115,7 +110,8 @@ def build_services(switch: Switch, source: YamlSource) -> list[Any]:
     switch.plan_holder = holder
     switch.accounts = accounts
     switch.registration = registration
-    calls = CallService(ring_timeout=switch.settings.calls.ring_timeout)
+    calls = CallService(ring_timeout=switch.settings.calls.ring_timeout,
+                        hunt_step=switch.settings.calls.hunt_step)
     records = CdrWriter()
     calls.records = records
     media_settings = switch.settings.media

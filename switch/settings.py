@@ -57,6 +57,7 @@ class AuthSettings(_Strict):
 
 class CallSettings(_Strict):
     ring_timeout: float = Field(30.0, gt=0, description="no answer after this: 480 to the caller")
+    hunt_step: float = Field(15.0, gt=0, description="ring time per member when hunting")
 
 
 class MediaSettings(_Strict):

@@ -138,6 +138,11 @@ class Call:
     _ack_deadline: float | None = None
     _final_to_a: bytes = b""
     # RFC 4028 session timer agreed with the caller (it refreshes; we watch), or None
+    # hunting (sequential, round robin, longest idle): the next groups of legs to ring,
+    # each for `hunt_step` seconds, while the current group rings
+    hunt_steps: list[list[tuple[Request, Peer]]] = field(default_factory=list)
+    hunt_step: float = 15.0
+    _hunt_deadline: float | None = None
     session_headers: tuple[tuple[str, str], ...] = ()
     session_interval: int | None = None
     _session_deadline: float | None = None
@@ -165,6 +170,30 @@ class Call:
         leg = Leg(len(self.legs), invite, dest)
         self.legs.append(leg)
         return [SendRequest(leg.index, invite, dest)]
+
+    def start_hunt(self, steps: list[list[tuple[Request, Peer]]], step_seconds: float,
+                   now: float) -> list[Effect]:
+        """Ring `steps[0]` now and each next group when the current one gave up or rang for
+        `step_seconds`; the whole hunt may last its full length, past the ring timeout."""
+        if not steps:
+            return []
+        self.hunt_step = step_seconds
+        self.hunt_steps = list(steps[1:])
+        if self._ring_deadline is not None:
+            self._ring_deadline = max(self._ring_deadline, now + step_seconds * len(steps))
+        return self._ring_group(steps[0], now)
+
+    def _ring_group(self, group: list[tuple[Request, Peer]], now: float) -> list[Effect]:
+        self._hunt_deadline = now + self.hunt_step if self.hunt_steps else None
+        out: list[Effect] = []
+        for invite, dest in group:
+            out.extend(self.add_leg(invite, dest))
+        return out
+
+    def _next_group(self, now: float) -> list[Effect]:
+        out = self._cancel_others(None)
+        out.extend(self._ring_group(self.hunt_steps.pop(0), now))
+        return out
 
     def leg_by_call_id(self, call_id: str) -> Leg | None:
         for leg in self.legs:
@@ -272,6 +301,8 @@ class Call:
             return []
         if any(lg.state in (LegState.TRYING, LegState.EARLY) for lg in self.legs):
             return []
+        if self.hunt_steps:
+            return self._ring_group(self.hunt_steps.pop(0), now)
         final = best_final([lg.final_status for lg in self.legs if lg.final_status >= 300])
         self._go(CallInput.ALL_FAILED)
         self.ended_at = now
@@ -368,12 +399,18 @@ class Call:
 
     def next_deadline(self) -> float | None:
         session = self._session_deadline if self.state is CallState.ANSWERED else None
+        hunt = self._hunt_deadline if self.ringing_phase and self.hunt_steps else None
         times = [t for t in (self._ring_deadline if self.ringing_phase else None,
-                             self._retransmit_at, self._ack_deadline, session) if t is not None]
+                             self._retransmit_at, self._ack_deadline, session, hunt)
+                 if t is not None]
         return min(times) if times else None
 
     def handle_timer(self, now: float) -> list[Effect]:
         out: list[Effect] = []
+        if (self.ringing_phase and self.hunt_steps and self._hunt_deadline is not None
+                and now >= self._hunt_deadline
+                and (self._ring_deadline is None or now < self._ring_deadline)):
+            return self._next_group(now)
         if self.ringing_phase and self._ring_deadline is not None and now >= self._ring_deadline:
             out.extend(self._cancel_others(None))
             self._go(CallInput.RING_TIMEOUT)

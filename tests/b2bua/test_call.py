@@ -219,3 +219,33 @@ def test_session_timer_ends_a_call_whose_caller_vanished() -> None:
     assert call.state is CallState.ENDED
     assert sum(isinstance(e, SendRequest) and e.request.method == "BYE" for e in ended) == 2
     assert next(e for e in ended if isinstance(e, Ended)).cause.startswith("session timer")
+
+
+def test_sequential_hunt_moves_on_after_each_step_and_on_failure() -> None:
+    call = make_call(now=0.0)
+    first, second, third = (b_invite(PHONE_1, "h1"), b_invite(PHONE_2, "h2"),
+                            b_invite(PHONE_1, "h3"))
+    effects = call.start_hunt([[(first, PHONE_1)], [(second, PHONE_2)], [(third, PHONE_1)]],
+                              10.0, 0.0)
+    assert [e.request.call_id for e in effects if isinstance(e, SendRequest)] == ["h1"]
+    assert call.next_deadline() == pytest.approx(10.0)
+    # the first member rings for its step, then is cancelled and the second rings
+    moved = call.handle_timer(10.0)
+    sent = [(e.request.method, e.request.call_id) for e in moved if isinstance(e, SendRequest)]
+    assert sent == [("CANCEL", "h1"), ("INVITE", "h2")]
+    # the second is busy: the third rings at once
+    after_busy = call.on_response(1, reply(second, 486), 11.0)
+    assert [e.request.call_id for e in after_busy if isinstance(e, SendRequest)] == ["h3"]
+    assert call.on_response(0, reply(first, 487), 11.5) == []  # the cancelled one's 487
+    ok = call.on_response(2, reply(third, 200), 12.0)
+    assert [r.status for r in responses_to_caller(ok)] == [200]
+    assert call.answered_leg == 2
+
+
+def test_hunt_ends_with_the_best_failure_when_everyone_declines() -> None:
+    call = make_call()
+    a, b = b_invite(PHONE_1, "x1"), b_invite(PHONE_2, "x2")
+    call.start_hunt([[(a, PHONE_1)], [(b, PHONE_2)]], 10.0, 0.0)
+    call.on_response(0, reply(a, 486), 1.0)
+    effects = call.on_response(1, reply(b, 480), 2.0)
+    assert [r.status for r in responses_to_caller(effects)] == [486]
