@@ -25,10 +25,11 @@ from devices.guard import AuthFailureGuard
 from devices.location import LocationService
 from devices.registrar import Registrar, RegistrarOutcome, Source
 from switch.runtime import ServerRequest, SipRuntime
-from switch.sip import SipUri, make_response, new_tag
+from switch.sip import Request, SipUri, make_response, new_tag
 from switch.storage.bindings import SqlBindingRepository
 from switch.storage.cli import database_url, db_upgrade
 from switch.storage.engine import create_engine
+from switch.transaction import Peer, stamp_received
 
 if TYPE_CHECKING:
     from switch.app import Switch
@@ -75,6 +76,7 @@ class RegistrationService:
         self.location.load(restored)
         log.info("restored %d registrations from the database", len(restored))
         switch.runtime.register_handler("REGISTER", self.handle)
+        switch.runtime.stateless_handlers["REGISTER"] = self.challenge_stateless
         self._sweeper = asyncio.create_task(self._sweep_loop(s.registrar.sweep_interval))
 
     async def stop(self, switch: Switch) -> None:
@@ -99,6 +101,23 @@ class RegistrationService:
                     log.info("swept %d expired bindings", len(removed))
             except Exception:
                 log.exception("binding sweep failed")
+
+    def challenge_stateless(self, runtime: SipRuntime, req: Request, peer: Peer) -> bool:
+        """The 401 to a REGISTER without credentials, sent statelessly as Kamailio does: a
+        retransmission just gets a fresh challenge, and no transaction is kept for 32 s
+        for every phone that knocks (RFC 3261 8.2.7 allows stateless responses)."""
+        if "Authorization" in req.headers or self.digest is None:
+            return False
+        assert self.guard is not None
+        now = self.clock()
+        if self.guard.check(peer.host, now).blocked:
+            return False  # the stateful path answers 403
+        host = req.uri.host if isinstance(req.uri, SipUri) else ""
+        headers = self.digest.challenge_headers(self.realm_for_host(host), now)
+        stamped = stamp_received(req, req.top_via, peer)
+        runtime.respond_stateless(req, peer, make_response(stamped, 401, to_tag=new_tag(),
+                                                           headers=headers))
+        return True
 
     def handle(self, runtime: SipRuntime, sreq: ServerRequest) -> Any:
         assert self.digest is not None and self.guard is not None and self.registrar is not None

@@ -38,6 +38,7 @@ from switch.transaction import (
     TransactionTimeout,
     Transmit,
     TransportFailed,
+    reply_peer,
 )
 from switch.transport.stream import StreamTransports
 from switch.transport.udp import UdpListener
@@ -124,6 +125,9 @@ class SipRuntime:
         self.cancel_listeners: dict[object, Callable[[], None]] = {}
         self.stray_listener: Callable[[Response], None] | None = None
         self.supported_extensions: frozenset[str] = frozenset({"path"})
+        # Answered before any transaction exists, when the answer needs no state (a digest
+        # challenge): return True when the request was answered.
+        self.stateless_handlers: dict[str, Callable[[SipRuntime, Request, Peer], bool]] = {}
         self.udp: UdpListener | None = None
         self.streams: StreamTransports | None = None
         self.draining = False
@@ -161,6 +165,9 @@ class SipRuntime:
             if isinstance(msg, Request):
                 # the transaction layer stamps received/rport (RFC 3581) into the top Via
                 self.counters.requests[msg.method] += 1
+                early = self.stateless_handlers.get(msg.method)
+                if early is not None and not self.draining and early(self, msg, peer):
+                    return
             self.txn.receive(msg, peer, now)
         except SipParseError as exc:
             self.counters.dropped += 1
@@ -351,6 +358,12 @@ class SipRuntime:
             self.response_listeners[key] = on_response
         self._drain(now)
         return key
+
+    def respond_stateless(self, request: Request, peer: Peer, response: Response) -> None:
+        """Answer without a server transaction (RFC 3261 8.2.7): the response goes where the
+        transaction layer would send it (18.2.2, RFC 3581), with received/rport stamped."""
+        self.counters.responses_sent[response.status] += 1
+        self._send(response.to_bytes(), reply_peer(request.top_via, peer))
 
     def send_raw(self, data: bytes, dest: Peer) -> None:
         """Send outside any transaction (ACK for 2xx, 2xx retransmissions)."""
