@@ -194,7 +194,7 @@ class SipRuntime:
         while (ev := txn.next_event()) is not None:
             try:
                 if isinstance(ev, Transmit):
-                    self._send(ev.data, ev.dest)
+                    self._send(ev.data, ev.dest, ev.key)
                 elif isinstance(ev, RequestReceived):
                     self._dispatch(ev)
                 elif isinstance(ev, ResponseReceived):
@@ -369,7 +369,7 @@ class SipRuntime:
         """Send outside any transaction (ACK for 2xx, 2xx retransmissions)."""
         self._send(data, dest)
 
-    def _send(self, data: bytes, dest: Peer) -> None:
+    def _send(self, data: bytes, dest: Peer, key: object = None) -> None:
         self.counters.messages_out += 1
         if dest.transport == "UDP":
             if self.udp is not None:
@@ -379,9 +379,22 @@ class SipRuntime:
         if streams is None:
             return
         if not streams.send(data, dest):
-            task = asyncio.ensure_future(streams.connect_and_send(data, dest))
-            self._tasks.add(task)  # type: ignore[arg-type]
+            task = asyncio.ensure_future(self._connect_and_send(data, dest, key))
+            self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
+
+    async def _connect_and_send(self, data: bytes, dest: Peer, key: object) -> None:
+        """Open a connection for a stream destination; when that fails, tell the
+        transaction at once (RFC 3261 17.1.4) instead of letting Timer B or F run out."""
+        assert self.streams is not None
+        if await self.streams.connect_and_send(data, dest) or key is None:
+            return
+        now = self.now()
+        try:
+            self.txn.transport_error(key, now)  # type: ignore[arg-type]
+        except Exception:
+            log.debug("transport error for a finished transaction", exc_info=True)
+        self._drain(now)
 
     # -- timers --
 
