@@ -24,8 +24,6 @@ from devices.digest import AuthOutcome
 from dialplan import (
     CallContext,
     DecisionKind,
-    HuntGroup,
-    HuntStrategy,
     MediaMode,
     RoutingDecision,
     User,
@@ -44,14 +42,13 @@ from switch.b2bua.effects import (
     Side,
 )
 from switch.b2bua.legs import LocalAddress, invite_for_callee
-from switch.callerid import OutboundIdentity, outbound_identity
+from switch.call_targets import Target, TargetResolver
 from switch.cdr_writer import CdrWriter
 from switch.dialog.session_timer import uas_negotiate
 from switch.emergency_service import EmergencyService
 from switch.media_service import Anchor, MediaService, close_media
 from switch.runtime import ServerRequest, SipRuntime
 from switch.sip import (
-    NameAddr,
     Request,
     Response,
     SipError,
@@ -71,14 +68,6 @@ log = logging.getLogger("switch.calls")
 LINGER_SECONDS = 32.0
 MIN_SE = 90  # RFC 4028 section 5: our Min-SE
 TEST_SERVICES = ("echo_test", "tone_test", "record_test")
-# (Request-URI, destination, To, identity, the user rung or None for a trunk)
-Target = tuple[str, Peer, NameAddr, OutboundIdentity, User | None]
-
-
-def aor_key(user: User) -> str:
-    return f"{user.customer.id}:{user.full_number}"
-
-
 def _same_body(leg: int, body: bytes) -> bytes:
     return body  # keep an ended call around to absorb retransmissions (64*T1)
 
@@ -109,8 +98,7 @@ class CallService:
         self.records: CdrWriter | None = None
         self.media: MediaService | None = None
         self.hunt_step = hunt_step
-        self._rotation: dict[str, int] = {}  # hunt group id -> next first member
-        self._last_busy: dict[str, float] = {}  # user -> when its last call ended
+        self.resolver = TargetResolver(lambda: self._registration().location, self.clock)
         self.emergency: EmergencyService | None = None
         self._tasks: set[asyncio.Future[None]] = set()
 
@@ -132,6 +120,10 @@ class CallService:
                 self._perform(entry, entry.call.hang_up(now, "switch shutting down"))
 
     # -- helpers --
+
+    def _registration(self) -> Any:
+        assert self.switch is not None
+        return self.switch.registration
 
     @property
     def runtime(self) -> SipRuntime:
@@ -192,7 +184,7 @@ class CallService:
             runtime.respond(sreq.key, make_response(req, 501, "Feature Not Available Yet",
                                                     to_tag=new_tag()))
             return None
-        targets = self._targets(decision, caller, req)
+        targets = self.resolver.targets(decision, caller, req)
         if not targets:
             runtime.respond(sreq.key, make_response(req, 480, "Temporarily Unavailable",
                                                     to_tag=new_tag()))
@@ -303,71 +295,6 @@ class CallService:
         if user is None:
             self.runtime.respond(sreq.key, make_response(req, 403, to_tag=new_tag()))
         return user
-
-    def _hunt_order(self, group: HuntGroup, caller: User | None) -> list[list[User]]:
-        """Who rings, in which order (groups of users ringing together): the strategy of
-        the hunt group. A member calling its own group is not rung."""
-        members = [m for m in group.members if m is not caller]
-        if group.strategy is HuntStrategy.SIMULTANEOUS:
-            return [members]
-        if group.strategy is HuntStrategy.ROUND_ROBIN and members:
-            start = self._rotation.get(group.id, 0) % len(members)
-            self._rotation[group.id] = start + 1
-            members = members[start:] + members[:start]
-        elif group.strategy is HuntStrategy.LONGEST_IDLE:
-            members = sorted(members, key=lambda m: self._last_busy.get(m.full_number, 0.0))
-        return [[m] for m in members]
-
-    def _targets(self, decision: RoutingDecision, caller: User | None,
-                 req: Request) -> list[list[Target]]:
-        """Groups of (Request-URI, destination, To, identity, user), rung one group after
-        the other (hunting); a group's legs ring at once (forking to every binding)."""
-        switch = self.switch
-        assert switch is not None
-        now = self.clock()
-        order: list[list[User]] = []
-        if decision.kind is DecisionKind.USER and isinstance(decision.target, User):
-            order = [[decision.target]]
-        elif decision.kind is DecisionKind.HUNT_GROUP and isinstance(decision.target, HuntGroup):
-            order = self._hunt_order(decision.target, caller)
-        if order:
-            identity = outbound_identity(req, caller, None, decision)
-            groups: list[list[Target]] = []
-            for users in order:
-                group: list[Target] = []
-                for user in users:
-                    to = NameAddr(SipUri("sip", user.customer.sip_domain, user.full_number),
-                                  user.name)
-                    for b in switch.registration.location.lookup(aor_key(user), now):
-                        dest = Peer(b.transport.upper(), b.source_host, b.source_port, b.conn_id)
-                        group.append((b.contact, dest, to, identity, user))
-                if group:
-                    groups.append(group)
-            return groups
-        out: list[Target] = []
-        if decision.kind in (DecisionKind.EXTERNAL, DecisionKind.EMERGENCY) and decision.trunk:
-            trunk = decision.trunk
-            number = decision.e164 if decision.kind is DecisionKind.EXTERNAL else (
-                decision.number or decision.e164)
-            if number is None:
-                return []
-            ruri = f"sip:{number}@{trunk.host}:{trunk.port};user=phone"
-            dest = Peer(trunk.transport.value.upper(), trunk.host, trunk.port)
-            to = NameAddr(SipUri("sip", trunk.host, number, params=(("user", "phone"),)))
-            identity = outbound_identity(req, caller, trunk, decision)
-            if caller is None and decision.kind is DecisionKind.EMERGENCY:
-                identity = self._site_identity(decision)
-            out.append((ruri, dest, to, identity, None))
-        return [out] if out else []
-
-    @staticmethod
-    def _site_identity(decision: RoutingDecision) -> OutboundIdentity:
-        """An unauthenticated emergency caller is presented with its site's main number."""
-        site = decision.target
-        number = getattr(site, "main_number", None) or "anonymous"
-        domain = site.customer.sip_domain if site is not None else "anonymous.invalid"  # type: ignore[union-attr]
-        addr = NameAddr(SipUri("sip", domain, number, params=(("user", "phone"),)))
-        return OutboundIdentity(addr, (("P-Asserted-Identity", str(addr)),), number, False)
 
     def _start_call(self, sreq: ServerRequest, caller: User | None, decision: RoutingDecision,
                     targets: list[list[Target]], media: Any = None) -> CallEntry | None:
@@ -569,7 +496,7 @@ class CallService:
                                                rtcp_loss=loss, rtcp_jitter_ms=jitter)
         answered = entry.leg_users.get(call.answered_leg) if call.answered_leg is not None else None
         if answered is not None:
-            self._last_busy[answered] = self.clock()
+            self.resolver.call_ended(answered)
         if self.records is not None:
             self.records.close(entry.record)
         if entry.media is not None:

@@ -9,7 +9,8 @@ from devices.accounts import Account, ha1
 from dialplan import Plan, PlanHolder, User, load_plan_data
 from dialplan.yamlsource import YamlSource
 from switch.admin.http import HttpApi
-from switch.calls import CallService, aor_key
+from switch.call_targets import aor_key
+from switch.calls import CallService
 from switch.cdr_writer import CdrWriter
 from switch.emergency_service import EmergencyService
 from switch.keepalive import NatKeepalive

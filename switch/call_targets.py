@@ -1,0 +1,101 @@
+"""Who a call rings: the legs for a routing decision, grouped for hunting.
+
+Users are found in the location service (every binding rings: forking); hunt groups order
+their members by strategy; external and emergency numbers go to the decision's trunk with the
+number the carrier expects in the Request-URI (E.164, or the short emergency number).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from devices.location import LocationService
+from dialplan import DecisionKind, HuntGroup, HuntStrategy, RoutingDecision, User
+from switch.callerid import OutboundIdentity, outbound_identity
+from switch.sip import NameAddr, Request, SipUri
+from switch.transaction import Peer
+
+# (Request-URI, destination, To, identity, the user rung or None for a trunk)
+Target = tuple[str, Peer, NameAddr, OutboundIdentity, User | None]
+
+
+def aor_key(user: User) -> str:
+    """The location-service key of a user's line: customer id and full internal number."""
+    return f"{user.customer.id}:{user.full_number}"
+
+
+class TargetResolver:
+    def __init__(self, location: Callable[[], LocationService],
+                 clock: Callable[[], float]) -> None:
+        self.location = location
+        self.clock = clock
+        self._rotation: dict[str, int] = {}  # hunt group id -> next first member
+        self._last_busy: dict[str, float] = {}  # user -> when its last call ended
+
+    def call_ended(self, user: str) -> None:
+        """A member's call ended: longest-idle hunting rings it last."""
+        self._last_busy[user] = self.clock()
+
+    def hunt_order(self, group: HuntGroup, caller: User | None) -> list[list[User]]:
+        """Who rings, in which order (groups of users ringing together): the strategy of
+        the hunt group. A member calling its own group is not rung."""
+        members = [m for m in group.members if m is not caller]
+        if group.strategy is HuntStrategy.SIMULTANEOUS:
+            return [members]
+        if group.strategy is HuntStrategy.ROUND_ROBIN and members:
+            start = self._rotation.get(group.id, 0) % len(members)
+            self._rotation[group.id] = start + 1
+            members = members[start:] + members[:start]
+        elif group.strategy is HuntStrategy.LONGEST_IDLE:
+            members = sorted(members, key=lambda m: self._last_busy.get(m.full_number, 0.0))
+        return [[m] for m in members]
+
+    def targets(self, decision: RoutingDecision, caller: User | None,
+                req: Request) -> list[list[Target]]:
+        """Groups of (Request-URI, destination, To, identity, user), rung one group after
+        the other (hunting); a group's legs ring at once (forking to every binding)."""
+        now = self.clock()
+        order: list[list[User]] = []
+        if decision.kind is DecisionKind.USER and isinstance(decision.target, User):
+            order = [[decision.target]]
+        elif decision.kind is DecisionKind.HUNT_GROUP and isinstance(decision.target, HuntGroup):
+            order = self.hunt_order(decision.target, caller)
+        if order:
+            identity = outbound_identity(req, caller, None, decision)
+            groups: list[list[Target]] = []
+            for users in order:
+                group: list[Target] = []
+                for user in users:
+                    to = NameAddr(SipUri("sip", user.customer.sip_domain, user.full_number),
+                                  user.name)
+                    for b in self.location().lookup(aor_key(user), now):
+                        dest = Peer(b.transport.upper(), b.source_host, b.source_port, b.conn_id)
+                        group.append((b.contact, dest, to, identity, user))
+                if group:
+                    groups.append(group)
+            return groups
+        out: list[Target] = []
+        if decision.kind in (DecisionKind.EXTERNAL, DecisionKind.EMERGENCY) and decision.trunk:
+            trunk = decision.trunk
+            number = decision.e164 if decision.kind is DecisionKind.EXTERNAL else (
+                decision.number or decision.e164)
+            if number is None:
+                return []
+            ruri = f"sip:{number}@{trunk.host}:{trunk.port};user=phone"
+            dest = Peer(trunk.transport.value.upper(), trunk.host, trunk.port)
+            to = NameAddr(SipUri("sip", trunk.host, number, params=(("user", "phone"),)))
+            identity = outbound_identity(req, caller, trunk, decision)
+            if caller is None and decision.kind is DecisionKind.EMERGENCY:
+                identity = self.site_identity(decision)
+            out.append((ruri, dest, to, identity, None))
+        return [out] if out else []
+
+    @staticmethod
+    def site_identity(decision: RoutingDecision) -> OutboundIdentity:
+        """An unauthenticated emergency caller is presented with its site's main number."""
+        site = decision.target
+        number = getattr(site, "main_number", None) or "anonymous"
+        domain = site.customer.sip_domain if site is not None else "anonymous.invalid"
+        addr = NameAddr(SipUri("sip", domain, number, params=(("user", "phone"),)))
+        return OutboundIdentity(addr, (("P-Asserted-Identity", str(addr)),), number, False)
+
