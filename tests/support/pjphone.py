@@ -202,7 +202,10 @@ class Phone:
                 h.hName = name
                 h.hValue = value
                 prm.txOption.headers.append(h)
-        call.makeCall(target, prm)
+        try:
+            call.makeCall(target, prm)
+        except pj.Error as exc:
+            raise RuntimeError(f"makeCall failed: {exc.info()}") from None
         return call
 
     def hangup_all(self) -> None:

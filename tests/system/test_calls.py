@@ -272,3 +272,38 @@ def test_looping_invite_without_hops_gets_483(switch: RunningSwitch) -> None:
     finally:
         client.close()
     assert resp.status == 483
+
+
+@pytest.mark.parametrize("transferor", ["callee", "caller"])
+def test_blind_transfer(pj_lib: Any, switch: RunningSwitch, phones: dict[str, Phone],
+                        transferor: str, tmp_path: Path) -> None:
+    """501410 calls 501411; one of them transfers the other to 502411 (RFC 3515 REFER)."""
+    from tests.support.audio import dominant_frequency
+
+    reset(phones)
+    phones["501411"].account.answer_with = 200
+    phones["502411"].account.answer_with = 200
+    phones["502411"].account.record_path = str(tmp_path / "target.wav")
+    phones["501411"].account.tone_freq = 440
+    call = phones["501410"].call(target(switch, "501411"), tone_freq=440)
+    try:
+        assert pj_lib.wait_until(lambda: call.state == CONFIRMED, 8)
+        answered = phones["501411"].account.incoming[0]
+        assert pj_lib.wait_until(lambda: answered.state == CONFIRMED, 5)
+        mover, stayer = (answered, call) if transferor == "callee" else (call, answered)
+        mover.xfer(f"sip:502411@{switch.host}:{switch.port}", pj.CallOpParam(True))
+        assert pj_lib.wait_until(lambda: len(phones["502411"].account.incoming) == 1, 8), \
+            switch.log_text()[-3000:]
+        new = phones["502411"].account.incoming[0]
+        assert pj_lib.wait_until(lambda: new.state == CONFIRMED, 5)
+        # the transferor is released, the transferee stays, now with the target
+        assert pj_lib.wait_until(lambda: mover.state == DISCONNECTED, 5)
+        assert stayer.state == CONFIRMED
+        pj_lib.wait_until(lambda: False, 1.5)  # the target hears the transferee
+        new.stop_media()
+        stayer.hangup(pj.CallOpParam(True))
+        assert pj_lib.wait_until(lambda: new.state == DISCONNECTED, 5), switch.log_text()[-2000:]
+    finally:
+        finish(pj_lib, phones)
+    freq, level = dominant_frequency(tmp_path / "target.wav", skip_seconds=0.3)
+    assert abs(freq - 440) < 9 and level > 100, (freq, level)
