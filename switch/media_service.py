@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from media import MediaEndpoint, MediaEngine, Relay
+from media import MediaEndpoint, MediaEngine, PortsExhausted, Relay
 from switch.dialog.offeranswer import (
     MediaCapabilities,
     SdpVersioner,
@@ -174,7 +174,12 @@ class MediaService:
         offer = parse_sdp(offer_body)
         if _first_audio(offer) is None:
             return None
-        relay = await self.engine.open_relay()
+        try:
+            relay = await self.engine.open_relay()
+        except PortsExhausted:
+            # every RTP port is in use: the switch is full, the caller may retry elsewhere
+            log.warning("no RTP port left for a new call")
+            raise SipError(503, "Service Unavailable", headers=(("Retry-After", "30"),)) from None
         return Anchor(relay, offer, self._versioner(), self._versioner())
 
     async def test_service(self, feature: str, offer_body: bytes,
@@ -185,7 +190,10 @@ class MediaService:
         if not offer_body:
             raise SipError(488, "Not Acceptable Here")
         offer = parse_sdp(offer_body)
-        endpoint = await self.engine.open_endpoint()
+        try:
+            endpoint = await self.engine.open_endpoint()
+        except PortsExhausted:
+            raise SipError(503, "Service Unavailable", headers=(("Retry-After", "30"),)) from None
         try:
             caps = MediaCapabilities(endpoint.local_host, endpoint.local_port,
                                      codecs=SUPPORTED_CODECS)

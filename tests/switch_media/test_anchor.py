@@ -50,3 +50,27 @@ async def test_offer_answer_and_hold_through_the_relay() -> None:
         await anchor.close()
     finally:
         await service.engine.stop()
+
+
+async def test_no_rtp_port_left_answers_503() -> None:
+    from media import MediaEngine
+    from switch.sip import SipError
+
+    service = MediaService("127.0.0.1", 32000, 32003)  # room for two relays' legs at most
+    service.engine = MediaEngine("127.0.0.1", 32000, 32003)
+    await service.engine.start()
+    anchors = []
+    try:
+        try:
+            for _ in range(4):
+                anchors.append(await service.anchor(OFFER))
+        except SipError as exc:
+            assert exc.status == 503
+            assert ("Retry-After", "30") in exc.headers
+        else:
+            raise AssertionError("the port range never ran out")
+    finally:
+        for a in anchors:
+            if a is not None:
+                await a.close()
+        await service.engine.stop()
