@@ -96,6 +96,13 @@ class Switch:
     async def stop(self) -> None:
         log.info("stopping: draining transactions in flight for up to %.1f s",
                  self.settings.drain_seconds)
+        self.runtime.draining = True
+        # services end what they own while the transports still carry it (calls get BYE)
+        for service in self.services:
+            before_close = getattr(service, "before_transports_close", None)
+            if before_close is not None:
+                with contextlib.suppress(Exception):
+                    before_close(self)
         await self.runtime.drain(self.settings.drain_seconds)
         if self.runtime.udp is not None:
             self.runtime.udp.close()

@@ -118,11 +118,16 @@ class CallService:
         rt.register_handler("UPDATE", self.on_update)
         rt.register_handler("REFER", self.on_refer)
 
-    async def stop(self, switch: Switch) -> None:
+    def before_transports_close(self, switch: Switch) -> None:
+        """A stopping switch hangs its calls up (BYE both sides, records closed) while it
+        can still reach the phones."""
         now = self._now()
         for entry, leg in list(self.by_call_id.values()):
             if leg == -1 and entry.call.state is not CallState.ENDED:
                 self._perform(entry, entry.call.hang_up(now, "switch shutting down"))
+
+    async def stop(self, switch: Switch) -> None:
+        self.before_transports_close(switch)
 
     # -- helpers --
 

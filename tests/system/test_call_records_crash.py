@@ -44,3 +44,33 @@ def test_call_in_progress_at_kill_9_is_closed_at_restart(pj_lib: Any, tmp_path: 
     finally:
         caller.shutdown()
         callee.shutdown()
+
+
+def test_sigterm_hangs_calls_up_and_closes_their_records(pj_lib: Any, tmp_path: Path) -> None:
+    switch = start_switch(tmp_path)
+    caller = make_phone(pj_lib, transport="UDP", user="501410", host=switch.host,
+                        port=switch.port, password="demo-501410", register=True)
+    callee = make_phone(pj_lib, transport="UDP", user="501411", host=switch.host,
+                        port=switch.port, password="demo-501411", register=True)
+    try:
+        for p in (caller, callee):
+            assert p.wait_registration(lambda e: e[0] == 200, since=0) is not None
+        callee.account.answer_with = 200
+        call = caller.call(f"sip:501411@{switch.host}:{switch.port}")
+        assert pj_lib.wait_until(lambda: call.state == pj.PJSIP_INV_STATE_CONFIRMED, 8)
+        call_id = call.sip_call_id
+        switch.proc.send_signal(signal.SIGTERM)
+        # both phones are told (BYE) before the switch goes
+        assert pj_lib.wait_until(lambda: call.state == pj.PJSIP_INV_STATE_DISCONNECTED, 8)
+        assert pj_lib.wait_until(lambda: all(
+            c.state == pj.PJSIP_INV_STATE_DISCONNECTED for c in callee.account.incoming), 5)
+        assert switch.proc.wait(15) == 0
+        rec = wait_record(tmp_path, lambda r: r["call_id"] == call_id and r["end"])
+        assert rec["disposition"] == "answered" and rec["hangup_side"] == "switch"
+        assert "shutting down" in str(rec["cause"])
+    finally:
+        pj_lib.ep.hangupAllCalls()
+        pj_lib.wait_until(lambda: False, 0.2)
+        caller.shutdown()
+        callee.shutdown()
+        switch.stop()
