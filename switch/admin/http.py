@@ -2,8 +2,9 @@
 
 Least privilege: each route has the smallest audience it needs.
 - `GET /healthz`: anyone (load balancers).
-- `GET /metrics`: operators holding the admin token (env `WTE_ADMIN_TOKEN`, sent as
-  `Authorization: Bearer ...`); without a configured token the route is closed.
+- `GET /metrics` (Prometheus text) and `GET /metrics.json`: operators holding the admin token
+  (env `WTE_ADMIN_TOKEN`, sent as `Authorization: Bearer ...`); without a configured token
+  the routes are closed.
 - `GET|PUT /api/v1/me/emergency-location`: a user, with their own SIP credentials (HTTP
   Basic, checked against the stored HA1 digests; the password is never stored), may read and
   set only their own self-declared location (annex 16.1, "emergency location update URL").
@@ -65,7 +66,8 @@ class HttpApi:
         self.switch = switch
         app = web.Application(client_max_size=16 * 1024)
         app.router.add_get("/healthz", self.healthz)
-        app.router.add_get("/metrics", self.metrics)
+        app.router.add_get("/metrics", self.metrics_text)
+        app.router.add_get("/metrics.json", self.metrics)
         app.router.add_get("/api/v1/me/emergency-location", self.get_location)
         app.router.add_put("/api/v1/me/emergency-location", self.put_location)
         self._runner = web.AppRunner(app, access_log=None)
@@ -83,11 +85,47 @@ class HttpApi:
     async def healthz(self, request: web.Request) -> web.Response:
         return web.json_response({"status": "ok"})
 
-    async def metrics(self, request: web.Request) -> web.Response:
+    @staticmethod
+    def _admin(request: web.Request) -> bool:
         token = os.environ.get(ADMIN_TOKEN_ENV, "")
         given = request.headers.get("Authorization", "")
-        if not token or not hmac.compare_digest(given.encode(), f"Bearer {token}".encode()):
+        return bool(token) and hmac.compare_digest(given.encode(), f"Bearer {token}".encode())
+
+    async def metrics_text(self, request: web.Request) -> web.Response:
+        """The same figures in the Prometheus text exposition format."""
+        if not self._admin(request):
+            return web.Response(status=403, text="forbidden\n")
+        data = self._figures()
+        sip = data["sip"]
+        lines = [
+            "# TYPE wte_sip_messages_total counter",
+            f'wte_sip_messages_total{{direction="in"}} {sip["messages_in"]}',
+            f'wte_sip_messages_total{{direction="out"}} {sip["messages_out"]}',
+            "# TYPE wte_sip_dropped_total counter",
+            f"wte_sip_dropped_total {sip['dropped']}",
+            "# TYPE wte_sip_handler_errors_total counter",
+            f"wte_sip_handler_errors_total {sip['handler_errors']}",
+            "# TYPE wte_sip_requests_total counter",
+            *(f'wte_sip_requests_total{{method="{m}"}} {n}' for m, n in sip["requests"].items()),
+            "# TYPE wte_sip_responses_total counter",
+            *(f'wte_sip_responses_total{{status="{c}"}} {n}'
+              for c, n in sip["responses_sent"].items()),
+            "# TYPE wte_transactions gauge",
+            f"wte_transactions {data['transactions']}",
+            "# TYPE wte_bindings gauge",
+            f"wte_bindings {data.get('bindings', 0)}",
+            "# TYPE wte_calls gauge",
+            f"wte_calls {data.get('calls', 0)}",
+        ]
+        return web.Response(text="\n".join(lines) + "\n",
+                            content_type="text/plain", charset="utf-8")
+
+    async def metrics(self, request: web.Request) -> web.Response:
+        if not self._admin(request):
             return web.json_response({"error": "forbidden"}, status=403)
+        return web.json_response(self._figures())
+
+    def _figures(self) -> dict[str, Any]:
         sw = self.switch
         assert sw is not None
         body: dict[str, Any] = {"sip": sw.runtime.counters.snapshot(),
@@ -96,7 +134,7 @@ class HttpApi:
             body["bindings"] = len(sw.registration.location)
         if sw.calls is not None:
             body["calls"] = len(sw.calls)
-        return web.json_response(body)
+        return body
 
     def _authenticate(self, request: web.Request) -> Account | None:
         """HTTP Basic against the stored HA1 (RFC 7617 over loopback or a TLS proxy)."""

@@ -62,7 +62,7 @@ def switch(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningSwitch]:
 
 
 def metrics(switch: RunningSwitch) -> dict[str, object]:
-    req = urllib.request.Request(f"http://{switch.host}:{switch.http_port}/metrics")
+    req = urllib.request.Request(f"http://{switch.host}:{switch.http_port}/metrics.json")
     req.add_header("Authorization", f"Bearer {TOKEN}")
     with urllib.request.urlopen(req, timeout=5) as resp:
         return json.loads(resp.read())  # type: ignore[no-any-return]
@@ -105,3 +105,10 @@ def test_mutated_datagrams_and_streams_never_break_the_switch(switch: RunningSwi
     assert any(int(k) // 100 == 4 for k in sip["responses_sent"])  # and answered with 4xx
     assert switch.proc.poll() is None
     assert not any("Traceback" in ln for ln in switch.log_lines), switch.log_text()[-3000:]
+    # the same counters for Prometheus
+    req = urllib.request.Request(f"http://{switch.host}:{switch.http_port}/metrics")
+    req.add_header("Authorization", f"Bearer {TOKEN}")
+    with urllib.request.urlopen(req, timeout=5) as resp:
+        text = resp.read().decode()
+    assert f"wte_sip_dropped_total {sip['dropped']}" in text
+    assert 'wte_sip_requests_total{method="OPTIONS"}' in text
