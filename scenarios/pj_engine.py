@@ -9,6 +9,7 @@ address, and the runner always gives them to the own engine.
 
 from __future__ import annotations
 
+import gc
 import os
 import tempfile
 import wave
@@ -298,7 +299,7 @@ class PjPhone(PhoneDriver):
         tone = pj.ToneDesc()
         tone.freq1 = int(frequency)
         tone.freq2 = 0
-        tone.on_msec = max(20, int(seconds * 1000))
+        tone.on_msec = min(30000, max(20, int(seconds * 1000)))  # a C short in PJSIP
         tone.off_msec = 0
         tone.volume = 0
         vec = pj.ToneDescVector()
@@ -325,6 +326,7 @@ class PjPhone(PhoneDriver):
         await pump.sleep(seconds)
         aud.stopTransmit(rec)
         del rec
+        gc.collect()  # PJSIP writes the WAV header when the recorder is destroyed
         try:
             with wave.open(path, "rb") as w:
                 rate = w.getframerate()

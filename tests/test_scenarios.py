@@ -150,3 +150,13 @@ def test_scenario_main_against_a_target(switch: SwitchProcess) -> None:
     assert code == 1, text
     assert "call records are out of reach" in text
     assert text.rstrip().endswith("1 passed, 1 failed")
+
+
+PJSUA2_MEDIA = sorted((HERE / "pjsua2_media").glob("*.yaml"))
+
+
+@pytest.mark.parametrize("path", PJSUA2_MEDIA, ids=[p.stem for p in PJSUA2_MEDIA])
+def test_media_scenarios_on_pjsua2(path: Path, switch: SwitchProcess, pj_lib: Any) -> None:
+    """Tones, hold and DTMF need real media: only the pjsua2 engine plays them."""
+    result, text = _play(path, "pjsua2", switch, pj_lib)
+    assert result.passed, text
