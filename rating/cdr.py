@@ -8,6 +8,7 @@ are never billable (CPCE D.98-8: emergency calls are free of charge).
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import Protocol
@@ -44,6 +45,14 @@ class CallRecord:
         if self.answer is None or self.end is None:
             return 0.0
         return max(0.0, self.end - self.answer)
+
+    @property
+    def rated_seconds(self) -> int:
+        """Seconds counted against the minute bundle: whole seconds of answered time, and
+        0 for what is never billed (emergency calls, CPCE D.98-8)."""
+        if not self.billable or self.emergency:
+            return 0
+        return math.ceil(self.duration)
 
     def closed(self, *, end: float, disposition: str, status: int, cause: str, side: str,
                answer: float | None = None) -> CallRecord:

@@ -149,5 +149,6 @@ async def list_call_records(url: str, out: TextIO, limit: int = 100) -> int:
     for rec in records:
         row = dataclasses.asdict(rec)
         row["duration"] = rec.duration
+        row["rated_seconds"] = rec.rated_seconds
         out.write(json.dumps(row, sort_keys=True) + "\n")
     return 0
