@@ -14,7 +14,6 @@ import dataclasses
 import datetime as dt
 import ipaddress
 import logging
-import secrets
 import time
 import uuid
 from collections.abc import Callable
@@ -45,7 +44,6 @@ from switch.b2bua.effects import (
 from switch.b2bua.legs import LocalAddress, invite_for_callee
 from switch.call_targets import Target, TargetResolver
 from switch.cdr_writer import CdrWriter
-from switch.dialog.dialog import Dialog
 from switch.dialog.session_timer import uas_negotiate
 from switch.emergency_service import EmergencyService
 from switch.media_service import Anchor, MediaService, close_media
@@ -58,11 +56,10 @@ from switch.sip import (
     make_response,
     new_call_id,
     new_tag,
-    parse_name_addr,
     uri_user,
 )
 from switch.transaction import Peer
-from switch.transfer import BlindTransfer, latch_onto, notify, offer_from_leg
+from switch.transfer import TransferHandler
 
 if TYPE_CHECKING:
     from switch.app import Switch
@@ -84,6 +81,7 @@ class CallEntry:
     decision: RoutingDecision
     record: CallRecord
     leg_users: dict[int, str] = field(default_factory=dict)  # leg index -> user rung
+    extra_call_ids: list[str] = field(default_factory=list)  # dialogs joined by transfer
     a_sdp: bytes = b""  # the SDP the caller has from us
     b_sdp: bytes = b""  # the SDP the answering callee has from us
     timer: asyncio.TimerHandle | None = None
@@ -102,6 +100,7 @@ class CallService:
         self.records: CdrWriter | None = None
         self.media: MediaService | None = None
         self.hunt_step = hunt_step
+        self.transfers = TransferHandler(self)
         self.resolver = TargetResolver(lambda: self._registration().location, self.clock)
         self.emergency: EmergencyService | None = None
         self._tasks: set[asyncio.Future[None]] = set()
@@ -116,7 +115,7 @@ class CallService:
         rt.register_handler("ACK", self.on_ack)
         rt.register_handler("BYE", self.on_bye)
         rt.register_handler("UPDATE", self.on_update)
-        rt.register_handler("REFER", self.on_refer)
+        rt.register_handler("REFER", self.transfers.on_refer)
 
     def before_transports_close(self, switch: Switch) -> None:
         """A stopping switch hangs its calls up (BYE both sides, records closed) while it
@@ -402,101 +401,6 @@ class CallService:
             return
         self._on_reinvite(sreq)
 
-    def on_refer(self, runtime: SipRuntime, sreq: ServerRequest) -> None:
-        """Blind transfer asked by either party of an answered, anchored call (RFC 3515)."""
-        req = sreq.request
-        found = self.by_call_id.get(req.call_id)
-        if found is None or found[0].call.state is not CallState.ANSWERED:
-            runtime.respond(sreq.key, make_response(req, 481, to_tag=new_tag()))
-            return
-        entry, leg_index = found
-        call = entry.call
-        if not isinstance(entry.media, Anchor) or (leg_index != -1 and leg_index != call.answered_leg):
-            runtime.respond(sreq.key, make_response(req, 488, "Transfer Needs Anchored Media",
-                                                    to_tag=new_tag()))
-            return
-        refer_to = req.headers.get("Refer-To")
-        if refer_to is None:
-            runtime.respond(sreq.key, make_response(req, 400, "Missing Refer-To", to_tag=new_tag()))
-            return
-        target_uri = parse_name_addr(refer_to).uri
-        if isinstance(target_uri, SipUri) and "replaces" in target_uri.headers.lower():
-            runtime.respond(sreq.key, make_response(req, 501, "Attended Transfer Not Supported",
-                                                    to_tag=new_tag()))
-            return
-        side = "a" if leg_index == -1 else "b"
-        plan = self.switch.plan_holder.plan if self.switch else None
-        transferor = entry.caller if side == "a" else (
-            plan.user_by_full_number(entry.leg_users.get(leg_index, "")) if plan else None)
-        if plan is None or transferor is None:
-            runtime.respond(sreq.key, make_response(req, 403, to_tag=new_tag()))
-            return
-        decision = route(plan, CallContext(transferor, None, str(target_uri),
-                                           dt.datetime.now(dt.UTC)))
-        if decision.kind is DecisionKind.REJECT:
-            runtime.respond(sreq.key, make_response(req, decision.status or 403,
-                                                    decision.reason, to_tag=new_tag()))
-            return
-        groups = self.resolver.targets(decision, transferor, req)
-        if not groups:
-            runtime.respond(sreq.key, make_response(req, 480, to_tag=new_tag()))
-            return
-        self._start_transfer(entry, side, groups[0][0], sreq)
-
-    def _start_transfer(self, entry: CallEntry, side: str, target: Target,
-                        sreq: ServerRequest) -> None:
-        assert self.local is not None and isinstance(entry.media, Anchor)
-        call = entry.call
-        if side == "a":
-            dialog, dest = call.a_dialog, call.a_peer
-        else:
-            leg = call.legs[call.answered_leg or 0]
-            dialog, dest = leg.dialog, leg.dest
-        if dialog is None:
-            self.runtime.respond(sreq.key, make_response(sreq.request, 481, to_tag=new_tag()))
-            return
-        self.runtime.respond(sreq.key, make_response(sreq.request, 202, to_tag=new_tag()))
-        self.runtime.send_request(notify(dialog, self.local, dest, 100, "Trying", False), dest)
-        ruri, target_dest, to, identity, _ = target
-        invite = invite_for_callee(
-            request_uri=ruri, to=to, caller=identity.from_.with_tag(new_tag()),
-            call_id=new_call_id(), local=self.local, dest=target_dest,
-            body=offer_from_leg(entry.media, side, secrets.randbelow(2**31)), max_forwards=70,
-            identity_headers=identity.headers)
-
-        def done(xfer: BlindTransfer, resp: Response) -> None:
-            assert self.local is not None and isinstance(entry.media, Anchor)
-            new_dialog = Dialog.uac(xfer.invite, resp)
-            self.runtime.send_raw(new_dialog.create_request(
-                "ACK", self.local.via_for(target_dest.transport), cseq=1).to_bytes(), target_dest)
-            latch_onto(entry.media, side, resp.body)
-            self.runtime.send_request(notify(dialog, self.local, dest, 200, "OK", True), dest)
-            self.runtime.send_request(dialog.create_request(
-                "BYE", self.local.via_for(dest.transport)), dest)
-            dialog.terminate()
-            # the target takes the transferor's place in the call
-            old_call_id = dialog.call_id
-            if self.by_call_id.get(old_call_id, (None, 0))[0] is entry:
-                del self.by_call_id[old_call_id]
-            if side == "a":
-                call.a_dialog, call.a_peer = new_dialog, target_dest
-                self.by_call_id[xfer.invite.call_id] = (entry, -1)
-            else:
-                moved = call.legs[call.answered_leg or 0]
-                moved.dialog, moved.dest = new_dialog, target_dest
-                self.by_call_id[xfer.invite.call_id] = (entry, call.answered_leg or 0)
-            log.info("call %s transferred to %s", call.a_invite.call_id, ruri)
-
-        def failed(xfer: BlindTransfer, status: int, reason: str) -> None:
-            assert self.local is not None
-            self.runtime.send_request(notify(dialog, self.local, dest, status, reason, True),
-                                      dest)
-            log.info("call %s: transfer to %s failed with %d", call.a_invite.call_id, ruri,
-                     status)
-
-        xfer = BlindTransfer(side, invite, target_dest, done, failed)
-        self.runtime.send_request(invite, target_dest, xfer.on_response)
-
     # -- in-dialog requests --
 
     def on_ack(self, runtime: SipRuntime, sreq: ServerRequest) -> None:
@@ -611,13 +515,17 @@ class CallService:
         self.runtime.loop.call_later(LINGER_SECONDS, self._forget, entry)
 
     def _forget(self, entry: CallEntry) -> None:
-        for cid in [entry.call.a_invite.call_id, *(lg.invite.call_id for lg in entry.call.legs)]:
+        call_ids = [entry.call.a_invite.call_id, *(lg.invite.call_id for lg in entry.call.legs),
+                    *entry.extra_call_ids]
+        for cid in call_ids:
             found = self.by_call_id.get(cid)
             if found is not None and found[0] is entry:
                 del self.by_call_id[cid]
 
     def __len__(self) -> int:
-        return sum(1 for _, leg in self.by_call_id.values() if leg == -1)
+        """Calls in progress (ended ones linger a while to absorb retransmissions)."""
+        return sum(1 for entry, leg in self.by_call_id.values()
+                   if leg == -1 and entry.call.state is not CallState.ENDED)
 
 
 __all__ = ["LEG_CALLER", "LEG_IGNORE", "CallService"]

@@ -10,11 +10,16 @@ hangs the transferor up. If the target does not answer, the call goes on as befo
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
+import secrets
 from collections.abc import Callable
 from enum import Enum, auto
+from typing import TYPE_CHECKING
 
-from switch.b2bua.legs import LocalAddress
+from dialplan import CallContext, DecisionKind, route
+from switch.b2bua.call import CallState
+from switch.b2bua.legs import LocalAddress, invite_for_callee
 from switch.dialog.dialog import Dialog
 from switch.dialog.offeranswer import (
     MediaCapabilities,
@@ -24,8 +29,21 @@ from switch.dialog.offeranswer import (
 )
 from switch.dialog.sdp import parse_sdp
 from switch.media_service import SUPPORTED_CODECS, Anchor, _first_audio
-from switch.sip import Request, Response
+from switch.runtime import ServerRequest, SipRuntime
+from switch.sip import (
+    Request,
+    Response,
+    SipUri,
+    make_response,
+    new_call_id,
+    new_tag,
+    parse_name_addr,
+)
 from switch.transaction import Peer
+
+if TYPE_CHECKING:
+    from switch.call_targets import Target
+    from switch.calls import CallEntry, CallService
 
 log = logging.getLogger("switch.transfer")
 
@@ -78,6 +96,111 @@ def notify(dialog: Dialog, local: LocalAddress, dest: Peer, status: int, reason:
         headers=(("Event", "refer"), ("Subscription-State", state)),
         body=body, content_type="message/sipfrag;version=2.0",
     )
+
+
+class TransferHandler:
+    """REFER inside a call of the call service (which owns calls, targets and addresses)."""
+
+    def __init__(self, calls: CallService) -> None:
+        self.calls = calls
+
+    def on_refer(self, runtime: SipRuntime, sreq: ServerRequest) -> None:
+        """Blind transfer asked by either party of an answered, anchored call (RFC 3515)."""
+        req = sreq.request
+        found = self.calls.by_call_id.get(req.call_id)
+        if found is None or found[0].call.state is not CallState.ANSWERED:
+            runtime.respond(sreq.key, make_response(req, 481, to_tag=new_tag()))
+            return
+        entry, leg_index = found
+        call = entry.call
+        if not isinstance(entry.media, Anchor) or (leg_index != -1 and leg_index != call.answered_leg):
+            runtime.respond(sreq.key, make_response(req, 488, "Transfer Needs Anchored Media",
+                                                    to_tag=new_tag()))
+            return
+        refer_to = req.headers.get("Refer-To")
+        if refer_to is None:
+            runtime.respond(sreq.key, make_response(req, 400, "Missing Refer-To", to_tag=new_tag()))
+            return
+        target_uri = parse_name_addr(refer_to).uri
+        if isinstance(target_uri, SipUri) and "replaces" in target_uri.headers.lower():
+            runtime.respond(sreq.key, make_response(req, 501, "Attended Transfer Not Supported",
+                                                    to_tag=new_tag()))
+            return
+        side = "a" if leg_index == -1 else "b"
+        plan = self.calls.switch.plan_holder.plan if self.calls.switch else None
+        transferor = entry.caller if side == "a" else (
+            plan.user_by_full_number(entry.leg_users.get(leg_index, "")) if plan else None)
+        if plan is None or transferor is None:
+            runtime.respond(sreq.key, make_response(req, 403, to_tag=new_tag()))
+            return
+        decision = route(plan, CallContext(transferor, None, str(target_uri),
+                                           dt.datetime.now(dt.UTC)))
+        if decision.kind is DecisionKind.REJECT:
+            runtime.respond(sreq.key, make_response(req, decision.status or 403,
+                                                    decision.reason, to_tag=new_tag()))
+            return
+        groups = self.calls.resolver.targets(decision, transferor, req)
+        if not groups:
+            runtime.respond(sreq.key, make_response(req, 480, to_tag=new_tag()))
+            return
+        self._start_transfer(entry, side, groups[0][0], sreq)
+
+    def _start_transfer(self, entry: CallEntry, side: str, target: Target,
+                        sreq: ServerRequest) -> None:
+        assert self.calls.local is not None and isinstance(entry.media, Anchor)
+        call = entry.call
+        if side == "a":
+            dialog, dest = call.a_dialog, call.a_peer
+        else:
+            leg = call.legs[call.answered_leg or 0]
+            dialog, dest = leg.dialog, leg.dest
+        if dialog is None:
+            self.calls.runtime.respond(sreq.key, make_response(sreq.request, 481, to_tag=new_tag()))
+            return
+        self.calls.runtime.respond(sreq.key, make_response(sreq.request, 202, to_tag=new_tag()))
+        self.calls.runtime.send_request(notify(dialog, self.calls.local, dest, 100, "Trying", False), dest)
+        ruri, target_dest, to, identity, _ = target
+        invite = invite_for_callee(
+            request_uri=ruri, to=to, caller=identity.from_.with_tag(new_tag()),
+            call_id=new_call_id(), local=self.calls.local, dest=target_dest,
+            body=offer_from_leg(entry.media, side, secrets.randbelow(2**31)), max_forwards=70,
+            identity_headers=identity.headers)
+
+        def done(xfer: BlindTransfer, resp: Response) -> None:
+            assert self.calls.local is not None and isinstance(entry.media, Anchor)
+            new_dialog = Dialog.uac(xfer.invite, resp)
+            self.calls.runtime.send_raw(new_dialog.create_request(
+                "ACK", self.calls.local.via_for(target_dest.transport), cseq=1).to_bytes(), target_dest)
+            latch_onto(entry.media, side, resp.body)
+            self.calls.runtime.send_request(notify(dialog, self.calls.local, dest, 200, "OK", True), dest)
+            self.calls.runtime.send_request(dialog.create_request(
+                "BYE", self.calls.local.via_for(dest.transport)), dest)
+            dialog.terminate()
+            # the target takes the transferor's place in the call
+            old_call_id = dialog.call_id
+            if self.calls.by_call_id.get(old_call_id, (None, 0))[0] is entry:
+                del self.calls.by_call_id[old_call_id]
+            if side == "a":
+                call.a_dialog, call.a_peer = new_dialog, target_dest
+                self.calls.by_call_id[xfer.invite.call_id] = (entry, -1)
+                entry.extra_call_ids.append(xfer.invite.call_id)
+            else:
+                moved = call.legs[call.answered_leg or 0]
+                moved.dialog, moved.dest = new_dialog, target_dest
+                self.calls.by_call_id[xfer.invite.call_id] = (entry, call.answered_leg or 0)
+                entry.extra_call_ids.append(xfer.invite.call_id)
+            log.info("call %s transferred to %s", call.a_invite.call_id, ruri)
+
+        def failed(xfer: BlindTransfer, status: int, reason: str) -> None:
+            assert self.calls.local is not None
+            self.calls.runtime.send_request(notify(dialog, self.calls.local, dest, status, reason, True),
+                                      dest)
+            log.info("call %s: transfer to %s failed with %d", call.a_invite.call_id, ruri,
+                     status)
+
+        xfer = BlindTransfer(side, invite, target_dest, done, failed)
+        self.calls.runtime.send_request(invite, target_dest, xfer.on_response)
+
 
 
 class BlindTransfer:
