@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ipaddress
 import logging
 import secrets
 import time
@@ -22,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 from devices.accounts import AccountDirectory
 from devices.digest import AuthOutcome, DigestAuthenticator
 from devices.guard import AuthFailureGuard
-from devices.location import LocationService
+from devices.location import ChangeKind, LocationService
 from devices.registrar import Registrar, RegistrarOutcome, Source
 from switch.runtime import ServerRequest, SipRuntime
 from switch.sip import Request, SipUri, make_response, new_tag
@@ -144,10 +145,27 @@ class RegistrationService:
         peer = sreq.peer
         source = Source(peer.transport, peer.host, peer.port, peer.conn_id)
         outcome = self.registrar.process(req, result.account, source, now)
+        if any(u.kind is ChangeKind.DELETE for u in outcome.undo):
+            self._flag_nomadic(result.account.aor, peer)
         if not outcome.changes or self.repo is None:
             runtime.respond(sreq.key, outcome.response(req, new_tag()))
             return None
         return self._answer_when_stored(runtime, sreq, outcome, self.repo.submit(outcome.changes))
+
+    def _flag_nomadic(self, aor: str, peer: Peer) -> None:
+        """Issue 7: a device registering from outside its site's declared networks is
+        nomadic; its emergency calls will carry the location its user declared."""
+        user_for_aor = getattr(self.directory, "user_for_aor", None)
+        user = user_for_aor(aor) if user_for_aor is not None else None
+        if user is None or not user.site.networks:
+            return
+        try:
+            source = ipaddress.ip_address(peer.host)
+        except ValueError:
+            return
+        if not any(source in net for net in user.site.networks):
+            log.warning("nomadic device registered user=%s site=%s source=%s:%d",
+                        user.full_number, user.site.code, peer.host, peer.port)
 
     def _answer_when_stored(self, runtime: SipRuntime, sreq: ServerRequest,
                             outcome: RegistrarOutcome,

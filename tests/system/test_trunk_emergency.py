@@ -282,6 +282,9 @@ def test_nomadic_softphone_emergency_uses_the_self_declared_location(
     finally:
         pj_lib.ep.hangupAllCalls()
         phone.shutdown()
+    # flagged when it registered from outside site 02's network (10.2.0.0/16)
+    assert any("nomadic device registered user=502411" in ln for ln in switch.log_lines)
+    assert not any("nomadic device registered user=501410" in ln for ln in switch.log_lines)
     alert = next(ln for ln in switch.log_lines if "emergency call" in ln and '"nomadic": true' in ln)
     assert "Nantes" in alert and "self-declared" in alert
 
