@@ -9,22 +9,28 @@ from typing import Any
 
 import pjsua2 as pj
 
-from tests.support.pjphone import make_phone
-from tests.support.server import start_switch, wait_record
+from tests.support.pjphone import Phone, PjCall, make_phone
+from tests.support.server import RunningSwitch, start_switch, wait_record
+
+
+def answered_call(pj_lib: Any, switch: RunningSwitch) -> tuple[Phone, Phone, PjCall]:
+    """501410 and 501411 registered, and 501410's call to 501411 answered."""
+    caller = make_phone(pj_lib, transport="UDP", user="501410", host=switch.host,
+                        port=switch.port, password="demo-501410", register=True)
+    callee = make_phone(pj_lib, transport="UDP", user="501411", host=switch.host,
+                        port=switch.port, password="demo-501411", register=True)
+    for p in (caller, callee):
+        assert p.wait_registration(lambda e: e[0] == 200, since=0) is not None
+    callee.account.answer_with = 200
+    call = caller.call(f"sip:501411@{switch.host}:{switch.port}")
+    assert pj_lib.wait_until(lambda: call.state == pj.PJSIP_INV_STATE_CONFIRMED, 8)
+    return caller, callee, call
 
 
 def test_call_in_progress_at_kill_9_is_closed_at_restart(pj_lib: Any, tmp_path: Path) -> None:
     first = start_switch(tmp_path)
-    caller = make_phone(pj_lib, transport="UDP", user="501410", host=first.host,
-                        port=first.port, password="demo-501410", register=True)
-    callee = make_phone(pj_lib, transport="UDP", user="501411", host=first.host,
-                        port=first.port, password="demo-501411", register=True)
+    caller, callee, call = answered_call(pj_lib, first)
     try:
-        for p in (caller, callee):
-            assert p.wait_registration(lambda e: e[0] == 200, since=0) is not None
-        callee.account.answer_with = 200
-        call = caller.call(f"sip:501411@{first.host}:{first.port}")
-        assert pj_lib.wait_until(lambda: call.state == pj.PJSIP_INV_STATE_CONFIRMED, 8)
         call_id = call.sip_call_id
         wait_record(tmp_path, lambda r: r["call_id"] == call_id and r["end"] is None)
         first.stop(signal.SIGKILL)
@@ -48,16 +54,8 @@ def test_call_in_progress_at_kill_9_is_closed_at_restart(pj_lib: Any, tmp_path: 
 
 def test_sigterm_hangs_calls_up_and_closes_their_records(pj_lib: Any, tmp_path: Path) -> None:
     switch = start_switch(tmp_path)
-    caller = make_phone(pj_lib, transport="UDP", user="501410", host=switch.host,
-                        port=switch.port, password="demo-501410", register=True)
-    callee = make_phone(pj_lib, transport="UDP", user="501411", host=switch.host,
-                        port=switch.port, password="demo-501411", register=True)
+    caller, callee, call = answered_call(pj_lib, switch)
     try:
-        for p in (caller, callee):
-            assert p.wait_registration(lambda e: e[0] == 200, since=0) is not None
-        callee.account.answer_with = 200
-        call = caller.call(f"sip:501411@{switch.host}:{switch.port}")
-        assert pj_lib.wait_until(lambda: call.state == pj.PJSIP_INV_STATE_CONFIRMED, 8)
         call_id = call.sip_call_id
         switch.proc.send_signal(signal.SIGTERM)
         # both phones are told (BYE) before the switch goes
