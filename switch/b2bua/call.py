@@ -336,8 +336,7 @@ class Call:
             return []
         self._go(CallInput.BYE)
         self.ended_at = now
-        self._retransmit_at = None
-        self._ack_deadline = None
+        self._clear_deadlines()
         out: list[Effect] = []
         if side is Side.CALLER:
             leg = self.legs[self.answered_leg] if self.answered_leg is not None else None
@@ -371,9 +370,19 @@ class Call:
                                        self.a_peer))
             self._go(CallInput.ACK_TIMEOUT)
             self.ended_at = now
+            self._clear_deadlines()
             out.append(Ended(Disposition.ANSWERED, 200, cause, Side.SWITCH))
             return out
         return []
+
+    def _clear_deadlines(self) -> None:
+        """An ended call has no timer left: a deadline kept in the past would fire again at
+        once, forever (the un-ACKed 2xx loop of issue 20)."""
+        self._ring_deadline = None
+        self._retransmit_at = None
+        self._ack_deadline = None
+        self._session_deadline = None
+        self._hunt_deadline = None
 
     def _arm_session(self, now: float) -> None:
         """RFC 4028 section 10: without a refresh, the session ends shortly before it
@@ -398,6 +407,8 @@ class Call:
     # -- timers --
 
     def next_deadline(self) -> float | None:
+        if self.state is CallState.ENDED:
+            return None
         session = self._session_deadline if self.state is CallState.ANSWERED else None
         hunt = self._hunt_deadline if self.ringing_phase and self.hunt_steps else None
         times = [t for t in (self._ring_deadline if self.ringing_phase else None,
@@ -407,6 +418,8 @@ class Call:
 
     def handle_timer(self, now: float) -> list[Effect]:
         out: list[Effect] = []
+        if self.state is CallState.ENDED:
+            return out
         if (self.ringing_phase and self.hunt_steps and self._hunt_deadline is not None
                 and now >= self._hunt_deadline
                 and (self._ring_deadline is None or now < self._ring_deadline)):

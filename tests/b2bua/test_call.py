@@ -249,3 +249,23 @@ def test_hunt_ends_with_the_best_failure_when_everyone_declines() -> None:
     call.on_response(0, reply(a, 486), 1.0)
     effects = call.on_response(1, reply(b, 480), 2.0)
     assert [r.status for r in responses_to_caller(effects)] == [486]
+
+
+def test_unacked_call_ends_once_and_leaves_no_timer() -> None:
+    """Issue 20, critical: after the 64*T1 ACK deadline the call ended but kept a deadline
+    in the past, so the adapter's timer fired again at once, forever (a log line each time)."""
+    call = make_call()
+    inv = b_invite(PHONE_1, "b1")
+    call.add_leg(inv, PHONE_1)
+    call.on_response(0, reply(inv, 200), 1.0)
+    fired = 0
+    t = 1.0
+    while (deadline := call.next_deadline()) is not None and fired < 1000:
+        t = deadline
+        call.handle_timer(t)
+        fired += 1
+    assert call.state is CallState.ENDED
+    assert t == pytest.approx(1.0 + 64 * 0.5)
+    assert call.next_deadline() is None
+    assert fired < 20  # the retransmissions (T1 doubling to T2) then the end, nothing more
+    assert call.handle_timer(t + 1.0) == []
