@@ -38,6 +38,8 @@ class CallRecord:
     billable: bool = True
     rtcp_loss: float | None = None
     rtcp_jitter_ms: float | None = None
+    # the number a transfer connected the remaining party to (RFC 3515 / RFC 3891)
+    transferred_to: str | None = None
 
     @property
     def duration(self) -> float:
