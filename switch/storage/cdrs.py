@@ -13,7 +13,10 @@ from rating.cdr import RESTART_CAUSE, CallRecord
 
 from .models import CallRecordRow
 
-_FIELDS = [f.name for f in dataclasses.fields(CallRecord)]
+# the record fields the table stores (a field added to CallRecord before its migration is
+# kept in memory only)
+_FIELDS = [f.name for f in dataclasses.fields(CallRecord)
+           if f.name in CallRecordRow.__table__.columns]
 
 
 def _row(record: CallRecord) -> dict[str, Any]:
