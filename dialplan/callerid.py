@@ -16,6 +16,7 @@ import phonenumbers
 from phonenumbers import PhoneNumberType
 
 from .model import User
+from .numbers import parse_dialed_number, strip_separators
 
 # Number types a business line may never present (premium, shared cost, personal, UAN...).
 _FORBIDDEN_TYPES = frozenset({
@@ -44,7 +45,7 @@ def normalise(presented: str, region: str = "FR") -> str | None:
     if not text or not all(c.isdigit() or c in "+-. ()" for c in text):
         return None
     try:
-        parsed = phonenumbers.parse(text, region)
+        parsed = parse_dialed_number(strip_separators(text), region)
     except phonenumbers.NumberParseException:
         return None
     if not phonenumbers.is_valid_number(parsed):

@@ -81,15 +81,96 @@ def _type_categories(num: phonenumbers.PhoneNumber) -> set[CallCategory]:
     return {CallCategory.NATIONAL}
 
 
+# The French numbering plan (ARCEP, "plan national de numérotation") covers metropolitan
+# France and the overseas departments (DROM: Réunion, Mayotte, Guadeloupe, Martinique,
+# Guyane) plus Saint-Barthélemy and Saint-Martin, which share Guadeloupe's numbers. Inside
+# it every number is dialed "0" + 9 digits, but the DROM numbers have their own E.164
+# country codes (ITU-T E.164 assignment list): +262 Réunion and Mayotte, +590 Guadeloupe,
+# Saint-Barthélemy and Saint-Martin, +594 Guyane, +596 Martinique. The 9 digits after the
+# "0" are the national significant number under that code: 0262 41 23 45 is +262 262 41 23 45.
+FRENCH_PLAN_REGIONS = frozenset({"FR", "RE", "YT", "GP", "BL", "MF", "MQ", "GF"})
+DROM_COUNTRY_CODES: tuple[int, ...] = (262, 590, 594, 596)
+# Blocks ARCEP gives to the DROM only (fixed 0262/0263/0269, 02688/02689, 0590/0594/0596 and
+# the newer 05987-05989; mobile 0639, 0690-0694, 0696-0697 and 07090-07093). libphonenumber's FR data
+# covers some of them with broader patterns (26[013-9], 59[1-35-9]), so a number there that
+# no DROM range holds is unallocated, never a metropolitan one.
+_DROM_ONLY_BLOCKS: tuple[str, ...] = (
+    "262", "263", "269", "2688", "2689", "590", "594", "596", "5987", "5988", "5989",
+    "639", "690", "691", "692", "693", "694", "696", "697", "7090", "7091", "7092", "7093",
+)
+# First digits of the DROM fixed and mobile ranges; other national numbers skip the DROM
+# look-up. 080x-089x are France-wide special numbers and 09 the France-wide non-geographic
+# ones: they stay +33 even where a DROM range repeats them (libphonenumber's DROM VoIP
+# ranges overlap each other: 0976 6x is both Martinique and Guyane there).
+_DROM_LEADS: tuple[str, ...] = ("26", "59", "63", "69", "709")
+
+
+@lru_cache(maxsize=65536)
+def drom_number(nsn: str) -> phonenumbers.PhoneNumber | None:
+    """The DROM number whose national significant number is `nsn` (the 9 digits after the
+    national "0"), or None when no DROM range holds it."""
+    if len(nsn) != 9 or not nsn.isdigit() or not nsn.startswith(_DROM_LEADS):
+        return None
+    for cc in DROM_COUNTRY_CODES:
+        num = phonenumbers.PhoneNumber(country_code=cc, national_number=int(nsn))
+        if phonenumbers.is_valid_number(num):
+            return num
+    return None
+
+
+def in_drom_block(nsn: str) -> bool:
+    """True when `nsn` lies in a block of the French plan reserved to the DROM."""
+    return nsn.startswith(_DROM_ONLY_BLOCKS)
+
+
+def same_numbering_plan(a: str | None, b: str) -> bool:
+    """True when regions `a` and `b` dial each other nationally (same region, or both in
+    the French plan: a Paris user calls Réunion with 0262..., a national call)."""
+    return a == b or (a in FRENCH_PLAN_REGIONS and b in FRENCH_PLAN_REGIONS)
+
+
+def parse_dialed_number(digits: str, region: str) -> phonenumbers.PhoneNumber:
+    """phonenumbers.parse, with national dialing across the whole French plan: from any of
+    its regions "0" + 9 digits is a DROM number when a DROM range holds it, else a
+    metropolitan (+33) number. Raises phonenumbers.NumberParseException."""
+    if (
+        region in FRENCH_PLAN_REGIONS and len(digits) == 10 and digits[0] == "0"
+        and digits[1] != "0" and digits.isdigit()
+    ):
+        nsn = digits[1:]
+        drom = drom_number(nsn)
+        if drom is not None:
+            return drom
+        return phonenumbers.PhoneNumber(country_code=33, national_number=int(nsn))
+    num = phonenumbers.parse(digits, region)
+    if num.country_code == 33:
+        # "+33 262..." is a common way of writing a DROM number; it is +262 262...
+        return drom_number(str(num.national_number)) or num
+    return num
+
+
+def french_national_e164(digits: str, region: str) -> str | None:
+    """Cheap E.164 of a national "0..." number of the French plan when it is a DROM one
+    (memoised look-up), else None: for the on-net checks that must not call phonenumbers."""
+    if region not in FRENCH_PLAN_REGIONS or len(digits) != 10 or digits[0] != "0":
+        return None
+    num = drom_number(digits[1:])
+    return None if num is None else f"+{num.country_code}{digits[1:]}"
+
+
 @lru_cache(maxsize=65536)
 def classify_external(dialed: str, region: str) -> Classified:
     """Normalise `dialed` ("0612345678", "0044...", "+44...", "3639") from `region`."""
     if not dialed or any(c not in "+0123456789" for c in dialed) or "+" in dialed[1:]:
         return Classified(None, dialed, frozenset(), "not a dialable number")
     try:
-        num = phonenumbers.parse(dialed, region)
+        num = parse_dialed_number(dialed, region)
     except phonenumbers.NumberParseException as exc:
         return Classified(None, dialed, frozenset(), str(exc), incomplete=True)
+    if (
+        num.country_code == 33 and in_drom_block(str(num.national_number))
+    ):
+        return Classified(None, dialed, frozenset(), "not a valid number (unallocated DROM range)")
     if not dialed.startswith(("+", "00")) and shortnumberinfo.is_valid_short_number_for_region(
         num, region
     ):
@@ -105,8 +186,9 @@ def classify_external(dialed: str, region: str) -> Classified:
         return Classified(None, dialed, frozenset(), "not a valid number", incomplete=too_short)
     e164 = phonenumbers.format_number(num, phonenumbers.PhoneNumberFormat.E164)
     cats = _type_categories(num)
-    if phonenumbers.region_code_for_number(num) != region:
-        # Abroad, fixed and mobile are just international; a premium number abroad
+    if not same_numbering_plan(phonenumbers.region_code_for_number(num), region):
+        # Abroad, fixed and mobile are just international (the DROM are not abroad from
+        # France: same national plan, national tariffs); a premium number abroad
         # ((+xx)89, section 2.4.1) is both international and premium.
         cats = {CallCategory.INTERNATIONAL} | (cats & {CallCategory.PREMIUM, CallCategory.SHARED_COST})
     return Classified(e164, dialed, frozenset(cats))

@@ -30,7 +30,13 @@ from .model import (
     Trunk,
     User,
 )
-from .numbers import CallCategory, classify_external, country_code, national_prefix
+from .numbers import (
+    CallCategory,
+    classify_external,
+    country_code,
+    french_national_e164,
+    national_prefix,
+)
 from .packs import FEATURE_SPECS, FeatureName
 
 DecisionTarget = Union[Entity, Site, None]  # noqa: UP007 (runtime alias)
@@ -216,6 +222,10 @@ def _as_e164(digits: str, country: str, *, inbound: bool = False) -> str | None:
         return "+" + digits[2:]
     np = national_prefix(country)
     if np and digits.startswith(np):
+        # A DROM number dialed nationally (0262..., 0590...) has its own country code.
+        drom = french_national_e164(digits, country)
+        if drom is not None:
+            return drom
         return f"+{country_code(country)}{digits[len(np):]}"
     if inbound and len(digits) > 8:
         return "+" + digits  # carriers that send E.164 without its '+'
