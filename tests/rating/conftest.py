@@ -12,6 +12,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
+from dialplan import Plan, load_plan
 from dialplan.numbers import classify_external
 from dialplan.packs import Pack
 from dialplan.yamlsource import load_yaml_file
@@ -47,6 +48,11 @@ def make_config(minutes_per_user: int = 500) -> RatingConfig:
     src.data["tariff"] = TEST_TARIFF
     src.data["bundle"]["minutes_per_user"] = minutes_per_user
     return load_rating_data(src)
+
+
+@pytest.fixture(scope="session")
+def plan() -> Plan:
+    return load_plan(ROOT / "config" / "example.yaml")
 
 
 @pytest.fixture(scope="session")
