@@ -11,15 +11,16 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
+from typing import NamedTuple
 from zoneinfo import ZoneInfo
 
 # Alert levels of the live pool state (issue 25: alerts at 80 % and 100 %).
 ALERT_PERCENTS: tuple[int, ...] = (80, 100)
 
 
-@dataclass(frozen=True, slots=True, order=True)
-class PoolKey:
-    """One site's pool for one calendar month of the site's time zone."""
+class PoolKey(NamedTuple):
+    """One site's pool for one calendar month of the site's time zone (a tuple: hashed in
+    C, it is the key of every draw)."""
 
     customer: str
     site: str
@@ -72,6 +73,6 @@ class PoolLedger:
         if drawn:
             self._used[key] = after
         crossed = tuple(
-            p for p in self._alerts if size > 0 and before * 100 < p * size <= after * 100
-        )
+            p for p in self._alerts if before * 100 < p * size <= after * 100
+        ) if drawn else ()
         return Draw(drawn, max(0, need) - drawn, after, size, crossed)

@@ -37,6 +37,7 @@ from .bundle import Draw, PoolKey, PoolLedger, month_of, pool_seconds
 from .cdr import CallRecord
 from .tariff import NumberKind, RatingConfig, SpecialRange
 
+_ZERO = Decimal(0)
 CENT = Decimal("0.0001")  # lines keep 4 decimals; totals are sums of lines
 _SIXTY = Decimal(60)
 _FIXED_TYPES = frozenset({PhoneNumberType.FIXED_LINE, PhoneNumberType.FIXED_LINE_OR_MOBILE,
@@ -118,6 +119,18 @@ def _money(price_per_minute: Decimal, seconds: int, per_call: Decimal = Decimal(
     return (per_call + price_per_minute * seconds / _SIXTY).quantize(CENT, ROUND_HALF_UP)
 
 
+@dataclass(frozen=True, slots=True)
+class _Dest:
+    """What rating needs of a callee under one configuration (memoised per number)."""
+
+    region: str | None
+    kind: NumberKind
+    zone: str
+    group: str | None  # included by 2.6.1
+    price: Decimal  # per minute
+    special: SpecialRange | None  # priced by range
+
+
 class Rater:
     """Rates records one by one, in the order given, drawing on the pools of `ledger`."""
 
@@ -130,73 +143,78 @@ class Rater:
         self.on_net = on_net
         self.ledger = ledger if ledger is not None else PoolLedger()
         self.last_draw: Draw | None = None  # of the last included call (alerts)
+        self._dests: dict[str, _Dest] = {}
+        self._pools = {k: s.pool_seconds(config) for k, s in sites.items()}
+
+    def _dest(self, callee: str) -> _Dest:
+        d = self._dests.get(callee)
+        if d is not None:
+            return d
+        cfg = self.config
+        region, kind = destination(callee) if callee else (None, NumberKind.SPECIAL)
+        special = cfg.special_range(callee)
+        if special is not None and special.included:
+            special, kind = None, NumberKind.FIXED
+        elif special is None and kind is NumberKind.SPECIAL:
+            special = cfg.special_default
+        if special is not None:
+            d = _Dest(region, NumberKind.SPECIAL, "special", None, Decimal(0), special)
+        else:
+            zone = cfg.zone(region)
+            d = _Dest(region, kind, zone, cfg.included_group(region, kind),
+                      cfg.price(zone, kind), None)
+        if len(self._dests) < 1_000_000:
+            self._dests[callee] = d
+        return d
 
     def rate(self, r: CallRecord) -> RatedCall | None:
         """The rated line of an answered call placed by a user; None for an unanswered call
         or one that came in from a carrier (not outgoing: nothing to rate)."""
         self.last_draw = None
-        if r.answer is None or r.end is None or r.customer is None or r.site is None:
+        customer, site = r.customer, r.site
+        if r.answer is None or r.end is None or customer is None or site is None:
             return None
-        info = self.sites.get((r.customer, r.site))
-        tz = info.timezone if info is not None else DEFAULT_TIMEZONE
-        month = month_of(r.start, tz)
+        info = self.sites.get((customer, site))
+        month = month_of(r.start, info.timezone if info is not None else DEFAULT_TIMEZONE)
         seconds = r.rated_seconds
-
-        def line(cls: RateClass, zone: str, *, drawn_seconds: int = 0, charged_seconds: int = 0,
-                 amount: Decimal = Decimal(0), country: str | None = None,
-                 kind: NumberKind | None = None, group: str | None = None,
-                 special: str | None = None) -> RatedCall:
-            return RatedCall(r.id, r.customer or "", r.site or "", month, r.start, r.caller,
-                             r.callee, cls, zone, seconds, drawn_seconds, charged_seconds,
-                             amount, country, kind, group, special)
-
+        head = (r.id, customer, site, month, r.start, r.caller, r.callee)
         if r.emergency or r.decision == "emergency":
-            return line(RateClass.EMERGENCY, "emergency")
+            return RatedCall(*head, RateClass.EMERGENCY, "emergency", seconds)
         if r.decision != "external":
-            return line(RateClass.INTERNAL, "internal")
+            return RatedCall(*head, RateClass.INTERNAL, "internal", seconds)
         callee = r.callee or ""
         if self.on_net is not None and callee and self.on_net(callee):
-            return line(RateClass.ON_NET, "on_net")
+            return RatedCall(*head, RateClass.ON_NET, "on_net", seconds)
         cfg = self.config
-        region, kind = destination(callee) if callee else (None, NumberKind.SPECIAL)
-        special = cfg.special_range(callee)
-        if special is not None and special.included:
-            kind = NumberKind.FIXED
-        elif special is not None or kind is NumberKind.SPECIAL:
-            rng = special or cfg.special_default
-            return self._special(line, rng, region, seconds)
-        zone = cfg.zone(region)
-        price = cfg.price(zone, kind)
-        group = cfg.included_group(region, kind)
-        if group is None:
+        d = self._dest(callee)
+        if d.special is not None:
+            rng = d.special
             billed = cfg.increments.billed(seconds)
-            return line(RateClass.NOT_INCLUDED, zone, charged_seconds=billed,
-                        amount=_money(price, billed, cfg.connection_fee if billed else Decimal(0)),
-                        country=region, kind=kind)
-        size = info.pool_seconds(cfg) if info is not None else 0
-        draw = self.ledger.draw(PoolKey(r.customer, r.site, month), size,
+            free = rng.per_minute == 0 and rng.per_call == 0
+            amount = _ZERO if free or not billed else _money(rng.per_minute, billed, rng.per_call)
+            return RatedCall(*head, RateClass.SPECIAL, "special", seconds, 0,
+                             0 if free else billed, amount, d.region, NumberKind.SPECIAL,
+                             None, rng.name)
+        if d.group is None:
+            billed = cfg.increments.billed(seconds)
+            return RatedCall(*head, RateClass.NOT_INCLUDED, d.zone, seconds, 0, billed,
+                             _money(d.price, billed, cfg.connection_fee) if billed else _ZERO,
+                             d.region, d.kind)
+        draw = self.ledger.draw(PoolKey(customer, site, month), self._pools.get((customer, site), 0),
                                 cfg.pool_increments.billed(seconds))
         self.last_draw = draw
         if draw.short == 0:
-            return line(RateClass.INCLUDED, zone, drawn_seconds=draw.drawn, country=region,
-                        kind=kind, group=group)
+            return RatedCall(*head, RateClass.INCLUDED, d.zone, seconds, draw.drawn, 0, _ZERO,
+                             d.region, d.kind, d.group)
         if draw.drawn == 0:  # the pool was empty when the call started
             billed = cfg.increments.billed(seconds)
-            fee = cfg.connection_fee if billed else Decimal(0)
+            fee = cfg.connection_fee
         else:  # exhausted during the call: only the rest is charged
             billed = cfg.increments.continued(max(0, seconds - draw.drawn))
-            fee = Decimal(0)
-        return line(RateClass.INCLUDED, zone, drawn_seconds=draw.drawn, charged_seconds=billed,
-                    amount=_money(price, billed, fee) if billed else Decimal(0),
-                    country=region, kind=kind, group=group)
-
-    def _special(self, line: Callable[..., RatedCall], rng: SpecialRange, region: str | None,
-                 seconds: int) -> RatedCall:
-        billed = self.config.increments.billed(seconds)
-        free = rng.per_minute == 0 and rng.per_call == 0
-        amount = Decimal(0) if free or not billed else _money(rng.per_minute, billed, rng.per_call)
-        return line(RateClass.SPECIAL, "special", charged_seconds=0 if free else billed,
-                    amount=amount, country=region, kind=NumberKind.SPECIAL, special=rng.name)
+            fee = _ZERO
+        return RatedCall(*head, RateClass.INCLUDED, d.zone, seconds, draw.drawn, billed,
+                         _money(d.price, billed, fee) if billed else _ZERO, d.region, d.kind,
+                         d.group)
 
 
 def call_order(r: CallRecord) -> tuple[float, str]:
