@@ -10,14 +10,15 @@ be national or mobile for barring, and keep its E.164 as caller-ID.
 from __future__ import annotations
 
 import io
+from datetime import datetime
 from itertools import product
 
 import phonenumbers
 import pytest
 from phonenumbers import PhoneNumberType
 
-from dialplan import CallContext, Plan, route
-from dialplan.callerid import normalise
+from dialplan import CallContext, Plan, load_plan_data, parse_yaml_text, route
+from dialplan.callerid import decide, normalise
 from dialplan.cli import plan_explain
 from dialplan.loader import BUILTIN_PROFILES
 from dialplan.model import DecisionKind
@@ -150,8 +151,6 @@ def test_plan_explain_shows_the_drom_number(dialed: str, e164: str, category: st
 def test_a_national_only_user_may_call_the_drom(
     plan: Plan, dialed: str, e164: str, category: str
 ) -> None:
-    from datetime import datetime
-
     caller = plan.user_by_full_number("501420")  # Salle Garonne, profile "national"
     assert caller is not None and caller.barring.id == "national"
     d = route(plan, CallContext(caller, None, dialed, datetime(2026, 12, 1, 10, 0)))
@@ -162,3 +161,58 @@ def test_a_national_only_user_may_call_the_drom(
     assert internal_only is not None
     d2 = route(plan, CallContext(internal_only, None, dialed, datetime(2026, 12, 1, 10, 0)))
     assert d2.kind is DecisionKind.REJECT and d2.status == 403
+
+
+DROM_PLAN = """\
+customers:
+  - id: ocean
+    sip_domain: ocean.example
+    trunks:
+      - {id: carrier, host: 127.0.0.1, port: 5090, trusted: ["127.0.0.1"]}
+    sites:
+      - code: "01"
+        address: {street: Rue A, number: "1", postal_code: "31000", city: Toulouse}
+        numbers: ["+33562070400-+33562070499"]
+        trunk: carrier
+        users:
+          - {name: A, number: "+33562070410", pack: calling}
+      - code: "02"
+        address: {street: Rue de Paris, number: "2", postal_code: "97400", city: Saint-Denis}
+        timezone: Indian/Reunion
+        numbers: ["+262262410400-+262262410499"]
+        trunk: carrier
+        users:
+          - {name: B, number: "+262262410410", pack: calling}
+"""
+
+
+@pytest.fixture(scope="module")
+def drom_plan() -> Plan:
+    return load_plan_data(parse_yaml_text(DROM_PLAN, "drom.yaml"))
+
+
+def test_a_carrier_may_send_a_drom_number_in_national_form(drom_plan: Plan) -> None:
+    trunk = drom_plan.trunk_for_address("127.0.0.1", 5090)
+    at = datetime(2026, 12, 1, 10, 0)
+    for called in ("0262410410", "+262262410410", "262262410410"):
+        d = route(drom_plan, CallContext(None, trunk, called, at))
+        assert d.kind is DecisionKind.USER, (called, d.trace)
+        assert d.e164 == "+262262410410"
+
+
+def test_own_drom_numbers_dialed_nationally_stay_on_net(drom_plan: Plan) -> None:
+    paris = drom_plan.user_by_full_number("501410")
+    assert paris is not None
+    d = route(drom_plan, CallContext(paris, None, "0262410410", datetime(2026, 12, 1, 10, 0)))
+    assert d.kind is DecisionKind.USER and d.e164 == "+262262410410", d.trace
+    d = route(drom_plan, CallContext(paris, None, "0262410499", datetime(2026, 12, 1, 10, 0)))
+    assert d.kind is DecisionKind.REJECT and d.status == 404  # in the block, not assigned
+
+
+def test_caller_id_of_a_drom_user(drom_plan: Plan) -> None:
+    user = drom_plan.user_by_full_number("502410")
+    assert user is not None
+    assert decide(user, "0262410411").number == "+262262410411"  # own block, national form
+    assert not decide(user, "0262410411").replaced
+    assert not decide(user, "+33562070411").replaced  # another site's block, the customer's
+    assert decide(user, "0262999999").replaced  # not the customer's
