@@ -16,30 +16,27 @@ import dataclasses
 import logging
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
-from sqlalchemy import select
-from sqlalchemy.exc import DBAPIError
-from sqlalchemy.ext.asyncio import AsyncEngine
+if TYPE_CHECKING:  # the CLI builds its parser without loading SQLAlchemy or the rating code
+    from sqlalchemy.ext.asyncio import AsyncEngine
 
-from dialplan.loader import load_plan
-from dialplan.yamlsource import ConfigError
-from rating.cdr import CallRecord
-from rating.export import build_export, month_window, on_net_of, render, sites_from_plan
-from rating.tariff import load_rating
-
-from .cli import StorageError, database_url
-from .engine import create_engine, is_sqlite
-from .models import CallRecordRow
+    from rating.cdr import CallRecord
 
 log = logging.getLogger(__name__)
 
 DEFAULT_RATING = "config/rating.yaml"
-# the record fields the table stores (as switch.storage.cdrs reads them)
-_FIELDS = [f.name for f in dataclasses.fields(CallRecord)
-           if f.name in CallRecordRow.__table__.columns]
-_COLUMNS = [getattr(CallRecordRow, name) for name in _FIELDS]
 _BATCH = 10_000
+
+
+def _stored_fields() -> list[str]:
+    """The record fields the table stores (as switch.storage.cdrs reads them)."""
+    from rating.cdr import CallRecord
+
+    from .models import CallRecordRow
+
+    return [f.name for f in dataclasses.fields(CallRecord)
+            if f.name in CallRecordRow.__table__.columns]
 
 
 async def read_month_records(
@@ -47,8 +44,17 @@ async def read_month_records(
 ) -> list[CallRecord]:
     """The answered calls placed by users that may belong to `month` (its UTC bounds
     widened by the time zone offsets; rating.export keeps each site's own month)."""
+    from sqlalchemy import select
+
+    from rating.cdr import CallRecord
+    from rating.export import month_window
+
+    from .models import CallRecordRow
+
+    fields = _stored_fields()
+    columns: list[Any] = [getattr(CallRecordRow, name) for name in fields]
     lo, hi = month_window(month)
-    q = (select(*_COLUMNS)
+    q = (select(*columns)
          .where(CallRecordRow.start >= lo, CallRecordRow.start < hi,
                 CallRecordRow.answer.is_not(None), CallRecordRow.customer.is_not(None))
          .order_by(CallRecordRow.start, CallRecordRow.id))
@@ -58,7 +64,7 @@ async def read_month_records(
     async with engine.connect() as conn:
         result = await conn.stream(q.execution_options(yield_per=_BATCH))
         async for part in result.partitions(_BATCH):
-            out.extend(CallRecord(**dict(zip(_FIELDS, row, strict=True))) for row in part)
+            out.extend(CallRecord(**dict(zip(fields, row, strict=True))) for row in part)
     return out
 
 
@@ -73,6 +79,16 @@ def add_export_arguments(p: argparse.ArgumentParser, default_config: str = "conf
 
 
 async def export_month(url: str, args: argparse.Namespace, out: TextIO) -> int:
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import DBAPIError
+
+    from dialplan.loader import load_plan
+    from dialplan.yamlsource import ConfigError
+    from rating.export import build_export, on_net_of, render, sites_from_plan
+    from rating.tariff import load_rating
+
+    from .engine import create_engine, is_sqlite
+
     try:
         plan = load_plan(args.config)
         config = load_rating(args.rating)
@@ -81,8 +97,6 @@ async def export_month(url: str, args: argparse.Namespace, out: TextIO) -> int:
             out.write(f"{issue}\n")
         return 1
     if is_sqlite(url):
-        from sqlalchemy.engine import make_url
-
         db = make_url(url).database
         if db and db != ":memory:" and not Path(db).exists():
             out.write(f"error: no database at {db}: run `wte db upgrade` first\n")
@@ -105,6 +119,10 @@ async def export_month(url: str, args: argparse.Namespace, out: TextIO) -> int:
 
 def run_export(args: argparse.Namespace, out: TextIO) -> int:
     """The `wte billing export` command on parsed arguments; the exit status."""
+    from rating.export import month_window
+
+    from .cli import StorageError, database_url
+
     try:
         month_window(args.month)
     except ValueError as exc:
