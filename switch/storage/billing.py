@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
-if TYPE_CHECKING:  # the CLI builds its parser without loading SQLAlchemy or the rating code
+if TYPE_CHECKING:  # the plan, rating and database code load when a command runs
     from sqlalchemy.ext.asyncio import AsyncEngine
 
     from rating.cdr import CallRecord
