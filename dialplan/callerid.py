@@ -16,7 +16,7 @@ import phonenumbers
 from phonenumbers import PhoneNumberType
 
 from .model import User
-from .numbers import parse_dialed_number, strip_separators
+from .numbers import in_drom_block, parse_dialed_number
 
 # Number types a business line may never present (premium, shared cost, personal, UAN...).
 _FORBIDDEN_TYPES = frozenset({
@@ -45,11 +45,13 @@ def normalise(presented: str, region: str = "FR") -> str | None:
     if not text or not all(c.isdigit() or c in "+-. ()" for c in text):
         return None
     try:
-        parsed = parse_dialed_number(strip_separators(text), region)
+        parsed = parse_dialed_number(text, region)
     except phonenumbers.NumberParseException:
         return None
     if not phonenumbers.is_valid_number(parsed):
         return None
+    if parsed.country_code == 33 and in_drom_block(str(parsed.national_number)):
+        return None  # an unallocated DROM number, never a metropolitan one
     return phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
 
 

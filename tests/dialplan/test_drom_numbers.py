@@ -117,6 +117,7 @@ def test_unallocated_numbers_of_drom_blocks_are_refused_not_sent_as_plus_33() ->
         assert in_drom_block(nsn)
         cls = classify_external("0" + nsn, "FR")
         assert cls.e164 is None and cls.error is not None, nsn
+        assert normalise("0" + nsn, "FR") is None, nsn
         checked += 1
     assert checked > 100
 
