@@ -16,6 +16,7 @@ import gc
 import random
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -34,7 +35,7 @@ MONTH_SECONDS = 30 * 86400
 
 def _numbers(rng: random.Random, n: int) -> list[tuple[str, str]]:
     """(callee, decision) pool: national mostly, some abroad, special, emergency, internal."""
-    kinds = [
+    kinds: list[tuple[int, Callable[[], str], str]] = [
         (40, lambda: f"+335{rng.randrange(10**8):08d}", "external"),  # fixed (05)
         (25, lambda: f"+336{rng.randrange(10**8):08d}", "external"),  # mobile (06)
         (5, lambda: f"+262692{rng.randrange(10**6):06d}", "external"),  # Réunion mobile
