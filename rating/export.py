@@ -214,7 +214,8 @@ def to_json(exp: MonthlyExport) -> str:
         "sites": [site_dict(s) for s in exp.sites],
         "calls": [call_dict(x, exp.timezones.get((x.customer, x.site), "")) for x in exp.calls],
     }
-    return json.dumps(doc, ensure_ascii=False, indent=1, sort_keys=True) + "\n"
+    # no indent: the C encoder (a month of a large customer is a million lines)
+    return json.dumps(doc, ensure_ascii=False, sort_keys=True, separators=(",", ":")) + "\n"
 
 
 SITE_COLUMNS = ["month", "customer", "site", "name", "packs", "active_users", "pool_minutes",
