@@ -177,7 +177,7 @@ def sipsak_register(*, user: str, password: str, host: str, port: int, expires: 
     """
     binary = require_binary("sipsak")
     args = [binary, "-U", "-i", "-s", f"sip:{user}@{host}", "-r", str(port), "-u", user,
-            "-a", password, "-x", str(expires), "-vv"]
+            "-a", password, "-x", str(expires), "-vvv"]
     if contact is not None:
         args += ["-C", contact]
     return subprocess.run(args, capture_output=True, text=True, timeout=timeout)
