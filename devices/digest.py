@@ -13,14 +13,18 @@ decides whether a phone can register at all:
   that picks the best algorithm it supports (RFC 8760 section 2.4) still uses SHA-256.
 - **MD5 only** to clients that fail on the mere presence of a challenge they cannot compute:
   baresip (libre, Debian 12's 1.0.0) walks every WWW-Authenticate and aborts the request
-  (ENOSYS) on the first non-MD5 one, whatever the order. Also MD5 only when the caller does
-  not pass the request (it cannot tell who the client is): the safe answer for everyone.
+  (ENOSYS) on the first non-MD5 one, whatever the order.
 - **SHA-256 first** for a client known to use it: a User-Agent of the PJSIP family (pjsua,
   pjsua2 and the phones built on PJSIP choose the strongest algorithm among the challenges),
   or a (user, User-Agent) pair that already authenticated with SHA-256 here (learned in
   `verify`, bounded LRU): that exact software supports SHA-256, so SHA-256 first cannot
   lock it out whether it takes the first challenge or the best one.
 - The policy never depends on whether the user exists (the challenge must not reveal it).
+
+Callers pass the request being challenged (`challenge_headers(..., request=req)`). A caller
+that does not gets the policy for the request of the `verify` call just before it, when
+that call found no usable credentials (the verify-then-challenge sequence of every
+driver, with no await in between); with neither, MD5 first.
 
 Nonces are stateless and signed:
 
@@ -167,6 +171,8 @@ class DigestAuthenticator:
         # (user, User-Agent) pairs that authenticated with SHA-256: offered SHA-256 first
         self._sha256_clients: OrderedDict[tuple[str, str], None] = OrderedDict()
         self._max_learned = max_learned_clients
+        # the request of the last verify() that found no usable credentials (one shot)
+        self._unanswered: Request | None = None
 
     # -- nonces --
 
@@ -197,11 +203,13 @@ class DigestAuthenticator:
                           proxy: bool = False,
                           request: Request | None = None) -> list[tuple[str, str]]:
         """One challenge per algorithm sharing one nonce, in the order `offer_order` picks
-        for the client that sent `request` (MD5 only when the request is not given)."""
+        for the client that sent `request` (see the module docstring when it is None)."""
         name = "Proxy-Authenticate" if proxy else "WWW-Authenticate"
         nonce = self.make_nonce(realm, now)
         tail = ", stale=true" if stale else ""
-        order = MD5_ONLY if request is None else self.offer_order(request)
+        if request is None:
+            request, self._unanswered = self._unanswered, None
+        order = MD5_FIRST if request is None else self.offer_order(request)
         return [
             (name, f'Digest realm={_quote(realm)}, nonce="{nonce}", algorithm={alg}, '
                    f'qop="auth"{tail}')
@@ -241,6 +249,13 @@ class DigestAuthenticator:
 
     def verify(self, request: Request, realm: str, directory: AccountDirectory, now: float,
                *, proxy: bool = False) -> AuthResult:
+        result = self._verify(request, realm, directory, now, proxy)
+        needs_challenge = result.outcome in (AuthOutcome.NO_CREDENTIALS, AuthOutcome.STALE)
+        self._unanswered = request if needs_challenge else None
+        return result
+
+    def _verify(self, request: Request, realm: str, directory: AccountDirectory, now: float,
+                proxy: bool) -> AuthResult:
         header = "Proxy-Authorization" if proxy else "Authorization"
         params: dict[str, str] | None = None
         for raw in request.headers.get_raw(header):

@@ -76,9 +76,21 @@ def test_offer_order_per_client(agent: str | None, offered: list[str]) -> None:
     assert algorithms(auth().challenge_headers(REALM, NOW, request=with_agent(agent))) == offered
 
 
-def test_without_the_request_only_md5_is_offered() -> None:
-    """A caller that cannot say who the client is gets the answer every client accepts."""
-    assert algorithms(auth().challenge_headers(REALM, NOW)) == ["MD5"]
+def test_without_the_request_the_last_unanswered_verify_decides() -> None:
+    """A driver that verifies then challenges without passing the request gets the policy
+    of the request it just verified; once used, or with nothing verified, MD5 first."""
+    a = auth()
+    assert algorithms(a.challenge_headers(REALM, NOW)) == ["MD5", "SHA-256"]
+    baresip = with_agent("baresip v1.0.0 (x86_64/linux)")
+    assert a.verify(baresip, REALM, DIRECTORY, NOW).outcome is AuthOutcome.NO_CREDENTIALS
+    assert algorithms(a.challenge_headers(REALM, NOW, proxy=True)) == ["MD5"]
+    assert algorithms(a.challenge_headers(REALM, NOW, proxy=True)) == ["MD5", "SHA-256"]
+    # a request whose credentials were checked leaves nothing behind
+    pj = authorized(nonce_of(a), algorithm="MD5")
+    pj = pj.replace(headers=pj.headers.replace("User-Agent", "baresip v1.0.0"))
+    assert a.verify(baresip, REALM, DIRECTORY, NOW).outcome is AuthOutcome.NO_CREDENTIALS
+    assert a.verify(pj, REALM, DIRECTORY, NOW).outcome is AuthOutcome.OK
+    assert algorithms(a.challenge_headers(REALM, NOW)) == ["MD5", "SHA-256"]
 
 
 def test_a_client_that_used_sha256_is_offered_sha256_first_next_time() -> None:

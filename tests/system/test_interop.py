@@ -131,7 +131,9 @@ def test_a_workspace_line_refuses_a_second_device(switch: RunningSwitch) -> None
     assert [d.contact for d in rows] == [f"sip:501420@{switch.host}:45061"]
 
 
-def test_pjsua2_still_authenticates_with_sha256(pj_lib: Any, switch: RunningSwitch) -> None:
+def test_pjsua2_still_authenticates_with_sha256(pj_lib: Any, switch: RunningSwitch,
+                                                callee: Phone) -> None:
+    """REGISTER (401) and INVITE (407): the credentials pjsua2 sends are SHA-256."""
     relay = UdpRelay((switch.host, switch.port), host=switch.host)
     phone = make_phone(pj_lib, transport="UDP", user="502412", host=switch.host, port=relay.port,
                        password=DEMO["502412"], register=True)
@@ -144,6 +146,13 @@ def test_pjsua2_still_authenticates_with_sha256(pj_lib: Any, switch: RunningSwit
         challenges = [m.decode() for m in relay.to_client if m.startswith(b"SIP/2.0 401")]
         offered = header_values(challenges[0], "WWW-Authenticate")
         assert [digest_algorithm(v) for v in offered] == ["SHA-256", "MD5"], offered
+        callee.account.answer_with = 486
+        call = phone.call(f"sip:501411@{switch.host}:{relay.port}")
+        assert pj_lib.wait_until(lambda: call.state == DISCONNECTED, 10), switch.log_text()[-2000:]
+        assert call.last_status == 486
+        invites = relay.requests("INVITE")
+        proxy_credentials = [v for r in invites for v in header_values(r, "Proxy-Authorization")]
+        assert proxy_credentials and {digest_algorithm(v) for v in proxy_credentials} == {"SHA-256"}
     finally:
         phone.shutdown()
         pj_lib.wait_until(lambda: False, 0.3)
