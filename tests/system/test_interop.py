@@ -9,7 +9,10 @@ wire through a relay); a Workspace line refuses a second device with 403 and a W
 
 from __future__ import annotations
 
+import argparse
 import asyncio
+import io
+import json
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,7 +22,7 @@ import pjsua2 as pj
 import pytest
 
 from switch.storage.cli import database_url
-from switch.storage.devices import DeviceRow, read_devices
+from switch.storage.devices import DeviceRow, devices_main, read_devices
 from tests.support.audio import dominant_frequency
 from tests.support.baresip import Baresip, require_binary, sipsak_register, write_tone
 from tests.support.pjphone import Phone, make_phone
@@ -116,6 +119,15 @@ def test_sipsak_registers(switch: RunningSwitch) -> None:
     assert challenges and "algorithm=MD5" in challenges[0], output
     row = wait_device(switch, lambda d: d.user == "501412" and d.vendor == "sipsak")
     assert row.active and row.expires_in > 200
+    # `wte devices`: one JSON line per device with user, model, firmware, transport, source
+    # and last registration
+    out = io.StringIO()
+    assert devices_main(argparse.Namespace(data_dir=switch.data_dir), out) == 0
+    listed = [json.loads(line) for line in out.getvalue().splitlines()]
+    mine = [d for d in listed if d["user"] == "501412"]
+    assert mine and mine[0]["model"] == "sipsak" and mine[0]["firmware"] == "0.9.8.1"
+    assert mine[0]["transport"] == "udp" and mine[0]["source"].startswith(f"{switch.host}:")
+    assert abs(mine[0]["registered_at"] - time.time()) < 60
 
 
 def test_a_workspace_line_refuses_a_second_device(switch: RunningSwitch) -> None:
