@@ -9,16 +9,19 @@ decides whether a phone can register at all:
   order of preference and ask the client to use the topmost one it supports. Many deployed
   clients do not: sipsak (Debian 12) answers the FIRST challenge whatever it is, and most
   desk phones and softphones (linphone, MicroSIP, Yealink, Snom, Cisco SPA, Grandstream,
-  Gigaset...) only know MD5. So by default **MD5 comes first** and SHA-256 second: a client
-  that picks the best algorithm it supports (RFC 8760 section 2.4) still uses SHA-256.
+  Gigaset, PJSIP before 2.15...) only know MD5. So by default **MD5 comes first** and
+  SHA-256 second: what every one of them accepts. Note that this makes clients that follow
+  the RFC (the topmost supported one, as PJSIP does) use MD5 too: SHA-256 is obtained only
+  by putting it first, for the clients below.
 - **MD5 only** to clients that fail on the mere presence of a challenge they cannot compute:
   baresip (libre, Debian 12's 1.0.0) walks every WWW-Authenticate and aborts the request
   (ENOSYS) on the first non-MD5 one, whatever the order.
-- **SHA-256 first** for a client known to use it: a User-Agent of the PJSIP family (pjsua,
-  pjsua2 and the phones built on PJSIP choose the strongest algorithm among the challenges),
-  or a (user, User-Agent) pair that already authenticated with SHA-256 here (learned in
-  `verify`, bounded LRU): that exact software supports SHA-256, so SHA-256 first cannot
-  lock it out whether it takes the first challenge or the best one.
+- **SHA-256 first** for a client known to support it: a PJSIP User-Agent of version 2.15
+  or later ("PJSUA v2.15.1 ..."; PJSIP takes the topmost challenge it supports and computes
+  SHA-256 since 2.15), or a versionless pjsua2 name (what pjsua2 applications such as our
+  test phones set), our own scenario client, or a (user, User-Agent) pair that already
+  authenticated with SHA-256 here (learned in `verify`, bounded LRU): that exact software
+  supports SHA-256, so SHA-256 first cannot lock it out whichever challenge it takes.
 - The policy never depends on whether the user exists (the challenge must not reveal it).
 
 Callers pass the request being challenged (`challenge_headers(..., request=req)`). A caller
@@ -75,8 +78,21 @@ OFFERED = ("SHA-256", "MD5")  # both, always (RFC 8760 section 2.4)
 MD5_FIRST = ("MD5", "SHA-256")  # the default order: every common client accepts it
 MD5_ONLY = ("MD5",)  # clients that abort on a challenge they cannot compute
 SHA256_FIRST = OFFERED  # clients known to use SHA-256
-# User-Agents of software that picks the strongest algorithm among several challenges.
-_PICKS_BEST = re.compile(r"\bpj(?:sua2?|sip)\b|wte-scenario", re.IGNORECASE)
+# PJSIP family User-Agents, with the version when given ("PJSUA v2.15.1", "PJSIP/2.14").
+_PJSIP_AGENT = re.compile(r"\bpj(?:sua2?|sip)\b(?:[\s/-]+v?(\d+)\.(\d+))?", re.IGNORECASE)
+_PJSIP_SHA256 = (2, 15)  # the first PJSIP release that computes SHA-256 digests
+
+
+def _knows_sha256(agent: str) -> bool:
+    """A User-Agent known to support SHA-256 digests (see the module docstring)."""
+    if agent.startswith("wte-scenario"):
+        return True  # scenarios.digest_client
+    m = _PJSIP_AGENT.search(agent)
+    if m is None:
+        return False
+    if m.group(1) is None:
+        return True  # a pjsua2 application naming itself: the current API
+    return (int(m.group(1)), int(m.group(2))) >= _PJSIP_SHA256
 # User-Agents of software that fails when any challenge is not MD5 (libre's digest client).
 _MD5_ONLY = re.compile(r"\bbaresip\b", re.IGNORECASE)
 _MAX_CLOCK_SKEW = 5.0  # a nonce "from the future" beyond this was not issued by us
@@ -207,8 +223,9 @@ class DigestAuthenticator:
         name = "Proxy-Authenticate" if proxy else "WWW-Authenticate"
         nonce = self.make_nonce(realm, now)
         tail = ", stale=true" if stale else ""
+        unanswered, self._unanswered = self._unanswered, None  # one shot either way
         if request is None:
-            request, self._unanswered = self._unanswered, None
+            request = unanswered
         order = MD5_FIRST if request is None else self.offer_order(request)
         return [
             (name, f'Digest realm={_quote(realm)}, nonce="{nonce}", algorithm={alg}, '
@@ -218,14 +235,14 @@ class DigestAuthenticator:
 
     def offer_order(self, request: Request) -> tuple[str, ...]:
         """The policy of the module docstring: MD5 only for a client that aborts on other
-        challenges; SHA-256 first for a PJSIP-family User-Agent or a (user, User-Agent)
-        seen authenticating with SHA-256; MD5 first otherwise."""
+        challenges; SHA-256 first for a User-Agent known to support it or a (user,
+        User-Agent) seen authenticating with SHA-256; MD5 first otherwise."""
         agent = request.headers.get("User-Agent") or ""
         if not agent:
             return MD5_FIRST
         if _MD5_ONLY.search(agent):
             return MD5_ONLY
-        if _PICKS_BEST.search(agent) or _client_key(request, agent) in self._sha256_clients:
+        if _knows_sha256(agent) or _client_key(request, agent) in self._sha256_clients:
             return SHA256_FIRST
         return MD5_FIRST
 

@@ -69,8 +69,11 @@ def test_challenge_offers_md5_then_sha256_with_qop_auth_by_default() -> None:
     ("sipsak 0.9.8.1", ["MD5", "SHA-256"]),  # answers the first challenge, whatever it is
     (None, ["MD5", "SHA-256"]),  # no User-Agent: the order every client accepts
     ("baresip v1.0.0 (x86_64/linux)", ["MD5"]),  # libre aborts on any non-MD5 challenge
-    ("PJSUA v2.15.1 Linux-6.1/x86_64/glibc-2.36", ["SHA-256", "MD5"]),  # picks the best
-    ("pjsua2-test", ["SHA-256", "MD5"]),
+    ("PJSUA v2.15.1 Linux-6.1/x86_64/glibc-2.36", ["SHA-256", "MD5"]),  # topmost supported
+    ("PJSUA v2.14.1 Linux-6.1/x86_64/glibc-2.36", ["MD5", "SHA-256"]),  # MD5 only before 2.15
+    ("PJSIP/2.16", ["SHA-256", "MD5"]),
+    ("pjsua2-test", ["SHA-256", "MD5"]),  # a pjsua2 application naming itself
+    ("wte-scenario/own", ["SHA-256", "MD5"]),
 ])
 def test_offer_order_per_client(agent: str | None, offered: list[str]) -> None:
     assert algorithms(auth().challenge_headers(REALM, NOW, request=with_agent(agent))) == offered
