@@ -102,7 +102,13 @@ class Baresip:
         self.events: list[dict[str, Any]] = []
         self.responses: list[dict[str, Any]] = []
         self._buf = b""
-        self._sock = self._connect(host)
+        try:
+            self._sock = self._connect(host)
+        except RuntimeError:
+            self.proc.kill()
+            self.proc.wait(5)
+            self._log.close()
+            raise
 
     def _connect(self, host: str, timeout: float = 10.0) -> socket.socket:
         end = time.monotonic() + timeout
