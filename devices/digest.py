@@ -1,7 +1,35 @@
 """Digest authentication for SIP (RFC 3261 section 22, RFC 7616, RFC 8760). Pure: time is passed in.
 
-Challenges offer SHA-256 first and MD5 second, both with qop=auth (RFC 8760 section 2.4:
-one header per algorithm, in order of preference). Nonces are stateless and signed:
+Challenges offer MD5 and, to most clients, SHA-256, with qop=auth, one header per
+algorithm sharing one nonce (RFC 8760 section 2.4, RFC 7616 section 3.7). Which algorithms
+are offered, and which comes FIRST, is a per-client policy (`offer_order`), because that
+decides whether a phone can register at all:
+
+- RFC 7616 section 3.7 and RFC 8760 section 2.4 let the server list the algorithms in its
+  order of preference and ask the client to use the topmost one it supports. Many deployed
+  clients do not: sipsak (Debian 12) answers the FIRST challenge whatever it is, and most
+  desk phones and softphones (linphone, MicroSIP, Yealink, Snom, Cisco SPA, Grandstream,
+  Gigaset, PJSIP before 2.15...) only know MD5. So by default **MD5 comes first** and
+  SHA-256 second: what every one of them accepts. Note that this makes clients that follow
+  the RFC (the topmost supported one, as PJSIP does) use MD5 too: SHA-256 is obtained only
+  by putting it first, for the clients below.
+- **MD5 only** to clients that fail on the mere presence of a challenge they cannot compute:
+  baresip (libre, Debian 12's 1.0.0) walks every WWW-Authenticate and aborts the request
+  (ENOSYS) on the first non-MD5 one, whatever the order.
+- **SHA-256 first** for a client known to support it: a PJSIP User-Agent of version 2.15
+  or later ("PJSUA v2.15.1 ..."; PJSIP takes the topmost challenge it supports and computes
+  SHA-256 since 2.15), or a versionless pjsua2 name (what pjsua2 applications such as our
+  test phones set), our own scenario client, or a (user, User-Agent) pair that already
+  authenticated with SHA-256 here (learned in `verify`, bounded LRU): that exact software
+  supports SHA-256, so SHA-256 first cannot lock it out whichever challenge it takes.
+- The policy never depends on whether the user exists (the challenge must not reveal it).
+
+Callers pass the request being challenged (`challenge_headers(..., request=req)`). A caller
+that does not gets the policy for the request of the `verify` call just before it, when
+that call found no usable credentials (the verify-then-challenge sequence of every
+driver, with no await in between); with neither, MD5 first.
+
+Nonces are stateless and signed:
 
     nonce = "<timestamp hex>.<16 random bytes b64url>.<HMAC-SHA-256(secret, ts.rand.realm)[:16] b64url>"
 
@@ -35,7 +63,7 @@ from collections import OrderedDict
 from dataclasses import dataclass
 from enum import Enum
 
-from switch.sip import Request, SipUri, parse_uri
+from switch.sip import Request, SipUri, parse_uri, uri_user
 from switch.sip.errors import SipParseError
 
 from .accounts import Account, AccountDirectory, hash_hex
@@ -46,7 +74,27 @@ _ALGORITHMS = {
     "MD5": ("MD5", False), "MD5-SESS": ("MD5", True),
     "SHA-256": ("SHA-256", False), "SHA-256-SESS": ("SHA-256", True),
 }
-OFFERED = ("SHA-256", "MD5")  # RFC 8760 section 2.4: most preferred first
+OFFERED = ("SHA-256", "MD5")  # both, always (RFC 8760 section 2.4)
+MD5_FIRST = ("MD5", "SHA-256")  # the default order: every common client accepts it
+MD5_ONLY = ("MD5",)  # clients that abort on a challenge they cannot compute
+SHA256_FIRST = OFFERED  # clients known to use SHA-256
+# PJSIP family User-Agents, with the version when given ("PJSUA v2.15.1", "PJSIP/2.14").
+_PJSIP_AGENT = re.compile(r"\bpj(?:sua2?|sip)\b(?:[\s/-]+v?(\d+)\.(\d+))?", re.IGNORECASE)
+_PJSIP_SHA256 = (2, 15)  # the first PJSIP release that computes SHA-256 digests
+
+
+def _knows_sha256(agent: str) -> bool:
+    """A User-Agent known to support SHA-256 digests (see the module docstring)."""
+    if agent.startswith("wte-scenario"):
+        return True  # scenarios.digest_client
+    m = _PJSIP_AGENT.search(agent)
+    if m is None:
+        return False
+    if m.group(1) is None:
+        return True  # a pjsua2 application naming itself: the current API
+    return (int(m.group(1)), int(m.group(2))) >= _PJSIP_SHA256
+# User-Agents of software that fails when any challenge is not MD5 (libre's digest client).
+_MD5_ONLY = re.compile(r"\bbaresip\b", re.IGNORECASE)
 _MAX_CLOCK_SKEW = 5.0  # a nonce "from the future" beyond this was not issued by us
 
 
@@ -107,6 +155,13 @@ def parse_auth_params(value: str) -> tuple[str, dict[str, str]]:
     return scheme, params
 
 
+def _client_key(request: Request, agent: str) -> tuple[str, str]:
+    """Who a client is for the algorithm policy: the user it speaks for (To of a REGISTER,
+    From of any other request, as claimed) and its exact User-Agent (firmware included)."""
+    addr = request.to if request.method == "REGISTER" else request.from_
+    return (uri_user(addr.uri) or "", agent)
+
+
 def _quote(text: str) -> str:
     return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
@@ -119,7 +174,7 @@ class DigestAuthenticator:
     """Issues challenges and verifies Authorization / Proxy-Authorization credentials."""
 
     def __init__(self, secret: bytes, *, nonce_ttl: float = 300.0,
-                 max_tracked_nonces: int = 100_000) -> None:
+                 max_tracked_nonces: int = 100_000, max_learned_clients: int = 10_000) -> None:
         if len(secret) < 16:
             raise ValueError("the nonce secret must be at least 16 bytes")
         self._secret = secret
@@ -129,6 +184,11 @@ class DigestAuthenticator:
         self._nc: OrderedDict[str, int] = OrderedDict()
         # nonces issued at or before this timestamp and not tracked were evicted: refuse them
         self._evicted_floor = -1
+        # (user, User-Agent) pairs that authenticated with SHA-256: offered SHA-256 first
+        self._sha256_clients: OrderedDict[tuple[str, str], None] = OrderedDict()
+        self._max_learned = max_learned_clients
+        # the request of the last verify() that found no usable credentials (one shot)
+        self._unanswered: Request | None = None
 
     # -- nonces --
 
@@ -156,16 +216,47 @@ class DigestAuthenticator:
     # -- challenges (RFC 7616 section 3.3, RFC 3261 section 22.1) --
 
     def challenge_headers(self, realm: str, now: float, *, stale: bool = False,
-                          proxy: bool = False) -> list[tuple[str, str]]:
-        """One challenge per algorithm, SHA-256 first, sharing one nonce."""
+                          proxy: bool = False,
+                          request: Request | None = None) -> list[tuple[str, str]]:
+        """One challenge per algorithm sharing one nonce, in the order `offer_order` picks
+        for the client that sent `request` (see the module docstring when it is None)."""
         name = "Proxy-Authenticate" if proxy else "WWW-Authenticate"
         nonce = self.make_nonce(realm, now)
         tail = ", stale=true" if stale else ""
+        unanswered, self._unanswered = self._unanswered, None  # one shot either way
+        if request is None:
+            request = unanswered
+        order = MD5_FIRST if request is None else self.offer_order(request)
         return [
             (name, f'Digest realm={_quote(realm)}, nonce="{nonce}", algorithm={alg}, '
                    f'qop="auth"{tail}')
-            for alg in OFFERED
+            for alg in order
         ]
+
+    def offer_order(self, request: Request) -> tuple[str, ...]:
+        """The policy of the module docstring: MD5 only for a client that aborts on other
+        challenges; SHA-256 first for a User-Agent known to support it or a (user,
+        User-Agent) seen authenticating with SHA-256; MD5 first otherwise."""
+        agent = request.headers.get("User-Agent") or ""
+        if not agent:
+            return MD5_FIRST
+        if _MD5_ONLY.search(agent):
+            return MD5_ONLY
+        if _knows_sha256(agent) or _client_key(request, agent) in self._sha256_clients:
+            return SHA256_FIRST
+        return MD5_FIRST
+
+    def _learn(self, request: Request, algorithm: str) -> None:
+        """Remember a client that authenticated with SHA-256 (bounded, LRU)."""
+        agent = request.headers.get("User-Agent") or ""
+        if algorithm != "SHA-256" or not agent:
+            return
+        key = _client_key(request, agent)
+        clients = self._sha256_clients
+        clients[key] = None
+        clients.move_to_end(key)
+        while len(clients) > self._max_learned:
+            clients.popitem(last=False)
 
     # -- verification (RFC 7616 section 3.4) --
 
@@ -175,6 +266,13 @@ class DigestAuthenticator:
 
     def verify(self, request: Request, realm: str, directory: AccountDirectory, now: float,
                *, proxy: bool = False) -> AuthResult:
+        result = self._verify(request, realm, directory, now, proxy)
+        needs_challenge = result.outcome in (AuthOutcome.NO_CREDENTIALS, AuthOutcome.STALE)
+        self._unanswered = request if needs_challenge else None
+        return result
+
+    def _verify(self, request: Request, realm: str, directory: AccountDirectory, now: float,
+                proxy: bool) -> AuthResult:
         header = "Proxy-Authorization" if proxy else "Authorization"
         params: dict[str, str] | None = None
         for raw in request.headers.get_raw(header):
@@ -220,6 +318,7 @@ class DigestAuthenticator:
             return AuthResult(AuthOutcome.STALE, None, username, base)
         if not self._accept_nc(nonce, issued, nc, now):
             return AuthResult(AuthOutcome.STALE, None, username, base)
+        self._learn(request, base)
         return AuthResult(AuthOutcome.OK, account, username, base)
 
     @staticmethod

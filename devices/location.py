@@ -8,6 +8,10 @@ implements. Bindings are immutable; their identity inside an AOR is `Binding.key
   replaces its earlier binding (RFC 5626 section 6, RFC 5627 section 4.2);
 - else the Contact URI as serialised after parsing (host lower-cased).
 
+Where a request to a binding goes (`Binding.destination`, the rule of Kamailio's
+nathelper): to the registered Contact unless NAT is detected, else back to the source of the
+REGISTER (RFC 3581 symmetric response routing, RFC 5626 flows).
+
 Memory: slotted frozen dataclasses, the repeated strings (AOR, transport, source host,
 User-Agent) interned, q-values shared; an expiry heap makes `sweep` cost O(expired log n).
 """
@@ -15,11 +19,15 @@ User-Agent) interned, q-values shared; an expiry heap makes `sweep` cost O(expir
 from __future__ import annotations
 
 import heapq
+import ipaddress
 import sys
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from enum import Enum
 from typing import Protocol
+
+from switch.sip import SipUri, parse_uri
+from switch.sip.errors import SipParseError
 
 _Q_CACHE: dict[float, float] = {}
 
@@ -64,6 +72,65 @@ class Binding:
 
     def without_connection(self) -> Binding:
         return self if self.conn_id is None else replace(self, conn_id=None)
+
+    def destination(self) -> tuple[str, str, int, int | None]:
+        """(TRANSPORT, host, port, connection id) a request to this binding is sent to;
+        `Peer(*binding.destination())` in the caller. See `destination_for`."""
+        return destination_for(self.contact, self.transport, self.source_host,
+                               self.source_port, self.conn_id, self.path)
+
+
+CONNECTION_ORIENTED = frozenset({"tcp", "tls", "ws", "wss", "sctp"})
+_DEFAULT_PORT = {"sip": 5060, "sips": 5061}
+
+
+def _ip(text: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    try:
+        return ipaddress.ip_address(text.strip("[]"))
+    except ValueError:
+        return None
+
+
+def destination_for(contact: str, transport: str, source_host: str, source_port: int,
+                    conn_id: int | None, path: Sequence[str] = ()) -> tuple[str, str, int, int | None]:
+    """Where to send a request for a binding: its Contact, unless NAT is detected (the rule
+    of Kamailio's nathelper `nat_uac_test`), in which case the source of the REGISTER.
+
+    The source (and its connection) is used when:
+      1. the flow is connection-oriented (TCP, TLS, WS): the phone is reachable only over
+         the connection it opened (RFC 5626 section 5.3, RFC 7118 section 5), and a NAT
+         keeps that connection's mapping alive;
+      2. the REGISTER came through a proxy that added Path (RFC 3327 section 5.3): the
+         request goes back through it;
+      3. the Contact host is not an IP address (resolving it is not the registrar's job,
+         and the source is where the phone demonstrably is);
+      4. the Contact address differs from the source address: the Contact is a private
+         address behind a NAT (nathelper test 1, RFC 1918/RFC 6598/ULA), or a public
+         address the packets did not come from (test 32: double NAT, a stale STUN result);
+      5. the Contact asks for another transport than the REGISTER came over.
+    Otherwise (same address, UDP) the Contact is used, port included: a gateway or phone
+    that sends from one port and listens on another (its Contact port) is reached where it
+    listens. Known limit: a phone behind a NAT that rewrites ports and puts its public
+    address (from STUN) with its private port in the Contact would need the Via sent-by
+    port of the REGISTER (nathelper test 16), which the binding does not store.
+    """
+    t = transport.lower()
+    source = (t.upper(), source_host, source_port, conn_id)
+    if t in CONNECTION_ORIENTED or path:
+        return source
+    try:
+        uri = parse_uri(contact)
+    except SipParseError:
+        return source
+    if not isinstance(uri, SipUri):
+        return source
+    contact_ip, source_ip = _ip(uri.host), _ip(source_host)
+    if contact_ip is None or source_ip is None or contact_ip != source_ip:
+        return source
+    if uri.transport is not None and uri.transport != t:
+        return source
+    port = uri.port if uri.port is not None else _DEFAULT_PORT.get(uri.scheme, 5060)
+    return (t.upper(), source_host, port, None)
 
 
 def binding_key(contact: str, instance_id: str | None, reg_id: int | None) -> str:

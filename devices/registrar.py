@@ -9,6 +9,12 @@ that is refused has no changes and leaves memory untouched.
 
 Authentication (step 3) is done by the caller (`devices.digest`); `process` receives the
 authenticated account. Step 4: the To user must be the account's user name (403 otherwise).
+
+Device limits: an account whose pack limits its devices (`Account.max_contacts`, e.g. one
+for a Workspace line) refuses a REGISTER that would bring in one device too many with 403
+and a Warning that says why; no other device is replaced behind its back. Accounts without
+a device limit keep at most `max_contacts` contacts, the least recently registered making
+room (a memory bound, not a product rule).
 """
 
 from __future__ import annotations
@@ -23,6 +29,7 @@ from switch.sip.errors import SipParseError
 from switch.sip.message import Response
 
 from .accounts import Account
+from .inventory import identify
 from .location import Binding, BindingChange, ChangeKind, LocationService, binding_key
 
 # Extensions a REGISTER may Require of us (RFC 3261 10.3 step 2, 8.2.2.3).
@@ -194,11 +201,15 @@ class Registrar:
             state.pop(key, None)  # re-insert: newest last
             state[key] = b
             changes.append(BindingChange(ChangeKind.UPSERT, b))
-        limit = account.max_contacts or self.max_contacts
-        if len(state) > limit:
-            # oldest replaced: least recently registered first, then earlier in the request
+        if account.max_contacts is not None:
+            # the pack's device limit: refuse, never replace another device
+            self._check_device_limit(list(state.values()), set(current), account.max_contacts)
+        elif len(state) > self.max_contacts:
+            # no device limit in the pack: `max_contacts` only bounds memory per account,
+            # and the least recently registered contacts (stale ones, e.g. of a softphone
+            # restarted on a new port) make room, earlier in the request first
             order = sorted(enumerate(state.values()), key=lambda ib: (ib[1].registered_at, ib[0]))
-            for _, b in order[: len(state) - limit]:
+            for _, b in order[: len(state) - self.max_contacts]:
                 del state[b.key]
                 changes.append(BindingChange(ChangeKind.DELETE, b))
         return self._commit(aor, changes, current, now)
@@ -227,6 +238,37 @@ class Registrar:
         return list(out.values())
 
     @staticmethod
+    def _check_device_limit(bindings: list[Binding], before: set[str], limit: int) -> None:
+        """Refuse a registration that would make the account serve more devices than its
+        pack allows (section 2.3: a Workspace line is one device), with 403 and a Warning
+        saying why (RFC 3261 section 21.4.4: understood but refused, do not repeat it; the
+        Warning text of section 20.43). Another device is never silently replaced.
+
+        Bindings belong to one device when they share a `+sip.instance` (RFC 5626 section
+        4.1), a MAC learned from the User-Agent or the instance URN, or a Call-ID (RFC 3261
+        section 10.2.4: a UA uses one Call-ID for all its registrations until it reboots).
+        A re-registration of a device (same instance or same Contact URI) replaces its own
+        binding before this count, so it is never "another device". Bindings per account
+        are also capped at 4 per allowed device (one per transport a phone may register).
+        """
+        if len(bindings) <= limit:
+            return  # the common case: no grouping needed
+        if len(bindings) > 4 * limit:
+            raise _Reject(403, "Forbidden", (("Warning", f'399 - "too many contacts: at most '
+                                                         f'{4 * limit} for this account"'),))
+        devices = device_groups(bindings)
+        if len(devices) <= limit:
+            return
+        # Only a request that brings a device in is refused: one that only refreshes or
+        # removes bindings of devices already counted is let through (the limit may have
+        # been lowered by a configuration reload).
+        if all(any(b.key in before for b in group) for group in devices):
+            return
+        raise _Reject(403, "Forbidden", (("Warning", f'399 - "device limit reached: this '
+                                                     f'account allows {limit} device(s); '
+                                                     'unregister another device first"'),))
+
+    @staticmethod
     def _check_order(old: Binding, call_id: str, cseq: int) -> None:
         """Step 7: same Call-ID and a CSeq not higher than the stored one aborts the whole
         request (a delayed or replayed REGISTER must not undo a newer one)."""
@@ -243,3 +285,31 @@ class Registrar:
                         else BindingChange(ChangeKind.DELETE, ch.binding))
         self.location.apply(changes)
         return RegistrarOutcome(200, "OK", self.listing(aor, now), tuple(changes), tuple(undo))
+
+
+def device_groups(bindings: Sequence[Binding]) -> list[list[Binding]]:
+    """Bindings grouped by the device they belong to (see `_check_device_limit`): union of
+    the bindings that share an instance id, a MAC or a Call-ID."""
+    parent = list(range(len(bindings)))
+
+    def find(i: int) -> int:
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = parent[i]
+        return i
+
+    seen: dict[tuple[str, str], int] = {}
+    for i, b in enumerate(bindings):
+        mac = identify(b.user_agent, b.instance_id).mac
+        marks = [("call-id", b.call_id)]
+        if b.instance_id:
+            marks.append(("instance", b.instance_id))
+        if mac:
+            marks.append(("mac", mac))
+        for mark in marks:
+            j = seen.setdefault(mark, i)
+            parent[find(i)] = find(j)
+    groups: dict[int, list[Binding]] = {}
+    for i, b in enumerate(bindings):
+        groups.setdefault(find(i), []).append(b)
+    return list(groups.values())

@@ -114,7 +114,7 @@ class RegistrationService:
         if self.guard.check(peer.host, now).blocked:
             return False  # the stateful path answers 403
         host = req.uri.host if isinstance(req.uri, SipUri) else ""
-        headers = self.digest.challenge_headers(self.realm_for_host(host), now)
+        headers = self.digest.challenge_headers(self.realm_for_host(host), now, request=req)
         stamped = stamp_received(req, req.top_via, peer)
         runtime.respond_stateless(req, peer, make_response(stamped, 401, to_tag=new_tag(),
                                                            headers=headers))
@@ -133,7 +133,7 @@ class RegistrationService:
         result = self.digest.verify(req, realm, self.directory, now)
         if result.outcome in (AuthOutcome.NO_CREDENTIALS, AuthOutcome.STALE):
             headers = self.digest.challenge_headers(
-                realm, now, stale=result.outcome is AuthOutcome.STALE)
+                realm, now, stale=result.outcome is AuthOutcome.STALE, request=req)
             runtime.respond(sreq.key, make_response(req, 401, to_tag=new_tag(), headers=headers))
             return None
         if result.outcome is not AuthOutcome.OK or result.account is None:

@@ -7,6 +7,7 @@ from devices_helpers import REALM, digest_response, parse_challenge, register
 
 from devices.accounts import StaticAccountDirectory, ha1, make_account
 from devices.digest import AuthOutcome, DigestAuthenticator, parse_auth_params
+from switch.sip import Request
 
 SECRET = b"0123456789abcdef0123456789abcdef"
 NOW = 1_800_000_000.0
@@ -41,16 +42,93 @@ def test_ha1_helper_matches_rfc_definition() -> None:
     assert ALICE.ha1_sha256 == __import__("hashlib").sha256(b"501410:acme.example:s3cret").hexdigest()
 
 
-def test_challenge_offers_sha256_then_md5_with_qop_auth() -> None:
-    headers = auth().challenge_headers(REALM, NOW)
+def algorithms(headers: list[tuple[str, str]]) -> list[str]:
+    return [parse_challenge(v)["algorithm"] for _, v in headers]
+
+
+def with_agent(agent: str | None, *, user: str = "501410") -> Request:
+    req = register(user=user, contacts=["<sip:501410@192.0.2.10>"])
+    if agent is None:
+        return req.replace(headers=req.headers.remove("User-Agent"))
+    return req.replace(headers=req.headers.replace("User-Agent", agent))
+
+
+def test_challenge_offers_md5_then_sha256_with_qop_auth_by_default() -> None:
+    headers = auth().challenge_headers(REALM, NOW, request=with_agent("Yealink SIP-T46S 66.86.0.15"))
     assert [n for n, _ in headers] == ["WWW-Authenticate", "WWW-Authenticate"]
     first, second = (parse_challenge(v) for _, v in headers)
-    assert first["algorithm"] == "SHA-256" and second["algorithm"] == "MD5"
+    assert first["algorithm"] == "MD5" and second["algorithm"] == "SHA-256"
     assert first["qop"] == second["qop"] == "auth"
     assert first["realm"] == REALM and first["nonce"] == second["nonce"]
     assert "stale" not in first
-    proxy = auth().challenge_headers(REALM, NOW, stale=True, proxy=True)
+    proxy = auth().challenge_headers(REALM, NOW, stale=True, proxy=True, request=with_agent("x"))
     assert proxy[0][0] == "Proxy-Authenticate" and "stale=true" in proxy[0][1]
+
+
+@pytest.mark.parametrize(("agent", "offered"), [
+    ("sipsak 0.9.8.1", ["MD5", "SHA-256"]),  # answers the first challenge, whatever it is
+    (None, ["MD5", "SHA-256"]),  # no User-Agent: the order every client accepts
+    ("baresip v1.0.0 (x86_64/linux)", ["MD5"]),  # libre aborts on any non-MD5 challenge
+    ("PJSUA v2.15.1 Linux-6.1/x86_64/glibc-2.36", ["SHA-256", "MD5"]),  # topmost supported
+    ("PJSUA v2.14.1 Linux-6.1/x86_64/glibc-2.36", ["MD5", "SHA-256"]),  # MD5 only before 2.15
+    ("PJSIP/2.16", ["SHA-256", "MD5"]),
+    ("pjsua2-test", ["SHA-256", "MD5"]),  # a pjsua2 application naming itself
+    ("wte-scenario/own", ["SHA-256", "MD5"]),
+])
+def test_offer_order_per_client(agent: str | None, offered: list[str]) -> None:
+    assert algorithms(auth().challenge_headers(REALM, NOW, request=with_agent(agent))) == offered
+
+
+def test_without_the_request_the_last_unanswered_verify_decides() -> None:
+    """A driver that verifies then challenges without passing the request gets the policy
+    of the request it just verified; once used, or with nothing verified, MD5 first."""
+    a = auth()
+    assert algorithms(a.challenge_headers(REALM, NOW)) == ["MD5", "SHA-256"]
+    baresip = with_agent("baresip v1.0.0 (x86_64/linux)")
+    assert a.verify(baresip, REALM, DIRECTORY, NOW).outcome is AuthOutcome.NO_CREDENTIALS
+    assert algorithms(a.challenge_headers(REALM, NOW, proxy=True)) == ["MD5"]
+    assert algorithms(a.challenge_headers(REALM, NOW, proxy=True)) == ["MD5", "SHA-256"]
+    # a request whose credentials were checked leaves nothing behind
+    pj = authorized(nonce_of(a), algorithm="MD5")
+    pj = pj.replace(headers=pj.headers.replace("User-Agent", "baresip v1.0.0"))
+    assert a.verify(baresip, REALM, DIRECTORY, NOW).outcome is AuthOutcome.NO_CREDENTIALS
+    assert a.verify(pj, REALM, DIRECTORY, NOW).outcome is AuthOutcome.OK
+    assert algorithms(a.challenge_headers(REALM, NOW)) == ["MD5", "SHA-256"]
+
+
+def test_a_client_that_used_sha256_is_offered_sha256_first_next_time() -> None:
+    a = auth()
+    agent = "Grandstream GRP2612 1.0.5.67"
+    assert algorithms(a.challenge_headers(REALM, NOW, request=with_agent(agent))) == ["MD5", "SHA-256"]
+    req = authorized(nonce_of(a), algorithm="SHA-256")
+    req = req.replace(headers=req.headers.replace("User-Agent", agent))
+    assert a.verify(req, REALM, DIRECTORY, NOW).outcome is AuthOutcome.OK
+    assert algorithms(a.challenge_headers(REALM, NOW, request=with_agent(agent))) == ["SHA-256", "MD5"]
+    # learned for that user and that exact software only
+    other_fw = with_agent("Grandstream GRP2612 1.0.3.1")
+    assert algorithms(a.challenge_headers(REALM, NOW, request=other_fw)) == ["MD5", "SHA-256"]
+    other_user = with_agent(agent, user="501411")
+    assert algorithms(a.challenge_headers(REALM, NOW, request=other_user)) == ["MD5", "SHA-256"]
+    # an MD5 answer or a failed SHA-256 one teaches nothing
+    b = auth()
+    md5 = authorized(nonce_of(b), algorithm="MD5")
+    md5 = md5.replace(headers=md5.headers.replace("User-Agent", agent))
+    assert b.verify(md5, REALM, DIRECTORY, NOW).outcome is AuthOutcome.OK
+    bad = authorized(nonce_of(b), algorithm="SHA-256", password="guess")
+    bad = bad.replace(headers=bad.headers.replace("User-Agent", agent))
+    assert b.verify(bad, REALM, DIRECTORY, NOW).outcome is AuthOutcome.FAILED
+    assert algorithms(b.challenge_headers(REALM, NOW, request=with_agent(agent))) == ["MD5", "SHA-256"]
+
+
+def test_learned_clients_are_bounded() -> None:
+    a = DigestAuthenticator(SECRET, max_learned_clients=2)
+    for i in range(3):
+        req = authorized(nonce_of(a), algorithm="SHA-256")
+        req = req.replace(headers=req.headers.replace("User-Agent", f"Phone/{i}"))
+        assert a.verify(req, REALM, DIRECTORY, NOW).outcome is AuthOutcome.OK
+    orders = [algorithms(a.challenge_headers(REALM, NOW, request=with_agent(f"Phone/{i}")))[0]
+              for i in range(3)]
+    assert orders == ["MD5", "SHA-256", "SHA-256"]  # the oldest was forgotten
 
 
 @pytest.mark.parametrize("algorithm", ["SHA-256", "MD5"])

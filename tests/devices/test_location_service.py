@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+import pytest
+
 from devices.location import Binding, BindingChange, ChangeKind, LocationService
 
 NOW = 1_800_000_000.0
@@ -68,3 +70,40 @@ def test_strings_are_shared() -> None:
     x = b("sip:a@h", aor="".join(["acme:", "501410"]))
     y = b("sip:b@h", aor="acme:" + "501410")
     assert x.aor is y.aor and x.user_agent is y.user_agent
+
+
+def bound(contact: str, transport: str = "udp", host: str = "203.0.113.5", port: int = 40123,
+          conn_id: int | None = None, path: tuple[str, ...] = ()) -> Binding:
+    return Binding("acme:501410", contact, NOW + 100, 1.0, "cid", 1, None, None, transport,
+                   host, port, conn_id, "UA", NOW, path)
+
+
+@pytest.mark.parametrize(("binding", "expected", "why"), [
+    # same address, another port: a gateway or phone sending from one port, listening on another
+    (bound("sip:501410@203.0.113.5:5060"), ("UDP", "203.0.113.5", 5060, None), "contact"),
+    (bound("sip:501410@203.0.113.5"), ("UDP", "203.0.113.5", 5060, None), "default port"),
+    (bound("sips:501410@203.0.113.5"), ("UDP", "203.0.113.5", 5061, None), "sips default"),
+    # a LAN phone without NAT: private contact equal to the source
+    (bound("sip:u@10.0.0.5:5062", host="10.0.0.5", port=5062), ("UDP", "10.0.0.5", 5062, None), "lan"),
+    # NAT: a private contact seen from a public source
+    (bound("sip:u@192.168.1.10:5060"), ("UDP", "203.0.113.5", 40123, None), "private contact"),
+    (bound("sip:u@100.64.1.10:5060"), ("UDP", "203.0.113.5", 40123, None), "cgnat contact"),
+    # a public contact the packets did not come from (double NAT, stale STUN)
+    (bound("sip:u@198.51.100.7:5060"), ("UDP", "203.0.113.5", 40123, None), "other public"),
+    # connection-oriented: the flow, with its connection
+    (bound("sip:u@203.0.113.5:5060;transport=tcp", "tcp", conn_id=7),
+     ("TCP", "203.0.113.5", 40123, 7), "tcp flow"),
+    (bound("sip:u@203.0.113.5:5061;transport=tls", "tls", conn_id=8),
+     ("TLS", "203.0.113.5", 40123, 8), "tls flow"),
+    (bound("sip:u@df7jal23ls0d.invalid;transport=ws", "ws", conn_id=9),
+     ("WS", "203.0.113.5", 40123, 9), "websocket"),
+    # through an edge proxy (Path), a host name, or another transport asked in the contact
+    (bound("sip:u@203.0.113.5:5060", path=("<sip:edge.example;lr>",)),
+     ("UDP", "203.0.113.5", 40123, None), "path"),
+    (bound("sip:u@phone.example.com:5060"), ("UDP", "203.0.113.5", 40123, None), "hostname"),
+    (bound("sip:u@203.0.113.5:5060;transport=tcp"), ("UDP", "203.0.113.5", 40123, None), "transport"),
+    (bound("sip:u@[2001:db8::5]:5070", host="2001:db8::5"), ("UDP", "2001:db8::5", 5070, None), "ipv6"),
+])
+def test_destination_is_the_contact_unless_nat_is_detected(
+        binding: Binding, expected: tuple[str, str, int, int | None], why: str) -> None:
+    assert binding.destination() == expected, why

@@ -162,12 +162,84 @@ def test_refreshing_keeps_a_binding_young() -> None:
     assert sorted(b.contact for b in r.location.lookup("acme:501410", NOW + 3)) == ["sip:a@h1", "sip:c@h3"]
 
 
-def test_per_account_max_contacts_overrides_default() -> None:
+def test_device_limit_refuses_another_device_with_403_and_a_warning() -> None:
     r = reg(max_contacts=5)
-    one = make_account("501410", REALM, "pw", "acme:501410", max_contacts=1)
-    r.process(register(contacts=["<sip:a@h1>"], call_id="1"), one, UDP, NOW)
-    r.process(register(contacts=["<sip:b@h2>"], call_id="2"), one, UDP, NOW + 1)
-    assert [b.contact for b in r.location.lookup("acme:501410", NOW + 1)] == ["sip:b@h2"]
+    one = make_account("501420", REALM, "pw", "acme:501420", max_contacts=1)  # Workspace
+    first = r.process(register(user="501420", contacts=["<sip:a@h1>"], call_id="1"), one, UDP, NOW)
+    assert first.status == 200
+    out = r.process(register(user="501420", contacts=["<sip:b@h2>"], call_id="2"), one, UDP, NOW + 1)
+    assert (out.status, out.changes) == (403, ())
+    warning = dict(out.headers)["Warning"]
+    assert warning.startswith("399 ") and "device limit" in warning and "1 device" in warning
+    # the first device was not replaced, in memory or in the changes to store
+    assert [b.contact for b in r.location.lookup("acme:501420", NOW + 1)] == ["sip:a@h1"]
+    # once the first device unregisters, the second one may register
+    bye = r.process(register(user="501420", contacts=["<sip:a@h1>"], call_id="1", cseq=2,
+                             expires=0), one, UDP, NOW + 2)
+    assert bye.status == 200
+    again = r.process(register(user="501420", contacts=["<sip:b@h2>"], call_id="2", cseq=2),
+                      one, UDP, NOW + 3)
+    assert again.status == 200
+    assert [b.contact for b in r.location.lookup("acme:501420", NOW + 3)] == ["sip:b@h2"]
+
+
+@pytest.mark.parametrize(("second", "call_id", "bindings"), [
+    ("<sip:a@h1>", "rebooted", 1),  # same Contact, new Call-ID: the same device rebooted
+    ('<sip:a@h9>;+sip.instance="<urn:uuid:1>"', "moved", 1),  # same instance, new address
+    ("<sip:a@h2;transport=tcp>", "1", 2),  # same Call-ID: one UA, a second contact
+])
+def test_the_same_device_is_not_another_device(second: str, call_id: str, bindings: int) -> None:
+    r = reg()
+    one = make_account("501420", REALM, "pw", "acme:501420", max_contacts=1)
+    inst = ';+sip.instance="<urn:uuid:1>"' if "instance" in second else ""
+    assert r.process(register(user="501420", contacts=[f"<sip:a@h1>{inst}"], call_id="1"),
+                     one, UDP, NOW).status == 200
+    out = r.process(register(user="501420", contacts=[second], call_id=call_id, cseq=5),
+                    one, UDP, NOW + 1)
+    assert out.status == 200, out.headers
+    assert len(r.location.lookup("acme:501420", NOW + 1)) == bindings
+
+
+def test_a_mac_in_the_user_agent_identifies_the_device() -> None:
+    r = reg()
+    one = make_account("501420", REALM, "pw", "acme:501420", max_contacts=1)
+    ua = ["User-Agent: Cisco/SPA504G-7.6.2c (0011223344AA)(CCQ1)"]
+    req1 = register(user="501420", contacts=["<sip:a@10.0.0.7:5060>"], call_id="1")
+    req1 = req1.replace(headers=req1.headers.replace("User-Agent", ua[0].split(": ", 1)[1]))
+    assert r.process(req1, one, UDP, NOW).status == 200
+    req2 = register(user="501420", contacts=["<sip:a@10.0.0.7:5062>"], call_id="2")
+    req2 = req2.replace(headers=req2.headers.replace("User-Agent", ua[0].split(": ", 1)[1]))
+    assert r.process(req2, one, UDP, NOW + 1).status == 200
+    other = register(user="501420", contacts=["<sip:a@10.0.0.8:5060>"], call_id="3")
+    assert r.process(other, one, UDP, NOW + 2).status == 403
+
+
+def test_device_limit_ignores_expired_bindings_and_lets_refreshes_through() -> None:
+    r = reg()
+    one = make_account("501420", REALM, "pw", "acme:501420", max_contacts=1)
+    r.process(register(user="501420", contacts=["<sip:a@h1>"], call_id="1", expires=60), one, UDP, NOW)
+    out = r.process(register(user="501420", contacts=["<sip:b@h2>"], call_id="2"), one, UDP, NOW + 61)
+    assert out.status == 200
+    # two devices registered while the limit was 2; the limit drops to 1 (a reload): both
+    # may still refresh, a third is refused
+    two = make_account("501420", REALM, "pw", "acme:501420", max_contacts=2)
+    r2 = reg()
+    r2.process(register(user="501420", contacts=["<sip:a@h1>"], call_id="1"), two, UDP, NOW)
+    r2.process(register(user="501420", contacts=["<sip:b@h2>"], call_id="2"), two, UDP, NOW)
+    refresh = r2.process(register(user="501420", contacts=["<sip:a@h1>"], call_id="1", cseq=2),
+                         one, UDP, NOW + 10)
+    assert refresh.status == 200
+    third = r2.process(register(user="501420", contacts=["<sip:c@h3>"], call_id="3"), one, UDP, NOW + 11)
+    assert third.status == 403
+
+
+def test_contacts_per_device_are_bounded() -> None:
+    r = reg()
+    one = make_account("501420", REALM, "pw", "acme:501420", max_contacts=1)
+    many = [f"<sip:a@h{i}>" for i in range(5)]
+    out = r.process(register(user="501420", contacts=many, call_id="1"), one, UDP, NOW)
+    assert out.status == 403 and "too many contacts" in dict(out.headers)["Warning"]
+    assert len(r.location) == 0
 
 
 def test_q_values_order_the_listing_and_bad_q_is_400() -> None:
