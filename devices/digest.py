@@ -19,7 +19,7 @@ decides whether a phone can register at all:
 - **SHA-256 first** for a client known to support it: a PJSIP User-Agent of version 2.15
   or later ("PJSUA v2.15.1 ..."; PJSIP takes the topmost challenge it supports and computes
   SHA-256 since 2.15), or a versionless pjsua2 name (what pjsua2 applications such as our
-  test phones set), our own scenario client, or a (user, User-Agent) pair that already
+  test phones set), our own scenario client, or a User-Agent that already
   authenticated with SHA-256 here (learned in `verify`, bounded LRU): that exact software
   supports SHA-256, so SHA-256 first cannot lock it out whichever challenge it takes.
 - The policy never depends on whether the user exists (the challenge must not reveal it).
@@ -155,11 +155,11 @@ def parse_auth_params(value: str) -> tuple[str, dict[str, str]]:
     return scheme, params
 
 
-def _client_key(request: Request, agent: str) -> tuple[str, str]:
-    """Who a client is for the algorithm policy: the user it speaks for (To of a REGISTER,
-    From of any other request, as claimed) and its exact User-Agent (firmware included)."""
-    addr = request.to if request.method == "REGISTER" else request.from_
-    return (uri_user(addr.uri) or "", agent)
+def _client_key(request: Request, agent: str) -> str:
+    """Who a client is for the algorithm policy: its exact User-Agent (firmware included).
+    Not the user it claims: a learned (user, agent) pair would make the challenge differ
+    between an existing and an unknown user with the same software (an enumeration oracle)."""
+    return agent
 
 
 def _quote(text: str) -> str:
@@ -184,8 +184,8 @@ class DigestAuthenticator:
         self._nc: OrderedDict[str, int] = OrderedDict()
         # nonces issued at or before this timestamp and not tracked were evicted: refuse them
         self._evicted_floor = -1
-        # (user, User-Agent) pairs that authenticated with SHA-256: offered SHA-256 first
-        self._sha256_clients: OrderedDict[tuple[str, str], None] = OrderedDict()
+        # User-Agents that authenticated with SHA-256: offered SHA-256 first
+        self._sha256_clients: OrderedDict[str, None] = OrderedDict()
         self._max_learned = max_learned_clients
         # the request of the last verify() that found no usable credentials (one shot)
         self._unanswered: Request | None = None
@@ -235,8 +235,8 @@ class DigestAuthenticator:
 
     def offer_order(self, request: Request) -> tuple[str, ...]:
         """The policy of the module docstring: MD5 only for a client that aborts on other
-        challenges; SHA-256 first for a User-Agent known to support it or a (user,
-        User-Agent) seen authenticating with SHA-256; MD5 first otherwise."""
+        challenges; SHA-256 first for a User-Agent known to support it or a
+        User-Agent seen authenticating with SHA-256; MD5 first otherwise."""
         agent = request.headers.get("User-Agent") or ""
         if not agent:
             return MD5_FIRST
