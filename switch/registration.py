@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 
 from devices.accounts import AccountDirectory
 from devices.digest import AuthOutcome, DigestAuthenticator
-from devices.guard import AuthFailureGuard
+from devices.guard import AuthFailureGuard, Verdict
 from devices.location import ChangeKind, LocationService
 from devices.logsafe import printable
 from devices.registrar import Registrar, RegistrarOutcome, Source
@@ -153,7 +153,11 @@ class RegistrationService:
             after = self.guard.record_failure(sreq.peer.host, now, account=account_key)
             log.info("authentication failed source=%s:%d user=%s", sreq.peer.host,
                      sreq.peer.port, printable(result.username))
-            return self._deny_later(runtime, sreq, max(verdict.delay, after.delay))
+            # back-off: a SLOWED source or account gets its 403 late; a block is answered
+            # at once (its delay is the time left, not a wait)
+            delay = max((v.delay for v in (verdict, after) if v.verdict is Verdict.SLOW),
+                        default=0.0)
+            return self._deny_later(runtime, sreq, delay)
         self.guard.record_success(sreq.peer.host, now, account=account_key)
         peer = sreq.peer
         source = Source(peer.transport, peer.host, peer.port, peer.conn_id)
