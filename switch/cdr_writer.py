@@ -50,7 +50,7 @@ class CdrStore(Protocol):
 class CdrWriter:
     def __init__(self, *, repo: CdrStore | None = None, spool_path: Path | None = None,
                  clock: Callable[[], float] = time.time, initial_backoff: float = 0.5,
-                 max_backoff: float = 30.0) -> None:
+                 max_backoff: float = 30.0, write_timeout: float = 15.0) -> None:
         self._queue: asyncio.Queue[Event | None] = asyncio.Queue()
         self._task: asyncio.Task[None] | None = None
         self._engine: Any = None
@@ -59,9 +59,13 @@ class CdrWriter:
         self.clock = clock
         self.initial_backoff = initial_backoff
         self.max_backoff = max_backoff
+        # a database that hangs counts as down: the batch goes to the spool (if the write
+        # did land after all, the replay's upsert changes nothing)
+        self.write_timeout = write_timeout
         self.written = 0  # events written to the database (replays included)
         self.spooled_events = 0  # events that went through the spool
         self._pending: list[Event] = []  # accepted, not yet durable (spool unwritable)
+        self._inflight: list[Event] = []  # taken from the queue, being written
         self._spooled = False  # the spool holds events not yet in the database
         self._orphans_due = False
         self._started_at = 0.0
@@ -107,9 +111,19 @@ class CdrWriter:
             self._queue.put_nowait(None)
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(self._task, 10)
-        if self._pending:
-            log.error("call records: %d events could be written neither to the database nor"
-                      " to the spool", len(self._pending))
+        # a database that hung past the drain: spool what is still only in memory
+        leftover = [*self._inflight, *self._pending]
+        while not self._queue.empty():
+            item = self._queue.get_nowait()
+            if item is not None:
+                leftover.append(item)
+        if leftover and self.spool is not None:
+            try:
+                self.spool.append(leftover)
+                self._inflight, self._pending = [], []
+            except OSError as exc:
+                log.error("call records: %d events could be written neither to the database"
+                          " nor to the spool (%s)", len(leftover), printable(exc))
         if self._engine is not None:
             await self._engine.dispose()
 
@@ -169,17 +183,20 @@ class CdrWriter:
     async def _accept(self, batch: list[Event]) -> None:
         """Write `batch` to the database, or make it durable in the spool."""
         assert self.repo is not None
+        self._inflight = batch
         if not self._spooled and not self._pending:
             try:
-                await self.repo.write_batch(batch)
+                await asyncio.wait_for(self.repo.write_batch(batch), self.write_timeout)
             except Exception as exc:
                 self._failed(exc)
             else:
                 self.written += len(batch)
                 self._accepted += len(batch)
+                self._inflight = []
                 return
         self._pending.extend(batch)
         self._accepted += len(batch)
+        self._inflight = []
         await self._spool_pending()
 
     async def _spool_pending(self) -> None:
@@ -209,7 +226,7 @@ class CdrWriter:
                 chunks = self.spool.chunks(MAX_BATCH)  # read on a worker thread, lazily
                 try:
                     while (chunk := await asyncio.to_thread(next, chunks, None)) is not None:
-                        await self.repo.write_batch(chunk)
+                        await asyncio.wait_for(self.repo.write_batch(chunk), self.write_timeout)
                         total += len(chunk)
                 finally:
                     chunks.close()
@@ -219,7 +236,7 @@ class CdrWriter:
                 self.written += total
                 log.info("call records: %d spooled events written to the database", total)
             if self._pending:
-                await self.repo.write_batch(self._pending)
+                await asyncio.wait_for(self.repo.write_batch(self._pending), self.write_timeout)
                 self.written += len(self._pending)
                 self._pending.clear()
             if self._orphans_due:

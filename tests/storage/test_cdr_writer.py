@@ -197,6 +197,29 @@ async def test_unwritable_spool_keeps_events_in_memory(tmp_path: Path) -> None:
     assert repo.rows == {r.id: r for r in finals}
 
 
+class Hanging(Flaky):
+    """A database that accepts the connection and never answers."""
+
+    async def write_batch(self, items: Sequence[Event]) -> None:
+        self.calls += 1
+        await asyncio.sleep(3600)
+
+
+async def test_a_hanging_database_counts_as_down(tmp_path: Path) -> None:
+    spool = tmp_path / SPOOL_FILE
+    writer = CdrWriter(repo=Hanging(0), spool_path=spool, write_timeout=0.05,
+                       initial_backoff=60.0)
+    await writer.begin()
+    finals = [lifecycle(writer, i) for i in range(3)]
+    await wait_for(lambda: writer.settled)
+    assert writer.spooled_events == 9
+    writer.open(rec(50))
+    await writer.stop()
+    spooled = [e for chunk in CdrSpool(spool).chunks(100) for e in chunk]
+    assert [r for _k, r in spooled][-1] == rec(50)  # drained to the spool at stop
+    assert {r.id: r for _k, r in spooled} == {**{r.id: r for r in finals}, "r0050": rec(50)}
+
+
 async def test_orphans_of_this_run_are_not_closed(migrated_url: str) -> None:
     engine = create_engine(migrated_url)
     try:
