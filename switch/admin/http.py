@@ -1,14 +1,19 @@
 """The switch's HTTP API: health, metrics, and the emergency location update URL.
 
 Least privilege: each route has the smallest audience it needs.
-- `GET /healthz`: anyone (load balancers).
+- `GET /healthz`: anyone (load balancers): 200 with the checks (database, disk), or 503
+  with the same JSON and `failed` naming what failed (switch.admin.health).
 - `GET /metrics` (Prometheus text) and `GET /metrics.json`: operators holding the admin token
   (env `WTE_ADMIN_TOKEN`, sent as `Authorization: Bearer ...`); without a configured token
   the routes are closed.
 - `GET|PUT /api/v1/me/emergency-location`: a user, with their own SIP credentials (HTTP
   Basic, checked against the stored HA1 digests; the password is never stored), may read and
   set only their own self-declared location (annex 16.1, "emergency location update URL").
-  Failures count in the same guard as SIP digest failures, so it is no password oracle.
+  Failures count in the same guard as SIP digest failures, so it is no password oracle:
+  answered late once slowed, 429 with Retry-After once blocked.
+
+Bad input gets a short plain JSON message (400, 413), never a parser's or pydantic's text;
+anything unexpected a JSON 500, logged here. Peer text is escaped before it is logged.
 """
 
 from __future__ import annotations
