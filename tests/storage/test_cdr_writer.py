@@ -328,3 +328,21 @@ def test_answered_record_survives_kill_9(migrated_url: str, tmp_path: Path,
     got = asyncio.run(restart())
     assert got is not None and got.answer == 1800000002.5
     assert got.disposition == "interrupted" and got.end is not None
+
+
+async def test_wte_calls_shows_transferred_to(migrated_url: str) -> None:
+    import io
+    import json
+
+    from switch.storage.cli import list_call_records
+
+    engine = create_engine(migrated_url)
+    try:
+        await SqlCallRecordRepository(engine).write_batch(
+            [("close", rec(1, transferred_to="+33612345678", end=NOW + 9))])
+    finally:
+        await engine.dispose()
+    out = io.StringIO()
+    assert await list_call_records(migrated_url, out) == 0
+    row = json.loads(out.getvalue().splitlines()[0])
+    assert row["transferred_to"] == "+33612345678" and row["id"] == "r0001"
