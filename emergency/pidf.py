@@ -8,6 +8,7 @@ fixed line it is the civic address of the site where the device is installed.
 from __future__ import annotations
 
 import datetime as dt
+import re
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass
 
@@ -21,6 +22,21 @@ ET.register_namespace("", NS_PIDF)
 ET.register_namespace("gp", NS_GP)
 ET.register_namespace("ca", NS_CA)
 ET.register_namespace("dm", NS_DM)
+
+
+# What XML 1.0 cannot carry at all (section 2.2 Char): C0 controls but tab/LF/CR, lone
+# surrogates, U+FFFE/U+FFFF. ElementTree escapes <, & and quotes, but writes these raw,
+# and a PSAP's parser then rejects the whole document.
+_NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
+# Line breaks and other controls are legal XML but meaningless in an address element.
+_SPACES = re.compile("[\t\n\r\x7f-\x9f\u2028\u2029]+")
+
+
+def xml_text(value: str) -> str:
+    """`value` as an element's text: invalid characters dropped, breaks made spaces. The
+    HTTP API refuses such input already (emergency.locations.check_text); this holds for
+    every other source (site YAML, older stored declarations)."""
+    return _SPACES.sub(" ", _NOT_XML.sub("", value)).strip()
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,8 +57,8 @@ def build_pidf_lo(entity: str, location: CivicLocation, device_id: str,
                   now: dt.datetime | None = None) -> bytes:
     """A PIDF-LO document with one device and its civic address (RFC 5491 section 3.4)."""
     when = (now or dt.datetime.now(dt.UTC)).astimezone(dt.UTC)
-    presence = ET.Element(f"{{{NS_PIDF}}}presence", {"entity": entity})
-    device = ET.SubElement(presence, f"{{{NS_DM}}}device", {"id": device_id})
+    presence = ET.Element(f"{{{NS_PIDF}}}presence", {"entity": xml_text(entity)})
+    device = ET.SubElement(presence, f"{{{NS_DM}}}device", {"id": xml_text(device_id)})
     geopriv = ET.SubElement(device, f"{{{NS_GP}}}geopriv")
     info = ET.SubElement(geopriv, f"{{{NS_GP}}}location-info")
     civic = ET.SubElement(info, f"{{{NS_CA}}}civicAddress",
@@ -51,12 +67,13 @@ def build_pidf_lo(entity: str, location: CivicLocation, device_id: str,
                        ("RD", location.street), ("HNO", location.number),
                        ("LOC", location.extra), ("NAM", location.name),
                        ("PC", location.postal_code)):
+        value = xml_text(value)
         if value:
             ET.SubElement(civic, f"{{{NS_CA}}}{tag}").text = value
     rules = ET.SubElement(geopriv, f"{{{NS_GP}}}usage-rules")
     ET.SubElement(rules, f"{{{NS_GP}}}retransmission-allowed").text = "yes"
-    ET.SubElement(geopriv, f"{{{NS_GP}}}method").text = location.method
-    ET.SubElement(device, f"{{{NS_DM}}}deviceID").text = device_id
+    ET.SubElement(geopriv, f"{{{NS_GP}}}method").text = xml_text(location.method)
+    ET.SubElement(device, f"{{{NS_DM}}}deviceID").text = xml_text(device_id)
     ET.SubElement(device, f"{{{NS_DM}}}timestamp").text = when.strftime("%Y-%m-%dT%H:%M:%SZ")
     body: bytes = ET.tostring(presence, encoding="utf-8", xml_declaration=True)
     return body

@@ -1,9 +1,13 @@
 """The REGISTER service: guard, digest authentication, registrar, durable bindings.
 
 Order of work for one REGISTER (RFC 3261 section 10.3):
-  1. the failure guard may slow or block a source that keeps guessing passwords;
-  2. digest authentication (RFC 7616/8760) — unknown users and wrong passwords get the same
-     answer, so nothing reveals which extensions exist;
+  1. digest authentication (RFC 7616/8760) — unknown users and wrong passwords get the same
+     answer, so nothing reveals which extensions exist; a request without credentials is
+     always challenged (the challenge is no oracle, and a phone behind a blocked NAT address
+     must be able to send its credentials);
+  2. the failure guard (devices.guard) may slow or block the source and the claimed
+     account; a blocked request is refused whatever its credentials, except for an account
+     already registered from that source (shared NAT);
   3. the registrar computes the binding changes;
   4. the changes are committed to the database (group commit) BEFORE the 200 OK leaves, so a
      crash after the answer never loses an acknowledged binding; then memory is updated.
@@ -22,8 +26,9 @@ from typing import TYPE_CHECKING, Any
 
 from devices.accounts import AccountDirectory
 from devices.digest import AuthOutcome, DigestAuthenticator
-from devices.guard import AuthFailureGuard
+from devices.guard import AuthFailureGuard, Verdict
 from devices.location import ChangeKind, LocationService
+from devices.logsafe import printable
 from devices.registrar import Registrar, RegistrarOutcome, Source
 from switch.runtime import ServerRequest, SipRuntime
 from switch.sip import Request, SipUri, make_response, new_tag
@@ -36,6 +41,12 @@ if TYPE_CHECKING:
     from switch.app import Switch
 
 log = logging.getLogger("switch.registration")
+
+
+def guard_account(username: str | None, realm: str) -> str | None:
+    """The key the failure guard counts an account's failures under: the claimed
+    `user@realm`, whether the account exists or not (so the guard reveals nothing)."""
+    return f"{username}@{realm}" if username else None
 
 
 class RegistrationService:
@@ -65,6 +76,7 @@ class RegistrationService:
         self.guard = AuthFailureGuard(
             max_failures=s.auth.max_failures, window=s.auth.failure_window,
             block_seconds=s.auth.block_seconds, slow_after=s.auth.slow_after,
+            has_binding=self.has_binding,
         )
         url = database_url(str(switch.options.data_dir))
         # Bring the schema to head before serving: a fresh data directory just works, and an
@@ -109,10 +121,9 @@ class RegistrationService:
         for every phone that knocks (RFC 3261 8.2.7 allows stateless responses)."""
         if "Authorization" in req.headers or self.digest is None:
             return False
-        assert self.guard is not None
+        # no guard here: a blocked source is still challenged, so that a phone registered
+        # from behind the same NAT address can send the credentials the guard admits
         now = self.clock()
-        if self.guard.check(peer.host, now).blocked:
-            return False  # the stateful path answers 403
         host = req.uri.host if isinstance(req.uri, SipUri) else ""
         headers = self.digest.challenge_headers(self.realm_for_host(host), now, request=req)
         stamped = stamp_received(req, req.top_via, peer)
@@ -124,10 +135,6 @@ class RegistrationService:
         assert self.digest is not None and self.guard is not None and self.registrar is not None
         req = sreq.request
         now = self.clock()
-        verdict = self.guard.check(sreq.peer.host, now)
-        if verdict.blocked:
-            runtime.respond(sreq.key, make_response(req, 403, "Forbidden", to_tag=new_tag()))
-            return None
         host = req.uri.host if isinstance(req.uri, SipUri) else ""
         realm = self.realm_for_host(host)
         result = self.digest.verify(req, realm, self.directory, now)
@@ -136,12 +143,22 @@ class RegistrationService:
                 realm, now, stale=result.outcome is AuthOutcome.STALE, request=req)
             runtime.respond(sreq.key, make_response(req, 401, to_tag=new_tag(), headers=headers))
             return None
+        account_key = guard_account(result.username, realm)
+        verdict = self.guard.check(sreq.peer.host, now, account=account_key)
+        if verdict.blocked:
+            # refused without saying whether the credentials were right: no oracle
+            runtime.respond(sreq.key, make_response(req, 403, "Forbidden", to_tag=new_tag()))
+            return None
         if result.outcome is not AuthOutcome.OK or result.account is None:
-            after = self.guard.record_failure(sreq.peer.host, now)
+            after = self.guard.record_failure(sreq.peer.host, now, account=account_key)
             log.info("authentication failed source=%s:%d user=%s", sreq.peer.host,
-                     sreq.peer.port, result.username)
-            return self._deny_later(runtime, sreq, max(verdict.delay, after.delay))
-        self.guard.record_success(sreq.peer.host, now)
+                     sreq.peer.port, printable(result.username))
+            # back-off: a SLOWED source or account gets its 403 late; a block is answered
+            # at once (its delay is the time left, not a wait)
+            delay = max((v.delay for v in (verdict, after) if v.verdict is Verdict.SLOW),
+                        default=0.0)
+            return self._deny_later(runtime, sreq, delay)
+        self.guard.record_success(sreq.peer.host, now, account=account_key)
         peer = sreq.peer
         source = Source(peer.transport, peer.host, peer.port, peer.conn_id)
         outcome = self.registrar.process(req, result.account, source, now)
@@ -151,6 +168,16 @@ class RegistrationService:
             runtime.respond(sreq.key, outcome.response(req, new_tag()))
             return None
         return self._answer_when_stored(runtime, sreq, outcome, self.repo.submit(outcome.changes))
+
+    def has_binding(self, account: str, source_ip: str) -> bool:
+        """The guard's `has_binding`: does the account named `user@realm` have a live
+        binding registered from `source_ip`? (a phone behind that NAT address)"""
+        username, _, realm = account.rpartition("@")
+        found = self.directory.find(username, realm) if username else None
+        if found is None:
+            return False
+        return any(b.source_host == source_ip
+                   for b in self.location.current(found.aor, self.clock()))
 
     def _flag_nomadic(self, aor: str, peer: Peer) -> None:
         """Issue 7: a device registering from outside its site's declared networks is

@@ -1,30 +1,41 @@
 """The switch's HTTP API: health, metrics, and the emergency location update URL.
 
 Least privilege: each route has the smallest audience it needs.
-- `GET /healthz`: anyone (load balancers).
+- `GET /healthz`: anyone (load balancers): 200 with the checks (database, disk), or 503
+  with the same JSON and `failed` naming what failed (switch.admin.health).
 - `GET /metrics` (Prometheus text) and `GET /metrics.json`: operators holding the admin token
   (env `WTE_ADMIN_TOKEN`, sent as `Authorization: Bearer ...`); without a configured token
   the routes are closed.
 - `GET|PUT /api/v1/me/emergency-location`: a user, with their own SIP credentials (HTTP
   Basic, checked against the stored HA1 digests; the password is never stored), may read and
   set only their own self-declared location (annex 16.1, "emergency location update URL").
-  Failures count in the same guard as SIP digest failures, so it is no password oracle.
+  Failures count in the same guard as SIP digest failures, so it is no password oracle:
+  answered late once slowed, 429 with Retry-After once blocked.
+
+Bad input gets a short plain JSON message (400, 413), never a parser's or pydantic's text;
+anything unexpected a JSON 500, logged here. Peer text is escaped before it is logged.
 """
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hmac
 import logging
 import os
 import time
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
 
 from devices.accounts import Account, ha1
-from emergency.locations import DeclaredLocation
+from devices.logsafe import printable
+from emergency.locations import DeclaredLocation, LocationTextError, check_text
+
+from .health import HealthChecks, disk_free_of, engine_probe
+from .jsonbody import BodyError, parse_json_object
 
 if TYPE_CHECKING:
     from switch.app import Switch
@@ -32,16 +43,37 @@ if TYPE_CHECKING:
 log = logging.getLogger("switch.http")
 
 ADMIN_TOKEN_ENV = "WTE_ADMIN_TOKEN"
+MAX_BODY = 16 * 1024
 
 
 class LocationBody(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    street: str = Field(min_length=1, max_length=200)
-    number: str = Field(min_length=1, max_length=32)
-    postal_code: str = Field(min_length=1, max_length=16)
-    city: str = Field(min_length=1, max_length=100)
-    country: str = Field("FR", min_length=2, max_length=2)
-    extra: str = Field("", max_length=200)
+    """The declaration form; every field through emergency.locations.check_text."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+    street: str
+    number: str
+    postal_code: str
+    city: str
+    country: str = "FR"
+    extra: str = ""
+
+    @field_validator("street", "number", "postal_code", "city", "country", "extra")
+    @classmethod
+    def _text(cls, value: str, info: Any) -> str:
+        return check_text(info.field_name, value, required=info.field_name != "extra")
+
+
+def _plain_validation_error(exc: ValidationError) -> str:
+    """A short message for the user from pydantic's first error: the field and what is
+    wrong, never pydantic's own text (which echoes the input and links its docs)."""
+    err = exc.errors()[0]
+    field = ".".join(str(p) for p in err.get("loc", ())) or "body"
+    cause = err.get("ctx", {}).get("error")
+    if isinstance(cause, LocationTextError):
+        return str(cause)
+    reason = {"missing": "required", "extra_forbidden": "unknown field",
+              "string_type": "must be a string"}.get(str(err.get("type")), "invalid")
+    return f"{printable(field, 40)}: {reason}"
 
 
 def _basic(request: web.Request) -> tuple[str, str] | None:
@@ -55,35 +87,80 @@ def _basic(request: web.Request) -> tuple[str, str] | None:
     return (user, password) if user and password else None
 
 
+@web.middleware
+async def _plain_errors(request: web.Request, handler: Any) -> web.StreamResponse:
+    """Unexpected failures answer a short JSON 500 and are logged here, with the route;
+    the client never sees a traceback or an exception's text."""
+    try:
+        response: web.StreamResponse = await handler(request)
+        return response
+    except web.HTTPException as exc:
+        if exc.status >= 400 and exc.content_type != "application/json":
+            kept = {k: v for k, v in exc.headers.items() if k.lower() in ("allow", "retry-after")}
+            return web.json_response({"error": exc.reason.lower()}, status=exc.status,
+                                     headers=kept)
+        raise
+    except Exception:
+        log.exception("http %s %s failed", request.method, printable(request.path))
+        return web.json_response({"error": "internal error"}, status=500)
+
+
 class HttpApi:
-    def __init__(self, host: str, port: int) -> None:
+    """`health` (the /healthz checks) and `data_dir` may be given; by default they come
+    from the switch at start (its data directory, its database URL)."""
+
+    def __init__(self, host: str, port: int, *, health: HealthChecks | None = None,
+                 data_dir: str | Path | None = None) -> None:
         self.host = host
         self.port = port
         self.switch: Switch | None = None
+        self.health = health
+        self.data_dir = data_dir
         self._runner: web.AppRunner | None = None
+        self._health_engine: Any = None
 
-    async def start(self, switch: Switch) -> None:
-        self.switch = switch
-        app = web.Application(client_max_size=16 * 1024)
+    def build_app(self) -> web.Application:
+        app = web.Application(client_max_size=MAX_BODY, middlewares=[_plain_errors])
         app.router.add_get("/healthz", self.healthz)
         app.router.add_get("/metrics", self.metrics_text)
         app.router.add_get("/metrics.json", self.metrics)
         app.router.add_get("/api/v1/me/emergency-location", self.get_location)
         app.router.add_put("/api/v1/me/emergency-location", self.put_location)
-        self._runner = web.AppRunner(app, access_log=None)
+        return app
+
+    async def start(self, switch: Switch) -> None:
+        self.switch = switch
+        if self.health is None:
+            self.health = self._default_health(switch)
+        self._runner = web.AppRunner(self.build_app(), access_log=None)
         await self._runner.setup()
         site = web.TCPSite(self._runner, self.host, self.port, reuse_address=True)
         await site.start()
         log.info("listening transport=HTTP address=%s:%d", self.host, self.port)
 
+    def _default_health(self, switch: Switch) -> HealthChecks:
+        from switch.storage.cli import database_url
+        from switch.storage.engine import create_engine
+
+        data_dir = str(self.data_dir if self.data_dir is not None else switch.options.data_dir)
+        self._health_engine = create_engine(database_url(data_dir))
+        return HealthChecks(db_probe=engine_probe(self._health_engine),
+                            disk_free=disk_free_of(data_dir))
+
     async def stop(self, switch: Switch) -> None:
         if self._runner is not None:
             await self._runner.cleanup()
+        if self._health_engine is not None:
+            await self._health_engine.dispose()
 
     # -- routes --
 
     async def healthz(self, request: web.Request) -> web.Response:
-        return web.json_response({"status": "ok"})
+        """200 with the checks, or 503 naming what failed (database, disk)."""
+        if self.health is None:
+            return web.json_response({"status": "ok", "failed": [], "checks": {}})
+        report = await self.health.report(time.monotonic())
+        return web.json_response(report.as_json(), status=report.status)
 
     @staticmethod
     def _admin(request: web.Request) -> bool:
@@ -136,28 +213,46 @@ class HttpApi:
             body["calls"] = len(sw.calls)
         return body
 
-    def _authenticate(self, request: web.Request) -> Account | None:
-        """HTTP Basic against the stored HA1 (RFC 7617 over loopback or a TLS proxy)."""
+    def _clock(self) -> float:
+        sw = self.switch
+        return sw.registration.clock() if sw is not None else time.time()
+
+    async def _authenticate(self, request: web.Request) -> Account | web.Response:
+        """HTTP Basic against the stored HA1 (RFC 7617 over loopback or a TLS proxy),
+        through the same failure guard as SIP digest (devices.guard): failures are
+        counted per source and per account, answered late once SLOWED, and a BLOCKED
+        source or account gets 429 with Retry-After without its password being looked at
+        (except for an account registered from that very address: a shared NAT)."""
         sw = self.switch
         assert sw is not None
         source = request.remote or "?"
-        now = time.time()
-        guard = sw.registration.guard
-        if guard.check(source, now).blocked:
-            return None
         creds = _basic(request)
         if creds is None:
-            return None
+            return self._challenge()
         user, password = creds
         realm = sw.accounts.realm_for_host(request.host.split(":")[0])
-        account = sw.accounts.find(user, realm)
+        guard = sw.registration.guard
+        key = f"{user}@{realm}"
+        now = self._clock()
+        verdict = guard.check(source, now, account=key)
+        if verdict.blocked:
+            log.info("http authentication refused (guard) source=%s user=%s",
+                     printable(source), printable(user))
+            return web.json_response(
+                {"error": "too many failed attempts"}, status=429,
+                headers={"Retry-After": str(max(1, round(verdict.delay)))})
+        account: Account | None = sw.accounts.find(user, realm)
         # the same work for unknown users as for known ones: no user enumeration
         expected = account.ha1_md5 if account else "0" * 32
         if not hmac.compare_digest(ha1(user, realm, password, "MD5"), expected) or account is None:
-            guard.record_failure(source, now)
-            log.info("http authentication failed source=%s user=%s", source, user)
-            return None
-        guard.record_success(source, now)
+            after = guard.record_failure(source, now, account=key)
+            log.info("http authentication failed source=%s user=%s", printable(source),
+                     printable(user))
+            delay = max(verdict.delay, after.delay if not after.blocked else 0.0)
+            if delay > 0:
+                await asyncio.sleep(delay)  # back-off: a guesser waits, a user hardly
+            return self._challenge()
+        guard.record_success(source, now, account=key)
         return account
 
     @staticmethod
@@ -166,9 +261,9 @@ class HttpApi:
                                  headers={"WWW-Authenticate": 'Basic realm="wte"'})
 
     async def get_location(self, request: web.Request) -> web.Response:
-        account = self._authenticate(request)
-        if account is None:
-            return self._challenge()
+        account = await self._authenticate(request)
+        if isinstance(account, web.Response):
+            return account
         assert self.switch is not None
         loc = self.switch.calls.emergency.locations.get(account.aor)
         if loc is None:
@@ -176,19 +271,25 @@ class HttpApi:
         return web.json_response(_as_json(loc))
 
     async def put_location(self, request: web.Request) -> web.Response:
-        account = self._authenticate(request)
-        if account is None:
-            return self._challenge()
+        account = await self._authenticate(request)
+        if isinstance(account, web.Response):
+            return account
         try:
-            body = LocationBody.model_validate(await request.json())
-        except (ValidationError, ValueError) as exc:
-            return web.json_response({"error": "invalid location", "detail": str(exc)[:500]},
-                                     status=400)
+            data = parse_json_object(await request.read())
+            body = LocationBody.model_validate(data)
+        except web.HTTPRequestEntityTooLarge:
+            return web.json_response({"error": "request body too large"}, status=413)
+        except BodyError as exc:
+            return web.json_response({"error": str(exc)}, status=exc.status)
+        except ValidationError as exc:
+            return web.json_response(
+                {"error": f"invalid location: {_plain_validation_error(exc)}"}, status=400)
         assert self.switch is not None
         loc = DeclaredLocation(account.aor, body.street, body.number, body.postal_code,
                                body.city, body.country.upper(), body.extra, time.time())
         await self.switch.calls.emergency.declare(loc)
-        log.info("emergency location declared user=%s location=%s", account.username, loc)
+        log.info("emergency location declared user=%s location=%s",
+                 printable(account.username), printable(loc))
         return web.json_response(_as_json(loc))
 
 
@@ -196,3 +297,4 @@ def _as_json(loc: DeclaredLocation) -> dict[str, Any]:
     return {"street": loc.street, "number": loc.number, "postal_code": loc.postal_code,
             "city": loc.city, "country": loc.country, "extra": loc.extra,
             "updated_at": loc.updated_at}
+

@@ -1,4 +1,9 @@
-"""Call records in the database (rating.cdr.CallRecordRepository)."""
+"""Call records in the database (rating.cdr.CallRecordRepository).
+
+Every write is an upsert of the record's whole state, keyed by the record id: replaying a
+write (the spool of switch.cdr_writer after a crash, a retry after a timeout whose commit
+did land) never duplicates a record nor fails on the primary key.
+"""
 
 from __future__ import annotations
 
@@ -6,8 +11,9 @@ import dataclasses
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import insert, select, update
-from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
+from sqlalchemy import ColumnElement, and_, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from rating.cdr import RESTART_CAUSE, CallRecord
 
@@ -27,46 +33,58 @@ def _record(row: CallRecordRow) -> CallRecord:
     return CallRecord(**{name: getattr(row, name) for name in _FIELDS})
 
 
+def coalesce(items: Sequence[tuple[str, CallRecord]]) -> list[CallRecord]:
+    """The final state of each record in `items` (open/answer/close events in order),
+    in the order records first appear."""
+    final: dict[str, CallRecord] = {}
+    for _kind, record in items:
+        final[record.id] = record
+    return list(final.values())
+
+
 class SqlCallRecordRepository:
     def __init__(self, engine: AsyncEngine) -> None:
+        self._engine = engine
         self._sessions = async_sessionmaker(engine, expire_on_commit=False)
+
+    async def _upsert(self, s: AsyncSession, records: Sequence[CallRecord]) -> None:
+        if not records:
+            return
+        dialect = self._engine.dialect.name
+        module: Any = postgresql if dialect == "postgresql" else sqlite
+        if dialect not in ("postgresql", "sqlite"):
+            raise NotImplementedError(f"call records on {dialect}")
+        stmt = module.insert(CallRecordRow)
+        stmt = stmt.on_conflict_do_update(
+            index_elements=[CallRecordRow.id],
+            set_={name: getattr(stmt.excluded, name) for name in _FIELDS if name != "id"})
+        await s.execute(stmt, [_row(r) for r in records])
 
     async def open(self, record: CallRecord) -> None:
         async with self._sessions() as s, s.begin():
-            s.add(CallRecordRow(**_row(record)))
+            await self._upsert(s, [record])
 
     async def close(self, record: CallRecord) -> None:
-        values = _row(record)
-        rid = values.pop("id")
         async with self._sessions() as s, s.begin():
-            result = await s.execute(
-                update(CallRecordRow).where(CallRecordRow.id == rid).values(**values))
-            if getattr(result, "rowcount", 1) == 0:
-                s.add(CallRecordRow(id=rid, **values))
+            await self._upsert(s, [record])
 
     async def write_batch(self, items: Sequence[tuple[str, CallRecord]]) -> None:
-        """Apply opens and closes in one transaction, coalesced per record: a call that
-        both started and ended within the batch is one INSERT of its final state."""
-        final: dict[str, tuple[bool, CallRecord]] = {}
-        for kind, record in items:
-            opened_here = kind == "open" or final.get(record.id, (False, record))[0]
-            final[record.id] = (opened_here, record)
-        inserts = [_row(r) for new, r in final.values() if new]
-        updates = [r for new, r in final.values() if not new]
+        """Apply opens, answers and closes in one transaction, coalesced per record: a
+        call that started and ended within the batch is one upsert of its final state."""
         async with self._sessions() as s, s.begin():
-            if inserts:
-                await s.execute(insert(CallRecordRow), inserts)
-            for record in updates:
-                values = _row(record)
-                rid = values.pop("id")
-                await s.execute(update(CallRecordRow).where(CallRecordRow.id == rid)
-                                .values(**values))
+            await self._upsert(s, coalesce(items))
 
-    async def close_orphans(self, now: float, cause: str = RESTART_CAUSE) -> int:
-        """Close the records of calls that were in progress when the switch stopped."""
+    async def close_orphans(self, now: float, cause: str = RESTART_CAUSE,
+                            started_before: float | None = None) -> int:
+        """Close the records of calls that were in progress when the switch stopped
+        (only those started before `started_before` when given: the calls of this run,
+        written while the database was away, are not orphans)."""
+        cond: ColumnElement[bool] = CallRecordRow.end.is_(None)
+        if started_before is not None:
+            cond = and_(cond, CallRecordRow.start < started_before)
         async with self._sessions() as s, s.begin():
             result = await s.execute(
-                update(CallRecordRow).where(CallRecordRow.end.is_(None)).values(
+                update(CallRecordRow).where(cond).values(
                     end=now, disposition="interrupted", cause=cause, hangup_side="switch"))
             return int(getattr(result, "rowcount", 0) or 0)
 
@@ -75,3 +93,8 @@ class SqlCallRecordRepository:
             rows = (await s.execute(
                 select(CallRecordRow).order_by(CallRecordRow.start.desc()).limit(limit))).scalars()
             return [_record(r) for r in rows]
+
+    async def get(self, record_id: str) -> CallRecord | None:
+        async with self._sessions() as s:
+            row = await s.get(CallRecordRow, record_id)
+            return None if row is None else _record(row)

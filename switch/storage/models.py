@@ -69,6 +69,7 @@ class CallRecordRow(Base):
     billable: Mapped[bool] = mapped_column(Boolean)
     rtcp_loss: Mapped[float | None] = mapped_column(Double, nullable=True)
     rtcp_jitter_ms: Mapped[float | None] = mapped_column(Double, nullable=True)
+    transferred_to: Mapped[str | None] = mapped_column(String(255), nullable=True)  # 0004
 
     __table_args__ = (
         Index("ix_call_records_start", "start"),
