@@ -1,5 +1,11 @@
-"""A carrier stand-in for the example trunk (127.0.0.1:5090): a small UDP user agent that
-answers INVITEs the switch sends and can place calls into the switch."""
+"""A carrier stand-in for the trunk of the test configuration: a small UDP user agent that
+answers INVITEs the switch sends and can place calls into the switch.
+
+It listens on a free port (never the example trunk's well-known 127.0.0.1:5090, which a
+running switch or another test run may hold, issue 11); point the switch's trunk at it with
+`tests.support.server.config_with(..., carrier_port=carrier.port)`, or bind the port a
+switch's configuration already names (`Carrier(port=switch.carrier_port)`).
+"""
 
 from __future__ import annotations
 
@@ -16,15 +22,31 @@ SDP = (b"v=0\r\no=carrier 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt
 
 
 class Carrier:
-    def __init__(self, host: str = "127.0.0.1", port: int = 5090) -> None:
+    def __init__(self, host: str = "127.0.0.1", port: int = 0) -> None:
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         self.sock.bind((host, port))
-        self.addr = (host, port)
+        self.addr: tuple[str, int] = (host, int(self.sock.getsockname()[1]))
         self.received: list[Request | Response] = []
+
+    @property
+    def port(self) -> int:
+        return self.addr[1]
 
     def close(self) -> None:
         self.sock.close()
+
+    def reset(self) -> None:
+        """Forget what earlier tests left: queued datagrams (late retransmissions, BYEs) and
+        the `received` list, so one carrier can serve a whole test module."""
+        self.sock.setblocking(False)
+        try:
+            while True:
+                self.sock.recvfrom(65535)
+        except (BlockingIOError, InterruptedError):
+            pass
+        finally:
+            self.sock.setblocking(True)
+        self.received.clear()
 
     def _recv(self, timeout: float) -> tuple[Request | Response, tuple[str, int]] | None:
         self.sock.settimeout(timeout)

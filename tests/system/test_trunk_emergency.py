@@ -24,9 +24,19 @@ DISCONNECTED = pj.PJSIP_INV_STATE_DISCONNECTED
 
 
 @pytest.fixture(scope="module")
-def switch(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningSwitch]:
+def trunk() -> Iterator[Carrier]:
+    """The carrier on a free port, bound before the switch starts and held for the module
+    (never the example's 127.0.0.1:5090: issue 11)."""
+    c = Carrier()
+    yield c
+    c.close()
+
+
+@pytest.fixture(scope="module")
+def switch(tmp_path_factory: pytest.TempPathFactory, trunk: Carrier) -> Iterator[RunningSwitch]:
     tmp = tmp_path_factory.mktemp("trunk")
-    running = start_switch(tmp, config=config_with(tmp, {"calls.ring_timeout": 5}))
+    running = start_switch(tmp, config=config_with(tmp, {"calls.ring_timeout": 5},
+                                                   carrier_port=trunk.port))
     yield running
     running.stop()
 
@@ -43,10 +53,23 @@ def phones(pj_lib: Any, switch: RunningSwitch) -> Iterator[dict[str, Phone]]:
 
 
 @pytest.fixture
-def carrier() -> Iterator[Carrier]:
-    c = Carrier()
-    yield c
-    c.close()
+def carrier(trunk: Carrier, switch: RunningSwitch) -> Carrier:
+    assert switch.carrier == trunk.addr  # the switch's trunk points at this carrier
+    trunk.reset()
+    return trunk
+
+
+def test_the_carrier_is_on_a_free_port_and_the_trunk_points_there(
+        switch: RunningSwitch, carrier: Carrier) -> None:
+    import yaml
+
+    assert carrier.port != 5090
+    data = yaml.safe_load(switch.config.read_text(encoding="utf-8"))
+    trunk = data["customers"][0]["trunks"][0]
+    assert (trunk["host"], trunk["port"]) == ("127.0.0.1", carrier.port)
+    assert trunk["trusted"] == [f"127.0.0.1:{carrier.port}"]
+    every = [t for c in data["customers"] for t in c.get("trunks", [])]
+    assert every and all(t["port"] != 5090 for t in every)
 
 
 def hang_up(pj_lib: Any, phones: dict[str, Phone]) -> None:
@@ -62,7 +85,7 @@ def test_call_to_a_mobile_leaves_on_the_trunk_in_e164_with_the_callers_number(
     call = phones["501410"].call(f"sip:0612345678@{switch.host}:{switch.port}")
     try:
         invite, src = carrier.expect_request("INVITE", poll=pj_lib.poll)
-        assert str(invite.uri) == "sip:+33612345678@127.0.0.1:5090;user=phone"
+        assert str(invite.uri) == f"sip:+33612345678@127.0.0.1:{carrier.port};user=phone"
         assert "+33562070410" in (invite.headers.get("P-Asserted-Identity") or "")
         assert "+33562070410" in (invite.headers.get("From") or "")
         carrier.answer(invite, src)
@@ -122,7 +145,7 @@ def test_barred_clir_user_reaches_emergency_with_location(
     call = phones["501411"].call(f"sip:{dialed}@{switch.host}:{switch.port}")
     try:
         invite, src = carrier.expect_request("INVITE", poll=pj_lib.poll)
-        assert_emergency_invite(invite, dialed, "+33562070411")
+        assert_emergency_invite(invite, dialed, "+33562070411", carrier.port)
         carrier.answer(invite, src)
         assert pj_lib.wait_until(lambda: call.state == CONFIRMED, 5)
         call_id = call.sip_call_id
@@ -135,8 +158,8 @@ def test_barred_clir_user_reaches_emergency_with_location(
     assert any("emergency call" in ln and '"site": "01"' in ln for ln in switch.log_lines)
 
 
-def assert_emergency_invite(invite: Request, number: str, identity: str) -> None:
-    assert str(invite.uri) == f"sip:{number}@127.0.0.1:5090;user=phone"
+def assert_emergency_invite(invite: Request, number: str, identity: str, port: int) -> None:
+    assert str(invite.uri) == f"sip:{number}@127.0.0.1:{port};user=phone"
     assert identity in (invite.headers.get("P-Asserted-Identity") or "")
     assert invite.headers.get("Priority") == "emergency"
     geo = invite.headers.get("Geolocation") or ""
@@ -187,7 +210,7 @@ def test_tel_uri_emergency_with_digest(switch: RunningSwitch, carrier: Carrier) 
                              uri=ruri, username="501411", password=DEMO["501411"])
         client.send(_raw_invite(client, switch, ruri, "501411", auth, call_id="tel15", cseq=2))
         invite, src = carrier.expect_request("INVITE")
-        assert_emergency_invite(invite, "15", "+33562070411")
+        assert_emergency_invite(invite, "15", "+33562070411", carrier.port)
         carrier.answer(invite, src, status=486)
     finally:
         client.close()
@@ -205,7 +228,7 @@ def test_stale_credentials_from_the_site_network_still_reach_emergency(
         client.send(_raw_invite(client, switch, ruri, "501411", auth, call_id="stale112", cseq=2))
         invite, src = carrier.expect_request("INVITE")
         # located at site 01 (127.0.0.0/8 is its declared network), presented with its number
-        assert_emergency_invite(invite, "112", "+33562070400")
+        assert_emergency_invite(invite, "112", "+33562070400", carrier.port)
         carrier.answer(invite, src, status=486)
         assert _final(client).status == 486  # the carrier's answer reaches the handset
         # a non-emergency call with the same bad credentials is refused
