@@ -83,7 +83,7 @@ def test_move_leaves_other_trunks_and_trusted_entries_alone() -> None:
         {"id": "b", "host": "192.0.2.7", "port": 5090, "trusted": ["192.0.2.7:5090"]},
     ]}]}
     assert move_example_trunk(data, 41000) == 1
-    a, b = data["customers"][0]["trunks"]  # type: ignore[index]
+    a, b = data["customers"][0]["trunks"]
     assert a["port"] == 41000
     assert a["trusted"] == ["127.0.0.1:41000", "192.0.2.1:5060", "127.0.0.1"]
     assert b == {"id": "b", "host": "192.0.2.7", "port": 5090, "trusted": ["192.0.2.7:5090"]}
