@@ -106,8 +106,9 @@ class _Run:
                 self.results.append(StepResult(step, False, time.monotonic() - t0, msg))
                 log = ""
                 if isinstance(exc, StepFailed) and step.phone in self.phones:
-                    log = "\nSIP messages of " + f"{step.phone}:\n" + self.phones[step.phone].log.tail()
-                raise _Failed(f"{step.where}: step `{step.describe()}` failed: {msg}{log}") from None
+                    log = f"\nSIP messages of {step.phone}:\n{self.phones[step.phone].log.tail()}"
+                raise _Failed(f"{step.where}: step `{step.describe()}` failed: {msg}{log}"
+                              ) from None
             self.results.append(StepResult(step, True, time.monotonic() - t0))
 
     async def _until(self, cond: object, step: Step) -> bool:

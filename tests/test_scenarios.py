@@ -183,12 +183,13 @@ def test_a_carrier_without_address_is_the_switchs_trunk(tmp_path: Path) -> None:
     assert [p.address for p in sc.phones] == ["", "10.0.0.1:7", EXAMPLE_CARRIER]
     # "" and the example's address are one resource: the switch's trunk
     assert sc.resources == frozenset({"addr:", "addr:10.0.0.1:7"})
-    ctx = RunContext(("127.0.0.1", 1), None, None, Pump(), carrier="127.0.0.1:40001")  # type: ignore[arg-type]
+    no_engine: Any = None  # resolving addresses needs no engine
+    ctx = RunContext(("127.0.0.1", 1), no_engine, no_engine, Pump(), carrier="127.0.0.1:40001")
     resolved = [ctx.resolve(p) for p in sc.phones]
     assert [p.address for p in resolved] == ["127.0.0.1:40001", "10.0.0.1:7", "127.0.0.1:40001"]
     assert all(p.kind is PhoneKind.CARRIER for p in resolved)
     # against an external switch (--target) the example's contract holds
-    target_ctx = RunContext(("127.0.0.1", 1), None, None, Pump())  # type: ignore[arg-type]
+    target_ctx = RunContext(("127.0.0.1", 1), no_engine, no_engine, Pump())
     assert target_ctx.resolve(sc.phones[0]).address == EXAMPLE_CARRIER
 
 

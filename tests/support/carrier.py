@@ -35,6 +35,9 @@ class Carrier:
     def close(self) -> None:
         self.sock.close()
 
+    def _via_sent_by(self) -> str:
+        return f"{self.addr[0]}:{self.addr[1]}"
+
     def reset(self) -> None:
         """Forget what earlier tests left: queued datagrams (late retransmissions, BYEs) and
         the `received` list, so one carrier can serve a whole test module."""
@@ -74,7 +77,8 @@ class Carrier:
             if isinstance(msg, Request) and msg.method == method:
                 return msg, src
             if isinstance(msg, Request) and msg.method not in ("ACK",):
-                self.sock.sendto(make_response(msg, 200, to_tag="c" + secrets.token_hex(3)).to_bytes(), src)
+                ok = make_response(msg, 200, to_tag="c" + secrets.token_hex(3))
+                self.sock.sendto(ok.to_bytes(), src)
         raise AssertionError(f"the carrier got no {method}; saw {self.received[-5:]}")
 
     def answer(self, invite: Request, src: tuple[str, int], status: int = 200) -> None:
@@ -94,7 +98,7 @@ class Carrier:
         call_id = secrets.token_hex(8) + "@carrier"
         req = (
             f"INVITE sip:{number}@{switch_host}:{switch_port};user=phone SIP/2.0\r\n"
-            f"Via: SIP/2.0/UDP {self.addr[0]}:{self.addr[1]};branch=z9hG4bK{secrets.token_hex(6)};rport\r\n"
+            f"Via: SIP/2.0/UDP {self._via_sent_by()};branch=z9hG4bK{secrets.token_hex(6)};rport\r\n"
             "Max-Forwards: 70\r\n"
             f"From: <sip:{from_number}@carrier.example;user=phone>;tag={secrets.token_hex(4)}\r\n"
             f"To: <sip:{number}@{switch_host};user=phone>\r\n"
@@ -121,7 +125,7 @@ class Carrier:
         """ACK a 2xx (RFC 3261 13.2.2.4) so the switch stops retransmitting it."""
         ack = (
             f"ACK sip:wte@{switch_host}:{switch_port} SIP/2.0\r\n"
-            f"Via: SIP/2.0/UDP {self.addr[0]}:{self.addr[1]};branch=z9hG4bK{secrets.token_hex(6)};rport\r\n"
+            f"Via: SIP/2.0/UDP {self._via_sent_by()};branch=z9hG4bK{secrets.token_hex(6)};rport\r\n"
             "Max-Forwards: 70\r\n"
             f"From: {ok.headers.get('From')}\r\nTo: {ok.headers.get('To')}\r\n"
             f"Call-ID: {ok.call_id}\r\nCSeq: {ok.cseq.seq} ACK\r\nContent-Length: 0\r\n\r\n"

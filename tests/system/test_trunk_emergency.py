@@ -183,7 +183,8 @@ def _raw_invite(client: UdpClient, switch: RunningSwitch, ruri: str, user: str,
            b"m=audio 41000 RTP/AVP 0\r\na=rtpmap:0 PCMU/8000\r\n")
     head = (
         f"INVITE {ruri} SIP/2.0\r\n"
-        f"Via: SIP/2.0/UDP 127.0.0.1:{client.local_port};branch=z9hG4bK{secrets.token_hex(6)};rport\r\n"
+        f"Via: SIP/2.0/UDP 127.0.0.1:{client.local_port};branch=z9hG4bK{secrets.token_hex(6)}"
+        ";rport\r\n"
         "Max-Forwards: 70\r\n"
         f"From: <sip:{user}@{switch.host}>;tag=rawtag\r\nTo: <{ruri}>\r\n"
         f"Call-ID: {call_id or 'raw-' + secrets.token_hex(4)}\r\nCSeq: {cseq} INVITE\r\n"
@@ -312,7 +313,8 @@ def test_nomadic_softphone_emergency_uses_the_self_declared_location(
     # flagged when it registered from outside site 02's network (10.2.0.0/16)
     assert any("nomadic device registered user=502411" in ln for ln in switch.log_lines)
     assert not any("nomadic device registered user=501410" in ln for ln in switch.log_lines)
-    alert = next(ln for ln in switch.log_lines if "emergency call" in ln and '"nomadic": true' in ln)
+    alert = next(ln for ln in switch.log_lines
+                 if "emergency call" in ln and '"nomadic": true' in ln)
     assert "Nantes" in alert and "self-declared" in alert
 
 
