@@ -17,6 +17,15 @@ A scenario file::
 
 Instead of the top-level `steps`, each phone may carry its own `steps:` list; the phones'
 lists then run side by side. Every waiting step takes `timeout` (seconds, default 5).
+
+`transfer: "412"` (or `{to: "412", method: blind}`) makes a phone in a call ask for a blind
+transfer (RFC 3515 REFER); the step passes when the final NOTIFY reports a 2xx, which the
+switch sends once the target has answered: give the target its own `steps:` list (see
+tests/scenarios/blind_transfer.yaml). Attended transfer is not supported by either engine.
+
+A carrier phone (`kind: carrier`) without `address` is the switch's carrier trunk: the
+runner moves the trunk of a switch it starts to a free port and listens there; against
+`--target` it listens on the example's 127.0.0.1:5090.
 """
 
 from __future__ import annotations

@@ -220,3 +220,26 @@ def test_a_carrier_address_without_target_is_a_usage_error() -> None:
     assert scenario_main([str(HERE / "trunk_out.yaml")], None, "own", None, out,
                          carrier="127.0.0.1:5999") == 2
     assert "goes with --target" in out.getvalue()
+
+
+@pytest.mark.parametrize("engine", ["own", "pjsua2"])
+def test_a_failed_transfer_fails_its_step(tmp_path: Path, engine: str, switch: SwitchProcess,
+                                          request: pytest.FixtureRequest) -> None:
+    """The transfer step passes only on a 2xx final status: a target no one has fails it."""
+    pj_lib = request.getfixturevalue("pj_lib") if engine == "pjsua2" else None
+    path = tmp_path / "bad_transfer.yaml"
+    path.write_text(
+        "phones:\n"
+        "  alice: {account: '501410', password: demo-501410}\n"
+        "  bruno: {account: '501411', password: demo-501411}\n"
+        "steps:\n"
+        "  - alice: register\n  - bruno: register\n"
+        "  - alice: {dial: '411'}\n  - bruno: answer\n"
+        "  - alice: {expect_state: confirmed}\n"
+        "  - wait: 0.3\n"
+        "  - bruno: {transfer: '499'}\n"       # no such extension
+        "  - alice: hangup\n", encoding="utf-8")
+    result, text = _play(path, engine, switch, pj_lib)
+    assert not result.passed, text
+    assert ":11 (step 7)" in result.failure and "the transfer failed with status 4" in \
+        result.failure, result.failure
