@@ -144,3 +144,15 @@ def test_the_scan_finds_a_planted_fixed_bind(tmp_path: Path) -> None:
 def test_no_test_or_bench_binds_a_fixed_port() -> None:
     found = fixed_port_binds(REPO / "tests") + fixed_port_binds(REPO / "bench")
     assert not found, "\n".join(found)
+
+
+def test_a_test_switch_on_the_example_serves_a_copy_with_the_trunk_moved(tmp_path: Path) -> None:
+    from tests.support.server import start_switch
+
+    switch = start_switch(tmp_path)
+    try:
+        assert switch.config != EXAMPLE_CONFIG and switch.config.parent == tmp_path
+        assert switch.carrier is not None and switch.carrier != EXAMPLE_TRUNK
+        assert switch.carrier == trunk_address(switch.config)
+    finally:
+        assert switch.stop() == 0

@@ -26,6 +26,11 @@ __all__ = ["EXAMPLE_CONFIG", "REPO", "RunningSwitch", "call_records", "config_wi
 
 def start_switch(data_dir: Path, *, config: Path = EXAMPLE_CONFIG, port: int | None = None,
                  env: dict[str, str] | None = None, timeout: float = 30.0) -> SwitchProcess:
+    """`wte serve` on free ports. The example configuration is served from a copy whose
+    carrier trunk is on a free port (`carrier_port` of the result), not 127.0.0.1:5090."""
+    if config == EXAMPLE_CONFIG:
+        data_dir.mkdir(parents=True, exist_ok=True)
+        config = run_config(data_dir, EXAMPLE_CONFIG, {}, name="example-config.yaml")
     return _start(data_dir, config, port=port, env=env, timeout=timeout)
 
 
