@@ -16,6 +16,8 @@ refused before anything opens it, with one line naming the file and what to do
 
 from __future__ import annotations
 
+import os
+import sqlite3
 from pathlib import Path
 from typing import Any
 
@@ -25,8 +27,6 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 SQLITE_BUSY_TIMEOUT_MS = 10_000
-# The first 16 bytes of every SQLite 3 database file (sqlite.org/fileformat.html, 1.3)
-SQLITE_HEADER = b"SQLite format 3\x00"
 # what SQLite says when the file is not (or no longer) a database
 _CORRUPT_WORDS = ("file is not a database", "database disk image is malformed",
                   "file is encrypted or is not a database")
@@ -70,23 +70,32 @@ def sqlite_path(url: str | URL) -> Path | None:
 def check_sqlite_file(url: str | URL) -> None:
     """Raise DatabaseFileError if the SQLite file of `url` exists but is not a database.
 
-    A missing or empty file is fine (SQLite creates it); only the 16-byte header is read,
-    so this costs nothing at start whatever the database's size.
+    A missing or empty file is fine (SQLite creates it). The file is read through SQLite
+    itself, read-only, never with a plain open(): closing any descriptor of a database file
+    drops every POSIX lock this process holds on it (sqlite.org/howtocorrupt.html, 2.2), and
+    the switch checks while its other engines are connected. Reading the schema version
+    reads only the header page, so this costs little whatever the database's size.
     """
     path = sqlite_path(url)
-    if path is None:
+    if path is None or not path.exists():
         return
+    if path.is_dir():
+        raise DatabaseFileError(path, "is a directory")
+    if not os.access(path, os.R_OK):
+        raise DatabaseFileError(path, "cannot be read (permission denied)")
     try:
-        with path.open("rb") as f:
-            head = f.read(len(SQLITE_HEADER))
-    except FileNotFoundError:
-        return
-    except IsADirectoryError:
-        raise DatabaseFileError(path, "is a directory") from None
-    except OSError as exc:
-        raise DatabaseFileError(path, f"cannot be read ({exc.strerror or exc})") from None
-    if head and head != SQLITE_HEADER:
-        raise DatabaseFileError(path, "is not an SQLite database (corrupt or another file)")
+        conn = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True, timeout=10)
+    except sqlite3.Error as exc:
+        raise DatabaseFileError(path, f"cannot be opened ({exc})") from None
+    try:
+        conn.execute("PRAGMA schema_version").fetchone()
+    except sqlite3.DatabaseError as exc:
+        if any(w in str(exc).lower() for w in _CORRUPT_WORDS):
+            raise DatabaseFileError(
+                path, "is not an SQLite database (corrupt or another file)") from None
+        raise  # busy, locked...: not this check's business
+    finally:
+        conn.close()
 
 
 def storage_error(exc: BaseException, url: str | URL) -> StorageError | None:

@@ -131,3 +131,34 @@ def test_guarded_turns_a_storage_error_into_one_log_line_and_status_2(
 
     with pytest.raises(ValueError):
         guarded(other)(argparse.Namespace())
+
+
+def _rows_seen_by_another_process(db: Path) -> int:
+    import subprocess
+    import sys
+
+    out = subprocess.run(
+        [sys.executable, "-c",
+         "import sqlite3, sys; c = sqlite3.connect(sys.argv[1]); "
+         "print(c.execute('select count(*) from t').fetchone()[0])", str(db)],
+        capture_output=True, text=True, timeout=30, check=True)
+    return int(out.stdout)
+
+
+def test_the_check_keeps_the_locks_of_this_process(tmp_path: Path) -> None:
+    """The switch checks the file while its other engines are connected. A plain open() and
+    close() of the file would drop this process's POSIX locks on it; another process then
+    believes it is alone, resets the WAL index, and this process's later commits vanish
+    from everyone else's view (seen: call records invisible until the switch stopped)."""
+    db = tmp_path / "wte.db"
+    writer = sqlite3.connect(db, isolation_level=None)
+    try:
+        writer.execute("PRAGMA journal_mode=WAL")
+        writer.execute("create table t (x)")
+        writer.execute("insert into t values (1)")
+        check_sqlite_file(_url(db))
+        assert _rows_seen_by_another_process(db) == 1
+        writer.execute("insert into t values (2)")
+        assert _rows_seen_by_another_process(db) == 2
+    finally:
+        writer.close()
