@@ -104,10 +104,11 @@ def test_db_upgrade_on_a_file_with_a_valid_header_but_garbage_pages(tmp_path: Pa
 async def test_the_listing_commands_say_it_in_one_line(tmp_path: Path) -> None:
     db = tmp_path / "wte.db"
     db.write_bytes(GARBAGE)
-    for command in (lambda out: list_registrations(_url(db), out, 0.0),
-                    lambda out: list_call_records(_url(db), out)):
+    for which in ("registrations", "calls"):
         out = io.StringIO()
-        assert await command(out) == 2
+        status = await (list_registrations(_url(db), out, 0.0) if which == "registrations"
+                        else list_call_records(_url(db), out))
+        assert status == 2
         text = out.getvalue()
         assert text.count("\n") == 1 and text.startswith("error: database ") and str(db) in text
 
