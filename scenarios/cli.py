@@ -1,8 +1,11 @@
 """`wte scenario run FILE... [--target HOST:PORT] [--engine own|pjsua2] [--junit out.xml]`.
 
 Without --target, a switch is started for the run (the example configuration with a short
-ring timeout, free loopback ports, a temporary data directory), and call records are read
-from its database. The last line is the summary `N passed, M failed`.
+ring timeout, free loopback ports, its carrier trunk moved to a free port where the
+scenarios' carrier phones listen, a temporary data directory), and call records are read
+from its database. With --target, carrier phones listen on the example trunk's address,
+127.0.0.1:5090 (the external switch's configuration decides; `carrier=` overrides it).
+The last line is the summary `N passed, M failed`.
 """
 
 from __future__ import annotations
@@ -14,7 +17,7 @@ from typing import TextIO
 
 from .engine import Engine, Pump
 from .junit import write_junit
-from .model import Scenario
+from .model import EXAMPLE_CARRIER, Scenario
 from .own import OwnEngine
 from .parse import ScenarioFileError, load_scenario
 from .records import RecordReader
@@ -65,11 +68,13 @@ def make_engine(name: str, pump: Pump, pj_library: object | None = None) -> Engi
 
 
 async def play(scenarios: list[Scenario], target: tuple[str, int], engine: Engine, pump: Pump,
-               out: TextIO, data_dir: str | None = None) -> list[ScenarioResult]:
-    """Play loaded scenarios against a running switch (the pytest entry point)."""
+               out: TextIO, data_dir: str | None = None,
+               carrier: str = EXAMPLE_CARRIER) -> list[ScenarioResult]:
+    """Play loaded scenarios against a running switch (the pytest entry point); `carrier`
+    is the "host:port" its carrier trunk points at."""
     records = RecordReader(data_dir) if data_dir else None
     ctx = RunContext(target, engine, OwnEngine(), pump, records,
-                     concurrency=1 if engine.name == "pjsua2" else 50)
+                     concurrency=1 if engine.name == "pjsua2" else 50, carrier=carrier)
     try:
         return await run_scenarios(scenarios, ctx, out)
     finally:
@@ -78,8 +83,11 @@ async def play(scenarios: list[Scenario], target: tuple[str, int], engine: Engin
 
 
 def scenario_main(files: list[str], target: str | None, engine: str, junit: str | None,
-                  out: TextIO) -> int:
-    """Run scenario files; 0 when all passed, 1 when any failed, 2 on a usage error."""
+                  out: TextIO, carrier: str | None = None) -> int:
+    """Run scenario files; 0 when all passed, 1 when any failed, 2 on a usage error.
+
+    `carrier` ("host:port") is where the target switch's carrier trunk points; only with
+    `target` (a switch the runner starts gets a free port)."""
     if engine not in ENGINES:
         out.write(f"error: unknown engine {engine!r} (own or pjsua2)\n")
         return 2
@@ -93,7 +101,7 @@ def scenario_main(files: list[str], target: str | None, engine: str, junit: str 
     results: list[ScenarioResult] = []
     if scenarios:
         try:
-            results = _run(scenarios, target, engine, out)
+            results = _run(scenarios, target, engine, out, carrier)
         except (ValueError, RuntimeError, OSError) as exc:
             out.write(f"error: {exc}\n")
             return 2
@@ -107,19 +115,27 @@ def scenario_main(files: list[str], target: str | None, engine: str, junit: str 
 
 
 def _run(scenarios: list[Scenario], target: str | None, engine_name: str,
-         out: TextIO) -> list[ScenarioResult]:
+         out: TextIO, carrier: str | None = None) -> list[ScenarioResult]:
+    if carrier is not None:
+        if target is None:
+            raise ValueError("a carrier address goes with --target (a switch the runner "
+                             "starts gets its carrier on a free port)")
+        parse_target(carrier)
     pump = Pump()
     engine = make_engine(engine_name, pump)
     try:
         if target is not None:
-            return asyncio.run(play(scenarios, parse_target(target), engine, pump, out))
+            return asyncio.run(play(scenarios, parse_target(target), engine, pump, out,
+                                    carrier=carrier or EXAMPLE_CARRIER))
         with tempfile.TemporaryDirectory(prefix="wte-scenarios-") as tmp:
             data_dir = Path(tmp)
-            switch = start_switch(data_dir, run_config(data_dir))
-            out.write(f"started a switch on {switch.host}:{switch.port} (data in {data_dir})\n")
+            switch = start_switch(data_dir, run_config(data_dir))  # trunk on a free port
+            trunk = switch.carrier or tuple(EXAMPLE_CARRIER.rsplit(":", 1))
+            out.write(f"started a switch on {switch.host}:{switch.port}, its carrier trunk at "
+                      f"{trunk[0]}:{trunk[1]} (data in {data_dir})\n")
             try:
                 return asyncio.run(play(scenarios, (switch.host, switch.port), engine, pump,
-                                        out, str(data_dir)))
+                                        out, str(data_dir), carrier=f"{trunk[0]}:{trunk[1]}"))
             finally:
                 switch.stop()
     finally:

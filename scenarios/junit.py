@@ -12,7 +12,8 @@ def write_junit(path: str | Path, results: list[ScenarioResult], engine: str,
                 errors: tuple[tuple[str, str], ...] = ()) -> None:
     """`errors` are files that could not be loaded: (file, message)."""
     failures = sum(1 for r in results if not r.passed)
-    suite = ET.Element("testsuite", name=f"scenarios.{engine}", tests=str(len(results) + len(errors)),
+    suite = ET.Element("testsuite", name=f"scenarios.{engine}",
+                       tests=str(len(results) + len(errors)),
                        failures=str(failures), errors=str(len(errors)),
                        time=f"{sum(r.seconds for r in results):.3f}")
     for r in results:

@@ -6,7 +6,7 @@ A scenario file::
     phones:
       alice: {account: "501410", password: demo-501410, transport: udp, kind: desk}
       bob:   {account: "501411", password: demo-501411, transport: tcp, kind: softphone}
-      carrier: {kind: carrier, address: "127.0.0.1:5090"}
+      carrier: {kind: carrier}  # the switch's carrier trunk (see Phone.address)
     steps:                      # in order; each step is `phone: action`, or `wait: seconds`
       - alice: register
       - bob: register
@@ -17,12 +17,25 @@ A scenario file::
 
 Instead of the top-level `steps`, each phone may carry its own `steps:` list; the phones'
 lists then run side by side. Every waiting step takes `timeout` (seconds, default 5).
+
+`transfer: "412"` (or `{to: "412", method: blind}`) makes a phone in a call ask for a blind
+transfer (RFC 3515 REFER); the step passes when the final NOTIFY reports a 2xx, which the
+switch sends once the target has answered: give the target its own `steps:` list (see
+tests/scenarios/blind_transfer.yaml). Attended transfer is not supported by either engine.
+
+A carrier phone (`kind: carrier`) without `address` is the switch's carrier trunk: the
+runner moves the trunk of a switch it starts to a free port and listens there; against
+`--target` it listens on the example's 127.0.0.1:5090.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from enum import Enum
+
+# The example configuration's carrier trunk: where a carrier phone listens when the runner
+# plays against an external switch (`--target`) and the scenario gives no `address`.
+EXAMPLE_CARRIER = "127.0.0.1:5090"
 
 
 class StepKind(Enum):
@@ -168,7 +181,11 @@ class Phone:
     password: str = ""
     realm: str = "*"
     transport: str = "UDP"
-    address: str = ""  # carrier: "host:port" it listens on (the trunk's address)
+    # carrier: "host:port" it listens on. "" (the usual) means the switch's carrier trunk:
+    # when the runner starts the switch, a free port it writes into the switch's trunk;
+    # with --target, EXAMPLE_CARRIER or the runner's `carrier` option. An explicit
+    # EXAMPLE_CARRIER also stands for the switch's trunk (files written before it moved).
+    address: str = ""
     steps: tuple[Step, ...] = ()
 
     @property
@@ -196,7 +213,11 @@ class Scenario:
         """What two scenarios running at once must not share: accounts and carrier addresses."""
         out: set[str] = set()
         for p in self.phones:
-            out.add(f"addr:{p.address}" if p.kind is PhoneKind.CARRIER else f"acct:{p.account}")
+            if p.kind is PhoneKind.CARRIER:
+                # "" and the example address both mean the switch's trunk: one resource
+                out.add(f"addr:{'' if p.address == EXAMPLE_CARRIER else p.address}")
+            else:
+                out.add(f"acct:{p.account}")
         return frozenset(out)
 
     @property

@@ -1,7 +1,9 @@
 """The own engine: a user agent on the switch's SIP stack (sans-IO transactions + asyncio).
 
 Fast and light: hundreds of phones run in one loop. Signalling only: it offers and answers
-SDP (G.711, telephone-event) but sends no RTP, so media steps are not supported.
+SDP (G.711, telephone-event) but sends no RTP, so media steps are not supported. Blind
+transfer is: REFER in the call, then the NOTIFYs of its implicit subscription carry the
+outcome (RFC 3515 2.4.4, a message/sipfrag status line).
 """
 
 from __future__ import annotations
@@ -71,6 +73,7 @@ class OwnCall(CallView):
     cancel_pending: bool = False
     auth_tried: bool = False
     ack: Request | None = None
+    xfer_status: int | None = None  # final status of our REFER (its NOTIFY, or its failure)
 
 
 class OwnPhone(PhoneDriver):
@@ -396,6 +399,50 @@ class OwnPhone(PhoneDriver):
         call.cseq += 1
         self._invite(call, call.remote_target, (), None, "sendonly" if on else "sendrecv")
 
+    def transfer(self, target: str, method: str) -> None:
+        if method != "blind":
+            raise self.unsupported("attended transfer")
+        call = self._call(CallState.CONFIRMED, CallState.HELD)
+        uri = target if target.startswith(("sip:", "sips:", "tel:")) else (
+            f"sip:{target}@{self.target[0]}:{self.server.port}")
+        call.xfer_status = None
+        self._refer(call, uri, None)
+
+    def _refer(self, call: OwnCall, uri: str, auth: tuple[str, str] | None) -> None:
+        """REFER in the dialog (RFC 3515 2.4.1); a 2xx only says it was accepted."""
+        call.cseq += 1
+        extra = [("Refer-To", f"<{uri}>"), ("Referred-By", f"<{self._aor()}>")]
+        if auth is not None:
+            extra.append(auth)
+        req = Request("REFER", parse_uri(call.remote_target), self._request_headers(
+            "REFER", call.cseq, call.local, call.remote, call.call_id, tuple(extra)))
+
+        def done(resp: Response | None) -> None:
+            if resp is None:
+                call.xfer_status = 408
+            elif resp.status >= 300:
+                if auth is None and (cred := self._credentials(resp, "REFER", str(req.uri))):
+                    self._refer(call, uri, cred)
+                else:
+                    call.xfer_status = resp.status
+
+        self._send(req, done, call.peer)
+
+    def transfer_status(self) -> int | None:
+        call = self.current
+        return call.xfer_status if isinstance(call, OwnCall) else None
+
+    def _notify(self, call: OwnCall | None, req: Request) -> None:
+        """A NOTIFY of our REFER: its body is the status line of the new call (RFC 3515
+        2.4.5); a final one (>= 200) ends the step that waits for it."""
+        if call is None or (req.headers.get("Event") or "").split(";")[0].strip() != "refer":
+            return
+        parts = req.body.split(maxsplit=2)
+        if len(parts) >= 2 and parts[0].startswith(b"SIP/") and parts[1].isdigit():
+            status = int(parts[1])
+            if status >= 200:
+                call.xfer_status = status
+
     def _answer(self, call: OwnCall, status: int) -> None:
         assert call.invite is not None and call.server_key is not None
         headers: list[tuple[str, str]] = []
@@ -443,6 +490,8 @@ class OwnPhone(PhoneDriver):
                 call.set(CallState.DISCONNECTED)
         elif req.method == "CANCEL":
             status = 200 if call is not None else 481
+        elif req.method == "NOTIFY":
+            self._notify(call, req)
         elif req.method not in ("OPTIONS", "NOTIFY", "INFO", "UPDATE"):
             status = 501
         self.layer.respond(ev.key, make_response(req, status, to_tag=new_tag()), self._now())

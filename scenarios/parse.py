@@ -11,6 +11,7 @@ from dialplan.yamlsource import ConfigError, ConfigIssue, PathKey, YamlSource, l
 
 from .model import (
     DEFAULT_TIMEOUT,
+    EXAMPLE_CARRIER,
     CallState,
     Expectation,
     Match,
@@ -24,7 +25,7 @@ from .model import (
 
 TRANSPORTS = ("UDP", "TCP", "TLS")
 PHONE_KEYS = {"account", "password", "realm", "transport", "kind", "address", "steps"}
-DEFAULT_CARRIER = "127.0.0.1:5090"
+DEFAULT_CARRIER = EXAMPLE_CARRIER  # kept for importers; a carrier's address defaults to ""
 
 
 class ScenarioFileError(Exception):
@@ -104,10 +105,11 @@ def _phone(src: YamlSource, name: str, raw: Any, names: set[str]) -> Phone:
     transport = str(d.get("transport", "udp")).upper()
     if transport not in TRANSPORTS:
         raise _Bad((*path, "transport"), f"transport {transport.lower()!r} is not udp, tcp or tls")
-    address = str(d.get("address", DEFAULT_CARRIER if kind is PhoneKind.CARRIER else ""))
+    # a carrier without `address` is the switch's carrier trunk, resolved by the runner
+    address = str(d.get("address", ""))
     if kind is PhoneKind.CARRIER:
         host, _, port = address.rpartition(":")
-        if not host or not port.isdigit():
+        if "address" in d and (not host or not port.isdigit() or not 0 < int(port) < 65536):
             raise _Bad((*path, "address"), f"address {address!r} is not host:port")
         if transport != "UDP":
             raise _Bad((*path, "transport"), "a carrier speaks UDP")

@@ -11,13 +11,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TextIO
 
 from switch.sip import Request, Response, parse_message
 
 from .engine import MEDIA_STEPS, Engine, NotSupported, PhoneDriver, Pump, StepFailed
-from .model import CallState, PhoneKind, Scenario, Step, StepKind
+from .model import EXAMPLE_CARRIER, CallState, Phone, PhoneKind, Scenario, Step, StepKind
 from .records import RecordReader, record_field
 
 REGISTER_EXPIRES = 300
@@ -54,6 +54,15 @@ class RunContext:
     pump: Pump
     records: RecordReader | None = None
     concurrency: int = 50
+    # "host:port" of the switch's carrier trunk: where carrier phones without an address
+    # (or with the example's) listen; a switch the runner starts gets a free port here
+    carrier: str = EXAMPLE_CARRIER
+
+    def resolve(self, spec: Phone) -> Phone:
+        """A carrier phone with its listening address filled in (see Phone.address)."""
+        if spec.kind is PhoneKind.CARRIER and spec.address in ("", EXAMPLE_CARRIER):
+            return replace(spec, address=self.carrier)
+        return spec
 
 
 class _Run:
@@ -67,7 +76,7 @@ class _Run:
         t0 = time.monotonic()
         failure = ""
         try:
-            for spec in self.sc.phones:
+            for spec in map(self.ctx.resolve, self.sc.phones):
                 eng = self.ctx.carrier_engine if spec.kind is PhoneKind.CARRIER else self.ctx.engine
                 drv = eng.phone(spec, self.ctx.target)
                 self.phones[spec.name] = drv
@@ -97,8 +106,9 @@ class _Run:
                 self.results.append(StepResult(step, False, time.monotonic() - t0, msg))
                 log = ""
                 if isinstance(exc, StepFailed) and step.phone in self.phones:
-                    log = "\nSIP messages of " + f"{step.phone}:\n" + self.phones[step.phone].log.tail()
-                raise _Failed(f"{step.where}: step `{step.describe()}` failed: {msg}{log}") from None
+                    log = f"\nSIP messages of {step.phone}:\n{self.phones[step.phone].log.tail()}"
+                raise _Failed(f"{step.where}: step `{step.describe()}` failed: {msg}{log}"
+                              ) from None
             self.results.append(StepResult(step, True, time.monotonic() - t0))
 
     async def _until(self, cond: object, step: Step) -> bool:

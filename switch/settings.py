@@ -2,10 +2,13 @@
 
 Validation errors name the file, line and field (ConfigError from dialplan.yamlsource) so
 an operator can fix them; the running configuration is kept when a reload is refused.
+Files the settings name (the TLS certificate and key) are checked at load too, so a wrong
+path is refused with its line instead of failing later while the transports start.
 """
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
@@ -20,58 +23,62 @@ class _Strict(BaseModel):
 
 class SipSettings(_Strict):
     host: str = "127.0.0.1"
-    port: int = Field(5060, ge=0, le=65535)
-    tls_port: int | None = Field(None, ge=0, le=65535, description="default: port + 1")
+    port: int = Field(default=5060, ge=0, le=65535)
+    tls_port: int | None = Field(default=None, ge=0, le=65535, description="default: port + 1")
     # SIP over WebSocket (RFC 7118), switch/transport/ws.py
-    ws_port: int | None = Field(None, ge=0, le=65535, description="WS; default: port + 2")
-    wss_port: int | None = Field(None, ge=0, le=65535, description="WSS; default: port + 3")
+    ws_port: int | None = Field(default=None, ge=0, le=65535, description="WS; default: port + 2")
+    wss_port: int | None = Field(default=None, ge=0, le=65535, description="WSS; default: port + 3")
     tls_cert: str | None = None
     tls_key: str | None = None
-    max_message_size: int = Field(65535, ge=1024, le=1_048_576)
-    tcp_idle_timeout: float = Field(900.0, gt=0)
+    max_message_size: int = Field(default=65535, ge=1024, le=1_048_576)
+    tcp_idle_timeout: float = Field(default=900.0, gt=0)
     user_agent: str = "wte/0.1"
 
 
 class TransactionSettings(_Strict):
-    t1: float = Field(0.5, gt=0)
-    t2: float = Field(4.0, gt=0)
-    t4: float = Field(5.0, gt=0)
+    t1: float = Field(default=0.5, gt=0)
+    t2: float = Field(default=4.0, gt=0)
+    t4: float = Field(default=5.0, gt=0)
 
 
 class RegistrarSettings(_Strict):
-    min_expires: int = Field(60, ge=1)
-    max_expires: int = Field(3600, ge=1)
-    default_expires: int = Field(3600, ge=1)
-    max_contacts: int = Field(5, ge=1, le=100)
-    sweep_interval: float = Field(30.0, gt=0)
-    nat_ping_interval: float = Field(30.0, ge=0, description="UDP keep-alive OPTIONS; 0 = off")
+    min_expires: int = Field(default=60, ge=1)
+    max_expires: int = Field(default=3600, ge=1)
+    default_expires: int = Field(default=3600, ge=1)
+    max_contacts: int = Field(default=5, ge=1, le=100)
+    sweep_interval: float = Field(default=30.0, gt=0)
+    nat_ping_interval: float = Field(default=30.0, ge=0,
+                                     description="UDP keep-alive OPTIONS; 0 = off")
 
 
 class AuthSettings(_Strict):
-    nonce_ttl: float = Field(300.0, gt=0)
-    max_failures: int = Field(10, ge=1)
-    failure_window: float = Field(60.0, gt=0)
-    block_seconds: float = Field(300.0, ge=0)
-    slow_after: int = Field(3, ge=1)
+    nonce_ttl: float = Field(default=300.0, gt=0)
+    max_failures: int = Field(default=10, ge=1)
+    failure_window: float = Field(default=60.0, gt=0)
+    block_seconds: float = Field(default=300.0, ge=0)
+    slow_after: int = Field(default=3, ge=1)
 
 
 class CallSettings(_Strict):
-    ring_timeout: float = Field(30.0, gt=0, description="no answer after this: 480 to the caller")
-    hunt_step: float = Field(15.0, gt=0, description="ring time per member when hunting")
+    ring_timeout: float = Field(default=30.0, gt=0,
+                                description="no answer after this: 480 to the caller")
+    hunt_step: float = Field(default=15.0, gt=0, description="ring time per member when hunting")
 
 
 class MediaSettings(_Strict):
-    port_min: int = Field(20000, ge=1024, le=65535, description="RTP port range (even ports)")
-    port_max: int = Field(29999, ge=1024, le=65535)
+    port_min: int = Field(default=20000, ge=1024, le=65535,
+                          description="RTP port range (even ports)")
+    port_max: int = Field(default=29999, ge=1024, le=65535)
 
 
 class EmergencySettings(_Strict):
-    callback_minutes: float = Field(30.0, ge=0, description="PSAP call-back window")
-    webhook_url: str | None = Field(None, description="POSTed a JSON event per emergency call")
+    callback_minutes: float = Field(default=30.0, ge=0, description="PSAP call-back window")
+    webhook_url: str | None = Field(default=None,
+                                    description="POSTed a JSON event per emergency call")
 
 
 class HttpSettings(_Strict):
-    port: int | None = Field(None, ge=0, le=65535, description="default: SIP port + 4")
+    port: int | None = Field(default=None, ge=0, le=65535, description="default: SIP port + 4")
 
 
 class SwitchSettings(_Strict):
@@ -83,7 +90,7 @@ class SwitchSettings(_Strict):
     media: MediaSettings = MediaSettings()
     emergency: EmergencySettings = EmergencySettings()
     http: HttpSettings = HttpSettings()
-    drain_seconds: float = Field(5.0, ge=0)
+    drain_seconds: float = Field(default=5.0, ge=0)
 
 
 def settings_from_source(source: YamlSource) -> SwitchSettings:
@@ -91,13 +98,40 @@ def settings_from_source(source: YamlSource) -> SwitchSettings:
     if raw is None:
         raw = {}
     try:
-        return SwitchSettings.model_validate(raw)
+        settings = SwitchSettings.model_validate(raw)
     except ValidationError as exc:
         issues: list[ConfigIssue] = []
         for err in exc.errors():
             path = ("switch", *(p for p in err["loc"] if isinstance(p, str | int)))
             issues.append(source.issue(path, err["msg"]))
         raise ConfigError(issues) from None
+    file_issues = _tls_file_issues(source, settings.sip)
+    if file_issues:
+        raise ConfigError(file_issues)
+    return settings
+
+
+def _tls_file_issues(source: YamlSource, sip: SipSettings) -> list[ConfigIssue]:
+    """The certificate and key go together and must be readable files (paths relative to
+    the directory the switch runs in, as the TLS transport opens them)."""
+    given = {"tls_cert": sip.tls_cert, "tls_key": sip.tls_key}
+    issues: list[ConfigIssue] = []
+    for name, value in given.items():
+        other = "tls_key" if name == "tls_cert" else "tls_cert"
+        if value and not given[other]:
+            issues.append(source.issue(("switch", "sip", other),
+                                       f"missing: {name} is set, give {other} too (or neither, "
+                                       "for a self-signed certificate in the data directory)"))
+        if not value:
+            continue
+        path = Path(value).expanduser()
+        if not path.is_file():
+            issues.append(source.issue(("switch", "sip", name),
+                                       f"{path}: no such file (relative paths start from "
+                                       f"{Path.cwd()})"))
+        elif not os.access(path, os.R_OK):
+            issues.append(source.issue(("switch", "sip", name), f"{path}: not readable"))
+    return issues
 
 
 def load_settings(path: str | Path) -> SwitchSettings:

@@ -35,6 +35,12 @@ def switch(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SwitchProcess]:
     running.stop()
 
 
+def _carrier(switch: SwitchProcess) -> str:
+    """Where the switch's trunk points: a free port, never the example's 5090 (issue 11)."""
+    assert switch.carrier is not None and switch.carrier[1] != 5090
+    return f"{switch.carrier[0]}:{switch.carrier[1]}"
+
+
 def _play(path: Path, engine_name: str, switch: SwitchProcess, pj_lib: Any = None
           ) -> tuple[ScenarioResult, str]:
     pump = Pump()
@@ -42,7 +48,7 @@ def _play(path: Path, engine_name: str, switch: SwitchProcess, pj_lib: Any = Non
     out = io.StringIO()
     try:
         results = asyncio.run(play([load_scenario(path)], (switch.host, switch.port), engine,
-                                   pump, out, str(switch.data_dir)))
+                                   pump, out, str(switch.data_dir), carrier=_carrier(switch)))
     finally:
         asyncio.run(engine.close())
     assert len(results) == 1
@@ -144,7 +150,8 @@ def test_scenario_main_starts_a_switch_runs_the_suite_at_once_and_writes_junit(
 def test_scenario_main_against_a_target(switch: SwitchProcess) -> None:
     out = io.StringIO()
     code = scenario_main([str(HERE / "trunk_out.yaml"), str(HERE / "busy.yaml")],
-                         f"{switch.host}:{switch.port}", "own", None, out)
+                         f"{switch.host}:{switch.port}", "own", None, out,
+                         carrier=_carrier(switch))
     text = out.getvalue()
     # busy.yaml reads call records: out of reach through --target, and it says so
     assert code == 1, text
@@ -160,3 +167,79 @@ def test_media_scenarios_on_pjsua2(path: Path, switch: SwitchProcess, pj_lib: An
     """Tones, hold and DTMF need real media: only the pjsua2 engine plays them."""
     result, text = _play(path, "pjsua2", switch, pj_lib)
     assert result.passed, text
+
+
+# -- the carrier trunk's address (issue 11: no test binds the example's 127.0.0.1:5090) --
+
+def test_a_carrier_without_address_is_the_switchs_trunk(tmp_path: Path) -> None:
+    from scenarios.model import EXAMPLE_CARRIER, PhoneKind
+    from scenarios.runner import RunContext
+
+    path = tmp_path / "c.yaml"
+    path.write_text("phones:\n  c: {kind: carrier}\n  x: {kind: carrier, address: '10.0.0.1:7'}\n"
+                    "  old: {kind: carrier, address: '127.0.0.1:5090'}\n"
+                    "steps:\n  - c: {dial: '+33562070410'}\n", encoding="utf-8")
+    sc = load_scenario(path)
+    assert [p.address for p in sc.phones] == ["", "10.0.0.1:7", EXAMPLE_CARRIER]
+    # "" and the example's address are one resource: the switch's trunk
+    assert sc.resources == frozenset({"addr:", "addr:10.0.0.1:7"})
+    no_engine: Any = None  # resolving addresses needs no engine
+    ctx = RunContext(("127.0.0.1", 1), no_engine, no_engine, Pump(), carrier="127.0.0.1:40001")
+    resolved = [ctx.resolve(p) for p in sc.phones]
+    assert [p.address for p in resolved] == ["127.0.0.1:40001", "10.0.0.1:7", "127.0.0.1:40001"]
+    assert all(p.kind is PhoneKind.CARRIER for p in resolved)
+    # against an external switch (--target) the example's contract holds
+    target_ctx = RunContext(("127.0.0.1", 1), no_engine, no_engine, Pump())
+    assert target_ctx.resolve(sc.phones[0]).address == EXAMPLE_CARRIER
+
+
+def test_a_bad_carrier_address_is_reported(tmp_path: Path) -> None:
+    path = tmp_path / "c.yaml"
+    path.write_text("phones:\n  c: {kind: carrier, address: 'nowhere'}\n"
+                    "steps:\n  - c: {dial: '1'}\n", encoding="utf-8")
+    with pytest.raises(ScenarioFileError, match="'nowhere' is not host:port"):
+        load_scenario(path)
+
+
+def test_a_file_naming_the_example_trunk_still_plays_against_a_moved_trunk(
+        tmp_path: Path, switch: SwitchProcess) -> None:
+    """Backward compatibility: `address: "127.0.0.1:5090"` (scenario files written before
+    the trunk moved) means the switch's trunk, now on a free port; 5090 is never bound."""
+    text = (HERE / "trunk_out.yaml").read_text(encoding="utf-8")
+    path = tmp_path / "old_trunk_out.yaml"
+    path.write_text(text.replace("{kind: carrier}", '{kind: carrier, address: "127.0.0.1:5090"}'),
+                    encoding="utf-8")
+    assert "5090" in path.read_text(encoding="utf-8")
+    assert _carrier(switch) != "127.0.0.1:5090"
+    result, out = _play(path, "own", switch)
+    assert result.passed, out
+
+
+def test_a_carrier_address_without_target_is_a_usage_error() -> None:
+    out = io.StringIO()
+    assert scenario_main([str(HERE / "trunk_out.yaml")], None, "own", None, out,
+                         carrier="127.0.0.1:5999") == 2
+    assert "goes with --target" in out.getvalue()
+
+
+@pytest.mark.parametrize("engine", ["own", "pjsua2"])
+def test_a_failed_transfer_fails_its_step(tmp_path: Path, engine: str, switch: SwitchProcess,
+                                          request: pytest.FixtureRequest) -> None:
+    """The transfer step passes only on a 2xx final status: a target no one has fails it."""
+    pj_lib = request.getfixturevalue("pj_lib") if engine == "pjsua2" else None
+    path = tmp_path / "bad_transfer.yaml"
+    path.write_text(
+        "phones:\n"
+        "  alice: {account: '501410', password: demo-501410}\n"
+        "  bruno: {account: '501411', password: demo-501411}\n"
+        "steps:\n"
+        "  - alice: register\n  - bruno: register\n"
+        "  - alice: {dial: '411'}\n  - bruno: answer\n"
+        "  - alice: {expect_state: confirmed}\n"
+        "  - wait: 0.3\n"
+        "  - bruno: {transfer: '499'}\n"       # no such extension
+        "  - alice: hangup\n", encoding="utf-8")
+    result, text = _play(path, engine, switch, pj_lib)
+    assert not result.passed, text
+    assert ":11 (step 7)" in result.failure and "the transfer failed with status 4" in \
+        result.failure, result.failure

@@ -5,15 +5,19 @@ Functions write to the stream they are given; nothing here prints.
 
 from __future__ import annotations
 
+import functools
+import logging
 import os
+from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TextIO, cast
+from typing import TYPE_CHECKING, Any, TextIO, TypeVar, cast
 
 from sqlalchemy import Table, select
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError
 
-from .engine import create_engine, is_sqlite
+from .engine import StorageError as StorageError  # re-exported (switch.storage, importers)
+from .engine import check_sqlite_file, create_engine, is_sqlite, storage_error
 from .models import RegistrationRow
 
 if TYPE_CHECKING:  # alembic is imported only by the commands that migrate
@@ -47,9 +51,17 @@ def alembic_config(url: str) -> Config:
 
 
 def db_upgrade(url: str, rev: str = "head") -> None:
+    """Migrate to `rev`; StorageError (one line, what to do) when the file is corrupt."""
     from alembic import command
 
-    command.upgrade(alembic_config(url), rev)
+    check_sqlite_file(url)
+    try:
+        command.upgrade(alembic_config(url), rev)
+    except DBAPIError as exc:
+        err = storage_error(exc, url)
+        if err is None:
+            raise
+        raise err from None
 
 
 def db_downgrade(url: str, rev: str) -> None:
@@ -74,8 +86,26 @@ async def db_current(url: str) -> str | None:
         await engine.dispose()
 
 
-class StorageError(RuntimeError):
-    """The database cannot answer (missing file, no schema): the message says what to do."""
+_A = TypeVar("_A")
+
+
+def guarded(command: Callable[[_A], int]) -> Callable[[_A], int]:
+    """A `wte` command that, when the database cannot be used (StorageError: a corrupt
+    SQLite file, a missing schema), logs one line saying why and what to do and returns
+    exit status 2, instead of a traceback. The wiring, in `switch/__main__.py` `main()`:
+
+        result: int = guarded(args.func)(args)
+    """
+
+    @functools.wraps(command)
+    def run(args: _A) -> int:
+        try:
+            return command(args)
+        except StorageError as exc:
+            logging.getLogger("switch").error("%s", exc)
+            return exc.exit_status
+
+    return run
 
 
 def _source(host: str, port: int) -> str:
@@ -97,7 +127,7 @@ async def list_registrations(url: str, out: TextIO, now: float) -> int:
         rows = await read_registrations(url, now)
     except StorageError as exc:
         out.write(f"error: {exc}\n")
-        return 1
+        return exc.exit_status
     out.write(HEADER + "\n")
     for r in rows:
         ua = (r.user_agent or "-").replace("\t", " ").replace("\n", " ")
@@ -124,7 +154,7 @@ async def read_registrations(url: str, now: float) -> list[Any]:
                     .order_by(table.c.aor, table.c.q.desc(), table.c.registered_at.desc())
                 )).all())
             except DBAPIError as exc:
-                raise StorageError(
+                raise storage_error(exc, url) or StorageError(
                     f"cannot read registrations ({exc.orig}): run `wte db upgrade` first"
                 ) from exc
     finally:
@@ -138,12 +168,17 @@ async def list_call_records(url: str, out: TextIO, limit: int = 100) -> int:
 
     from .cdrs import SqlCallRecordRepository
 
-    engine = create_engine(url)
+    try:
+        engine = create_engine(url)
+    except StorageError as exc:
+        out.write(f"error: {exc}\n")
+        return exc.exit_status
     try:
         records = await SqlCallRecordRepository(engine).recent(limit)
     except DBAPIError as exc:
-        out.write(f"cannot read call records: {exc.orig}\n")
-        return 1
+        err = storage_error(exc, url)
+        out.write(f"error: {err}\n" if err else f"cannot read call records: {exc.orig}\n")
+        return err.exit_status if err else 1
     finally:
         await engine.dispose()
     for rec in records:

@@ -1,5 +1,11 @@
-"""A carrier stand-in for the example trunk (127.0.0.1:5090): a small UDP user agent that
-answers INVITEs the switch sends and can place calls into the switch."""
+"""A carrier stand-in for the trunk of the test configuration: a small UDP user agent that
+answers INVITEs the switch sends and can place calls into the switch.
+
+It listens on a free port (never the example trunk's well-known 127.0.0.1:5090, which a
+running switch or another test run may hold, issue 11); point the switch's trunk at it with
+`tests.support.server.config_with(..., carrier_port=carrier.port)`, or bind the port a
+switch's configuration already names (`Carrier(port=switch.carrier_port)`).
+"""
 
 from __future__ import annotations
 
@@ -16,15 +22,34 @@ SDP = (b"v=0\r\no=carrier 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt
 
 
 class Carrier:
-    def __init__(self, host: str = "127.0.0.1", port: int = 5090) -> None:
+    def __init__(self, host: str = "127.0.0.1", port: int = 0) -> None:
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         self.sock.bind((host, port))
-        self.addr = (host, port)
+        self.addr: tuple[str, int] = (host, int(self.sock.getsockname()[1]))
         self.received: list[Request | Response] = []
+
+    @property
+    def port(self) -> int:
+        return self.addr[1]
 
     def close(self) -> None:
         self.sock.close()
+
+    def _via_sent_by(self) -> str:
+        return f"{self.addr[0]}:{self.addr[1]}"
+
+    def reset(self) -> None:
+        """Forget what earlier tests left: queued datagrams (late retransmissions, BYEs) and
+        the `received` list, so one carrier can serve a whole test module."""
+        self.sock.setblocking(False)
+        try:
+            while True:
+                self.sock.recvfrom(65535)
+        except (BlockingIOError, InterruptedError):
+            pass
+        finally:
+            self.sock.setblocking(True)
+        self.received.clear()
 
     def _recv(self, timeout: float) -> tuple[Request | Response, tuple[str, int]] | None:
         self.sock.settimeout(timeout)
@@ -52,7 +77,8 @@ class Carrier:
             if isinstance(msg, Request) and msg.method == method:
                 return msg, src
             if isinstance(msg, Request) and msg.method not in ("ACK",):
-                self.sock.sendto(make_response(msg, 200, to_tag="c" + secrets.token_hex(3)).to_bytes(), src)
+                ok = make_response(msg, 200, to_tag="c" + secrets.token_hex(3))
+                self.sock.sendto(ok.to_bytes(), src)
         raise AssertionError(f"the carrier got no {method}; saw {self.received[-5:]}")
 
     def answer(self, invite: Request, src: tuple[str, int], status: int = 200) -> None:
@@ -72,7 +98,7 @@ class Carrier:
         call_id = secrets.token_hex(8) + "@carrier"
         req = (
             f"INVITE sip:{number}@{switch_host}:{switch_port};user=phone SIP/2.0\r\n"
-            f"Via: SIP/2.0/UDP {self.addr[0]}:{self.addr[1]};branch=z9hG4bK{secrets.token_hex(6)};rport\r\n"
+            f"Via: SIP/2.0/UDP {self._via_sent_by()};branch=z9hG4bK{secrets.token_hex(6)};rport\r\n"
             "Max-Forwards: 70\r\n"
             f"From: <sip:{from_number}@carrier.example;user=phone>;tag={secrets.token_hex(4)}\r\n"
             f"To: <sip:{number}@{switch_host};user=phone>\r\n"
@@ -99,7 +125,7 @@ class Carrier:
         """ACK a 2xx (RFC 3261 13.2.2.4) so the switch stops retransmitting it."""
         ack = (
             f"ACK sip:wte@{switch_host}:{switch_port} SIP/2.0\r\n"
-            f"Via: SIP/2.0/UDP {self.addr[0]}:{self.addr[1]};branch=z9hG4bK{secrets.token_hex(6)};rport\r\n"
+            f"Via: SIP/2.0/UDP {self._via_sent_by()};branch=z9hG4bK{secrets.token_hex(6)};rport\r\n"
             "Max-Forwards: 70\r\n"
             f"From: {ok.headers.get('From')}\r\nTo: {ok.headers.get('To')}\r\n"
             f"Call-ID: {ok.call_id}\r\nCSeq: {ok.cseq.seq} ACK\r\nContent-Length: 0\r\n\r\n"
