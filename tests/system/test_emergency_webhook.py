@@ -12,7 +12,7 @@ import yaml
 from scenarios.digest_client import authorization
 from switch.sip import parse_message
 from tests.support.carrier import Carrier
-from tests.support.server import EXAMPLE_CONFIG, start_switch
+from tests.support.server import EXAMPLE_CONFIG, start_switch, write_config
 from tests.support.sipclient import UdpClient
 
 
@@ -34,10 +34,9 @@ def test_emergency_call_posts_to_the_customers_webhook(tmp_path: Path) -> None:
     threading.Thread(target=server.serve_forever, daemon=True).start()
     data = yaml.safe_load(EXAMPLE_CONFIG.read_text(encoding="utf-8"))
     data["customers"][0]["emergency_webhook"] = f"http://127.0.0.1:{server.server_port}/hook"
-    config = tmp_path / "config.yaml"
-    config.write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
-    switch = start_switch(tmp_path / "var", config=config)
     carrier = Carrier()
+    config = write_config(tmp_path / "config.yaml", data, carrier_port=carrier.port)
+    switch = start_switch(tmp_path / "var", config=config)
     client = UdpClient(switch.host, switch.port)
     try:
         ruri = f"sip:112@{switch.host}"

@@ -11,7 +11,7 @@ import pytest
 import yaml
 
 from tests.support.pjphone import Phone, make_phone
-from tests.support.server import EXAMPLE_CONFIG, RunningSwitch, start_switch
+from tests.support.server import EXAMPLE_CONFIG, RunningSwitch, start_switch, write_config
 
 MEMBERS = ("501410", "501412")
 STEP = 2
@@ -26,7 +26,7 @@ def hunt_config(tmp: Path, strategy: str) -> Path:
     group.pop("schedule", None)  # open at any hour for the test
     data["switch"] = {"calls": {"hunt_step": STEP, "ring_timeout": 20}}
     path = tmp / f"{strategy}.yaml"
-    path.write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
+    write_config(path, data)
     return path
 
 
