@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import pytest
 
-from switch.b2bua.call import LEG_CALLER, LEG_IGNORE, Call, CallState, CallTransitionError
+from switch.b2bua.call import Call, CallState, CallTransitionError
 from switch.b2bua.effects import (
     Answered,
     Disposition,
     Ended,
+    LegId,
     RespondCaller,
     SendRequest,
     SendStateless,
@@ -69,11 +70,11 @@ def responses_to_caller(effects: list[object]) -> list[Response]:
 def test_ringing_then_answer_then_caller_hangs_up() -> None:
     call = make_call()
     inv = b_invite(PHONE_1, "b1")
-    assert call.add_leg(inv, PHONE_1) == [SendRequest(0, inv, PHONE_1)]
-    ringing = responses_to_caller(call.on_response(0, reply(inv, 180), 1.0))
+    assert call.add_leg(inv, PHONE_1) == [SendRequest(inv, PHONE_1, Side.CALLEE, LegId(0))]
+    ringing = responses_to_caller(call.on_response(LegId(0), reply(inv, 180), 1.0))
     assert [r.status for r in ringing] == [180]
     assert call.state is CallState.RINGING
-    effects = call.on_response(0, reply(inv, 200, body=b"sdp-of-b"), 2.0)
+    effects = call.on_response(LegId(0), reply(inv, 200, body=b"sdp-of-b"), 2.0)
     ack = next(e for e in effects if isinstance(e, SendStateless))
     ack_msg = parse_message(ack.data)
     assert isinstance(ack_msg, Request) and ack_msg.method == "ACK"
@@ -92,7 +93,7 @@ def test_ringing_then_answer_then_caller_hangs_up() -> None:
     assert call.next_deadline() is None
     bye = call.on_bye(Side.CALLER, 10.0)
     sends = [e for e in bye if isinstance(e, SendRequest)]
-    assert sends[0].leg == LEG_IGNORE and sends[0].request.method == "BYE"
+    assert sends[0].leg is None and sends[0].toward is Side.CALLEE and sends[0].request.method == "BYE"
     assert sends[0].request.to.tag == "callee"
     ended = next(e for e in bye if isinstance(e, Ended))
     assert ended.disposition is Disposition.ANSWERED and ended.side is Side.CALLER
@@ -104,16 +105,16 @@ def test_forking_first_answer_wins_others_cancelled() -> None:
     inv1, inv2 = b_invite(PHONE_1, "b1"), b_invite(PHONE_2, "b2")
     call.add_leg(inv1, PHONE_1)
     call.add_leg(inv2, PHONE_2)
-    call.on_response(0, reply(inv1, 180, "t1"), 0.5)
-    call.on_response(1, reply(inv2, 180, "t2"), 0.5)
-    effects = call.on_response(1, reply(inv2, 200, "t2"), 1.0)
+    call.on_response(LegId(0), reply(inv1, 180, "t1"), 0.5)
+    call.on_response(LegId(1), reply(inv2, 180, "t2"), 0.5)
+    effects = call.on_response(LegId(1), reply(inv2, 200, "t2"), 1.0)
     cancels = [e for e in effects if isinstance(e, SendRequest) and e.request.method == "CANCEL"]
     assert len(cancels) == 1 and cancels[0].dest == PHONE_1
     assert cancels[0].request.top_via.branch == inv1.top_via.branch  # RFC 3261 9.1
     # the cancelled fork answers 487: nothing more reaches the caller
-    assert call.on_response(0, reply(inv1, 487, "t1"), 1.1) == []
+    assert call.on_response(LegId(0), reply(inv1, 487, "t1"), 1.1) == []
     # a late 2xx from the cancelled fork is ACKed and hung up
-    late = call.on_response(0, reply(inv1, 200, "t1"), 1.2)
+    late = call.on_response(LegId(0), reply(inv1, 200, "t1"), 1.2)
     assert [type(e).__name__ for e in late] == ["SendStateless", "SendRequest"]
 
 
@@ -130,7 +131,7 @@ def test_all_legs_fail(statuses: list[int], final: int, disposition: Disposition
         call.add_leg(inv, PHONE_1)
     effects: list[object] = []
     for i, (inv, status) in enumerate(zip(invites, statuses, strict=True)):
-        effects = list(call.on_response(i, reply(inv, status), 1.0))
+        effects = list(call.on_response(LegId(i), reply(inv, status), 1.0))
     assert [r.status for r in responses_to_caller(effects)] == [final]
     ended = next(e for e in effects if isinstance(e, Ended))
     assert ended.disposition is disposition
@@ -140,7 +141,7 @@ def test_caller_cancel_cancels_legs_and_answers_487() -> None:
     call = make_call()
     inv = b_invite(PHONE_1, "b1")
     call.add_leg(inv, PHONE_1)
-    call.on_response(0, reply(inv, 180), 0.5)
+    call.on_response(LegId(0), reply(inv, 180), 0.5)
     effects = call.on_cancel(1.0)
     assert [e.request.method for e in effects if isinstance(e, SendRequest)] == ["CANCEL"]
     assert [r.status for r in responses_to_caller(effects)] == [487]
@@ -161,7 +162,7 @@ def test_ring_timeout_gives_480_and_cancels() -> None:
 def test_unreachable_leg_times_out_408() -> None:
     call = make_call()
     call.add_leg(b_invite(PHONE_1, "b1"), PHONE_1)
-    effects = call.on_leg_timeout(0, 32.0)
+    effects = call.on_leg_timeout(LegId(0), 32.0)
     assert [r.status for r in responses_to_caller(effects)] == [408]
 
 
@@ -169,10 +170,10 @@ def test_callee_hangs_up_bye_goes_to_caller_contact() -> None:
     call = make_call()
     inv = b_invite(PHONE_1, "b1")
     call.add_leg(inv, PHONE_1)
-    call.on_response(0, reply(inv, 200), 1.0)
+    call.on_response(LegId(0), reply(inv, 200), 1.0)
     effects = call.on_bye(Side.CALLEE, 5.0)
     bye = next(e for e in effects if isinstance(e, SendRequest))
-    assert bye.leg == LEG_CALLER and bye.dest == CALLER
+    assert bye.leg is None and bye.toward is Side.CALLER and bye.dest == CALLER
     assert str(bye.request.uri) == "sip:501410@127.0.0.1:40000"
     assert bye.request.call_id == "a-call"
     assert bye.request.from_.tag == call.a_to_tag and bye.request.to.tag == "at"
@@ -182,7 +183,7 @@ def test_missing_ack_ends_the_call() -> None:
     call = make_call()
     inv = b_invite(PHONE_1, "b1")
     call.add_leg(inv, PHONE_1)
-    call.on_response(0, reply(inv, 200), 1.0)
+    call.on_response(LegId(0), reply(inv, 200), 1.0)
     t = 1.0
     effects: list[object] = []
     while call.state is CallState.ANSWERED and t < 100:
@@ -206,7 +207,7 @@ def test_session_timer_ends_a_call_whose_caller_vanished() -> None:
     call.session_headers = (("Session-Expires", "90;refresher=uac"), ("Require", "timer"))
     inv = b_invite(PHONE_1, "b1")
     call.add_leg(inv, PHONE_1)
-    effects = call.on_response(0, reply(inv, 200), 10.0)
+    effects = call.on_response(LegId(0), reply(inv, 200), 10.0)
     ok = responses_to_caller(effects)[0]
     assert ok.headers.get("Session-Expires") == "90;refresher=uac"
     assert ok.headers.get("Require") == "timer"
@@ -234,20 +235,20 @@ def test_sequential_hunt_moves_on_after_each_step_and_on_failure() -> None:
     sent = [(e.request.method, e.request.call_id) for e in moved if isinstance(e, SendRequest)]
     assert sent == [("CANCEL", "h1"), ("INVITE", "h2")]
     # the second is busy: the third rings at once
-    after_busy = call.on_response(1, reply(second, 486), 11.0)
+    after_busy = call.on_response(LegId(1), reply(second, 486), 11.0)
     assert [e.request.call_id for e in after_busy if isinstance(e, SendRequest)] == ["h3"]
-    assert call.on_response(0, reply(first, 487), 11.5) == []  # the cancelled one's 487
-    ok = call.on_response(2, reply(third, 200), 12.0)
+    assert call.on_response(LegId(0), reply(first, 487), 11.5) == []  # the cancelled one's 487
+    ok = call.on_response(LegId(2), reply(third, 200), 12.0)
     assert [r.status for r in responses_to_caller(ok)] == [200]
-    assert call.answered_leg == 2
+    assert call.answered_leg == LegId(2)
 
 
 def test_hunt_ends_with_the_best_failure_when_everyone_declines() -> None:
     call = make_call()
     a, b = b_invite(PHONE_1, "x1"), b_invite(PHONE_2, "x2")
     call.start_hunt([[(a, PHONE_1)], [(b, PHONE_2)]], 10.0, 0.0)
-    call.on_response(0, reply(a, 486), 1.0)
-    effects = call.on_response(1, reply(b, 480), 2.0)
+    call.on_response(LegId(0), reply(a, 486), 1.0)
+    effects = call.on_response(LegId(1), reply(b, 480), 2.0)
     assert [r.status for r in responses_to_caller(effects)] == [486]
 
 
@@ -257,7 +258,7 @@ def test_unacked_call_ends_once_and_leaves_no_timer() -> None:
     call = make_call()
     inv = b_invite(PHONE_1, "b1")
     call.add_leg(inv, PHONE_1)
-    call.on_response(0, reply(inv, 200), 1.0)
+    call.on_response(LegId(0), reply(inv, 200), 1.0)
     fired = 0
     t = 1.0
     while (deadline := call.next_deadline()) is not None and fired < 1000:
