@@ -225,6 +225,7 @@ class CallService:
                                                      refusal.reason, to_tag=new_tag(),
                                                      headers=headers))
         record = self._open_record(sreq.request, caller, decision)
+        self.records.open(record)  # opened and closed in one batch: a single INSERT
         self.records.close(record.closed(end=self.clock(), disposition=Disposition.REFUSED.value,
                                          status=refusal.status, cause=refusal.reason,
                                          side=Side.SWITCH.value))
