@@ -270,3 +270,67 @@ def test_unacked_call_ends_once_and_leaves_no_timer() -> None:
     assert call.next_deadline() is None
     assert fired < 20  # the retransmissions (T1 doubling to T2) then the end, nothing more
     assert call.handle_timer(t + 1.0) == []
+
+
+def test_configured_t1_t2_pace_the_2xx_retransmissions_and_the_ack_wait() -> None:
+    """The configured T1/T2 reach the Call (they used to be the defaults, always)."""
+    call = Call(a_invite(), CALLER, LOCAL, 0.0, ring_timeout=30.0,
+                answer_sdp=lambda leg, body: body, t1=0.1, t2=0.4)
+    inv = b_invite(PHONE_1, "b1")
+    call.add_leg(inv, PHONE_1)
+    call.on_response(LegId(0), reply(inv, 200), 1.0)
+    times = []
+    while (deadline := call.next_deadline()) is not None and len(times) < 100:
+        effects = call.handle_timer(deadline)
+        if any(isinstance(e, SendStateless) for e in effects):
+            times.append(round(deadline - 1.0, 3))
+    assert times[:4] == [0.1, 0.3, 0.7, 1.1]  # T1, then doubling, capped at T2
+    assert call.state is CallState.ENDED and call.ended_at == pytest.approx(1.0 + 64 * 0.1)
+
+
+def test_the_exhausted_policy_may_ring_more_legs() -> None:
+    """The forwarding/voicemail seam: when every leg failed, the policy picks a next step."""
+    from switch.b2bua.decisions import Exhausted, GiveUp, RingMore
+
+    seen: list[Exhausted] = []
+    forward = b_invite(PHONE_2, "fwd")
+
+    def policy(ex: Exhausted) -> RingMore | GiveUp:
+        seen.append(ex)
+        return RingMore((((forward, PHONE_2),),), 20.0) if len(seen) == 1 else GiveUp(486)
+
+    call = Call(a_invite(), CALLER, LOCAL, 0.0, ring_timeout=30.0,
+                answer_sdp=lambda leg, body: body, exhausted_policy=policy)
+    inv = b_invite(PHONE_1, "b1")
+    call.add_leg(inv, PHONE_1)
+    effects = call.on_response(LegId(0), reply(inv, 486), 1.0)
+    assert seen == [Exhausted(486, no_answer=False)]
+    assert [(e.request.call_id, e.leg) for e in effects if isinstance(e, SendRequest)] == \
+        [("fwd", LegId(1))]
+    assert responses_to_caller(effects) == [] and call.ringing_phase
+    assert call.next_deadline() == pytest.approx(21.0)  # the next step rings its own time
+    ended = call.handle_timer(21.0)  # nobody answered the forward either
+    assert seen[-1] == Exhausted(480, no_answer=True)
+    assert [r.status for r in responses_to_caller(ended)] == [486]
+    assert any(isinstance(e, Ended) for e in ended) and call.state is CallState.ENDED
+
+
+def test_a_completed_transfer_replaces_the_transferor() -> None:
+    from switch.b2bua.effects import Transferred
+    from switch.dialog.dialog import Dialog
+
+    call = make_call()
+    inv = b_invite(PHONE_1, "b1")
+    call.add_leg(inv, PHONE_1)
+    call.on_response(LegId(0), reply(inv, 200), 1.0)
+    call.on_ack(1.1)
+    target_invite = b_invite(PHONE_2, "t1")
+    dialog = Dialog.uac(target_invite, reply(target_invite, 200, tag="target"))
+    effects = call.transfer_completed(Side.CALLEE, dialog, PHONE_2, "502411", 5.0)
+    bye = next(e for e in effects if isinstance(e, SendRequest))
+    assert bye.request.method == "BYE" and bye.request.call_id == "b1" and bye.dest == PHONE_1
+    assert Transferred(Side.CALLEE, "502411", "b1", "t1") in effects
+    # the target is now the callee: the caller's BYE goes to it
+    out = call.on_bye(Side.CALLER, 9.0)
+    bye2 = next(e for e in out if isinstance(e, SendRequest))
+    assert bye2.request.call_id == "t1" and bye2.dest == PHONE_2
