@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import pytest
 
 from switch.b2bua.call import Call, CallState, CallTransitionError
@@ -63,7 +65,7 @@ def reply(req: Request, status: int, tag: str = "callee", body: bytes = b"") -> 
     return make_response(req, status, to_tag=tag, headers=headers, body=body)
 
 
-def responses_to_caller(effects: list[object]) -> list[Response]:
+def responses_to_caller(effects: Sequence[object]) -> list[Response]:
     return [e.response for e in effects if isinstance(e, RespondCaller)]
 
 
@@ -84,7 +86,7 @@ def test_ringing_then_answer_then_caller_hangs_up() -> None:
     assert ok.status == 200 and ok.body == b"answer-for-a:sdp-of-b"
     assert ok.to.tag == ringing[0].to.tag  # one dialog with the caller
     assert any(isinstance(e, Answered) for e in effects)
-    assert call.state is CallState.ANSWERED
+    assert call.state is CallState.ANSWERED  # type: ignore[comparison-overlap]
     # 2xx retransmitted to the caller until its ACK (RFC 3261 13.3.1.4)
     assert call.next_deadline() == pytest.approx(2.5)
     again = call.handle_timer(2.5)
@@ -279,7 +281,7 @@ def test_configured_t1_t2_pace_the_2xx_retransmissions_and_the_ack_wait() -> Non
     inv = b_invite(PHONE_1, "b1")
     call.add_leg(inv, PHONE_1)
     call.on_response(LegId(0), reply(inv, 200), 1.0)
-    times = []
+    times: list[float] = []
     while (deadline := call.next_deadline()) is not None and len(times) < 100:
         effects = call.handle_timer(deadline)
         if any(isinstance(e, SendStateless) for e in effects):

@@ -8,9 +8,12 @@ import pytest
 
 from ivr.application import (
     Answered,
+    AppEvent,
+    ApplicationBase,
     CallInfo,
     CollectDigits,
     CollectEnd,
+    Command,
     Digit,
     DigitsCollected,
     DigitSource,
@@ -25,11 +28,6 @@ from ivr.application import (
     Timer,
     Tone,
     Transfer,
-)
-from ivr.application import (
-    ApplicationBase,
-    AppEvent,
-    Command,
 )
 from ivr.diagnostics import EchoTest, RecordTest, ToneTest
 from ivr.session import ApplicationSession
