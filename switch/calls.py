@@ -37,6 +37,7 @@ from switch.b2bua.decisions import (
 )
 from switch.b2bua.effects import (
     Answered,
+    CalleeMedia,
     Disposition,
     Effect,
     Ended,
@@ -70,7 +71,7 @@ from switch.services.ports import (
 )
 from switch.sip import Request, Response, make_response, new_call_id, new_tag, uri_user
 from switch.transaction import Peer
-from switch.transfer import TransferHandler
+from switch.transfer import TransferHandler, latch_onto
 
 log = logging.getLogger("switch.calls")
 
@@ -434,6 +435,9 @@ class CallService:
                     entry.record = dataclasses.replace(entry.record, answer=self.clock())
                 elif isinstance(eff, Ended):
                     self._ended(entry, eff)
+                elif isinstance(eff, CalleeMedia):
+                    if entry.anchor is not None:
+                        entry.anchor.latch(eff.sdp)
                 elif isinstance(eff, Transferred):
                     self._transferred(entry, eff)
             except Exception:
@@ -488,6 +492,8 @@ class CallService:
         self.by_call_id[eff.new_call_id] = DialogRef(entry, eff.replaced, leg)
         entry.extra_call_ids.append(eff.new_call_id)
         entry.record = dataclasses.replace(entry.record, transferred_to=eff.target)
+        if entry.anchor is not None:
+            latch_onto(entry.anchor, eff.replaced, eff.sdp)  # the transferee hears the target
 
     def _ended(self, entry: CallEntry, eff: Ended) -> None:
         call = entry.call

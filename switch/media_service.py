@@ -89,8 +89,9 @@ class Anchor:
         sdp = rewrite_connection(restrict_codecs(self.offer), leg.local_host, leg.local_port)
         return self.versioner_b.stamp(sdp).to_bytes()
 
-    def answer_for_caller(self, leg: object, body: bytes) -> bytes:
-        """Latch the relay onto the callee's answer; give the caller the relay's A side."""
+    def latch(self, body: bytes) -> None:
+        """Point the relay at the callee's answer (B) and the caller's offer (A), with the
+        codec the callee chose, so the relay only forwards."""
         answer = parse_sdp(body)
         streams = negotiated_streams(answer, self.offer)
         remote_a = _first_audio(self.offer)
@@ -104,8 +105,11 @@ class Anchor:
                                             s.telephone_event)
                 self.relay.leg_a.set_remote(remote_a[0], remote_a[1], s.payload_type, codec,
                                             s.telephone_event)
-        leg = self.relay.leg_a
-        sdp = rewrite_connection(answer, leg.local_host, leg.local_port)
+
+    def answer_for_caller(self, leg: object, body: bytes) -> bytes:
+        """The callee's answer as the caller gets it: the relay's A side in it."""
+        relay_leg = self.relay.leg_a
+        sdp = rewrite_connection(parse_sdp(body), relay_leg.local_host, relay_leg.local_port)
         return self.versioner_a.stamp(sdp).to_bytes()
 
     def quality(self) -> tuple[float | None, float | None]:

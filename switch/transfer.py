@@ -181,10 +181,9 @@ class TransferHandler:
             new_dialog = Dialog.uac(xfer.invite, resp)
             calls.runtime.send_raw(new_dialog.create_request(
                 "ACK", local.via_for(target_dest.transport), cseq=1).to_bytes(), target_dest)
-            latch_onto(anchor, side, resp.body)  # media first: the transferee hears the target
             calls.runtime.send_request(notify(dialog, local, dest, 200, "OK", True), dest)
             calls.perform(entry, call.transfer_completed(side, new_dialog, target_dest, number,
-                                                         calls.runtime.now()))
+                                                         resp.body, calls.runtime.now()))
             log.info("call %s transferred to %s", call.a_invite.call_id, ruri)
 
         def failed(xfer: BlindTransfer, status: int, reason: str) -> None:

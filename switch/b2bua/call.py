@@ -21,6 +21,7 @@ from switch.transaction import Peer
 from .decisions import Exhausted, ExhaustedPolicy, GiveUp, RingMore, give_up
 from .effects import (
     Answered,
+    CalleeMedia,
     Disposition,
     Effect,
     Ended,
@@ -122,7 +123,8 @@ class Call:
     local: LocalAddress
     started_at: float
     ring_timeout: float
-    # the SDP the caller gets for a callee's answer (the media anchor rewrites it)
+    # the SDP the caller gets for a callee's (pure: the media anchor's addresses put in);
+    # latching the relay onto the callee is a `CalleeMedia` effect
     answer_sdp: Callable[[LegId, bytes], bytes]
     t1: float = 0.5  # RFC 3261 timers for the 2xx retransmissions (13.3.1.4): configured
     t2: float = 4.0
@@ -243,7 +245,8 @@ class Call:
         headers.append(("Contact", self.local.contact(self.a_peer.transport)))
         out = make_response(self.a_invite, resp.status, resp.reason, to_tag=self.a_to_tag,
                             headers=headers, body=body)
-        return [RespondCaller(out)]
+        media: list[Effect] = [CalleeMedia(leg.id, resp.body)] if resp.body else []
+        return [*media, RespondCaller(out)]
 
     def _ack_for(self, leg: Leg, resp: Response) -> bytes:
         """The dialog with the callee (RFC 3261 12.1.2) and the ACK for its 2xx (13.2.2.4)."""
@@ -274,6 +277,8 @@ class Call:
         out.extend(self._cancel_others(leg.id))
         self._go(CallInput.ANSWER)
         body = self.answer_sdp(leg.id, resp.body) if resp.body else b""
+        if resp.body:
+            out.append(CalleeMedia(leg.id, resp.body))
         out.extend(self._answer_caller(body, now, leg.id, resp))
         return out
 
@@ -482,7 +487,7 @@ class Call:
         return (leg.dialog, leg.dest) if leg is not None and leg.dialog is not None else None
 
     def transfer_completed(self, replaced: Side, dialog: Dialog, dest: Peer, target: str,
-                           now: float) -> list[Effect]:
+                           sdp: bytes, now: float) -> list[Effect]:
         """The transfer target answered: it takes the place of the party on `replaced` (the
         transferor), who gets a BYE. Later BYEs and re-INVITEs of the target reach this call
         as that side's."""
@@ -499,7 +504,7 @@ class Call:
             leg.dialog, leg.dest = dialog, dest
         log.info("call %s: transferred, %s replaced by %s", self.a_invite.call_id,
                  replaced.value, target)
-        out.append(Transferred(replaced, target, old_dialog.call_id, dialog.call_id))
+        out.append(Transferred(replaced, target, old_dialog.call_id, dialog.call_id, sdp))
         return out
 
     def caller_identity(self) -> NameAddr:

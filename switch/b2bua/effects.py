@@ -79,6 +79,15 @@ class Ended:
 
 
 @dataclass(frozen=True, slots=True)
+class CalleeMedia:
+    """A callee described its media (an early or final answer, RFC 3264): the adapter
+    points the media relay at it. Comes before the caller's answer in the effects."""
+
+    leg: LegId
+    sdp: bytes
+
+
+@dataclass(frozen=True, slots=True)
 class Transferred:
     """A transfer completed: `target` replaced the party on `replaced` (RFC 3515); the
     adapter maps the new dialog's Call-ID to the call and notes the target in the record."""
@@ -87,6 +96,8 @@ class Transferred:
     target: str
     old_call_id: str
     new_call_id: str
+    sdp: bytes  # the target's answer: the relay leg facing `replaced` now points at it
 
 
-Effect = SendRequest | SendStateless | RespondCaller | Answered | Ended | Transferred
+Effect = (SendRequest | SendStateless | RespondCaller | Answered | Ended | CalleeMedia
+          | Transferred)

@@ -328,11 +328,26 @@ def test_a_completed_transfer_replaces_the_transferor() -> None:
     call.on_ack(1.1)
     target_invite = b_invite(PHONE_2, "t1")
     dialog = Dialog.uac(target_invite, reply(target_invite, 200, tag="target"))
-    effects = call.transfer_completed(Side.CALLEE, dialog, PHONE_2, "502411", 5.0)
+    effects = call.transfer_completed(Side.CALLEE, dialog, PHONE_2, "502411", b"sdp-t", 5.0)
     bye = next(e for e in effects if isinstance(e, SendRequest))
     assert bye.request.method == "BYE" and bye.request.call_id == "b1" and bye.dest == PHONE_1
-    assert Transferred(Side.CALLEE, "502411", "b1", "t1") in effects
+    assert Transferred(Side.CALLEE, "502411", "b1", "t1", b"sdp-t") in effects
     # the target is now the callee: the caller's BYE goes to it
     out = call.on_bye(Side.CALLER, 9.0)
     bye2 = next(e for e in out if isinstance(e, SendRequest))
     assert bye2.request.call_id == "t1" and bye2.dest == PHONE_2
+
+
+def test_callee_media_is_an_effect_before_the_callers_answer() -> None:
+    """The relay latches onto the callee's SDP (early or final) before the caller hears."""
+    from switch.b2bua.effects import CalleeMedia
+
+    call = make_call()
+    inv = b_invite(PHONE_1, "b1")
+    call.add_leg(inv, PHONE_1)
+    early = call.on_response(LegId(0), reply(inv, 183, body=b"early"), 0.5)
+    assert [type(e).__name__ for e in early] == ["CalleeMedia", "RespondCaller"]
+    ok = call.on_response(LegId(0), reply(inv, 200, body=b"final"), 1.0)
+    names = [type(e).__name__ for e in ok]
+    assert names.index("CalleeMedia") < names.index("RespondCaller")
+    assert CalleeMedia(LegId(0), b"final") in ok

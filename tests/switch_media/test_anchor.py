@@ -36,7 +36,8 @@ async def test_offer_answer_and_hold_through_the_relay() -> None:
         assert to_b.connection is not None and to_b.connection.host == "127.0.0.1"
         assert to_b.media[0].port == leg_b.local_port
         assert to_b.media[0].formats == ("0", "8", "101")
-        to_a = parse_sdp(anchor.answer_for_caller(-1, ANSWER))
+        to_a = parse_sdp(anchor.answer_for_caller(None, ANSWER))
+        anchor.latch(ANSWER)  # the Call's CalleeMedia effect
         assert to_a.media[0].port == anchor.relay.leg_a.local_port
         assert anchor.codec == "PCMA"
         # the caller puts the call on hold: the switch answers recvonly on its own leg
