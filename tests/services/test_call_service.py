@@ -101,7 +101,7 @@ async def test_a_not_yet_built_destination_is_refused_with_its_reason_and_record
 
 
 async def test_nobody_registered_answers_480_and_is_recorded(tmp_path: Path) -> None:
-    calls, runtime, sent, records = await service(tmp_path)
+    _calls, runtime, sent, records = await service(tmp_path)
     runtime.deliver(invite("+33562070411", "u1"), TRUNK)  # 501411, no device registered
     assert [r.status for r in sent if r.status >= 200] == [480]
     rec = records.closed[0]
@@ -110,7 +110,7 @@ async def test_nobody_registered_answers_480_and_is_recorded(tmp_path: Path) -> 
 
 
 async def test_info_outside_a_call_is_481(tmp_path: Path) -> None:
-    calls, runtime, sent, records = await service(tmp_path)
+    _calls, runtime, sent, _records = await service(tmp_path)
     info = invite("501410", "i1").replace(b"INVITE sip", b"INFO sip").replace(
         b"1 INVITE", b"1 INFO").replace(b"To: <sip:501410@127.0.0.1>",
                                         b"To: <sip:501410@127.0.0.1>;tag=x")
