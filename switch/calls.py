@@ -27,6 +27,7 @@ from typing import Protocol
 from dialplan import CallContext, DecisionKind, MediaMode, RoutingDecision, User, route
 from ivr.application import CallInfo, Digit, DigitSource
 from rating.cdr import CallRecord
+from switch.b2bua.assembly import EmergencyBuilder, EmergencyParts, assemble
 from switch.b2bua.call import Call, CallState
 from switch.b2bua.decisions import (
     NO_TARGET,
@@ -48,7 +49,7 @@ from switch.b2bua.effects import (
     Side,
     Transferred,
 )
-from switch.b2bua.legs import LocalAddress, invite_for_callee
+from switch.b2bua.legs import LocalAddress
 from switch.call_targets import Target, TargetResolver
 from switch.dialog.session_timer import uas_negotiate
 from switch.media_service import Anchor, close_media
@@ -69,7 +70,7 @@ from switch.services.ports import (
     Locations,
     PlanSource,
 )
-from switch.sip import Request, Response, make_response, new_call_id, new_tag, uri_user
+from switch.sip import Request, Response, make_response, new_tag, uri_user
 from switch.transaction import Peer
 from switch.transfer import TransferHandler, latch_onto
 
@@ -297,37 +298,29 @@ class CallService:
         if entry is None:
             return None
         req, call = sreq.request, entry.call
-        max_forwards = max(0, (req.max_forwards or 70) - 1)
         body = anchor.offer_for_callee() if anchor is not None else req.body
         entry.b_sdp = body
         emergency = self.emergency if handling.emergency else None
-        steps: list[list[tuple[Request, Peer]]] = []
-        index = 0  # legs are numbered in the order they will be added to the call
-        for group in targets:
-            step: list[tuple[Request, Peer]] = []
-            for ruri, dest, to, identity, user in group:
-                content_type, leg_body, headers = "application/sdp", body, identity.headers
-                if emergency is not None:
-                    nomadic = emergency.is_nomadic(caller, sreq.peer.host)
-                    parts = emergency.leg(decision, caller, identity.number, body, nomadic)
-                    content_type, leg_body = parts.content_type, parts.body
-                    headers = (*headers, *parts.headers)
-                    emergency.started(decision, caller, identity.number,
+        builder: EmergencyBuilder | None = None
+        if emergency is not None:
+            hooks, nomadic = emergency, emergency.is_nomadic(caller, sreq.peer.host)
+
+            def builder(number: str | None, sdp: bytes) -> EmergencyParts:
+                return hooks.leg(decision, caller, number, sdp, nomadic)
+
+            for group in targets:  # the alert and the call-back window, once per leg
+                for target in group:
+                    emergency.started(decision, caller, target.number,
                                       authenticated=caller is not None, nomadic=nomadic)
-                b_call_id = new_call_id()
-                invite = invite_for_callee(
-                    request_uri=ruri, to=to, caller=identity.from_.with_tag(new_tag()),
-                    call_id=b_call_id, local=self.local, dest=dest, body=leg_body,
-                    max_forwards=max_forwards, identity_headers=headers,
-                    content_type=content_type,
-                )
-                leg = LegId(index)
-                index += 1
-                self.by_call_id[b_call_id] = DialogRef(entry, Side.CALLEE, leg)
-                if user is not None:
-                    entry.leg_users[leg] = user.full_number
-                step.append((invite, dest))
-            steps.append(step)
+        assembled = assemble(targets, body=body, local=self.local, emergency=builder,
+                             max_forwards=max(0, (req.max_forwards or 70) - 1))
+        steps: list[list[tuple[Request, Peer]]] = []
+        for group_legs in assembled:
+            for leg in group_legs:
+                self.by_call_id[leg.invite.call_id] = DialogRef(entry, Side.CALLEE, leg.leg)
+                if leg.user is not None:
+                    entry.leg_users[leg.leg] = leg.user
+            steps.append([(leg.invite, leg.dest) for leg in group_legs])
         if len(steps) == 1:
             for invite, dest in steps[0]:
                 self.perform(entry, call.add_leg(invite, dest))

@@ -18,7 +18,6 @@ import secrets
 import time
 import urllib.request
 from collections.abc import Mapping
-from dataclasses import dataclass
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -27,17 +26,12 @@ from emergency.callback import CallbackWindow, EmergencyCall
 from emergency.locations import DeclaredLocation, DeclaredLocations
 from emergency.pidf import CONTENT_TYPE as PIDF_TYPE
 from emergency.pidf import CivicLocation, build_pidf_lo
+from switch.b2bua.assembly import EmergencyParts as EmergencyLeg
 from switch.sip.body import BodyPart, build_multipart
 from switch.storage.locations import SqlLocationRepository
 
 log = logging.getLogger("switch.emergency")
 
-
-@dataclass(frozen=True, slots=True)
-class EmergencyLeg:
-    content_type: str
-    body: bytes
-    headers: tuple[tuple[str, str], ...]
 
 
 def location_of(site: Site) -> CivicLocation:

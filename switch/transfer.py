@@ -170,12 +170,12 @@ class TransferHandler:
         local = calls.local
         calls.runtime.respond(sreq.key, make_response(sreq.request, 202, to_tag=new_tag()))
         calls.runtime.send_request(notify(dialog, local, dest, 100, "Trying", False), dest)
-        ruri, target_dest, to, identity, _ = target
+        ruri, target_dest = target.request_uri, target.dest
         invite = invite_for_callee(
-            request_uri=ruri, to=to, caller=identity.from_.with_tag(new_tag()),
+            request_uri=ruri, to=target.to, caller=target.from_.with_tag(new_tag()),
             call_id=new_call_id(), local=local, dest=target_dest,
             body=offer_from_leg(anchor, side, secrets.randbelow(2**31)), max_forwards=70,
-            identity_headers=identity.headers)
+            identity_headers=target.identity_headers)
 
         def done(xfer: BlindTransfer, resp: Response) -> None:
             new_dialog = Dialog.uac(xfer.invite, resp)

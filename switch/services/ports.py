@@ -17,6 +17,7 @@ from devices.location import LocationService
 from dialplan import Plan, RoutingDecision, User
 from emergency.callback import EmergencyCall
 from rating.cdr import CallRecord
+from switch.b2bua.assembly import EmergencyParts
 
 
 @runtime_checkable
@@ -102,18 +103,8 @@ class EmergencyHooks(Protocol):
     def is_nomadic(self, caller: User | None, source: str) -> bool: ...
 
     def leg(self, decision: RoutingDecision, caller: User | None, number: str | None,
-            sdp: bytes, nomadic: bool = False) -> EmergencyLegParts: ...
+            sdp: bytes, nomadic: bool = False) -> EmergencyParts: ...
 
     def started(self, decision: RoutingDecision, caller: User | None, number: str | None,
                 authenticated: bool, nomadic: bool = False) -> None: ...
 
-
-class EmergencyLegParts(Protocol):
-    @property
-    def content_type(self) -> str: ...
-
-    @property
-    def body(self) -> bytes: ...
-
-    @property
-    def headers(self) -> tuple[tuple[str, str], ...]: ...
