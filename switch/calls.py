@@ -70,7 +70,7 @@ from switch.services.ports import (
     Locations,
     PlanSource,
 )
-from switch.sip import Request, Response, make_response, new_tag, uri_user
+from switch.sip import Request, Response, SipError, make_response, new_tag, uri_user
 from switch.transaction import Peer
 from switch.transfer import TransferHandler, latch_onto
 
@@ -222,7 +222,11 @@ class CallService:
     def _refuse(self, sreq: ServerRequest, caller: User | None, decision: RoutingDecision,
                 refusal: Refuse) -> None:
         """Answer the INVITE ourselves and leave a record of the attempt."""
-        headers = [("Warning", refusal.warning)] if refusal.warning else []
+        if self.runtime.txn.server_request(sreq.key) is None:  # type: ignore[arg-type]
+            return  # cancelled meanwhile: the CANCEL got its 487
+        headers = list(refusal.headers)
+        if refusal.warning:
+            headers.append(("Warning", refusal.warning))
         self.runtime.respond(sreq.key, make_response(sreq.request, refusal.status,
                                                      refusal.reason, to_tag=new_tag(),
                                                      headers=headers))
@@ -243,7 +247,12 @@ class CallService:
                               decision: RoutingDecision, handling: RingLegs,
                               targets: list[list[Target]]) -> None:
         assert self.media is not None
-        anchor = await self.media.anchor(sreq.request.body)
+        try:
+            anchor = await self.media.anchor(sreq.request.body)
+        except SipError as exc:  # no RTP port left: 503, recorded like any refusal
+            self._refuse(sreq, caller, decision, Refuse(exc.status, exc.reason,
+                                                        headers=tuple(exc.headers)))
+            return
         entry = self._start_call(sreq, caller, decision, handling, targets, anchor)
         if entry is None and anchor is not None:
             await anchor.close()
@@ -254,7 +263,12 @@ class CallService:
         if self.media is None:
             self._refuse(sreq, caller, decision, Refuse(503, "Media Unavailable"))
             return
-        endpoint, answer = await self.media.application_endpoint(sreq.request.body)
+        try:
+            endpoint, answer = await self.media.application_endpoint(sreq.request.body)
+        except SipError as exc:  # no offer we can answer (488), no port left (503)
+            self._refuse(sreq, caller, decision, Refuse(exc.status, exc.reason,
+                                                        headers=tuple(exc.headers)))
+            return
         entry = self._new_entry(sreq, caller, decision, None)
         if entry is None:
             await endpoint.close()

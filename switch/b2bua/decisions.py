@@ -53,6 +53,7 @@ class Refuse:
     status: int
     reason: str
     warning: str | None = None
+    headers: tuple[tuple[str, str], ...] = ()  # e.g. Retry-After with a 503
 
 
 Handling = RingLegs | RunApplication | Refuse
