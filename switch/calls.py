@@ -19,10 +19,10 @@ import logging
 import secrets
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 from dialplan import CallContext, DecisionKind, MediaMode, RoutingDecision, User, route
 from ivr.application import CallInfo, Digit, DigitSource
@@ -30,10 +30,14 @@ from rating.cdr import CallRecord
 from switch.b2bua.assembly import EmergencyBuilder, EmergencyParts, assemble
 from switch.b2bua.call import Call, CallState
 from switch.b2bua.decisions import (
+    APPLICATIONS,
     NO_TARGET,
+    ApplicationFactory,
+    ExhaustedPolicy,
     Refuse,
     RingLegs,
     RunApplication,
+    give_up,
     handling_for,
 )
 from switch.b2bua.effects import (
@@ -47,6 +51,7 @@ from switch.b2bua.effects import (
     SendRequest,
     SendStateless,
     Side,
+    StartApplication,
     Transferred,
 )
 from switch.b2bua.legs import LocalAddress
@@ -124,6 +129,8 @@ class CallService:
                  records: CallRecords, media: MediaAnchoring | None,
                  emergency: EmergencyHooks | None, timers: CallTimers,
                  recordings: Path, prompts: PromptLibrary,
+                 applications: Mapping[str, ApplicationFactory] = APPLICATIONS,
+                 exhausted_policy: ExhaustedPolicy = give_up,
                  wall_clock: Callable[[], float] = time.time) -> None:
         self.runtime = runtime
         self.local = local
@@ -136,6 +143,8 @@ class CallService:
         self.timers = timers
         self.recordings = recordings
         self.prompts = prompts
+        self.applications = applications
+        self.exhausted_policy = exhausted_policy  # forwarding and voicemail plug in here
         self.clock = wall_clock
         self.by_call_id: dict[str, DialogRef] = {}
         self.resolver = TargetResolver(lambda: locations.location, wall_clock)
@@ -273,15 +282,36 @@ class CallService:
         if entry is None:
             await endpoint.close()
             return
-        req = sreq.request
+        self._run_application(entry, handling.name, handling.factory, endpoint, answer)
+
+    def _run_application(self, entry: CallEntry, name: str, factory: ApplicationFactory,
+                         endpoint: ApplicationMedia, answer: bytes) -> None:
+        req = entry.call.a_invite
         info = CallInfo(req.call_id, entry.record.caller, str(req.uri), secrets.token_hex(6))
-        entry.app = ApplicationRunner(handling.factory(info), endpoint, _AppControl(self, entry),
-                                      info, recordings=self.recordings, prompts=self.prompts)
-        log.info("call %s: application %s", req.call_id, handling.name)
+        entry.app = ApplicationRunner(factory(info), endpoint, _AppControl(self, entry), info,
+                                      recordings=self.recordings, prompts=self.prompts)
+        log.info("call %s: application %s", req.call_id, name)
         entry.app.start()
         self.perform(entry, entry.call.answer_locally(answer, self._now()))
         if entry.call.state is CallState.ANSWERED:
             entry.app.answered()
+
+    async def _answer_with(self, entry: CallEntry, name: str) -> None:
+        """Every leg failed and the exhausted policy chose an application (`AnswerWith`)."""
+        call = entry.call
+        factory = self.applications.get(name)
+        if factory is None or self.media is None:
+            self.perform(entry, call.hang_up(self._now(), f"application {name} unavailable"))
+            return
+        try:
+            endpoint, answer = await self.media.application_endpoint(call.a_invite.body)
+        except SipError as exc:
+            self.perform(entry, call.hang_up(self._now(), f"{name}: {exc.status} {exc.reason}"))
+            return
+        if not call.ringing_phase:  # the caller cancelled meanwhile
+            await endpoint.close()
+            return
+        self._run_application(entry, name, factory, endpoint, answer)
 
     def _new_entry(self, sreq: ServerRequest, caller: User | None, decision: RoutingDecision,
                    anchor: Anchor | None) -> CallEntry | None:
@@ -291,7 +321,7 @@ class CallService:
         t = self.timers
         call = Call(req, sreq.peer, self.local, self._now(), t.ring_timeout,
                     answer_sdp=anchor.answer_for_caller if anchor is not None else _same_body,
-                    t1=t.t1, t2=t.t2)
+                    t1=t.t1, t2=t.t2, exhausted_policy=self.exhausted_policy)
         session = uas_negotiate(req, min_se=MIN_SE, preferred=None)
         if session.negotiated is not None and not session.negotiated.we_refresh:
             # the caller refreshes and we watch; we do not refresh toward phones ourselves
@@ -447,6 +477,8 @@ class CallService:
                         entry.anchor.latch(eff.sdp)
                 elif isinstance(eff, Transferred):
                     self._transferred(entry, eff)
+                elif isinstance(eff, StartApplication):
+                    self._spawn(self._answer_with(entry, eff.application))
             except Exception:
                 log.exception("call %s: effect %s failed", entry.call.a_invite.call_id,
                               type(eff).__name__)
@@ -517,12 +549,15 @@ class CallService:
         if answered is not None:
             self.resolver.call_ended(answered)
         self.records.close(entry.record)
-        media = entry.app or entry.anchor
-        if media is not None:
-            task = asyncio.ensure_future(close_media(media))
-            self._tasks.add(task)
-            task.add_done_callback(self._tasks.discard)
+        for media in (entry.app, entry.anchor):  # a diverted call may have both
+            if media is not None:
+                self._spawn(close_media(media))
         self.runtime.loop.call_later(LINGER_SECONDS, self._forget, entry)
+
+    def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.ensure_future(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
 
     def _forget(self, entry: CallEntry) -> None:
         call_ids = [entry.call.a_invite.call_id, *(lg.invite.call_id for lg in entry.call.legs),

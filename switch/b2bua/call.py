@@ -18,7 +18,7 @@ from switch.dialog.dialog import Dialog
 from switch.sip import NameAddr, Request, Response, SipError, make_response, new_tag
 from switch.transaction import Peer
 
-from .decisions import Exhausted, ExhaustedPolicy, GiveUp, RingMore, give_up
+from .decisions import AnswerWith, Exhausted, ExhaustedPolicy, GiveUp, RingMore, give_up
 from .effects import (
     Answered,
     CalleeMedia,
@@ -30,6 +30,7 @@ from .effects import (
     SendRequest,
     SendStateless,
     Side,
+    StartApplication,
     Transferred,
 )
 from .legs import LocalAddress, cancel_for
@@ -331,6 +332,16 @@ class Call:
             self.hunt_steps = [list(g) for g in step.groups[1:]]
             self._ring_deadline = now + step.ring_seconds * len(step.groups)
             out.extend(self._ring_group(list(step.groups[0]), now))
+            return out
+        if isinstance(step, AnswerWith):
+            # the caller keeps ringing until the adapter answers with the application
+            out = self._cancel_others(None)
+            self.hunt_steps = []
+            self._ring_deadline = self._hunt_deadline = None
+            log.info("call %s: %s, answering with %s", self.a_invite.call_id,
+                     "no answer" if exhausted.no_answer else f"every leg failed "
+                     f"({exhausted.status})", step.application)
+            out.append(StartApplication(step.application))
             return out
         status = step.status if isinstance(step, GiveUp) else exhausted.status
         reason = step.reason if isinstance(step, GiveUp) else None

@@ -8,7 +8,7 @@ never a branch in the call service or the application runner.
 
 It also holds the seam for what happens when every leg failed or nobody answered
 (`Exhausted`): today the call gives up with the best final status; forwarding on busy/no
-answer and voicemail will return a next step from `ExhaustedPolicy` instead.
+answer (`RingMore`) and voicemail (`AnswerWith`) plug in as an `ExhaustedPolicy`.
 """
 
 from __future__ import annotations
@@ -144,7 +144,14 @@ class GiveUp:
     reason: str | None = None
 
 
-NextStep = RingMore | GiveUp
+@dataclass(frozen=True, slots=True)
+class AnswerWith:
+    """Answer the caller with an application instead (voicemail on busy or no answer)."""
+
+    application: str
+
+
+NextStep = RingMore | GiveUp | AnswerWith
 ExhaustedPolicy = Callable[[Exhausted], NextStep]
 
 

@@ -88,6 +88,14 @@ class CalleeMedia:
 
 
 @dataclass(frozen=True, slots=True)
+class StartApplication:
+    """Every leg failed and the policy chose an application (`AnswerWith`): the adapter
+    opens media for the caller's offer, then answers with `Call.answer_locally`."""
+
+    application: str
+
+
+@dataclass(frozen=True, slots=True)
 class Transferred:
     """A transfer completed: `target` replaced the party on `replaced` (RFC 3515); the
     adapter maps the new dialog's Call-ID to the call and notes the target in the record."""
@@ -100,4 +108,4 @@ class Transferred:
 
 
 Effect = (SendRequest | SendStateless | RespondCaller | Answered | Ended | CalleeMedia
-          | Transferred)
+          | StartApplication | Transferred)

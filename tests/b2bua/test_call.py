@@ -351,3 +351,24 @@ def test_callee_media_is_an_effect_before_the_callers_answer() -> None:
     names = [type(e).__name__ for e in ok]
     assert names.index("CalleeMedia") < names.index("RespondCaller")
     assert CalleeMedia(LegId(0), b"final") in ok
+
+
+def test_the_exhausted_policy_may_answer_with_an_application() -> None:
+    """The voicemail seam: nobody answered, the caller is answered by an application."""
+    from switch.b2bua.decisions import AnswerWith, Exhausted
+    from switch.b2bua.effects import StartApplication
+
+    call = Call(a_invite(), CALLER, LOCAL, 0.0, ring_timeout=30.0,
+                answer_sdp=lambda leg, body: body,
+                exhausted_policy=lambda ex: AnswerWith("voicemail"))
+    inv = b_invite(PHONE_1, "b1")
+    call.add_leg(inv, PHONE_1)
+    call.on_response(LegId(0), reply(inv, 180), 1.0)
+    effects = call.handle_timer(30.0)  # the ring timeout
+    assert [r.request.method for r in effects if isinstance(r, SendRequest)] == ["CANCEL"]
+    assert StartApplication("voicemail") in effects and responses_to_caller(effects) == []
+    assert call.ringing_phase and call.next_deadline() is None  # waits for the adapter
+    answered = call.answer_locally(b"sdp-of-the-switch", 30.2)
+    assert [r.status for r in responses_to_caller(answered)] == [200]
+    assert call.state is CallState.ANSWERED and call.answered_leg is None
+    assert Exhausted(480, no_answer=True) != Exhausted(486, no_answer=False)

@@ -3,6 +3,7 @@ example dialplan, an empty location service, and a list for the call records."""
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 from devices.digest import DigestAuthenticator
@@ -17,7 +18,7 @@ from switch.runtime import SipRuntime
 from switch.services.applications import PromptLibrary
 from switch.services.plan import PlanAccounts
 from switch.services.ports import CallTimers
-from switch.sip import Response, parse_message
+from switch.sip import Request, Response, make_response, parse_message
 from switch.transaction import Peer
 from tests.support.server import EXAMPLE_CONFIG
 
@@ -117,3 +118,58 @@ async def test_info_outside_a_call_is_481(tmp_path: Path) -> None:
     runtime.deliver(info, TRUNK)
     assert [r.status for r in sent] == [481]
     assert "INFO" in runtime.allow
+
+
+async def test_a_call_nobody_takes_can_be_answered_by_an_application(tmp_path: Path) -> None:
+    """The exhausted seam end to end: 501411 is busy, the policy answers with the echo."""
+    import time
+
+    from devices.location import Binding
+    from switch.b2bua.decisions import AnswerWith
+    from tests.services.test_runner import FakeMedia
+
+    class Media:
+        def __init__(self) -> None:
+            self.endpoint = FakeMedia()
+
+        async def anchor(self, offer_body: bytes) -> None:
+            return None
+
+        async def application_endpoint(self, offer_body: bytes) -> tuple[FakeMedia, bytes]:
+            return self.endpoint, b"v=0 switch-answer"
+
+    plan = load_plan_data(load_yaml_file(EXAMPLE_CONFIG))
+    runtime = SipRuntime()
+    out: list[tuple[bytes, Peer]] = []
+    runtime._send = lambda data, dest, key=None: out.append((data, dest))  # type: ignore[method-assign]
+    records, registrar, media = Records(), Registrar(), Media()
+    phone = Peer("UDP", "127.0.0.1", 40001)
+    registrar.location.load([Binding(
+        "acme:501411", "sip:501411@127.0.0.1:40001", time.time() + 3600, 1.0,
+        "reg", 1, None, None, "udp", phone.host, phone.port, None, "test", time.time())],
+        drop_connections=False)
+    calls = CallService(
+        runtime, LocalAddress("127.0.0.1", 5060, 5061), plan=Plans(plan),
+        accounts=PlanAccounts(PlanHolder(plan)), authority=registrar, locations=registrar,
+        records=records, media=media, emergency=None, timers=CallTimers(),
+        recordings=tmp_path, prompts=PromptLibrary(None),
+        exhausted_policy=lambda ex: AnswerWith("echo_test"))
+    await calls.start()
+    sdp = b"v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n"
+    runtime.deliver(invite("+33562070411", "d1").replace(
+        b"Content-Length: 0\r\n\r\n",
+        b"Content-Type: application/sdp\r\nContent-Length: %d\r\n\r\n%s" % (len(sdp), sdp)),
+        TRUNK)
+    for _ in range(5):  # the anchoring step is asynchronous
+        await asyncio.sleep(0)
+    leg = next(parse_message(d) for d, dest in out if dest == phone)
+    assert isinstance(leg, Request) and leg.method == "INVITE"
+    busy = make_response(leg, 486, to_tag="busy")
+    runtime.deliver(busy.to_bytes(), phone)
+    for _ in range(10):
+        await asyncio.sleep(0)
+    finals = [m for d, dest in out if dest == TRUNK
+              for m in [parse_message(d)] if isinstance(m, Response) and m.status >= 200]
+    assert [(r.status, r.body) for r in finals] == [(200, b"v=0 switch-answer")]
+    assert media.endpoint.calls == ["echo True"]  # the application runs on the caller
+    assert records.opened[0].callee == "501411"
