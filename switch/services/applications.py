@@ -96,11 +96,27 @@ def tone_pcm(freq_hz: float, seconds: float, amplitude: float = 0.3) -> Pcm:
 
 
 class PromptLibrary:
-    """Named prompts, converted ahead of time (raw 8 kHz s16le, `NAME.pcm`), loaded once."""
+    """Named prompts, converted ahead of time (raw 8 kHz s16le, `NAME.pcm`), loaded once,
+    and the music on hold (`moh.pcm` there, else a soft two-tone chime)."""
 
     def __init__(self, directory: Path | None) -> None:
         self.directory = directory
         self._cache: dict[PromptItem, Pcm] = {}
+        self._moh: MohSource | None = None
+
+    @property
+    def music_on_hold(self) -> MohSource:
+        """One shared source for every caller on hold (encoded once per codec)."""
+        if self._moh is None:
+            path = self.directory / "moh.pcm" if self.directory is not None else None
+            if path is not None and path.is_file():
+                self._moh = MohSource(load_pcm(path))
+            else:
+                silence = np.zeros(RATE, dtype=np.int16)
+                chime = np.concatenate([tone_pcm(523.25, 0.4, 0.1), tone_pcm(659.25, 0.6, 0.1),
+                                        silence, silence])
+                self._moh = MohSource(chime)
+        return self._moh
 
     def pcm(self, item: PromptItem) -> Pcm:
         cached = self._cache.get(item)
@@ -195,8 +211,7 @@ class ApplicationRunner:
             m.play_tone(cmd.freq_hz)
         elif isinstance(cmd, MusicOnHold):
             self._play_generation += 1
-            if self.moh is not None:
-                m.play_moh(self.moh)
+            m.play_moh(self.moh or self.prompts.music_on_hold)
         elif isinstance(cmd, StopPlaying):
             m.stop_playing()
         elif isinstance(cmd, Echo):

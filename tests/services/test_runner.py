@@ -177,3 +177,21 @@ async def test_a_missing_prompt_does_not_stop_the_call(tmp_path: Path) -> None:
     runner.answered()
     assert media.calls == [] and control.done == ["hang_up after"]
     await runner.close()
+
+
+async def test_music_on_hold_has_a_default_source(tmp_path: Path) -> None:
+    from ivr.application import MusicOnHold
+
+    class Hold(ApplicationBase):
+        def receive(self, event: AppEvent, now: float) -> list[Command]:
+            return [MusicOnHold()] if isinstance(event, Answered) else []
+
+    media, library = FakeMedia(), PromptLibrary(tmp_path)  # no moh.pcm there
+    runner = ApplicationRunner(Hold(), media, Control(), INFO, recordings=tmp_path,
+                               prompts=library)
+    runner.start()
+    runner.answered()
+    assert media.calls == ["moh"]
+    assert library.music_on_hold is library.music_on_hold  # one shared source
+    assert library.music_on_hold.frames > 0
+    await runner.close()
