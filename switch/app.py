@@ -14,12 +14,28 @@ import logging
 import signal
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Protocol
 
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from dialplan import PlanHolder, load_plan_data
 from dialplan.yamlsource import ConfigError, load_yaml_file
+from switch.admin.http import HttpApi
+from switch.b2bua.legs import LocalAddress
+from switch.calls import CallService
+from switch.cdr_writer import CdrWriter
 from switch.core_handlers import handle_options
+from switch.emergency_service import EmergencyService
+from switch.keepalive import NatKeepalive
+from switch.media_service import MediaService
+from switch.registration import RegistrationService
 from switch.runtime import SipRuntime
+from switch.services.applications import PromptLibrary
+from switch.services.plan import PlanAccounts, PlanService
+from switch.services.ports import CallTimers, Reloadable, Service
 from switch.settings import SwitchSettings, settings_from_source
+from switch.storage.cli import database_url
+from switch.storage.engine import create_engine
 from switch.transport.stream import StreamTransports
 from switch.transport.tls import client_context, ensure_self_signed, server_context
 from switch.transport.udp import start_udp
@@ -36,58 +52,102 @@ class ServeOptions:
     sip_port: int | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class SipAddresses:
+    """Where the switch listens: host, and the UDP/TCP, TLS, WS and WSS ports."""
+
+    host: str
+    port: int
+    tls_port: int
+    ws_port: int
+    wss_port: int
+
+    def as_tuple(self) -> tuple[str, int, int, int, int]:
+        return (self.host, self.port, self.tls_port, self.ws_port, self.wss_port)
+
+
+def sip_addresses(options: ServeOptions, settings: SwitchSettings) -> SipAddresses:
+    """The configured ports; an explicit `--sip-port P` puts TLS, WS and WSS on P+1..P+3."""
+    sip = settings.sip
+    host = options.sip_host or sip.host
+    port = sip.port if options.sip_port is None else options.sip_port
+    explicit = options.sip_port is not None
+    tls_port = port + 1 if (explicit or sip.tls_port is None) else sip.tls_port
+    # SIP over WebSocket (RFC 7118): WS on P+2, WSS on P+3 with the TLS certificate
+    ws_port = port + 2 if (explicit or sip.ws_port is None) else sip.ws_port
+    wss_port = port + 3 if (explicit or sip.wss_port is None) else sip.wss_port
+    return SipAddresses(host, port, tls_port, ws_port, wss_port)
+
+
+class BoundService(Protocol):
+    """The lifecycle of services that still take the whole switch (registration, records,
+    HTTP API, NAT keep-alive); `SwitchBound` adapts them to `Service`."""
+
+    async def start(self, switch: Switch) -> None: ...
+
+    async def stop(self, switch: Switch) -> None: ...
+
+
+class SwitchBound:
+    def __init__(self, service: BoundService, switch: Switch) -> None:
+        self.service = service
+        self.switch = switch
+
+    async def start(self) -> None:
+        await self.service.start(self.switch)
+
+    async def stop(self) -> None:
+        await self.service.stop(self.switch)
+
+
 @dataclass
 class Switch:
-    """A running switch: settings, runtime, transports and services."""
+    """A running switch: settings, runtime, transports and the services, wired below."""
 
     options: ServeOptions
     settings: SwitchSettings
+    addresses: SipAddresses
     runtime: SipRuntime
     streams: StreamTransports
-    services: list[Any] = field(default_factory=list)
+    engine: AsyncEngine  # the one database engine of the services that take it
+    plan_holder: PlanHolder
+    accounts: PlanAccounts
+    registration: RegistrationService
+    emergency: EmergencyService
+    calls: CallService
+    services: list[Service] = field(default_factory=list)  # started in order, stopped reversed
+    reloadable: list[Reloadable] = field(default_factory=list)  # SIGHUP
     listening: list[tuple[str, str, int]] = field(default_factory=list)
     stopped: asyncio.Event = field(default_factory=asyncio.Event)
-    plan_holder: Any = None
-    accounts: Any = None
-    registration: Any = None
-    calls: Any = None
-    sip_address: tuple[str, int, int, int, int] = ("127.0.0.1", 5060, 5061, 5062, 5063)
+
+    @property
+    def sip_address(self) -> tuple[str, int, int, int, int]:
+        return self.addresses.as_tuple()
 
     async def start(self) -> None:
         sip = self.settings.sip
-        host = self.options.sip_host or sip.host
-        port = sip.port if self.options.sip_port is None else self.options.sip_port
-        explicit = self.options.sip_port is not None
-        tls_port = port + 1 if (explicit or sip.tls_port is None) else sip.tls_port
-        # SIP over WebSocket (RFC 7118): WS on P+2, WSS on P+3 with the TLS certificate
-        ws_port = port + 2 if (explicit or sip.ws_port is None) else sip.ws_port
-        wss_port = port + 3 if (explicit or sip.wss_port is None) else sip.wss_port
-        self.sip_address = (host, port, tls_port, ws_port, wss_port)
+        a = self.addresses
         for service in self.services:
-            await service.start(self)
-        self.runtime.udp = await start_udp(self.runtime.deliver, host, port)
+            await service.start()
+        self.runtime.udp = await start_udp(self.runtime.deliver, a.host, a.port)
         self.runtime.streams = self.streams
-        self._listening("UDP", host, self.runtime.udp.port)
-        tcp_port = await self.streams.listen("TCP", host, port)
-        self._listening("TCP", host, tcp_port)
+        self._listening("UDP", a.host, self.runtime.udp.port)
+        tcp_port = await self.streams.listen("TCP", a.host, a.port)
+        self._listening("TCP", a.host, tcp_port)
         if sip.tls_cert and sip.tls_key:
             cert, key = Path(sip.tls_cert), Path(sip.tls_key)
         else:
-            cert, key = ensure_self_signed(self.options.data_dir / "tls", host)
+            cert, key = ensure_self_signed(self.options.data_dir / "tls", a.host)
         tls_ctx = server_context(cert, key)
-        tls_bound = await self.streams.listen("TLS", host, tls_port, tls_ctx)
-        self._listening("TLS", host, tls_bound)
+        tls_bound = await self.streams.listen("TLS", a.host, a.tls_port, tls_ctx)
+        self._listening("TLS", a.host, tls_bound)
         # WebSocket connections join self.streams' registry (see switch/transport/ws.py)
-        self._listening("WS", host, await listen_ws(self.streams, "WS", host, ws_port))
-        self._listening("WSS", host, await listen_ws(self.streams, "WSS", host, wss_port,
-                                                     tls_ctx))
+        self._listening("WS", a.host, await listen_ws(self.streams, "WS", a.host, a.ws_port))
+        self._listening("WSS", a.host, await listen_ws(self.streams, "WSS", a.host, a.wss_port,
+                                                       tls_ctx))
 
     def http_port(self) -> int:
-        """The HTTP API port: configured, else the SIP port + 4 (WS and WSS take + 2, + 3)."""
-        if self.settings.http.port is not None and self.options.sip_port is None:
-            return self.settings.http.port
-        sip_port = self.settings.sip.port if self.options.sip_port is None else self.options.sip_port
-        return sip_port + 4 if sip_port else 0
+        return http_port(self.options, self.settings)
 
     def _listening(self, transport: str, host: str, port: int) -> None:
         self.listening.append((transport, host, port))
@@ -97,45 +157,85 @@ class Switch:
         log.info("stopping: draining transactions in flight for up to %.1f s",
                  self.settings.drain_seconds)
         self.runtime.draining = True
-        # services end what they own while the transports still carry it (calls get BYE)
-        for service in self.services:
-            before_close = getattr(service, "before_transports_close", None)
-            if before_close is not None:
-                with contextlib.suppress(Exception):
-                    before_close(self)
+        # calls end while the transports still carry their BYEs (records closed too)
+        with contextlib.suppress(Exception):
+            self.calls.hang_up_all()
         await self.runtime.drain(self.settings.drain_seconds)
         if self.runtime.udp is not None:
             self.runtime.udp.close()
         await self.streams.close()
         for service in reversed(self.services):
             with contextlib.suppress(Exception):
-                await service.stop(self)
+                await service.stop()
+        with contextlib.suppress(Exception):
+            await self.engine.dispose()
         self.stopped.set()
         log.info("stopped")
 
     def reload(self) -> None:
-        for service in self.services:
-            reload = getattr(service, "reload", None)
-            if reload is not None:
-                reload(self)
+        for service in self.reloadable:
+            service.reload()
+
+
+def http_port(options: ServeOptions, settings: SwitchSettings) -> int:
+    """The HTTP API port: configured, else the SIP port + 4 (WS and WSS take + 2, + 3)."""
+    if settings.http.port is not None and options.sip_port is None:
+        return settings.http.port
+    sip_port = settings.sip.port if options.sip_port is None else options.sip_port
+    return sip_port + 4 if sip_port else 0
 
 
 def build_switch(options: ServeOptions) -> Switch:
-    """Load and validate the configuration (raises ConfigError) and assemble the switch."""
+    """Load and validate the configuration (raises ConfigError) and assemble the switch.
+
+    The wiring diagram: who gets what. Every service receives its collaborators here."""
     source = load_yaml_file(options.config)
     settings = settings_from_source(source)
-    runtime = SipRuntime(
-        t1=settings.transaction.t1, t2=settings.transaction.t2, t4=settings.transaction.t4,
-        max_message_size=settings.sip.max_message_size, user_agent=settings.sip.user_agent,
-    )
+    addresses = sip_addresses(options, settings)
+    t = settings.transaction
+    runtime = SipRuntime(t1=t.t1, t2=t.t2, t4=t.t4,
+                         max_message_size=settings.sip.max_message_size,
+                         user_agent=settings.sip.user_agent)
     runtime.register_handler("OPTIONS", handle_options)
     streams = StreamTransports(runtime.deliver, max_size=settings.sip.max_message_size,
                                idle_timeout=settings.sip.tcp_idle_timeout,
                                client_ssl=client_context(verify=False))
-    switch = Switch(options, settings, runtime, streams)
-    from switch.services import build_services
+    engine = create_engine(database_url(str(options.data_dir)))
 
-    switch.services.extend(build_services(switch, source))
+    # the dialplan and its accounts
+    holder = PlanHolder(load_plan_data(source))
+    plan = PlanService(holder, str(options.config))
+    accounts = PlanAccounts(holder)
+    demo = accounts.demo_password_accounts()
+    if demo:
+        log.warning("demo passwords in use for %d accounts (%s): change them before exposing "
+                    "this switch", len(demo), ", ".join(demo[:5]))
+
+    registration = RegistrationService(accounts, accounts.realm_for_host)
+    records = CdrWriter()
+    media = MediaService(addresses.host, settings.media.port_min, settings.media.port_max)
+    emergency = EmergencyService(engine,
+                                 callback_window=settings.emergency.callback_minutes * 60,
+                                 webhook_url=settings.emergency.webhook_url)
+    calls = CallService(
+        runtime, LocalAddress(*addresses.as_tuple()),
+        plan=plan, accounts=accounts, authority=registration, locations=registration,
+        records=records, media=media, emergency=emergency,
+        timers=CallTimers(t1=t.t1, t2=t.t2, ring_timeout=settings.calls.ring_timeout,
+                          hunt_step=settings.calls.hunt_step),
+        recordings=options.data_dir / "recordings",
+        prompts=PromptLibrary(options.data_dir / "prompts"),
+    )
+    http = HttpApi(options.sip_host or settings.sip.host, http_port(options, settings))
+    keepalive = NatKeepalive(settings.registrar.nat_ping_interval)
+
+    switch = Switch(options, settings, addresses, runtime, streams, engine, holder, accounts,
+                    registration, emergency, calls, reloadable=[plan])
+    # order matters: registration migrates the database before the others read it
+    switch.services.extend([
+        plan, SwitchBound(registration, switch), SwitchBound(records, switch), media,
+        emergency, calls, SwitchBound(http, switch), SwitchBound(keepalive, switch),
+    ])
     return switch
 
 

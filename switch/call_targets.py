@@ -11,12 +11,18 @@ from collections.abc import Callable
 
 from devices.location import LocationService
 from dialplan import DecisionKind, HuntGroup, HuntStrategy, RoutingDecision, User
+from switch.b2bua.assembly import LegTarget
 from switch.callerid import OutboundIdentity, outbound_identity
 from switch.sip import NameAddr, Request, SipUri
 from switch.transaction import Peer
 
-# (Request-URI, destination, To, identity, the user rung or None for a trunk)
-Target = tuple[str, Peer, NameAddr, OutboundIdentity, User | None]
+Target = LegTarget
+
+
+def leg_target(ruri: str, dest: Peer, to: NameAddr, identity: OutboundIdentity,
+               user: User | None) -> LegTarget:
+    return LegTarget(ruri, dest, to, identity.from_, identity.headers, identity.number,
+                     user.full_number if user is not None else None)
 
 
 def aor_key(user: User) -> str:
@@ -52,8 +58,8 @@ class TargetResolver:
 
     def targets(self, decision: RoutingDecision, caller: User | None,
                 req: Request) -> list[list[Target]]:
-        """Groups of (Request-URI, destination, To, identity, user), rung one group after
-        the other (hunting); a group's legs ring at once (forking to every binding)."""
+        """Groups of legs, rung one group after the other (hunting); a group's legs ring
+        at once (forking to every binding)."""
         now = self.clock()
         order: list[list[User]] = []
         if decision.kind is DecisionKind.USER and isinstance(decision.target, User):
@@ -70,7 +76,7 @@ class TargetResolver:
                                   user.name)
                     for b in self.location().lookup(aor_key(user), now):
                         dest = Peer(b.transport.upper(), b.source_host, b.source_port, b.conn_id)
-                        group.append((b.contact, dest, to, identity, user))
+                        group.append(leg_target(b.contact, dest, to, identity, user))
                 if group:
                     groups.append(group)
             return groups
@@ -87,7 +93,7 @@ class TargetResolver:
             identity = outbound_identity(req, caller, trunk, decision)
             if caller is None and decision.kind is DecisionKind.EMERGENCY:
                 identity = self.site_identity(decision)
-            out.append((ruri, dest, to, identity, None))
+            out.append(leg_target(ruri, dest, to, identity, None))
         return [out] if out else []
 
     @staticmethod

@@ -1,10 +1,12 @@
-"""The call service: the asyncio adapter around the pure B2BUA Call.
+"""The call service: the pump between SIP and the pure call manager.
 
 For a new INVITE it identifies the caller (a trusted trunk by address, or a phone by digest
-with a 407 challenge), asks the dialplan for a decision, finds the targets (the location
-service for users, the trunk for external and emergency numbers), starts the Call and then
-performs the Call's effects: client transactions, stateless sends, answers to the caller,
-media bridging and call records.
+with a 407 challenge), asks the dialplan for a decision and the call manager's table
+(`switch.b2bua.decisions`) how to handle it: ring legs (found by `TargetResolver`), answer
+with a call application (run by `switch.services.applications`), or refuse with a status.
+Then it translates SIP events into inputs of the pure `Call` and performs the Call's
+effects: client transactions, stateless sends, answers to the caller, media and records.
+Every attempt that reaches the dialplan leaves a call record, refused ones included.
 """
 
 from __future__ import annotations
@@ -12,142 +14,175 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import datetime as dt
-import ipaddress
+import functools
 import logging
+import secrets
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable, Coroutine, Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from pathlib import Path
+from typing import Any, Protocol
 
-from devices.digest import AuthOutcome
-from dialplan import (
-    CallContext,
-    DecisionKind,
-    MediaMode,
-    RoutingDecision,
-    User,
-    route,
-)
-from dialplan.router import emergency_from_site
+from dialplan import CallContext, DecisionKind, MediaMode, RoutingDecision, User, route
+from ivr.application import CallInfo, Digit, DigitSource
 from rating.cdr import CallRecord
-from switch.b2bua.call import LEG_CALLER, LEG_IGNORE, Call, CallState
+from switch.b2bua.assembly import EmergencyBuilder, EmergencyParts, assemble
+from switch.b2bua.call import Call, CallState
+from switch.b2bua.decisions import (
+    APPLICATIONS,
+    NO_TARGET,
+    ApplicationFactory,
+    ExhaustedPolicy,
+    Refuse,
+    RingLegs,
+    RunApplication,
+    give_up,
+    handling_for,
+)
 from switch.b2bua.effects import (
     Answered,
+    CalleeMedia,
+    Disposition,
     Effect,
     Ended,
+    LegId,
     RespondCaller,
     SendRequest,
     SendStateless,
     Side,
+    StartApplication,
+    Transferred,
 )
-from switch.b2bua.legs import LocalAddress, invite_for_callee
+from switch.b2bua.legs import LocalAddress
 from switch.call_targets import Target, TargetResolver
-from switch.cdr_writer import CdrWriter
 from switch.dialog.session_timer import uas_negotiate
-from switch.emergency_service import EmergencyService
-from switch.media_service import Anchor, MediaService, close_media
+from switch.media_service import Anchor, close_media
 from switch.runtime import ServerRequest, SipRuntime
-from switch.sip import (
-    Request,
-    Response,
-    SipError,
-    SipUri,
-    make_response,
-    new_call_id,
-    new_tag,
-    uri_user,
+from switch.services.applications import (
+    ApplicationMedia,
+    ApplicationRunner,
+    PromptLibrary,
 )
+from switch.services.caller import authenticate, callback_override
+from switch.services.dtmf_info import parse_dtmf_info
+from switch.services.ports import (
+    Accounts,
+    CallerAuthority,
+    CallRecords,
+    CallTimers,
+    EmergencyHooks,
+    Locations,
+    PlanSource,
+)
+from switch.sip import Request, Response, SipError, make_response, new_tag, uri_user
 from switch.transaction import Peer
-from switch.transfer import TransferHandler
-
-if TYPE_CHECKING:
-    from switch.app import Switch
+from switch.transfer import TransferHandler, latch_onto
 
 log = logging.getLogger("switch.calls")
 
-LINGER_SECONDS = 32.0
+LINGER_SECONDS = 32.0  # keep an ended call around to absorb retransmissions (64*T1)
 MIN_SE = 90  # RFC 4028 section 5: our Min-SE
-TEST_SERVICES = ("echo_test", "tone_test", "record_test")
-def _same_body(leg: int, body: bytes) -> bytes:
-    return body  # keep an ended call around to absorb retransmissions (64*T1)
+
+
+def _same_body(leg: LegId, body: bytes) -> bytes:
+    return body
+
+
+class MediaAnchoring(Protocol):
+    """What the call service asks of the media service."""
+
+    async def anchor(self, offer_body: bytes) -> Anchor | None: ...
+
+    async def application_endpoint(self, offer_body: bytes
+                                   ) -> tuple[ApplicationMedia, bytes]: ...
+
+
+@dataclass(frozen=True, slots=True)
+class DialogRef:
+    """Which call (and which side of it) a Call-ID belongs to."""
+
+    entry: CallEntry
+    side: Side
+    leg: LegId | None = None
 
 
 @dataclass
 class CallEntry:
     call: Call
-    invite_key: Any
+    invite_key: object
     caller: User | None
     decision: RoutingDecision
     record: CallRecord
-    leg_users: dict[int, str] = field(default_factory=dict)  # leg index -> user rung
+    leg_users: dict[LegId, str] = field(default_factory=dict)  # leg -> user rung
     extra_call_ids: list[str] = field(default_factory=list)  # dialogs joined by transfer
     a_sdp: bytes = b""  # the SDP the caller has from us
     b_sdp: bytes = b""  # the SDP the answering callee has from us
     timer: asyncio.TimerHandle | None = None
-    media: Any = None
+    anchor: Anchor | None = None
+    app: ApplicationRunner | None = None
 
 
 class CallService:
-    def __init__(self, *, ring_timeout: float = 30.0, hunt_step: float = 15.0,
+    def __init__(self, runtime: SipRuntime, local: LocalAddress, *, plan: PlanSource,
+                 accounts: Accounts, authority: CallerAuthority, locations: Locations,
+                 records: CallRecords, media: MediaAnchoring | None,
+                 emergency: EmergencyHooks | None, timers: CallTimers,
+                 recordings: Path, prompts: PromptLibrary,
+                 applications: Mapping[str, ApplicationFactory] = APPLICATIONS,
+                 exhausted_policy: ExhaustedPolicy = give_up,
                  wall_clock: Callable[[], float] = time.time) -> None:
-        self.ring_timeout = ring_timeout
+        self.runtime = runtime
+        self.local = local
+        self.plan = plan
+        self.accounts = accounts
+        self.authority = authority
+        self.records = records
+        self.media = media
+        self.emergency = emergency
+        self.timers = timers
+        self.recordings = recordings
+        self.prompts = prompts
+        self.applications = applications
+        self.exhausted_policy = exhausted_policy  # forwarding and voicemail plug in here
         self.clock = wall_clock
-        self.by_call_id: dict[str, tuple[CallEntry, int]] = {}  # Call-ID -> (entry, leg or -1)
-        self.switch: Switch | None = None
-        self.local: LocalAddress | None = None
-        self.media_hooks: Any = None  # set by the media service when media anchoring is on
-        self.records: CdrWriter | None = None
-        self.media: MediaService | None = None
-        self.hunt_step = hunt_step
+        self.by_call_id: dict[str, DialogRef] = {}
+        self.resolver = TargetResolver(lambda: locations.location, wall_clock)
         self.transfers = TransferHandler(self)
-        self.resolver = TargetResolver(lambda: self._registration().location, self.clock)
-        self.emergency: EmergencyService | None = None
         self._tasks: set[asyncio.Future[None]] = set()
 
     # -- lifecycle --
 
-    async def start(self, switch: Switch) -> None:
-        self.switch = switch
-        self.local = LocalAddress(*switch.sip_address)
-        rt = switch.runtime
+    async def start(self) -> None:
+        rt = self.runtime
         rt.register_handler("INVITE", self.on_invite)
         rt.register_handler("ACK", self.on_ack)
         rt.register_handler("BYE", self.on_bye)
         rt.register_handler("UPDATE", self.on_update)
         rt.register_handler("REFER", self.transfers.on_refer)
+        rt.register_handler("INFO", self.on_info)
 
-    def before_transports_close(self, switch: Switch) -> None:
+    def hang_up_all(self) -> None:
         """A stopping switch hangs its calls up (BYE both sides, records closed) while it
         can still reach the phones."""
         now = self._now()
-        for entry, leg in list(self.by_call_id.values()):
-            if leg == -1 and entry.call.state is not CallState.ENDED:
-                self._perform(entry, entry.call.hang_up(now, "switch shutting down"))
+        for ref in list(self.by_call_id.values()):
+            if ref.side is Side.CALLER and ref.entry.call.state is not CallState.ENDED:
+                self.perform(ref.entry, ref.entry.call.hang_up(now, "switch shutting down"))
 
-    async def stop(self, switch: Switch) -> None:
-        self.before_transports_close(switch)
-
-    # -- helpers --
-
-    def _registration(self) -> Any:
-        assert self.switch is not None
-        return self.switch.registration
-
-    @property
-    def runtime(self) -> SipRuntime:
-        assert self.switch is not None
-        return self.switch.runtime
+    async def stop(self) -> None:
+        self.hang_up_all()
 
     def _now(self) -> float:
         return self.runtime.now()
 
     # -- INVITE --
 
-    def on_invite(self, runtime: SipRuntime, sreq: ServerRequest) -> Any:
+    def on_invite(self, runtime: SipRuntime, sreq: ServerRequest) -> Awaitable[None] | None:
         req = sreq.request
         if req.to.tag is not None:
-            return self._on_reinvite(sreq)
+            self._on_reinvite(sreq)
+            return None
         contacts = req.contacts
         if not isinstance(contacts, list) or len(contacts) != 1:
             # RFC 3261 8.1.1.8: an INVITE carries exactly one Contact (the dialog's target)
@@ -157,70 +192,58 @@ class CallService:
             # RFC 3261 16.3 step 2: a request that has run out of hops is looping
             runtime.respond(sreq.key, make_response(req, 483, to_tag=new_tag()))
             return None
-        switch = self.switch
-        assert switch is not None
         # RFC 4028: a Session-Expires below our Min-SE answers 422 before anything else
         uas_negotiate(req, min_se=MIN_SE, preferred=None)
-        plan = switch.plan_holder.plan
+        plan = self.plan.plan
         trunk = plan.trunk_for_address(sreq.peer.host, sreq.peer.port)
         caller: User | None = None
         decision: RoutingDecision | None = None
         if trunk is None:
-            who = self._authenticate(sreq)
-            if who is None:
+            check = authenticate(self.runtime, sreq, plan, self.accounts, self.authority,
+                                 self.clock())
+            if check is None:
                 return None
-            if isinstance(who, RoutingDecision):
-                decision = who  # an unauthenticated emergency call, located by its network
-            else:
-                caller = who
+            caller, decision = check.user, check.emergency
         if decision is None:
             # an aware time: each schedule reads it in its own site's time zone
             now_utc = dt.datetime.now(dt.UTC)
             decision = route(plan, CallContext(caller, trunk, str(req.uri), now_utc))
-        if trunk is not None:
-            decision = self._callback_override(decision, req)
+        if trunk is not None and self.emergency is not None:
+            decision = callback_override(decision, req, self.emergency.callbacks, self.clock())
         log.info("call %s from=%s dialed=%s decision=%s", req.call_id,
                  caller.full_number if caller else f"trunk:{trunk.id if trunk else '?'}",
                  req.uri, decision.kind.value)
-        if decision.kind is DecisionKind.REJECT:
-            status = decision.status or 403
-            runtime.respond(sreq.key, make_response(req, status, decision.reason,
-                                                    to_tag=new_tag()))
+        handling = handling_for(decision)
+        if isinstance(handling, Refuse):
+            self._refuse(sreq, caller, decision, handling)
             return None
-        if decision.kind is DecisionKind.FEATURE and decision.feature in TEST_SERVICES:
-            return self._start_test_service(sreq, caller, decision)
-        if decision.kind is DecisionKind.FEATURE:
-            runtime.respond(sreq.key, make_response(req, 501, "Feature Not Available Yet",
-                                                    to_tag=new_tag()))
-            return None
+        if isinstance(handling, RunApplication):
+            return self._start_application(sreq, caller, decision, handling)
         targets = self.resolver.targets(decision, caller, req)
         if not targets:
-            runtime.respond(sreq.key, make_response(req, 480, "Temporarily Unavailable",
-                                                    to_tag=new_tag()))
+            self._refuse(sreq, caller, decision, NO_TARGET)
             return None
         if self.media is not None and req.body and self._anchored(caller, decision):
-            return self._start_anchored(sreq, caller, decision, targets)
-        self._start_call(sreq, caller, decision, targets)
+            return self._start_anchored(sreq, caller, decision, handling, targets)
+        self._start_call(sreq, caller, decision, handling, targets)
         return None
 
-    def _callback_override(self, decision: RoutingDecision, req: Request) -> RoutingDecision:
-        """A call from the emergency service to a site that just called it rings the caller
-        directly, ignoring DND, forwarding and hunt rules (issue 7)."""
-        if self.emergency is None or decision.target is None:
-            return decision
-        site = getattr(decision.target, "site", None)
-        calling = uri_user(req.from_.uri) or ""
-        if site is None or calling.lstrip("+") not in site.customer.emergency_numbers:
-            return decision
-        recent = self.emergency.callbacks.caller_for(site.customer.id, site.code, self.clock())
-        if recent is None:
-            return decision
-        user = site.customer.by_full_number.get(recent.caller)
-        if not isinstance(user, User):
-            return decision
-        log.warning("emergency call-back from %s rings %s directly", calling, user.full_number)
-        return dataclasses.replace(decision, kind=DecisionKind.USER, target=user,
-                                   trace=(*decision.trace, "emergency call-back window"))
+    def _refuse(self, sreq: ServerRequest, caller: User | None, decision: RoutingDecision,
+                refusal: Refuse) -> None:
+        """Answer the INVITE ourselves and leave a record of the attempt."""
+        if self.runtime.txn.server_request(sreq.key) is None:  # type: ignore[arg-type]
+            return  # cancelled meanwhile: the CANCEL got its 487
+        headers = list(refusal.headers)
+        if refusal.warning:
+            headers.append(("Warning", refusal.warning))
+        self.runtime.respond(sreq.key, make_response(sreq.request, refusal.status,
+                                                     refusal.reason, to_tag=new_tag(),
+                                                     headers=headers))
+        record = self._open_record(sreq.request, caller, decision)
+        self.records.open(record)  # opened and closed in one batch: a single INSERT
+        self.records.close(record.closed(end=self.clock(), disposition=Disposition.REFUSED.value,
+                                         status=refusal.status, cause=refusal.reason,
+                                         side=Side.SWITCH.value))
 
     @staticmethod
     def _anchored(caller: User | None, decision: RoutingDecision) -> bool:
@@ -230,137 +253,126 @@ class CallService:
         return site is None or site.media is MediaMode.ANCHOR
 
     async def _start_anchored(self, sreq: ServerRequest, caller: User | None,
-                              decision: RoutingDecision,
+                              decision: RoutingDecision, handling: RingLegs,
                               targets: list[list[Target]]) -> None:
         assert self.media is not None
-        anchor = await self.media.anchor(sreq.request.body)
-        entry = self._start_call(sreq, caller, decision, targets, anchor)
+        try:
+            anchor = await self.media.anchor(sreq.request.body)
+        except SipError as exc:  # no RTP port left: 503, recorded like any refusal
+            self._refuse(sreq, caller, decision, Refuse(exc.status, exc.reason,
+                                                        headers=tuple(exc.headers)))
+            return
+        entry = self._start_call(sreq, caller, decision, handling, targets, anchor)
         if entry is None and anchor is not None:
             await anchor.close()
 
-    async def _start_test_service(self, sreq: ServerRequest, caller: User | None,
-                                  decision: RoutingDecision) -> None:
+    async def _start_application(self, sreq: ServerRequest, caller: User | None,
+                                 decision: RoutingDecision, handling: RunApplication) -> None:
+        """The switch answers the caller itself and hands the call to an application."""
         if self.media is None:
-            raise SipError(503, "Media Unavailable")
-        endpoint, answer = await self.media.test_service(decision.feature or "", sreq.request.body,
-                                                         sreq.request.call_id)
-        entry = self._start_call(sreq, caller, decision, [], endpoint)
+            self._refuse(sreq, caller, decision, Refuse(503, "Media Unavailable"))
+            return
+        try:
+            endpoint, answer = await self.media.application_endpoint(sreq.request.body)
+        except SipError as exc:  # no offer we can answer (488), no port left (503)
+            self._refuse(sreq, caller, decision, Refuse(exc.status, exc.reason,
+                                                        headers=tuple(exc.headers)))
+            return
+        entry = self._new_entry(sreq, caller, decision, None)
         if entry is None:
             await endpoint.close()
             return
-        self._perform(entry, entry.call.answer_locally(answer, self._now()))
+        self._run_application(entry, handling.name, handling.factory, endpoint, answer)
 
-    def _unauthenticated_emergency(self, sreq: ServerRequest) -> RoutingDecision | None:
-        """Issue 7: an emergency INVITE whose credentials fail still goes out when it comes
-        from a site's declared networks, located at that site and flagged unauthenticated."""
-        switch = self.switch
-        assert switch is not None
+    def _run_application(self, entry: CallEntry, name: str, factory: ApplicationFactory,
+                         endpoint: ApplicationMedia, answer: bytes) -> None:
+        req = entry.call.a_invite
+        info = CallInfo(req.call_id, entry.record.caller, str(req.uri), secrets.token_hex(6))
+        entry.app = ApplicationRunner(factory(info), endpoint, _AppControl(self, entry), info,
+                                      recordings=self.recordings, prompts=self.prompts)
+        log.info("call %s: application %s", req.call_id, name)
+        entry.app.start()
+        self.perform(entry, entry.call.answer_locally(answer, self._now()))
+        if entry.call.state is CallState.ANSWERED:
+            entry.app.answered()
+
+    async def _answer_with(self, entry: CallEntry, name: str) -> None:
+        """Every leg failed and the exhausted policy chose an application (`AnswerWith`)."""
+        call = entry.call
+        factory = self.applications.get(name)
+        if factory is None or self.media is None:
+            self.perform(entry, call.hang_up(self._now(), f"application {name} unavailable"))
+            return
         try:
-            source = ipaddress.ip_address(sreq.peer.host)
-        except ValueError:
-            return None
-        for customer in switch.plan_holder.plan.customers:
-            for site in customer.sites:
-                if any(source in net for net in site.networks):
-                    decision = emergency_from_site(site, str(sreq.request.uri))
-                    if decision is not None:
-                        log.warning("unauthenticated emergency call from %s on site %s",
-                                    sreq.peer.host, site.code)
-                        return decision
-        return None
+            endpoint, answer = await self.media.application_endpoint(call.a_invite.body)
+        except SipError as exc:
+            self.perform(entry, call.hang_up(self._now(), f"{name}: {exc.status} {exc.reason}"))
+            return
+        if not call.ringing_phase:  # the caller cancelled meanwhile
+            await endpoint.close()
+            return
+        self._run_application(entry, name, factory, endpoint, answer)
 
-    def _authenticate(self, sreq: ServerRequest) -> User | RoutingDecision | None:
-        """Digest for INVITE (RFC 3261 22.3, 407); the same rules and guard as REGISTER."""
-        switch = self.switch
-        assert switch is not None
-        reg = switch.registration
+    def _new_entry(self, sreq: ServerRequest, caller: User | None, decision: RoutingDecision,
+                   anchor: Anchor | None) -> CallEntry | None:
         req = sreq.request
-        now = self.clock()
-        host = req.from_.uri.host if isinstance(req.from_.uri, SipUri) else ""
-        realm = switch.accounts.realm_for_host(host)
-        verdict = reg.guard.check(sreq.peer.host, now)
-        if verdict.blocked:
-            emergency = self._unauthenticated_emergency(sreq)
-            if emergency is not None:
-                return emergency
-            self.runtime.respond(sreq.key, make_response(req, 403, to_tag=new_tag()))
-            return None
-        result = reg.digest.verify(req, realm, switch.accounts, now, proxy=True)
-        if result.outcome in (AuthOutcome.NO_CREDENTIALS, AuthOutcome.STALE):
-            headers = reg.digest.challenge_headers(realm, now, proxy=True,
-                                                   stale=result.outcome is AuthOutcome.STALE)
-            self.runtime.respond(sreq.key, make_response(req, 407, to_tag=new_tag(),
-                                                         headers=headers))
-            return None
-        if result.outcome is not AuthOutcome.OK or result.account is None:
-            reg.guard.record_failure(sreq.peer.host, now)
-            emergency = self._unauthenticated_emergency(sreq)
-            if emergency is not None:
-                return emergency
-            self.runtime.respond(sreq.key, make_response(req, 403, to_tag=new_tag()))
-            return None
-        reg.guard.record_success(sreq.peer.host, now)
-        user: User | None = switch.accounts.user_for_aor(result.account.aor)
-        if user is None:
-            self.runtime.respond(sreq.key, make_response(req, 403, to_tag=new_tag()))
-        return user
-
-    def _start_call(self, sreq: ServerRequest, caller: User | None, decision: RoutingDecision,
-                    targets: list[list[Target]], media: Any = None) -> CallEntry | None:
-        assert self.local is not None
-        req = sreq.request
-        if self.runtime.txn.server_request(sreq.key) is None:
+        if self.runtime.txn.server_request(sreq.key) is None:  # type: ignore[arg-type]
             return None  # cancelled or answered while media was being set up
-        now = self._now()
-        answer_sdp = media.answer_for_caller if isinstance(media, Anchor) else _same_body
-        call = Call(req, sreq.peer, self.local, now, self.ring_timeout, answer_sdp=answer_sdp)
+        t = self.timers
+        call = Call(req, sreq.peer, self.local, self._now(), t.ring_timeout,
+                    answer_sdp=anchor.answer_for_caller if anchor is not None else _same_body,
+                    t1=t.t1, t2=t.t2, exhausted_policy=self.exhausted_policy)
         session = uas_negotiate(req, min_se=MIN_SE, preferred=None)
         if session.negotiated is not None and not session.negotiated.we_refresh:
             # the caller refreshes and we watch; we do not refresh toward phones ourselves
             call.session_interval = session.negotiated.interval
             call.session_headers = session.headers
         entry = CallEntry(call, sreq.key, caller, decision,
-                          self._open_record(req, caller, decision), media=media)
-        self.by_call_id[req.call_id] = (entry, -1)
-        self.runtime.cancel_listeners[sreq.key] = lambda: self._perform(
+                          self._open_record(req, caller, decision), anchor=anchor)
+        self.records.open(entry.record)
+        self.by_call_id[req.call_id] = DialogRef(entry, Side.CALLER)
+        self.runtime.cancel_listeners[sreq.key] = lambda: self.perform(
             entry, entry.call.on_cancel(self._now()))
-        max_forwards = max(0, (req.max_forwards or 70) - 1)
-        body = media.offer_for_callee() if isinstance(media, Anchor) else req.body
+        return entry
+
+    def _start_call(self, sreq: ServerRequest, caller: User | None, decision: RoutingDecision,
+                    handling: RingLegs, targets: list[list[Target]],
+                    anchor: Anchor | None = None) -> CallEntry | None:
+        entry = self._new_entry(sreq, caller, decision, anchor)
+        if entry is None:
+            return None
+        req, call = sreq.request, entry.call
+        body = anchor.offer_for_callee() if anchor is not None else req.body
         entry.b_sdp = body
-        emergency = decision.kind is DecisionKind.EMERGENCY and self.emergency is not None
+        emergency = self.emergency if handling.emergency else None
+        builder: EmergencyBuilder | None = None
+        if emergency is not None:
+            hooks, nomadic = emergency, emergency.is_nomadic(caller, sreq.peer.host)
+
+            def builder(number: str | None, sdp: bytes) -> EmergencyParts:
+                return hooks.leg(decision, caller, number, sdp, nomadic)
+
+            for group in targets:  # the alert and the call-back window, once per leg
+                for target in group:
+                    emergency.started(decision, caller, target.number,
+                                      authenticated=caller is not None, nomadic=nomadic)
+        assembled = assemble(targets, body=body, local=self.local, emergency=builder,
+                             max_forwards=max(0, (req.max_forwards or 70) - 1))
         steps: list[list[tuple[Request, Peer]]] = []
-        for group in targets:
-            step: list[tuple[Request, Peer]] = []
-            for ruri, dest, to, identity, user in group:
-                b_call_id = new_call_id()
-                content_type, leg_body, headers = "application/sdp", body, identity.headers
-                if emergency:
-                    assert self.emergency is not None
-                    nomadic = self.emergency.is_nomadic(caller, sreq.peer.host)
-                    leg = self.emergency.leg(decision, caller, identity.number, body, nomadic)
-                    content_type, leg_body = leg.content_type, leg.body
-                    headers = (*headers, *leg.headers)
-                    self.emergency.started(decision, caller, identity.number,
-                                           authenticated=caller is not None, nomadic=nomadic)
-                invite = invite_for_callee(
-                    request_uri=ruri, to=to, caller=identity.from_.with_tag(new_tag()),
-                    call_id=b_call_id, local=self.local, dest=dest, body=leg_body,
-                    max_forwards=max_forwards, identity_headers=headers,
-                    content_type=content_type,
-                )
-                # legs are numbered in the order they will be added to the call
-                index = sum(len(st) for st in steps) + len(step)
-                self.by_call_id[b_call_id] = (entry, index)
-                if user is not None:
-                    entry.leg_users[index] = user.full_number
-                step.append((invite, dest))
-            steps.append(step)
+        for group_legs in assembled:
+            for leg in group_legs:
+                self.by_call_id[leg.invite.call_id] = DialogRef(entry, Side.CALLEE, leg.leg)
+                if leg.user is not None:
+                    entry.leg_users[leg.leg] = leg.user
+            steps.append([(leg.invite, leg.dest) for leg in group_legs])
         if len(steps) == 1:
             for invite, dest in steps[0]:
-                self._perform(entry, call.add_leg(invite, dest))
+                self.perform(entry, call.add_leg(invite, dest))
         elif steps:
-            self._perform(entry, call.start_hunt(steps, self.hunt_step, now))
+            self.perform(entry, call.start_hunt(steps, self.timers.hunt_step, self._now()))
         return entry
+
+    # -- in-dialog requests --
 
     def _on_reinvite(self, sreq: ServerRequest) -> None:
         """A re-INVITE or UPDATE in an answered call (RFC 3261 14.2, RFC 3311).
@@ -370,21 +382,20 @@ class CallService:
         without a body get the SDP that side already has. Without anchoring the previous
         SDP is repeated (the far phone keeps its own media)."""
         req = sreq.request
-        found = self.by_call_id.get(req.call_id)
-        if found is None or found[0].call.state is not CallState.ANSWERED:
+        ref = self.by_call_id.get(req.call_id)
+        if ref is None or ref.entry.call.state is not CallState.ANSWERED:
             self.runtime.respond(sreq.key, make_response(req, 481, to_tag=new_tag()))
             return
-        entry, leg = found
-        side = "a" if leg == -1 else "b"
-        body = entry.a_sdp if side == "a" else entry.b_sdp
-        if req.body and isinstance(entry.media, Anchor):
-            body = entry.media.answer_reoffer(side, req.body)
-            if side == "a":
+        entry, side = ref.entry, ref.side
+        body = entry.a_sdp if side is Side.CALLER else entry.b_sdp
+        if req.body and entry.anchor is not None:
+            body = entry.anchor.answer_reoffer(side, req.body)
+            if side is Side.CALLER:
                 entry.a_sdp = body
             else:
                 entry.b_sdp = body
         headers = [("Contact", entry.call.local.contact(sreq.peer.transport))]
-        if side == "a" and entry.call.session_interval is not None:
+        if side is Side.CALLER and entry.call.session_interval is not None:
             session = uas_negotiate(req, min_se=MIN_SE, preferred=None)
             if session.negotiated is not None:
                 headers.extend(session.headers)
@@ -401,37 +412,52 @@ class CallService:
             return
         self._on_reinvite(sreq)
 
-    # -- in-dialog requests --
-
     def on_ack(self, runtime: SipRuntime, sreq: ServerRequest) -> None:
-        found = self.by_call_id.get(sreq.request.call_id)
-        if found is not None and found[1] == -1:
-            entry = found[0]
-            self._perform(entry, entry.call.on_ack(self._now()))
+        ref = self.by_call_id.get(sreq.request.call_id)
+        if ref is not None and ref.side is Side.CALLER:
+            self.perform(ref.entry, ref.entry.call.on_ack(self._now()))
 
     def on_bye(self, runtime: SipRuntime, sreq: ServerRequest) -> None:
-        found = self.by_call_id.get(sreq.request.call_id)
-        if found is None:
+        ref = self.by_call_id.get(sreq.request.call_id)
+        if ref is None:
             runtime.respond(sreq.key, make_response(sreq.request, 481, to_tag=new_tag()))
             return
-        entry, leg = found
         runtime.respond(sreq.key, make_response(sreq.request, 200))
-        if leg == -1:
-            self._perform(entry, entry.call.on_bye(Side.CALLER, self._now()))
-        elif entry.call.answered_leg == leg:
-            self._perform(entry, entry.call.on_bye(Side.CALLEE, self._now()))
+        call = ref.entry.call
+        if ref.side is Side.CALLER:
+            self.perform(ref.entry, call.on_bye(Side.CALLER, self._now()))
+        elif call.answered_leg == ref.leg:
+            self.perform(ref.entry, call.on_bye(Side.CALLEE, self._now()))
+
+    def on_info(self, runtime: SipRuntime, sreq: ServerRequest) -> None:
+        """SIP INFO in a call: DTMF (application/dtmf-relay, application/dtmf) for a call
+        application is delivered to it as a digit of source INFO; other INFO is not relayed
+        between the parties yet (RFC 6086 lets us refuse a package we do not handle)."""
+        req = sreq.request
+        ref = self.by_call_id.get(req.call_id)
+        if ref is None or ref.entry.call.state is not CallState.ANSWERED:
+            runtime.respond(sreq.key, make_response(req, 481, to_tag=new_tag()))
+            return
+        app = ref.entry.app
+        digit = parse_dtmf_info(req.headers.get("Content-Type") or "", req.body)
+        if app is None or digit is None:
+            runtime.respond(sreq.key, make_response(req, 415, headers=[
+                ("Accept", "application/dtmf-relay, application/dtmf")]))
+            return
+        runtime.respond(sreq.key, make_response(req, 200))
+        app.deliver(Digit(digit[0], DigitSource.INFO, digit[1]))
 
     # -- effects --
 
-    def _perform(self, entry: CallEntry, effects: list[Effect]) -> None:
+    def perform(self, entry: CallEntry, effects: list[Effect]) -> None:
         rt = self.runtime
         for eff in effects:
             try:
                 if isinstance(eff, SendRequest):
                     leg = eff.leg
-                    if leg >= 0:
+                    if leg is not None:
                         rt.send_request(eff.request, eff.dest,
-                                        lambda resp, leg=leg: self._on_leg_response(entry, leg, resp))
+                                        functools.partial(self._on_leg_response, entry, leg))
                     else:
                         rt.send_request(eff.request, eff.dest)
                 elif isinstance(eff, SendStateless):
@@ -446,18 +472,25 @@ class CallService:
                     entry.record = dataclasses.replace(entry.record, answer=self.clock())
                 elif isinstance(eff, Ended):
                     self._ended(entry, eff)
+                elif isinstance(eff, CalleeMedia):
+                    if entry.anchor is not None:
+                        entry.anchor.latch(eff.sdp)
+                elif isinstance(eff, Transferred):
+                    self._transferred(entry, eff)
+                elif isinstance(eff, StartApplication):
+                    self._spawn(self._answer_with(entry, eff.application))
             except Exception:
                 log.exception("call %s: effect %s failed", entry.call.a_invite.call_id,
                               type(eff).__name__)
         self._arm(entry)
 
-    def _on_leg_response(self, entry: CallEntry, leg: int, resp: Response) -> None:
+    def _on_leg_response(self, entry: CallEntry, leg: LegId, resp: Response) -> None:
         now = self._now()
         if resp.status == 408 and not resp.headers.get("Call-ID"):
             effects = entry.call.on_leg_timeout(leg, now)  # Timer B: no answer at all
         else:
             effects = entry.call.on_response(leg, resp, now)
-        self._perform(entry, effects)
+        self.perform(entry, effects)
 
     def _arm(self, entry: CallEntry) -> None:
         if entry.timer is not None:
@@ -469,7 +502,7 @@ class CallService:
 
     def _fire(self, entry: CallEntry) -> None:
         entry.timer = None
-        self._perform(entry, entry.call.handle_timer(self._now()))
+        self.perform(entry, entry.call.handle_timer(self._now()))
 
     def _open_record(self, req: Request, caller: User | None,
                      decision: RoutingDecision) -> CallRecord:
@@ -479,7 +512,7 @@ class CallService:
         else:
             callee = getattr(target, "full_number", None) or decision.e164
         site = caller.site if caller else getattr(target, "site", None)
-        record = CallRecord(
+        return CallRecord(
             id=uuid.uuid4().hex, call_id=req.call_id,
             caller=caller.full_number if caller else (uri_user(req.from_.uri) or "anonymous"),
             callee=callee, dialed=str(req.uri), decision=decision.kind.value,
@@ -488,9 +521,18 @@ class CallService:
             start=self.clock(), emergency=decision.kind is DecisionKind.EMERGENCY,
             billable=decision.kind is not DecisionKind.EMERGENCY,
         )
-        if self.records is not None:
-            self.records.open(record)
-        return record
+
+    def _transferred(self, entry: CallEntry, eff: Transferred) -> None:
+        """The target took the transferor's place: its dialog now reaches this call."""
+        old = self.by_call_id.get(eff.old_call_id)
+        if old is not None and old.entry is entry:
+            del self.by_call_id[eff.old_call_id]
+        leg = entry.call.answered_leg if eff.replaced is Side.CALLEE else None
+        self.by_call_id[eff.new_call_id] = DialogRef(entry, eff.replaced, leg)
+        entry.extra_call_ids.append(eff.new_call_id)
+        entry.record = dataclasses.replace(entry.record, transferred_to=eff.target)
+        if entry.anchor is not None:
+            latch_onto(entry.anchor, eff.replaced, eff.sdp)  # the transferee hears the target
 
     def _ended(self, entry: CallEntry, eff: Ended) -> None:
         call = entry.call
@@ -499,33 +541,54 @@ class CallService:
             cause=eff.cause, side=eff.side.value)
         log.info("call %s ended disposition=%s status=%d cause=%s", call.a_invite.call_id,
                  eff.disposition.value, eff.status, eff.cause)
-        if isinstance(entry.media, Anchor):
-            loss, jitter = entry.media.quality()
-            entry.record = dataclasses.replace(entry.record, codec=entry.media.codec,
+        if entry.anchor is not None:
+            loss, jitter = entry.anchor.quality()
+            entry.record = dataclasses.replace(entry.record, codec=entry.anchor.codec,
                                                rtcp_loss=loss, rtcp_jitter_ms=jitter)
         answered = entry.leg_users.get(call.answered_leg) if call.answered_leg is not None else None
         if answered is not None:
             self.resolver.call_ended(answered)
-        if self.records is not None:
-            self.records.close(entry.record)
-        if entry.media is not None:
-            task = asyncio.ensure_future(close_media(entry.media))
-            self._tasks.add(task)
-            task.add_done_callback(self._tasks.discard)
+        self.records.close(entry.record)
+        for media in (entry.app, entry.anchor):  # a diverted call may have both
+            if media is not None:
+                self._spawn(close_media(media))
         self.runtime.loop.call_later(LINGER_SECONDS, self._forget, entry)
+
+    def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.ensure_future(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
 
     def _forget(self, entry: CallEntry) -> None:
         call_ids = [entry.call.a_invite.call_id, *(lg.invite.call_id for lg in entry.call.legs),
                     *entry.extra_call_ids]
         for cid in call_ids:
-            found = self.by_call_id.get(cid)
-            if found is not None and found[0] is entry:
+            ref = self.by_call_id.get(cid)
+            if ref is not None and ref.entry is entry:
                 del self.by_call_id[cid]
 
     def __len__(self) -> int:
         """Calls in progress (ended ones linger a while to absorb retransmissions)."""
-        return sum(1 for entry, leg in self.by_call_id.values()
-                   if leg == -1 and entry.call.state is not CallState.ENDED)
+        return sum(1 for ref in self.by_call_id.values()
+                   if ref.side is Side.CALLER and ref.entry.call.state is not CallState.ENDED)
 
 
-__all__ = ["LEG_CALLER", "LEG_IGNORE", "CallService"]
+class _AppControl:
+    """What an application may do to its call (`CallControl`), for one call."""
+
+    def __init__(self, service: CallService, entry: CallEntry) -> None:
+        self.service = service
+        self.entry = entry
+
+    def hang_up(self, cause: str) -> None:
+        self.service.perform(self.entry, self.entry.call.hang_up(self.service._now(), cause))
+
+    def transfer(self, target: str) -> None:
+        # bridging an application's caller to a new leg is the next step (issue 11 seam):
+        # until then the call ends, saying why
+        log.warning("call %s: transfer to %s from an application is not available yet",
+                    self.entry.call.a_invite.call_id, target)
+        self.hang_up(f"transfer to {target} not available yet")
+
+
+__all__ = ["CallEntry", "CallService", "DialogRef", "MediaAnchoring"]

@@ -17,30 +17,21 @@ import logging
 import secrets
 import time
 import urllib.request
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from collections.abc import Mapping
+
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from dialplan import RoutingDecision, Site, User
 from emergency.callback import CallbackWindow, EmergencyCall
 from emergency.locations import DeclaredLocation, DeclaredLocations
 from emergency.pidf import CONTENT_TYPE as PIDF_TYPE
 from emergency.pidf import CivicLocation, build_pidf_lo
+from switch.b2bua.assembly import EmergencyParts as EmergencyLeg
 from switch.sip.body import BodyPart, build_multipart
-from switch.storage.cli import database_url
-from switch.storage.engine import create_engine
 from switch.storage.locations import SqlLocationRepository
-
-if TYPE_CHECKING:
-    from switch.app import Switch
 
 log = logging.getLogger("switch.emergency")
 
-
-@dataclass(frozen=True, slots=True)
-class EmergencyLeg:
-    content_type: str
-    body: bytes
-    headers: tuple[tuple[str, str], ...]
 
 
 def location_of(site: Site) -> CivicLocation:
@@ -50,24 +41,24 @@ def location_of(site: Site) -> CivicLocation:
 
 
 class EmergencyService:
-    def __init__(self, *, callback_window: float = 1800.0, webhook_url: str | None = None,
-                 domain: str = "wte.invalid") -> None:
+    """Emergency legs, alerts and call-backs; self-declared locations in the shared
+    database (the engine belongs to the composition root, which disposes of it)."""
+
+    def __init__(self, engine: AsyncEngine | None, *, callback_window: float = 1800.0,
+                 webhook_url: str | None = None, domain: str = "wte.invalid") -> None:
         self.callbacks = CallbackWindow(callback_window)
         self.locations = DeclaredLocations()
-        self.repo: SqlLocationRepository | None = None
-        self._engine: Any = None
+        self.repo = SqlLocationRepository(engine) if engine is not None else None
         self.webhook_url = webhook_url
         self.domain = domain
         self._tasks: set[asyncio.Future[None]] = set()
 
-    async def start(self, switch: Switch) -> None:
-        self._engine = create_engine(database_url(str(switch.options.data_dir)))
-        self.repo = SqlLocationRepository(self._engine)
-        self.locations.load(await self.repo.load_all())
+    async def start(self) -> None:
+        if self.repo is not None:
+            self.locations.load(await self.repo.load_all())
 
-    async def stop(self, switch: Switch) -> None:
-        if self._engine is not None:
-            await self._engine.dispose()
+    async def stop(self) -> None:
+        return None  # a webhook in flight finishes on its thread (5 s timeout)
 
     async def declare(self, location: DeclaredLocation) -> None:
         """Store a self-declared location durably, then use it for the next calls."""
@@ -150,7 +141,7 @@ class EmergencyService:
             task.add_done_callback(self._tasks.discard)
 
     @staticmethod
-    def _post(url: str, event: dict[str, object]) -> None:
+    def _post(url: str, event: Mapping[str, object]) -> None:
         req = urllib.request.Request(url, data=json.dumps(event).encode(),
                                      headers={"Content-Type": "application/json"})
         try:

@@ -5,25 +5,23 @@ address, and the callee's answer goes back with the relay's A-leg address, so RT
 crosses the switch (NAT-safe; needed later for hold, recording and transfer). Both legs
 keep the codec the callee chose from the caller's offer, so the relay only forwards.
 
-Test services (issue 6): `*43` echoes what the caller sends, `*44` plays a steady 1 kHz
-tone until the caller hangs up. Operators use them to diagnose one-way audio and codecs.
+Endpoints for call applications: the switch answers the caller itself (test services,
+and later auto-attendants, queues, voicemail); what plays on them is decided by the
+application (`ivr.application`) and performed by `switch.services.applications`.
 """
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import dataclasses
 import itertools
 import logging
 import secrets
 from dataclasses import dataclass
-from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Protocol
 
-import numpy as np
-
-from media import MediaEndpoint, MediaEngine, PortsExhausted, Relay
+from media import MediaEndpoint, MediaEngine, PortsExhausted, Relay, RelayLeg
+from switch.b2bua.effects import Side
 from switch.dialog.offeranswer import (
     MediaCapabilities,
     SdpVersioner,
@@ -34,13 +32,9 @@ from switch.dialog.offeranswer import (
 from switch.dialog.sdp import SessionDescription, parse_sdp
 from switch.sip import SipError
 
-if TYPE_CHECKING:
-    from switch.app import Switch
-
 log = logging.getLogger("switch.media")
 
 SUPPORTED_CODECS = ("PCMU", "PCMA")
-TEST_TONE_HZ = 1000.0
 
 
 def _first_audio(sdp: SessionDescription) -> tuple[str, int] | None:
@@ -95,8 +89,9 @@ class Anchor:
         sdp = rewrite_connection(restrict_codecs(self.offer), leg.local_host, leg.local_port)
         return self.versioner_b.stamp(sdp).to_bytes()
 
-    def answer_for_caller(self, leg: int, body: bytes) -> bytes:
-        """Latch the relay onto the callee's answer; give the caller the relay's A side."""
+    def latch(self, body: bytes) -> None:
+        """Point the relay at the callee's answer (B) and the caller's offer (A), with the
+        codec the callee chose, so the relay only forwards."""
         answer = parse_sdp(body)
         streams = negotiated_streams(answer, self.offer)
         remote_a = _first_audio(self.offer)
@@ -110,8 +105,11 @@ class Anchor:
                                             s.telephone_event)
                 self.relay.leg_a.set_remote(remote_a[0], remote_a[1], s.payload_type, codec,
                                             s.telephone_event)
-        leg = self.relay.leg_a
-        sdp = rewrite_connection(answer, leg.local_host, leg.local_port)
+
+    def answer_for_caller(self, leg: object, body: bytes) -> bytes:
+        """The callee's answer as the caller gets it: the relay's A side in it."""
+        relay_leg = self.relay.leg_a
+        sdp = rewrite_connection(parse_sdp(body), relay_leg.local_host, relay_leg.local_port)
         return self.versioner_a.stamp(sdp).to_bytes()
 
     def quality(self) -> tuple[float | None, float | None]:
@@ -124,11 +122,15 @@ class Anchor:
         jitter = max(max(s.jitter_ms, s.remote_jitter_ms or 0.0) for s in legs)
         return round(loss, 4), round(jitter, 2)
 
-    def answer_reoffer(self, side: str, body: bytes) -> bytes:
+    def relay_leg(self, side: Side) -> RelayLeg:
+        """The relay leg facing the caller (A) or the callee (B)."""
+        return self.relay.leg_a if side is Side.CALLER else self.relay.leg_b
+
+    def answer_reoffer(self, side: Side, body: bytes) -> bytes:
         """Answer a re-INVITE/UPDATE offer from one side (hold, resume, new address) on the
         relay leg that faces it (RFC 3264 section 8); the other side is not disturbed."""
-        leg = self.relay.leg_a if side == "a" else self.relay.leg_b
-        versioner = self.versioner_a if side == "a" else self.versioner_b
+        leg = self.relay_leg(side)
+        versioner = self.versioner_a if side is Side.CALLER else self.versioner_b
         offer = parse_sdp(body)
         codecs = (self.codec,) if self.codec else SUPPORTED_CODECS
         caps = MediaCapabilities(leg.local_host, leg.local_port, codecs=codecs)
@@ -145,22 +147,21 @@ class Anchor:
 
 
 class MediaService:
+    """The media engine's lifecycle, relays for anchored calls, endpoints for applications."""
+
     def __init__(self, host: str, port_min: int, port_max: int) -> None:
         self.host = host
         self.port_min = port_min
         self.port_max = port_max
         self.engine: MediaEngine | None = None
-        self.recordings: Path | None = None
         self._session_ids = itertools.count(secrets.randbelow(2**31))
 
-    async def start(self, switch: Switch) -> None:
-        host = switch.sip_address[0]
-        self.recordings = switch.options.data_dir / "recordings"
-        self.engine = MediaEngine(host, self.port_min, self.port_max)
+    async def start(self) -> None:
+        self.engine = MediaEngine(self.host, self.port_min, self.port_max)
         await self.engine.start()
-        log.info("media engine on %s ports %d-%d", host, self.port_min, self.port_max)
+        log.info("media engine on %s ports %d-%d", self.host, self.port_min, self.port_max)
 
-    async def stop(self, switch: Switch) -> None:
+    async def stop(self) -> None:
         if self.engine is not None:
             await self.engine.stop()
 
@@ -182,9 +183,9 @@ class MediaService:
             raise SipError(503, "Service Unavailable", headers=(("Retry-After", "30"),)) from None
         return Anchor(relay, offer, self._versioner(), self._versioner())
 
-    async def test_service(self, feature: str, offer_body: bytes,
-                           call_id: str = "") -> tuple[Any, bytes]:
-        """Answer the caller with a media endpoint running `feature` (echo or tone)."""
+    async def application_endpoint(self, offer_body: bytes) -> tuple[MediaEndpoint, bytes]:
+        """An endpoint that answers the caller's offer (RFC 3264): the switch is the far
+        end. Returns the endpoint, ready to play and listen, and the SDP answer."""
         if self.engine is None:
             raise SipError(503, "Media Unavailable")
         if not offer_body:
@@ -204,62 +205,19 @@ class MediaService:
             s = streams[0]
             endpoint.set_remote(s.remote_address, s.remote_port, s.payload_type,
                                 s.encoding.upper(), s.telephone_event, s.ptime or 20)
-            if feature == "echo_test":
-                endpoint.echo(True)
-            elif feature == "record_test":
-                assert self.recordings is not None
-                self.recordings.mkdir(parents=True, exist_ok=True)
-                path = self.recordings / f"record-test-{secrets.token_hex(6)}.wav"
-                endpoint.play(beep())
-                endpoint.start_recording(str(path), max_seconds=120, stop_on_dtmf=False)
-                log.info("record test call=%s recording path=%s", call_id, path)
-            else:
-                endpoint.play_tone(TEST_TONE_HZ)
         except BaseException:
             with contextlib.suppress(Exception):
                 await endpoint.close()
             raise
-        log.info("test service %s answering on %s:%d", feature, endpoint.local_host,
-                 endpoint.local_port)
-        return ServiceSession(endpoint, call_id), answer.to_bytes()
+        log.info("application endpoint on %s:%d", endpoint.local_host, endpoint.local_port)
+        return endpoint, answer.to_bytes()
 
 
-def beep(seconds: float = 1.0, freq: float = TEST_TONE_HZ) -> np.ndarray:
-    """A 1 kHz prompt, 8 kHz 16-bit mono (the media engine's PCM format)."""
-    t = np.arange(int(8000 * seconds)) / 8000.0
-    return (0.3 * 32767 * np.sin(2 * np.pi * freq * t)).astype(np.int16)
+class Closable(Protocol):
+    async def close(self) -> None: ...
 
 
-class ServiceSession:
-    """A test service's endpoint plus a task that reports every DTMF digit it receives."""
-
-    def __init__(self, endpoint: MediaEndpoint, call_id: str) -> None:
-        self.endpoint = endpoint
-        self.call_id = call_id
-        self.digits: list[str] = []
-        self._task = asyncio.ensure_future(self._report_digits())
-
-    async def _report_digits(self) -> None:
-        while True:
-            digit = await self.endpoint.next_digit(3600.0)
-            if digit is None:
-                continue
-            self.digits.append(digit.digit)
-            log.info("dtmf call=%s digit=%s source=%s duration_ms=%d", self.call_id, digit.digit,
-                     digit.source.value, digit.duration_ms)
-
-    async def close(self) -> None:
-        self._task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await self._task
-        await self.endpoint.close()
-        result = await self.endpoint.wait_recording()
-        if result is not None:
-            log.info("record test call=%s saved=%s seconds=%.2f path=%s digits=%s", self.call_id,
-                     result.saved, result.duration_s, result.path, "".join(self.digits))
-
-
-async def close_media(media: Any) -> None:
+async def close_media(media: Closable | None) -> None:
     if media is not None:
         with contextlib.suppress(Exception):
             await media.close()

@@ -17,8 +17,9 @@ from collections.abc import Callable
 from enum import Enum, auto
 from typing import TYPE_CHECKING
 
-from dialplan import CallContext, DecisionKind, route
+from dialplan import CallContext, DecisionKind, RoutingDecision, route
 from switch.b2bua.call import CallState
+from switch.b2bua.effects import Side
 from switch.b2bua.legs import LocalAddress, invite_for_callee
 from switch.dialog.dialog import Dialog
 from switch.dialog.offeranswer import (
@@ -38,6 +39,7 @@ from switch.sip import (
     new_call_id,
     new_tag,
     parse_name_addr,
+    uri_user,
 )
 from switch.transaction import Peer
 
@@ -64,17 +66,17 @@ class TransferError(Exception):
     """An input the transfer's state does not accept."""
 
 
-def offer_from_leg(anchor: Anchor, side: str, session_id: int) -> bytes:
+def offer_from_leg(anchor: Anchor, side: Side, session_id: int) -> bytes:
     """Our offer to the target on the relay leg that faced the transferor."""
-    leg = anchor.relay.leg_a if side == "a" else anchor.relay.leg_b
+    leg = anchor.relay_leg(side)
     codecs = (anchor.codec,) if anchor.codec else SUPPORTED_CODECS
     caps = MediaCapabilities(leg.local_host, leg.local_port, codecs=codecs)
     return SdpVersioner(session_id, username="wte").stamp(build_offer(caps)).to_bytes()
 
 
-def latch_onto(anchor: Anchor, side: str, answer_body: bytes) -> None:
+def latch_onto(anchor: Anchor, side: Side, answer_body: bytes) -> None:
     """Point the transferor's relay leg at the target that answered."""
-    leg = anchor.relay.leg_a if side == "a" else anchor.relay.leg_b
+    leg = anchor.relay_leg(side)
     answer = parse_sdp(answer_body)
     remote = _first_audio(answer)
     streams = negotiated_streams(answer, answer)
@@ -98,8 +100,19 @@ def notify(dialog: Dialog, local: LocalAddress, dest: Peer, status: int, reason:
     )
 
 
+def target_number(decision: RoutingDecision, fallback: str) -> str:
+    """The number a transfer connected the remaining party to, for the call record."""
+    full = getattr(decision.target, "full_number", None)
+    if isinstance(full, str) and decision.kind not in (DecisionKind.EXTERNAL,
+                                                       DecisionKind.EMERGENCY):
+        return full
+    return decision.e164 or decision.number or fallback
+
+
 class TransferHandler:
-    """REFER inside a call of the call service (which owns calls, targets and addresses)."""
+    """REFER inside a call of the call service. The transfer's own leg (the target's
+    INVITE) lives here; what it changes in the call is an input of the Call
+    (`Call.transfer_completed`), whose effects the call service performs."""
 
     def __init__(self, calls: CallService) -> None:
         self.calls = calls
@@ -107,13 +120,13 @@ class TransferHandler:
     def on_refer(self, runtime: SipRuntime, sreq: ServerRequest) -> None:
         """Blind transfer asked by either party of an answered, anchored call (RFC 3515)."""
         req = sreq.request
-        found = self.calls.by_call_id.get(req.call_id)
-        if found is None or found[0].call.state is not CallState.ANSWERED:
+        ref = self.calls.by_call_id.get(req.call_id)
+        if ref is None or ref.entry.call.state is not CallState.ANSWERED:
             runtime.respond(sreq.key, make_response(req, 481, to_tag=new_tag()))
             return
-        entry, leg_index = found
+        entry, side = ref.entry, ref.side
         call = entry.call
-        if not isinstance(entry.media, Anchor) or (leg_index != -1 and leg_index != call.answered_leg):
+        if entry.anchor is None or (side is Side.CALLEE and ref.leg != call.answered_leg):
             runtime.respond(sreq.key, make_response(req, 488, "Transfer Needs Anchored Media",
                                                     to_tag=new_tag()))
             return
@@ -126,11 +139,10 @@ class TransferHandler:
             runtime.respond(sreq.key, make_response(req, 501, "Attended Transfer Not Supported",
                                                     to_tag=new_tag()))
             return
-        side = "a" if leg_index == -1 else "b"
-        plan = self.calls.switch.plan_holder.plan if self.calls.switch else None
-        transferor = entry.caller if side == "a" else (
-            plan.user_by_full_number(entry.leg_users.get(leg_index, "")) if plan else None)
-        if plan is None or transferor is None:
+        plan = self.calls.plan.plan
+        transferor = entry.caller if side is Side.CALLER else (
+            plan.user_by_full_number(entry.leg_users.get(ref.leg, "")) if ref.leg else None)
+        if transferor is None:
             runtime.respond(sreq.key, make_response(req, 403, to_tag=new_tag()))
             return
         decision = route(plan, CallContext(transferor, None, str(target_uri),
@@ -143,70 +155,50 @@ class TransferHandler:
         if not groups:
             runtime.respond(sreq.key, make_response(req, 480, to_tag=new_tag()))
             return
-        self._start_transfer(entry, side, groups[0][0], sreq)
+        number = target_number(decision, uri_user(target_uri) or str(target_uri))
+        self._start_transfer(entry, side, groups[0][0], number, sreq)
 
-    def _start_transfer(self, entry: CallEntry, side: str, target: Target,
+    def _start_transfer(self, entry: CallEntry, side: Side, target: Target, number: str,
                         sreq: ServerRequest) -> None:
-        assert self.calls.local is not None and isinstance(entry.media, Anchor)
-        call = entry.call
-        if side == "a":
-            dialog, dest = call.a_dialog, call.a_peer
-        else:
-            leg = call.legs[call.answered_leg or 0]
-            dialog, dest = leg.dialog, leg.dest
-        if dialog is None:
-            self.calls.runtime.respond(sreq.key, make_response(sreq.request, 481, to_tag=new_tag()))
+        calls, call, anchor = self.calls, entry.call, entry.anchor
+        assert anchor is not None
+        current = call.dialog_of(side)
+        if current is None:
+            calls.runtime.respond(sreq.key, make_response(sreq.request, 481, to_tag=new_tag()))
             return
-        self.calls.runtime.respond(sreq.key, make_response(sreq.request, 202, to_tag=new_tag()))
-        self.calls.runtime.send_request(notify(dialog, self.calls.local, dest, 100, "Trying", False), dest)
-        ruri, target_dest, to, identity, _ = target
+        dialog, dest = current
+        local = calls.local
+        calls.runtime.respond(sreq.key, make_response(sreq.request, 202, to_tag=new_tag()))
+        calls.runtime.send_request(notify(dialog, local, dest, 100, "Trying", False), dest)
+        ruri, target_dest = target.request_uri, target.dest
         invite = invite_for_callee(
-            request_uri=ruri, to=to, caller=identity.from_.with_tag(new_tag()),
-            call_id=new_call_id(), local=self.calls.local, dest=target_dest,
-            body=offer_from_leg(entry.media, side, secrets.randbelow(2**31)), max_forwards=70,
-            identity_headers=identity.headers)
+            request_uri=ruri, to=target.to, caller=target.from_.with_tag(new_tag()),
+            call_id=new_call_id(), local=local, dest=target_dest,
+            body=offer_from_leg(anchor, side, secrets.randbelow(2**31)), max_forwards=70,
+            identity_headers=target.identity_headers)
 
         def done(xfer: BlindTransfer, resp: Response) -> None:
-            assert self.calls.local is not None and isinstance(entry.media, Anchor)
             new_dialog = Dialog.uac(xfer.invite, resp)
-            self.calls.runtime.send_raw(new_dialog.create_request(
-                "ACK", self.calls.local.via_for(target_dest.transport), cseq=1).to_bytes(), target_dest)
-            latch_onto(entry.media, side, resp.body)
-            self.calls.runtime.send_request(notify(dialog, self.calls.local, dest, 200, "OK", True), dest)
-            self.calls.runtime.send_request(dialog.create_request(
-                "BYE", self.calls.local.via_for(dest.transport)), dest)
-            dialog.terminate()
-            # the target takes the transferor's place in the call
-            old_call_id = dialog.call_id
-            if self.calls.by_call_id.get(old_call_id, (None, 0))[0] is entry:
-                del self.calls.by_call_id[old_call_id]
-            if side == "a":
-                call.a_dialog, call.a_peer = new_dialog, target_dest
-                self.calls.by_call_id[xfer.invite.call_id] = (entry, -1)
-                entry.extra_call_ids.append(xfer.invite.call_id)
-            else:
-                moved = call.legs[call.answered_leg or 0]
-                moved.dialog, moved.dest = new_dialog, target_dest
-                self.calls.by_call_id[xfer.invite.call_id] = (entry, call.answered_leg or 0)
-                entry.extra_call_ids.append(xfer.invite.call_id)
+            calls.runtime.send_raw(new_dialog.create_request(
+                "ACK", local.via_for(target_dest.transport), cseq=1).to_bytes(), target_dest)
+            calls.runtime.send_request(notify(dialog, local, dest, 200, "OK", True), dest)
+            calls.perform(entry, call.transfer_completed(side, new_dialog, target_dest, number,
+                                                         resp.body, calls.runtime.now()))
             log.info("call %s transferred to %s", call.a_invite.call_id, ruri)
 
         def failed(xfer: BlindTransfer, status: int, reason: str) -> None:
-            assert self.calls.local is not None
-            self.calls.runtime.send_request(notify(dialog, self.calls.local, dest, status, reason, True),
-                                      dest)
+            calls.runtime.send_request(notify(dialog, local, dest, status, reason, True), dest)
             log.info("call %s: transfer to %s failed with %d", call.a_invite.call_id, ruri,
                      status)
 
         xfer = BlindTransfer(side, invite, target_dest, done, failed)
-        self.calls.runtime.send_request(invite, target_dest, xfer.on_response)
-
+        calls.runtime.send_request(invite, target_dest, xfer.on_response)
 
 
 class BlindTransfer:
     """The target's leg of one transfer, until it answers or fails."""
 
-    def __init__(self, side: str, invite: Request, dest: Peer,
+    def __init__(self, side: Side, invite: Request, dest: Peer,
                  on_done: Callable[[BlindTransfer, Response], None],
                  on_failed: Callable[[BlindTransfer, int, str], None]) -> None:
         self.side = side

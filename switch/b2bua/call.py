@@ -18,22 +18,24 @@ from switch.dialog.dialog import Dialog
 from switch.sip import NameAddr, Request, Response, SipError, make_response, new_tag
 from switch.transaction import Peer
 
+from .decisions import AnswerWith, Exhausted, ExhaustedPolicy, GiveUp, RingMore, give_up
 from .effects import (
     Answered,
+    CalleeMedia,
     Disposition,
     Effect,
     Ended,
+    LegId,
     RespondCaller,
     SendRequest,
     SendStateless,
     Side,
+    StartApplication,
+    Transferred,
 )
 from .legs import LocalAddress, cancel_for
 
 log = logging.getLogger("switch.b2bua")
-
-LEG_CALLER = -1  # requests we send toward the caller (BYE)
-LEG_IGNORE = -2  # requests whose responses need no handling (CANCEL, BYE to a callee)
 
 
 class CallState(Enum):
@@ -83,7 +85,7 @@ class LegState(Enum):
 
 @dataclass
 class Leg:
-    index: int
+    id: LegId
     invite: Request
     dest: Peer
     state: LegState = LegState.TRYING
@@ -122,13 +124,17 @@ class Call:
     local: LocalAddress
     started_at: float
     ring_timeout: float
-    answer_sdp: Callable[[int, bytes], bytes]
-    t1: float = 0.5
+    # the SDP the caller gets for a callee's (pure: the media anchor's addresses put in);
+    # latching the relay onto the callee is a `CalleeMedia` effect
+    answer_sdp: Callable[[LegId, bytes], bytes]
+    t1: float = 0.5  # RFC 3261 timers for the 2xx retransmissions (13.3.1.4): configured
     t2: float = 4.0
+    # what happens when every leg failed or nobody answered: the forwarding/voicemail seam
+    exhausted_policy: ExhaustedPolicy = give_up
     state: CallState = CallState.CALLING
     a_to_tag: str = field(default_factory=new_tag)
     legs: list[Leg] = field(default_factory=list)
-    answered_leg: int | None = None
+    answered_leg: LegId | None = None
     answered_at: float | None = None
     ended_at: float | None = None
     a_dialog: Dialog | None = None
@@ -167,9 +173,16 @@ class Call:
     # -- legs --
 
     def add_leg(self, invite: Request, dest: Peer) -> list[Effect]:
-        leg = Leg(len(self.legs), invite, dest)
+        leg = Leg(LegId(len(self.legs)), invite, dest)
         self.legs.append(leg)
-        return [SendRequest(leg.index, invite, dest)]
+        return [SendRequest(invite, dest, Side.CALLEE, leg.id)]
+
+    def leg(self, leg_id: LegId) -> Leg | None:
+        return self.legs[leg_id.index] if 0 <= leg_id.index < len(self.legs) else None
+
+    @property
+    def answered(self) -> Leg | None:
+        return self.leg(self.answered_leg) if self.answered_leg is not None else None
 
     def start_hunt(self, steps: list[list[tuple[Request, Peer]]], step_seconds: float,
                    now: float) -> list[Effect]:
@@ -201,20 +214,20 @@ class Call:
                 return leg
         return None
 
-    def _cancel_others(self, keep: int | None) -> list[Effect]:
+    def _cancel_others(self, keep: LegId | None) -> list[Effect]:
         out: list[Effect] = []
         for leg in self.legs:
-            if leg.index != keep and leg.state in (LegState.TRYING, LegState.EARLY):
+            if leg.id != keep and leg.state in (LegState.TRYING, LegState.EARLY):
                 leg.state = LegState.CANCELLED
-                out.append(SendRequest(LEG_IGNORE, cancel_for(leg.invite), leg.dest))
+                out.append(SendRequest(cancel_for(leg.invite), leg.dest, Side.CALLEE))
         return out
 
     # -- inputs --
 
-    def on_response(self, index: int, resp: Response, now: float) -> list[Effect]:
-        if index < 0 or index >= len(self.legs):
+    def on_response(self, leg_id: LegId, resp: Response, now: float) -> list[Effect]:
+        leg = self.leg(leg_id)
+        if leg is None:
             return []
-        leg = self.legs[index]
         if resp.status < 200:
             return self._on_provisional(leg, resp)
         if resp.status < 300:
@@ -226,14 +239,15 @@ class Call:
             return []
         leg.state = LegState.EARLY
         self._go(CallInput.PROVISIONAL)
-        body = self.answer_sdp(leg.index, resp.body) if resp.body else b""
+        body = self.answer_sdp(leg.id, resp.body) if resp.body else b""
         headers: list[tuple[str, str]] = []
         if body:
             headers.append(("Content-Type", "application/sdp"))
         headers.append(("Contact", self.local.contact(self.a_peer.transport)))
         out = make_response(self.a_invite, resp.status, resp.reason, to_tag=self.a_to_tag,
                             headers=headers, body=body)
-        return [RespondCaller(out)]
+        media: list[Effect] = [CalleeMedia(leg.id, resp.body)] if resp.body else []
+        return [*media, RespondCaller(out)]
 
     def _ack_for(self, leg: Leg, resp: Response) -> bytes:
         """The dialog with the callee (RFC 3261 12.1.2) and the ACK for its 2xx (13.2.2.4)."""
@@ -256,15 +270,17 @@ class Call:
             # a late 2xx from another fork, or after the caller left: ACK then BYE it
             leg.state = LegState.CANCELLED
             assert leg.dialog is not None
-            out.append(SendRequest(LEG_IGNORE, self._bye(leg.dialog, leg.dest), leg.dest))
+            out.append(SendRequest(self._bye(leg.dialog, leg.dest), leg.dest, Side.CALLEE))
             return out
         leg.state = LegState.ANSWERED
-        self.answered_leg = leg.index
+        self.answered_leg = leg.id
         self.answered_at = now
-        out.extend(self._cancel_others(leg.index))
+        out.extend(self._cancel_others(leg.id))
         self._go(CallInput.ANSWER)
-        body = self.answer_sdp(leg.index, resp.body) if resp.body else b""
-        out.extend(self._answer_caller(body, now, leg.index, resp))
+        body = self.answer_sdp(leg.id, resp.body) if resp.body else b""
+        if resp.body:
+            out.append(CalleeMedia(leg.id, resp.body))
+        out.extend(self._answer_caller(body, now, leg.id, resp))
         return out
 
     def answer_locally(self, body: bytes, now: float) -> list[Effect]:
@@ -273,9 +289,9 @@ class Call:
             return []
         self._go(CallInput.ANSWER)
         self.answered_at = now
-        return self._answer_caller(body, now, -1, None)
+        return self._answer_caller(body, now, None, None)
 
-    def _answer_caller(self, body: bytes, now: float, leg: int,
+    def _answer_caller(self, body: bytes, now: float, leg: LegId | None,
                        resp: Response | None) -> list[Effect]:
         headers = [("Contact", self.local.contact(self.a_peer.transport)),
                    ("Allow", "INVITE, ACK, CANCEL, BYE, OPTIONS, UPDATE"),
@@ -304,16 +320,47 @@ class Call:
         if self.hunt_steps:
             return self._ring_group(self.hunt_steps.pop(0), now)
         final = best_final([lg.final_status for lg in self.legs if lg.final_status >= 300])
-        self._go(CallInput.ALL_FAILED)
-        self.ended_at = now
-        return [RespondCaller(make_response(self.a_invite, final, to_tag=self.a_to_tag)),
-                Ended(disposition_for(final), final, f"callee answered {final}", Side.CALLEE)]
+        return self._exhausted(Exhausted(final, no_answer=False), now)
 
-    def on_leg_timeout(self, index: int, now: float) -> list[Effect]:
+    def _exhausted(self, exhausted: Exhausted, now: float) -> list[Effect]:
+        """Every leg failed or the ring timeout ran out: the policy says what comes next
+        (ring more legs, e.g. forwarding; or give up with a status)."""
+        step = self.exhausted_policy(exhausted)
+        if isinstance(step, RingMore) and step.groups:
+            out = self._cancel_others(None)
+            self.hunt_step = step.ring_seconds
+            self.hunt_steps = [list(g) for g in step.groups[1:]]
+            self._ring_deadline = now + step.ring_seconds * len(step.groups)
+            out.extend(self._ring_group(list(step.groups[0]), now))
+            return out
+        if isinstance(step, AnswerWith):
+            # the caller keeps ringing until the adapter answers with the application
+            out = self._cancel_others(None)
+            self.hunt_steps = []
+            self._ring_deadline = self._hunt_deadline = None
+            log.info("call %s: %s, answering with %s", self.a_invite.call_id,
+                     "no answer" if exhausted.no_answer else f"every leg failed "
+                     f"({exhausted.status})", step.application)
+            out.append(StartApplication(step.application))
+            return out
+        status = step.status if isinstance(step, GiveUp) else exhausted.status
+        reason = step.reason if isinstance(step, GiveUp) else None
+        out = self._cancel_others(None)
+        self._go(CallInput.RING_TIMEOUT if exhausted.no_answer else CallInput.ALL_FAILED)
+        self.ended_at = now
+        out.append(RespondCaller(make_response(self.a_invite, status, reason,
+                                               to_tag=self.a_to_tag)))
+        if exhausted.no_answer:
+            out.append(Ended(Disposition.NO_ANSWER, status, "no answer", Side.CALLEE))
+        else:
+            out.append(Ended(disposition_for(status), status, f"callee answered {status}",
+                             Side.CALLEE))
+        return out
+
+    def on_leg_timeout(self, leg_id: LegId, now: float) -> list[Effect]:
         """Timer B fired on a leg: the phone is unreachable (RFC 3261 17.1.1.2 -> 408)."""
-        if 0 <= index < len(self.legs):
-            return self._on_failure(self.legs[index], 408, now)
-        return []
+        leg = self.leg(leg_id)
+        return self._on_failure(leg, 408, now) if leg is not None else []
 
     def on_cancel(self, now: float) -> list[Effect]:
         if not self.ringing_phase:
@@ -339,14 +386,14 @@ class Call:
         self._clear_deadlines()
         out: list[Effect] = []
         if side is Side.CALLER:
-            leg = self.legs[self.answered_leg] if self.answered_leg is not None else None
+            leg = self.answered
             if leg is not None and leg.dialog is not None:
-                out.append(SendRequest(LEG_IGNORE, self._bye(leg.dialog, leg.dest), leg.dest))
+                out.append(SendRequest(self._bye(leg.dialog, leg.dest), leg.dest, Side.CALLEE))
             cause = "caller hung up"
         else:
             if self.a_dialog is not None:
-                out.append(SendRequest(LEG_CALLER, self._bye(self.a_dialog, self.a_peer),
-                                       self.a_peer))
+                out.append(SendRequest(self._bye(self.a_dialog, self.a_peer), self.a_peer,
+                                       Side.CALLER))
             cause = "callee hung up"
         out.append(Ended(Disposition.ANSWERED, 200, cause, side))
         return out
@@ -362,12 +409,12 @@ class Call:
             return out
         if self.state is CallState.ANSWERED:
             out = []
-            leg = self.legs[self.answered_leg] if self.answered_leg is not None else None
+            leg = self.answered
             if leg is not None and leg.dialog is not None:
-                out.append(SendRequest(LEG_IGNORE, self._bye(leg.dialog, leg.dest), leg.dest))
+                out.append(SendRequest(self._bye(leg.dialog, leg.dest), leg.dest, Side.CALLEE))
             if self.a_dialog is not None:
-                out.append(SendRequest(LEG_IGNORE, self._bye(self.a_dialog, self.a_peer),
-                                       self.a_peer))
+                out.append(SendRequest(self._bye(self.a_dialog, self.a_peer), self.a_peer,
+                                       Side.CALLER))
             self._go(CallInput.ACK_TIMEOUT)
             self.ended_at = now
             self._clear_deadlines()
@@ -425,13 +472,7 @@ class Call:
                 and (self._ring_deadline is None or now < self._ring_deadline)):
             return self._next_group(now)
         if self.ringing_phase and self._ring_deadline is not None and now >= self._ring_deadline:
-            out.extend(self._cancel_others(None))
-            self._go(CallInput.RING_TIMEOUT)
-            self.ended_at = now
-            out.append(RespondCaller(make_response(self.a_invite, 480, "No Answer",
-                                                   to_tag=self.a_to_tag)))
-            out.append(Ended(Disposition.NO_ANSWER, 480, "no answer", Side.CALLEE))
-            return out
+            return self._exhausted(Exhausted(480, no_answer=True), now)
         if self._ack_deadline is not None and now >= self._ack_deadline:
             log.info("call %s: no ACK for the 2xx; ending it", self.a_invite.call_id)
             return self.hang_up(now, "no ACK from the caller")
@@ -443,6 +484,38 @@ class Call:
             out.append(SendStateless(self._final_to_a, self.a_peer))
             self._retransmit_interval = min(self._retransmit_interval * 2, self.t2)
             self._retransmit_at = now + self._retransmit_interval
+        return out
+
+    # -- transfer (RFC 3515, RFC 5589) --
+
+    def dialog_of(self, side: Side) -> tuple[Dialog, Peer] | None:
+        """The dialog (and where it is reached) of the caller, or of the answered callee."""
+        if self.state is not CallState.ANSWERED:
+            return None
+        if side is Side.CALLER:
+            return (self.a_dialog, self.a_peer) if self.a_dialog is not None else None
+        leg = self.answered
+        return (leg.dialog, leg.dest) if leg is not None and leg.dialog is not None else None
+
+    def transfer_completed(self, replaced: Side, dialog: Dialog, dest: Peer, target: str,
+                           sdp: bytes, now: float) -> list[Effect]:
+        """The transfer target answered: it takes the place of the party on `replaced` (the
+        transferor), who gets a BYE. Later BYEs and re-INVITEs of the target reach this call
+        as that side's."""
+        current = self.dialog_of(replaced)
+        if current is None:
+            return []
+        old_dialog, old_dest = current
+        out: list[Effect] = [SendRequest(self._bye(old_dialog, old_dest), old_dest, replaced)]
+        if replaced is Side.CALLER:
+            self.a_dialog, self.a_peer = dialog, dest
+        else:
+            leg = self.answered
+            assert leg is not None
+            leg.dialog, leg.dest = dialog, dest
+        log.info("call %s: transferred, %s replaced by %s", self.a_invite.call_id,
+                 replaced.value, target)
+        out.append(Transferred(replaced, target, old_dialog.call_id, dialog.call_id, sdp))
         return out
 
     def caller_identity(self) -> NameAddr:

@@ -21,17 +21,28 @@ class Disposition(Enum):
     NO_ANSWER = "no_answer"
     REJECTED = "rejected"
     CANCELLED = "cancelled"
+    REFUSED = "refused"  # the switch answered it itself: barring, unknown, not built yet
     UNREACHABLE = "unreachable"
     FAILED = "failed"
 
 
+@dataclass(frozen=True, slots=True, order=True)
+class LegId:
+    """A callee leg (B side) of one call, numbered in the order the legs were added."""
+
+    index: int
+
+
 @dataclass(frozen=True, slots=True)
 class SendRequest:
-    """Start a client transaction; its responses come back to the Call as `leg`'s."""
+    """Start a client transaction toward one side. When `leg` is set, its responses come
+    back to the Call as that leg's (`Call.on_response`); otherwise nobody needs them
+    (CANCEL, BYE)."""
 
-    leg: int  # -1 for requests toward the caller (A side)
     request: Request
     dest: Peer
+    toward: Side
+    leg: LegId | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,9 +62,9 @@ class RespondCaller:
 
 @dataclass(frozen=True, slots=True)
 class Answered:
-    """A callee answered: the adapter bridges media and opens the call record."""
+    """The call is answered, by a callee leg or by the switch itself (`leg` None)."""
 
-    leg: int
+    leg: LegId | None
     response: Response
 
 
@@ -67,4 +78,34 @@ class Ended:
     side: Side
 
 
-Effect = SendRequest | SendStateless | RespondCaller | Answered | Ended
+@dataclass(frozen=True, slots=True)
+class CalleeMedia:
+    """A callee described its media (an early or final answer, RFC 3264): the adapter
+    points the media relay at it. Comes before the caller's answer in the effects."""
+
+    leg: LegId
+    sdp: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class StartApplication:
+    """Every leg failed and the policy chose an application (`AnswerWith`): the adapter
+    opens media for the caller's offer, then answers with `Call.answer_locally`."""
+
+    application: str
+
+
+@dataclass(frozen=True, slots=True)
+class Transferred:
+    """A transfer completed: `target` replaced the party on `replaced` (RFC 3515); the
+    adapter maps the new dialog's Call-ID to the call and notes the target in the record."""
+
+    replaced: Side
+    target: str
+    old_call_id: str
+    new_call_id: str
+    sdp: bytes  # the target's answer: the relay leg facing `replaced` now points at it
+
+
+Effect = (SendRequest | SendStateless | RespondCaller | Answered | Ended | CalleeMedia
+          | StartApplication | Transferred)

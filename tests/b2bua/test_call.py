@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import pytest
 
-from switch.b2bua.call import LEG_CALLER, LEG_IGNORE, Call, CallState, CallTransitionError
+from switch.b2bua.call import Call, CallState, CallTransitionError
 from switch.b2bua.effects import (
     Answered,
     Disposition,
     Ended,
+    LegId,
     RespondCaller,
     SendRequest,
     SendStateless,
@@ -62,18 +65,18 @@ def reply(req: Request, status: int, tag: str = "callee", body: bytes = b"") -> 
     return make_response(req, status, to_tag=tag, headers=headers, body=body)
 
 
-def responses_to_caller(effects: list[object]) -> list[Response]:
+def responses_to_caller(effects: Sequence[object]) -> list[Response]:
     return [e.response for e in effects if isinstance(e, RespondCaller)]
 
 
 def test_ringing_then_answer_then_caller_hangs_up() -> None:
     call = make_call()
     inv = b_invite(PHONE_1, "b1")
-    assert call.add_leg(inv, PHONE_1) == [SendRequest(0, inv, PHONE_1)]
-    ringing = responses_to_caller(call.on_response(0, reply(inv, 180), 1.0))
+    assert call.add_leg(inv, PHONE_1) == [SendRequest(inv, PHONE_1, Side.CALLEE, LegId(0))]
+    ringing = responses_to_caller(call.on_response(LegId(0), reply(inv, 180), 1.0))
     assert [r.status for r in ringing] == [180]
     assert call.state is CallState.RINGING
-    effects = call.on_response(0, reply(inv, 200, body=b"sdp-of-b"), 2.0)
+    effects = call.on_response(LegId(0), reply(inv, 200, body=b"sdp-of-b"), 2.0)
     ack = next(e for e in effects if isinstance(e, SendStateless))
     ack_msg = parse_message(ack.data)
     assert isinstance(ack_msg, Request) and ack_msg.method == "ACK"
@@ -83,7 +86,7 @@ def test_ringing_then_answer_then_caller_hangs_up() -> None:
     assert ok.status == 200 and ok.body == b"answer-for-a:sdp-of-b"
     assert ok.to.tag == ringing[0].to.tag  # one dialog with the caller
     assert any(isinstance(e, Answered) for e in effects)
-    assert call.state is CallState.ANSWERED
+    assert call.state is CallState.ANSWERED  # type: ignore[comparison-overlap]
     # 2xx retransmitted to the caller until its ACK (RFC 3261 13.3.1.4)
     assert call.next_deadline() == pytest.approx(2.5)
     again = call.handle_timer(2.5)
@@ -92,7 +95,7 @@ def test_ringing_then_answer_then_caller_hangs_up() -> None:
     assert call.next_deadline() is None
     bye = call.on_bye(Side.CALLER, 10.0)
     sends = [e for e in bye if isinstance(e, SendRequest)]
-    assert sends[0].leg == LEG_IGNORE and sends[0].request.method == "BYE"
+    assert sends[0].leg is None and sends[0].toward is Side.CALLEE and sends[0].request.method == "BYE"
     assert sends[0].request.to.tag == "callee"
     ended = next(e for e in bye if isinstance(e, Ended))
     assert ended.disposition is Disposition.ANSWERED and ended.side is Side.CALLER
@@ -104,16 +107,16 @@ def test_forking_first_answer_wins_others_cancelled() -> None:
     inv1, inv2 = b_invite(PHONE_1, "b1"), b_invite(PHONE_2, "b2")
     call.add_leg(inv1, PHONE_1)
     call.add_leg(inv2, PHONE_2)
-    call.on_response(0, reply(inv1, 180, "t1"), 0.5)
-    call.on_response(1, reply(inv2, 180, "t2"), 0.5)
-    effects = call.on_response(1, reply(inv2, 200, "t2"), 1.0)
+    call.on_response(LegId(0), reply(inv1, 180, "t1"), 0.5)
+    call.on_response(LegId(1), reply(inv2, 180, "t2"), 0.5)
+    effects = call.on_response(LegId(1), reply(inv2, 200, "t2"), 1.0)
     cancels = [e for e in effects if isinstance(e, SendRequest) and e.request.method == "CANCEL"]
     assert len(cancels) == 1 and cancels[0].dest == PHONE_1
     assert cancels[0].request.top_via.branch == inv1.top_via.branch  # RFC 3261 9.1
     # the cancelled fork answers 487: nothing more reaches the caller
-    assert call.on_response(0, reply(inv1, 487, "t1"), 1.1) == []
+    assert call.on_response(LegId(0), reply(inv1, 487, "t1"), 1.1) == []
     # a late 2xx from the cancelled fork is ACKed and hung up
-    late = call.on_response(0, reply(inv1, 200, "t1"), 1.2)
+    late = call.on_response(LegId(0), reply(inv1, 200, "t1"), 1.2)
     assert [type(e).__name__ for e in late] == ["SendStateless", "SendRequest"]
 
 
@@ -130,7 +133,7 @@ def test_all_legs_fail(statuses: list[int], final: int, disposition: Disposition
         call.add_leg(inv, PHONE_1)
     effects: list[object] = []
     for i, (inv, status) in enumerate(zip(invites, statuses, strict=True)):
-        effects = list(call.on_response(i, reply(inv, status), 1.0))
+        effects = list(call.on_response(LegId(i), reply(inv, status), 1.0))
     assert [r.status for r in responses_to_caller(effects)] == [final]
     ended = next(e for e in effects if isinstance(e, Ended))
     assert ended.disposition is disposition
@@ -140,7 +143,7 @@ def test_caller_cancel_cancels_legs_and_answers_487() -> None:
     call = make_call()
     inv = b_invite(PHONE_1, "b1")
     call.add_leg(inv, PHONE_1)
-    call.on_response(0, reply(inv, 180), 0.5)
+    call.on_response(LegId(0), reply(inv, 180), 0.5)
     effects = call.on_cancel(1.0)
     assert [e.request.method for e in effects if isinstance(e, SendRequest)] == ["CANCEL"]
     assert [r.status for r in responses_to_caller(effects)] == [487]
@@ -161,7 +164,7 @@ def test_ring_timeout_gives_480_and_cancels() -> None:
 def test_unreachable_leg_times_out_408() -> None:
     call = make_call()
     call.add_leg(b_invite(PHONE_1, "b1"), PHONE_1)
-    effects = call.on_leg_timeout(0, 32.0)
+    effects = call.on_leg_timeout(LegId(0), 32.0)
     assert [r.status for r in responses_to_caller(effects)] == [408]
 
 
@@ -169,10 +172,10 @@ def test_callee_hangs_up_bye_goes_to_caller_contact() -> None:
     call = make_call()
     inv = b_invite(PHONE_1, "b1")
     call.add_leg(inv, PHONE_1)
-    call.on_response(0, reply(inv, 200), 1.0)
+    call.on_response(LegId(0), reply(inv, 200), 1.0)
     effects = call.on_bye(Side.CALLEE, 5.0)
     bye = next(e for e in effects if isinstance(e, SendRequest))
-    assert bye.leg == LEG_CALLER and bye.dest == CALLER
+    assert bye.leg is None and bye.toward is Side.CALLER and bye.dest == CALLER
     assert str(bye.request.uri) == "sip:501410@127.0.0.1:40000"
     assert bye.request.call_id == "a-call"
     assert bye.request.from_.tag == call.a_to_tag and bye.request.to.tag == "at"
@@ -182,7 +185,7 @@ def test_missing_ack_ends_the_call() -> None:
     call = make_call()
     inv = b_invite(PHONE_1, "b1")
     call.add_leg(inv, PHONE_1)
-    call.on_response(0, reply(inv, 200), 1.0)
+    call.on_response(LegId(0), reply(inv, 200), 1.0)
     t = 1.0
     effects: list[object] = []
     while call.state is CallState.ANSWERED and t < 100:
@@ -206,7 +209,7 @@ def test_session_timer_ends_a_call_whose_caller_vanished() -> None:
     call.session_headers = (("Session-Expires", "90;refresher=uac"), ("Require", "timer"))
     inv = b_invite(PHONE_1, "b1")
     call.add_leg(inv, PHONE_1)
-    effects = call.on_response(0, reply(inv, 200), 10.0)
+    effects = call.on_response(LegId(0), reply(inv, 200), 10.0)
     ok = responses_to_caller(effects)[0]
     assert ok.headers.get("Session-Expires") == "90;refresher=uac"
     assert ok.headers.get("Require") == "timer"
@@ -234,20 +237,20 @@ def test_sequential_hunt_moves_on_after_each_step_and_on_failure() -> None:
     sent = [(e.request.method, e.request.call_id) for e in moved if isinstance(e, SendRequest)]
     assert sent == [("CANCEL", "h1"), ("INVITE", "h2")]
     # the second is busy: the third rings at once
-    after_busy = call.on_response(1, reply(second, 486), 11.0)
+    after_busy = call.on_response(LegId(1), reply(second, 486), 11.0)
     assert [e.request.call_id for e in after_busy if isinstance(e, SendRequest)] == ["h3"]
-    assert call.on_response(0, reply(first, 487), 11.5) == []  # the cancelled one's 487
-    ok = call.on_response(2, reply(third, 200), 12.0)
+    assert call.on_response(LegId(0), reply(first, 487), 11.5) == []  # the cancelled one's 487
+    ok = call.on_response(LegId(2), reply(third, 200), 12.0)
     assert [r.status for r in responses_to_caller(ok)] == [200]
-    assert call.answered_leg == 2
+    assert call.answered_leg == LegId(2)
 
 
 def test_hunt_ends_with_the_best_failure_when_everyone_declines() -> None:
     call = make_call()
     a, b = b_invite(PHONE_1, "x1"), b_invite(PHONE_2, "x2")
     call.start_hunt([[(a, PHONE_1)], [(b, PHONE_2)]], 10.0, 0.0)
-    call.on_response(0, reply(a, 486), 1.0)
-    effects = call.on_response(1, reply(b, 480), 2.0)
+    call.on_response(LegId(0), reply(a, 486), 1.0)
+    effects = call.on_response(LegId(1), reply(b, 480), 2.0)
     assert [r.status for r in responses_to_caller(effects)] == [486]
 
 
@@ -257,7 +260,7 @@ def test_unacked_call_ends_once_and_leaves_no_timer() -> None:
     call = make_call()
     inv = b_invite(PHONE_1, "b1")
     call.add_leg(inv, PHONE_1)
-    call.on_response(0, reply(inv, 200), 1.0)
+    call.on_response(LegId(0), reply(inv, 200), 1.0)
     fired = 0
     t = 1.0
     while (deadline := call.next_deadline()) is not None and fired < 1000:
@@ -269,3 +272,103 @@ def test_unacked_call_ends_once_and_leaves_no_timer() -> None:
     assert call.next_deadline() is None
     assert fired < 20  # the retransmissions (T1 doubling to T2) then the end, nothing more
     assert call.handle_timer(t + 1.0) == []
+
+
+def test_configured_t1_t2_pace_the_2xx_retransmissions_and_the_ack_wait() -> None:
+    """The configured T1/T2 reach the Call (they used to be the defaults, always)."""
+    call = Call(a_invite(), CALLER, LOCAL, 0.0, ring_timeout=30.0,
+                answer_sdp=lambda leg, body: body, t1=0.1, t2=0.4)
+    inv = b_invite(PHONE_1, "b1")
+    call.add_leg(inv, PHONE_1)
+    call.on_response(LegId(0), reply(inv, 200), 1.0)
+    times: list[float] = []
+    while (deadline := call.next_deadline()) is not None and len(times) < 100:
+        effects = call.handle_timer(deadline)
+        if any(isinstance(e, SendStateless) for e in effects):
+            times.append(round(deadline - 1.0, 3))
+    assert times[:4] == [0.1, 0.3, 0.7, 1.1]  # T1, then doubling, capped at T2
+    assert call.state is CallState.ENDED and call.ended_at == pytest.approx(1.0 + 64 * 0.1)
+
+
+def test_the_exhausted_policy_may_ring_more_legs() -> None:
+    """The forwarding/voicemail seam: when every leg failed, the policy picks a next step."""
+    from switch.b2bua.decisions import Exhausted, GiveUp, RingMore
+
+    seen: list[Exhausted] = []
+    forward = b_invite(PHONE_2, "fwd")
+
+    def policy(ex: Exhausted) -> RingMore | GiveUp:
+        seen.append(ex)
+        return RingMore((((forward, PHONE_2),),), 20.0) if len(seen) == 1 else GiveUp(486)
+
+    call = Call(a_invite(), CALLER, LOCAL, 0.0, ring_timeout=30.0,
+                answer_sdp=lambda leg, body: body, exhausted_policy=policy)
+    inv = b_invite(PHONE_1, "b1")
+    call.add_leg(inv, PHONE_1)
+    effects = call.on_response(LegId(0), reply(inv, 486), 1.0)
+    assert seen == [Exhausted(486, no_answer=False)]
+    assert [(e.request.call_id, e.leg) for e in effects if isinstance(e, SendRequest)] == \
+        [("fwd", LegId(1))]
+    assert responses_to_caller(effects) == [] and call.ringing_phase
+    assert call.next_deadline() == pytest.approx(21.0)  # the next step rings its own time
+    ended = call.handle_timer(21.0)  # nobody answered the forward either
+    assert seen[-1] == Exhausted(480, no_answer=True)
+    assert [r.status for r in responses_to_caller(ended)] == [486]
+    assert any(isinstance(e, Ended) for e in ended) and call.state is CallState.ENDED
+
+
+def test_a_completed_transfer_replaces_the_transferor() -> None:
+    from switch.b2bua.effects import Transferred
+    from switch.dialog.dialog import Dialog
+
+    call = make_call()
+    inv = b_invite(PHONE_1, "b1")
+    call.add_leg(inv, PHONE_1)
+    call.on_response(LegId(0), reply(inv, 200), 1.0)
+    call.on_ack(1.1)
+    target_invite = b_invite(PHONE_2, "t1")
+    dialog = Dialog.uac(target_invite, reply(target_invite, 200, tag="target"))
+    effects = call.transfer_completed(Side.CALLEE, dialog, PHONE_2, "502411", b"sdp-t", 5.0)
+    bye = next(e for e in effects if isinstance(e, SendRequest))
+    assert bye.request.method == "BYE" and bye.request.call_id == "b1" and bye.dest == PHONE_1
+    assert Transferred(Side.CALLEE, "502411", "b1", "t1", b"sdp-t") in effects
+    # the target is now the callee: the caller's BYE goes to it
+    out = call.on_bye(Side.CALLER, 9.0)
+    bye2 = next(e for e in out if isinstance(e, SendRequest))
+    assert bye2.request.call_id == "t1" and bye2.dest == PHONE_2
+
+
+def test_callee_media_is_an_effect_before_the_callers_answer() -> None:
+    """The relay latches onto the callee's SDP (early or final) before the caller hears."""
+    from switch.b2bua.effects import CalleeMedia
+
+    call = make_call()
+    inv = b_invite(PHONE_1, "b1")
+    call.add_leg(inv, PHONE_1)
+    early = call.on_response(LegId(0), reply(inv, 183, body=b"early"), 0.5)
+    assert [type(e).__name__ for e in early] == ["CalleeMedia", "RespondCaller"]
+    ok = call.on_response(LegId(0), reply(inv, 200, body=b"final"), 1.0)
+    names = [type(e).__name__ for e in ok]
+    assert names.index("CalleeMedia") < names.index("RespondCaller")
+    assert CalleeMedia(LegId(0), b"final") in ok
+
+
+def test_the_exhausted_policy_may_answer_with_an_application() -> None:
+    """The voicemail seam: nobody answered, the caller is answered by an application."""
+    from switch.b2bua.decisions import AnswerWith, Exhausted
+    from switch.b2bua.effects import StartApplication
+
+    call = Call(a_invite(), CALLER, LOCAL, 0.0, ring_timeout=30.0,
+                answer_sdp=lambda leg, body: body,
+                exhausted_policy=lambda ex: AnswerWith("voicemail"))
+    inv = b_invite(PHONE_1, "b1")
+    call.add_leg(inv, PHONE_1)
+    call.on_response(LegId(0), reply(inv, 180), 1.0)
+    effects = call.handle_timer(30.0)  # the ring timeout
+    assert [r.request.method for r in effects if isinstance(r, SendRequest)] == ["CANCEL"]
+    assert StartApplication("voicemail") in effects and responses_to_caller(effects) == []
+    assert call.ringing_phase and call.next_deadline() is None  # waits for the adapter
+    answered = call.answer_locally(b"sdp-of-the-switch", 30.2)
+    assert [r.status for r in responses_to_caller(answered)] == [200]
+    assert call.state is CallState.ANSWERED and call.answered_leg is None
+    assert Exhausted(480, no_answer=True) != Exhausted(486, no_answer=False)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from switch.b2bua.effects import Side
 from switch.dialog.sdp import Direction, parse_sdp
 from switch.media_service import MediaService, restrict_codecs
 
@@ -35,16 +36,17 @@ async def test_offer_answer_and_hold_through_the_relay() -> None:
         assert to_b.connection is not None and to_b.connection.host == "127.0.0.1"
         assert to_b.media[0].port == leg_b.local_port
         assert to_b.media[0].formats == ("0", "8", "101")
-        to_a = parse_sdp(anchor.answer_for_caller(-1, ANSWER))
+        to_a = parse_sdp(anchor.answer_for_caller(None, ANSWER))
+        anchor.latch(ANSWER)  # the Call's CalleeMedia effect
         assert to_a.media[0].port == anchor.relay.leg_a.local_port
         assert anchor.codec == "PCMA"
         # the caller puts the call on hold: the switch answers recvonly on its own leg
         hold = OFFER.replace(b"a=sendrecv", b"a=sendonly")
-        answer = parse_sdp(anchor.answer_reoffer("a", hold))
+        answer = parse_sdp(anchor.answer_reoffer(Side.CALLER, hold))
         assert answer.direction_of(answer.media[0]) is Direction.RECVONLY
         assert answer.media[0].port == anchor.relay.leg_a.local_port
         assert answer.media[0].formats[0] == "8"  # the call's codec stays
-        resumed = parse_sdp(anchor.answer_reoffer("a", OFFER))
+        resumed = parse_sdp(anchor.answer_reoffer(Side.CALLER, OFFER))
         assert resumed.direction_of(resumed.media[0]) is Direction.SENDRECV
         assert resumed.origin.session_version == answer.origin.session_version + 1  # RFC 3264 8
         await anchor.close()

@@ -307,3 +307,31 @@ def test_blind_transfer(pj_lib: Any, switch: RunningSwitch, phones: dict[str, Ph
         finish(pj_lib, phones)
     freq, level = dominant_frequency(tmp_path / "target.wav", skip_seconds=0.3)
     assert abs(freq - 440) < 9 and level > 100, (freq, level)
+
+
+def test_sip_info_dtmf_reaches_the_record_test(pj_lib: Any, switch: RunningSwitch,
+                                               phones: dict[str, Phone]) -> None:
+    """DTMF sent as SIP INFO (application/dtmf-relay) inside a `*45` call is answered 200
+    and delivered to the application with its source (it used to get 405)."""
+    reset(phones)
+    call = phones["501411"].call(target(switch, "%2A45"))
+    try:
+        assert pj_lib.wait_until(lambda: call.state == CONFIRMED, 8), switch.log_text()[-2000:]
+        call_id = call.sip_call_id
+        for digit in "93":
+            prm = pj.CallSendRequestParam()
+            prm.method = "INFO"
+            prm.txOption.contentType = "application/dtmf-relay"
+            prm.txOption.msgBody = f"Signal={digit}\r\nDuration=160\r\n"
+            call.sendRequest(prm)
+            assert pj_lib.wait_until(
+                lambda d=digit: any(f"dtmf call={call_id} digit={d} source=info" in ln
+                                    for ln in switch.log_lines), 5), switch.log_text()[-2000:]
+        call.hangup(pj.CallOpParam(True))
+        pj_lib.wait_until(lambda: call.state == DISCONNECTED, 5)
+        assert pj_lib.wait_until(lambda: any(f"record test call={call_id} saved=" in ln
+                                             for ln in switch.log_lines), 8)
+    finally:
+        finish(pj_lib, phones)
+    saved = next(ln for ln in switch.log_lines if f"record test call={call_id} saved=" in ln)
+    assert saved.rstrip().endswith("digits=93"), saved

@@ -1,24 +1,12 @@
-"""The services the switch runs beside the SIP core, built from the configuration."""
+"""The running dialplan (reloaded on SIGHUP) and the SIP accounts it declares."""
 
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING, Any
 
 from devices.accounts import Account, ha1
-from dialplan import Plan, PlanHolder, User, load_plan_data
-from dialplan.yamlsource import YamlSource
-from switch.admin.http import HttpApi
+from dialplan import Plan, PlanHolder, User
 from switch.call_targets import aor_key
-from switch.calls import CallService
-from switch.cdr_writer import CdrWriter
-from switch.emergency_service import EmergencyService
-from switch.keepalive import NatKeepalive
-from switch.media_service import MediaService
-from switch.registration import RegistrationService
-
-if TYPE_CHECKING:
-    from switch.app import Switch
 
 log = logging.getLogger("switch")
 
@@ -82,14 +70,18 @@ class PlanService:
         self.holder = holder
         self.path = path
 
-    async def start(self, switch: Switch) -> None:
+    async def start(self) -> None:
         plan = self.holder.plan
         log.info("dialplan loaded customers=%d users=%d", len(plan.customers), len(plan.users))
 
-    async def stop(self, switch: Switch) -> None:
+    async def stop(self) -> None:
         return None
 
-    def reload(self, switch: Switch) -> None:
+    @property
+    def plan(self) -> Plan:
+        return self.holder.plan
+
+    def reload(self) -> None:
         issues = self.holder.reload(self.path)
         if issues:
             for issue in issues:
@@ -97,34 +89,3 @@ class PlanService:
             log.error("the running dialplan stays in place")
         else:
             log.info("dialplan reloaded generation=%d", self.holder.generation)
-
-
-def build_services(switch: Switch, source: YamlSource) -> list[Any]:
-    plan: Plan = load_plan_data(source)
-    holder = PlanHolder(plan)
-    accounts = PlanAccounts(holder)
-    demo = accounts.demo_password_accounts()
-    if demo:
-        log.warning("demo passwords in use for %d accounts (%s): change them before exposing "
-                    "this switch", len(demo), ", ".join(demo[:5]))
-    registration = RegistrationService(accounts, accounts.realm_for_host)
-    switch.plan_holder = holder
-    switch.accounts = accounts
-    switch.registration = registration
-    calls = CallService(ring_timeout=switch.settings.calls.ring_timeout,
-                        hunt_step=switch.settings.calls.hunt_step)
-    records = CdrWriter()
-    calls.records = records
-    media_settings = switch.settings.media
-    media = MediaService(switch.settings.sip.host, media_settings.port_min, media_settings.port_max)
-    calls.media = media
-    emergency = EmergencyService(
-        callback_window=switch.settings.emergency.callback_minutes * 60,
-        webhook_url=switch.settings.emergency.webhook_url)
-    calls.emergency = emergency
-    http = HttpApi(switch.options.sip_host or switch.settings.sip.host, switch.http_port())
-    switch.calls = calls
-    # order matters: registration migrates the database before the record writer opens it
-    keepalive = NatKeepalive(switch.settings.registrar.nat_ping_interval)
-    return [PlanService(holder, str(switch.options.config)), registration, records, media,
-            emergency, calls, http, keepalive]

@@ -1,0 +1,160 @@
+"""The call manager's decision table: what the switch does with each routing decision.
+
+The dialplan says *where* a call goes (`dialplan.RoutingDecision`); this table says *how*
+the switch handles it: ring legs (users, hunt groups, a trunk), assemble an emergency leg,
+answer with a call application, or refuse with a status that says why. A new feature is a
+new row here (and, for a media feature, a new application in `ivr/` or `voicemail/`),
+never a branch in the call service or the application runner.
+
+It also holds the seam for what happens when every leg failed or nobody answered
+(`Exhausted`): today the call gives up with the best final status; forwarding on busy/no
+answer (`RingMore`) and voicemail (`AnswerWith`) plug in as an `ExhaustedPolicy`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from enum import Enum
+
+from dialplan import DecisionKind, RoutingDecision
+from ivr.application import CallApplication, CallInfo
+from ivr.diagnostics import EchoTest, RecordTest, ToneTest
+from switch.sip import Request
+from switch.transaction import Peer
+
+ApplicationFactory = Callable[[CallInfo], CallApplication]
+
+
+class LegKind(Enum):
+    """Who the legs of a ringing call go to (for the target resolver)."""
+
+    DIRECTORY = "directory"  # users and hunt groups, found in the location service
+    TRUNK = "trunk"  # the decision's trunk, with the number the carrier expects
+
+
+@dataclass(frozen=True, slots=True)
+class RingLegs:
+    kind: LegKind
+    emergency: bool = False  # assemble the emergency leg (PIDF-LO, Priority, alert)
+
+
+@dataclass(frozen=True, slots=True)
+class RunApplication:
+    name: str
+    factory: ApplicationFactory
+
+
+@dataclass(frozen=True, slots=True)
+class Refuse:
+    """Answer the caller with `status` and leave a call record saying so. `warning` goes
+    in a Warning header (RFC 3261 20.43) for a person reading a trace."""
+
+    status: int
+    reason: str
+    warning: str | None = None
+    headers: tuple[tuple[str, str], ...] = ()  # e.g. Retry-After with a 503
+
+
+Handling = RingLegs | RunApplication | Refuse
+
+# The applications the switch runs today, by the dialplan's feature name.
+APPLICATIONS: Mapping[str, ApplicationFactory] = {
+    "echo_test": EchoTest,
+    "tone_test": ToneTest,
+    "record_test": RecordTest,
+}
+
+# Decisions whose feature is not built yet: the caller hears why (501 and its reason
+# phrase), not a silent 480, and the attempt is recorded.
+NOT_BUILT: Mapping[DecisionKind, str] = {
+    DecisionKind.QUEUE: "Queue Not Available Yet",
+    DecisionKind.AUTO_ATTENDANT: "Auto-Attendant Not Available Yet",
+    DecisionKind.VOICEMAIL: "Voicemail Not Available Yet",
+}
+
+
+def _feature(decision: RoutingDecision,
+             applications: Mapping[str, ApplicationFactory]) -> Handling:
+    name = decision.feature or ""
+    factory = applications.get(name)
+    if factory is not None:
+        return RunApplication(name, factory)
+    return Refuse(501, "Feature Not Available Yet",
+                  f'399 wte "feature {name or "?"} is not available yet"')
+
+
+def _not_built(decision: RoutingDecision,
+               applications: Mapping[str, ApplicationFactory]) -> Handling:
+    reason = NOT_BUILT[decision.kind]
+    return Refuse(501, reason, f'399 wte "{decision.kind.value} is not available yet"')
+
+
+def _reject(decision: RoutingDecision,
+            applications: Mapping[str, ApplicationFactory]) -> Handling:
+    return Refuse(decision.status or 403, decision.reason or "Forbidden")
+
+
+TABLE: Mapping[DecisionKind,
+               Callable[[RoutingDecision, Mapping[str, ApplicationFactory]], Handling]] = {
+    DecisionKind.USER: lambda d, a: RingLegs(LegKind.DIRECTORY),
+    DecisionKind.HUNT_GROUP: lambda d, a: RingLegs(LegKind.DIRECTORY),
+    DecisionKind.EXTERNAL: lambda d, a: RingLegs(LegKind.TRUNK),
+    DecisionKind.EMERGENCY: lambda d, a: RingLegs(LegKind.TRUNK, emergency=True),
+    DecisionKind.FEATURE: _feature,
+    DecisionKind.QUEUE: _not_built,
+    DecisionKind.AUTO_ATTENDANT: _not_built,
+    DecisionKind.VOICEMAIL: _not_built,
+    DecisionKind.REJECT: _reject,
+}
+
+
+def handling_for(decision: RoutingDecision,
+                 applications: Mapping[str, ApplicationFactory] = APPLICATIONS) -> Handling:
+    """The row of the table for `decision` (every DecisionKind has one: a test checks)."""
+    return TABLE[decision.kind](decision, applications)
+
+
+# RFC 3261 21.4.18: nobody to ring (no registered device, no trunk) answers 480.
+NO_TARGET = Refuse(480, "Temporarily Unavailable")
+
+
+# -- when every leg failed --------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Exhausted:
+    """Every leg of the call failed, or nobody answered in time."""
+
+    status: int  # the best final status of the legs (RFC 3261 16.7 step 6), or 480
+    no_answer: bool  # the ring timeout ran out (forward-on-no-answer's trigger)
+
+
+@dataclass(frozen=True, slots=True)
+class RingMore:
+    """Ring these groups next (hunting), each for the hunt step."""
+
+    groups: tuple[tuple[tuple[Request, Peer], ...], ...]
+    ring_seconds: float
+
+
+@dataclass(frozen=True, slots=True)
+class GiveUp:
+    status: int
+    reason: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class AnswerWith:
+    """Answer the caller with an application instead (voicemail on busy or no answer)."""
+
+    application: str
+
+
+NextStep = RingMore | GiveUp | AnswerWith
+ExhaustedPolicy = Callable[[Exhausted], NextStep]
+
+
+def give_up(exhausted: Exhausted) -> NextStep:
+    """Today's policy: the caller gets the best final status (480 "No Answer" on timeout)."""
+    return GiveUp(exhausted.status, "No Answer" if exhausted.no_answer else None)
