@@ -63,7 +63,7 @@ from collections import OrderedDict
 from dataclasses import dataclass
 from enum import Enum
 
-from switch.sip import Request, SipUri, parse_uri, uri_user
+from switch.sip import Request, SipUri, parse_uri
 from switch.sip.errors import SipParseError
 
 from .accounts import Account, AccountDirectory, hash_hex

@@ -75,7 +75,7 @@ class TargetResolver:
                     to = NameAddr(SipUri("sip", user.customer.sip_domain, user.full_number),
                                   user.name)
                     for b in self.location().lookup(aor_key(user), now):
-                        dest = Peer(b.transport.upper(), b.source_host, b.source_port, b.conn_id)
+                        dest = Peer(*b.destination())  # the Contact unless NAT is detected
                         group.append(leg_target(b.contact, dest, to, identity, user))
                 if group:
                     groups.append(group)

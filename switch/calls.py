@@ -470,6 +470,9 @@ class CallService:
                     rt.respond(entry.invite_key, eff.response)
                 elif isinstance(eff, Answered):
                     entry.record = dataclasses.replace(entry.record, answer=self.clock())
+                    # written at answer, as accounting does at the 200: a crash mid-call
+                    # keeps the answer time (issue 20.7)
+                    self.records.answered(entry.record)
                 elif isinstance(eff, Ended):
                     self._ended(entry, eff)
                 elif isinstance(eff, CalleeMedia):

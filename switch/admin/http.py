@@ -232,6 +232,8 @@ class HttpApi:
         user, password = creds
         realm = sw.accounts.realm_for_host(request.host.split(":")[0])
         guard = sw.registration.guard
+        if guard is None:  # the registration service has not started yet
+            return web.json_response({"error": "starting"}, status=503)
         key = f"{user}@{realm}"
         now = self._clock()
         verdict = guard.check(source, now, account=key)
@@ -265,7 +267,7 @@ class HttpApi:
         if isinstance(account, web.Response):
             return account
         assert self.switch is not None
-        loc = self.switch.calls.emergency.locations.get(account.aor)
+        loc = self.switch.emergency.locations.get(account.aor)
         if loc is None:
             return web.json_response({"error": "no location declared"}, status=404)
         return web.json_response(_as_json(loc))
@@ -287,7 +289,7 @@ class HttpApi:
         assert self.switch is not None
         loc = DeclaredLocation(account.aor, body.street, body.number, body.postal_code,
                                body.city, body.country.upper(), body.extra, time.time())
-        await self.switch.calls.emergency.declare(loc)
+        await self.switch.emergency.declare(loc)
         log.info("emergency location declared user=%s location=%s",
                  printable(account.username), printable(loc))
         return web.json_response(_as_json(loc))

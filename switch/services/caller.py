@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from devices.digest import AuthOutcome
 from dialplan import DecisionKind, Plan, RoutingDecision, User
 from dialplan.router import emergency_from_site
+from switch.registration import guard_account
 from switch.runtime import ServerRequest, SipRuntime
 from switch.services.ports import Accounts, CallbackLookup, CallerAuthority
 from switch.sip import Request, SipUri, make_response, new_tag, uri_user
@@ -68,18 +69,22 @@ def authenticate(runtime: SipRuntime, sreq: ServerRequest, plan: Plan, accounts:
         runtime.respond(sreq.key, make_response(req, 403, to_tag=new_tag()))
         return None
 
-    if guard.check(sreq.peer.host, now).blocked:
-        return refuse()
     result = digest.verify(req, realm, accounts, now, proxy=True)
     if result.outcome in (AuthOutcome.NO_CREDENTIALS, AuthOutcome.STALE):
+        # no guard before the challenge: a phone behind a blocked NAT address must still
+        # be able to send the credentials the guard admits for it (devices.guard)
         headers = digest.challenge_headers(realm, now, proxy=True,
-                                           stale=result.outcome is AuthOutcome.STALE)
+                                           stale=result.outcome is AuthOutcome.STALE,
+                                           request=req)
         runtime.respond(sreq.key, make_response(req, 407, to_tag=new_tag(), headers=headers))
         return None
-    if result.outcome is not AuthOutcome.OK or result.account is None:
-        guard.record_failure(sreq.peer.host, now)
+    account_key = guard_account(result.username, realm)
+    if guard.check(sreq.peer.host, now, account=account_key).blocked:
         return refuse()
-    guard.record_success(sreq.peer.host, now)
+    if result.outcome is not AuthOutcome.OK or result.account is None:
+        guard.record_failure(sreq.peer.host, now, account=account_key)
+        return refuse()
+    guard.record_success(sreq.peer.host, now, account=account_key)
     user = accounts.user_for_aor(result.account.aor)
     if user is None:
         runtime.respond(sreq.key, make_response(req, 403, to_tag=new_tag()))
