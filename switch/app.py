@@ -19,6 +19,7 @@ from typing import Protocol
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from dialplan import PlanHolder, load_plan_data
+from dialplan.call_limits import CallLimits
 from dialplan.yamlsource import ConfigError, load_yaml_file
 from switch.admin.http import HttpApi
 from switch.b2bua.legs import LocalAddress
@@ -30,6 +31,7 @@ from switch.keepalive import NatKeepalive
 from switch.media_service import MediaService
 from switch.registration import RegistrationService
 from switch.runtime import SipRuntime
+from switch.services.admission import CallAdmission
 from switch.services.applications import PromptLibrary
 from switch.services.plan import PlanAccounts, PlanService
 from switch.services.ports import CallTimers, Reloadable, Service
@@ -225,6 +227,7 @@ def build_switch(options: ServeOptions) -> Switch:
                           hunt_step=settings.calls.hunt_step),
         recordings=options.data_dir / "recordings",
         prompts=PromptLibrary(options.data_dir / "prompts"),
+        admission=CallAdmission(CallLimits(**settings.calls.limits.model_dump())),
     )
     http = HttpApi(options.sip_host or settings.sip.host, http_port(options, settings))
     keepalive = NatKeepalive(settings.registrar.nat_ping_interval)

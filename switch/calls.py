@@ -59,6 +59,7 @@ from switch.call_targets import Target, TargetResolver
 from switch.dialog.session_timer import uas_negotiate
 from switch.media_service import Anchor, close_media
 from switch.runtime import ServerRequest, SipRuntime
+from switch.services.admission import CallAdmission
 from switch.services.applications import (
     ApplicationMedia,
     ApplicationRunner,
@@ -131,6 +132,7 @@ class CallService:
                  recordings: Path, prompts: PromptLibrary,
                  applications: Mapping[str, ApplicationFactory] = APPLICATIONS,
                  exhausted_policy: ExhaustedPolicy = give_up,
+                 admission: CallAdmission | None = None,
                  wall_clock: Callable[[], float] = time.time) -> None:
         self.runtime = runtime
         self.local = local
@@ -145,6 +147,7 @@ class CallService:
         self.prompts = prompts
         self.applications = applications
         self.exhausted_policy = exhausted_policy  # forwarding and voicemail plug in here
+        self.admission = admission if admission is not None else CallAdmission()
         self.clock = wall_clock
         self.by_call_id: dict[str, DialogRef] = {}
         self.resolver = TargetResolver(lambda: locations.location, wall_clock)
@@ -217,6 +220,10 @@ class CallService:
         if isinstance(handling, Refuse):
             self._refuse(sreq, caller, decision, handling)
             return None
+        refusal = self.admission.admit(req.call_id, caller, decision, self.clock())
+        if refusal is not None:  # per-account/site limits (toll fraud brake)
+            self._refuse(sreq, caller, decision, refusal)
+            return None
         if isinstance(handling, RunApplication):
             return self._start_application(sreq, caller, decision, handling)
         targets = self.resolver.targets(decision, caller, req)
@@ -231,6 +238,7 @@ class CallService:
     def _refuse(self, sreq: ServerRequest, caller: User | None, decision: RoutingDecision,
                 refusal: Refuse) -> None:
         """Answer the INVITE ourselves and leave a record of the attempt."""
+        self.admission.release(sreq.request.call_id)
         if self.runtime.txn.server_request(sreq.key) is None:  # type: ignore[arg-type]
             return  # cancelled meanwhile: the CANCEL got its 487
         headers = list(refusal.headers)
@@ -263,8 +271,10 @@ class CallService:
                                                         headers=tuple(exc.headers)))
             return
         entry = self._start_call(sreq, caller, decision, handling, targets, anchor)
-        if entry is None and anchor is not None:
-            await anchor.close()
+        if entry is None:
+            self.admission.release(sreq.request.call_id)
+            if anchor is not None:
+                await anchor.close()
 
     async def _start_application(self, sreq: ServerRequest, caller: User | None,
                                  decision: RoutingDecision, handling: RunApplication) -> None:
@@ -280,6 +290,7 @@ class CallService:
             return
         entry = self._new_entry(sreq, caller, decision, None)
         if entry is None:
+            self.admission.release(sreq.request.call_id)
             await endpoint.close()
             return
         self._run_application(entry, handling.name, handling.factory, endpoint, answer)
@@ -552,6 +563,7 @@ class CallService:
         if answered is not None:
             self.resolver.call_ended(answered)
         self.records.close(entry.record)
+        self.admission.release(call.a_invite.call_id)
         for media in (entry.app, entry.anchor):  # a diverted call may have both
             if media is not None:
                 self._spawn(close_media(media))

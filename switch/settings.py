@@ -59,10 +59,27 @@ class AuthSettings(_Strict):
     slow_after: int = Field(default=3, ge=1)
 
 
+class CallLimitSettings(_Strict):
+    """Concurrent calls and attempts per minute, per account and per site; the `costly`
+    ones count international, premium and shared-cost destinations. 0 disables a limit.
+    Emergency calls are never limited (dialplan.call_limits)."""
+
+    account_concurrent: int = Field(default=6, ge=0)
+    account_per_minute: int = Field(default=30, ge=0)
+    account_costly_concurrent: int = Field(default=2, ge=0)
+    account_costly_per_minute: int = Field(default=6, ge=0)
+    site_concurrent: int = Field(default=200, ge=0)
+    site_per_minute: int = Field(default=600, ge=0)
+    site_costly_concurrent: int = Field(default=20, ge=0)
+    site_costly_per_minute: int = Field(default=60, ge=0)
+
+
 class CallSettings(_Strict):
     ring_timeout: float = Field(default=30.0, gt=0,
                                 description="no answer after this: 480 to the caller")
     hunt_step: float = Field(default=15.0, gt=0, description="ring time per member when hunting")
+    limits: CallLimitSettings = Field(default_factory=lambda: CallLimitSettings(),
+                                      description="per account and site (toll fraud brake)")
 
 
 class MediaSettings(_Strict):
