@@ -28,7 +28,7 @@ run: install
 
 lint: install-dev
 	$(BIN)/ruff check .
-	$(BIN)/mypy switch/sip switch/transaction switch/dialog switch/b2bua dialplan media devices rating emergency scenarios
+	$(BIN)/mypy switch ivr voicemail dialplan media devices rating emergency scenarios
 
 test: lint
 	$(BIN)/pytest -q
