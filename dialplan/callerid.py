@@ -75,6 +75,10 @@ def decide(user: User, presented: str | None) -> CallerIdDecision:
     owner = user.customer.range_of(e164)
     if owner is None:
         return CallerIdDecision(permitted, True, f"{e164} is not one of the customer's numbers")
+    if any(other.public_number == e164 and other is not user for other in user.customer.users):
+        # another user's own number is an impersonation, not a presentation choice: the
+        # authenticated identity goes out (as Kamailio's auth_check with identity check)
+        return CallerIdDecision(permitted, True, f"{e164} is another user's number")
     if kind in _MOBILE_TYPES and permitted is not None:
         own_kind = phonenumbers.number_type(phonenumbers.parse(permitted))
         if own_kind not in _MOBILE_TYPES:
