@@ -143,7 +143,8 @@ class SipRuntime:
 
     @property
     def allow(self) -> str:
-        return ", ".join(sorted(self.handlers))
+        # CANCEL is answered by the transaction layer itself (RFC 3261 9.2)
+        return ", ".join(sorted({*self.handlers, "CANCEL"}))
 
     @property
     def loop(self) -> asyncio.AbstractEventLoop:

@@ -33,7 +33,7 @@ from .effects import (
     StartApplication,
     Transferred,
 )
-from .legs import LocalAddress, cancel_for
+from .legs import ALLOW, LocalAddress, cancel_for
 
 log = logging.getLogger("switch.b2bua")
 
@@ -294,7 +294,7 @@ class Call:
     def _answer_caller(self, body: bytes, now: float, leg: LegId | None,
                        resp: Response | None) -> list[Effect]:
         headers = [("Contact", self.local.contact(self.a_peer.transport)),
-                   ("Allow", "INVITE, ACK, CANCEL, BYE, OPTIONS, UPDATE"),
+                   ("Allow", ALLOW),
                    *self.session_headers]
         if body:
             headers.append(("Content-Type", "application/sdp"))

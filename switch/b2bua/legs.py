@@ -11,7 +11,8 @@ from dataclasses import dataclass
 from switch.sip import Headers, NameAddr, Request, Via, new_branch, parse_uri
 from switch.transaction import Peer
 
-ALLOW = "INVITE, ACK, CANCEL, BYE, OPTIONS, UPDATE, INFO, REFER, NOTIFY, PRACK"
+# what a call dialog of the switch accepts (RFC 3261 20.5): no NOTIFY or PRACK handler exists
+ALLOW = "INVITE, ACK, CANCEL, BYE, OPTIONS, UPDATE, INFO, REFER"
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,7 +60,7 @@ def invite_for_callee(
         ("CSeq", "1 INVITE"),
         ("Contact", local.contact(dest.transport)),
         ("Allow", ALLOW),
-        ("Supported", "replaces, timer"),
+        ("Supported", "timer"),  # not Replaces (RFC 3891): INVITE/REFER with it gets 501
     ]
     items.extend(identity_headers)
     if body:

@@ -372,3 +372,16 @@ def test_the_exhausted_policy_may_answer_with_an_application() -> None:
     assert [r.status for r in responses_to_caller(answered)] == [200]
     assert call.state is CallState.ANSWERED and call.answered_leg is None
     assert Exhausted(480, no_answer=True) != Exhausted(486, no_answer=False)
+
+
+def test_the_2xx_allow_lists_what_a_call_dialog_accepts() -> None:
+    """Allow tells the truth (issue 19): INFO (DTMF) and REFER are handled, NOTIFY and PRACK
+    are not, and Replaces is not claimed as supported."""
+    call = make_call()
+    inv = b_invite(PHONE_1, "b1")
+    call.add_leg(inv, PHONE_1)
+    ok = responses_to_caller(call.on_response(0, reply(inv, 200), 1.0))[0]
+    allow = {m.strip() for m in (ok.headers.get("Allow") or "").split(",")}
+    assert {"INVITE", "ACK", "BYE", "CANCEL", "UPDATE", "INFO", "REFER"} <= allow
+    assert not {"NOTIFY", "PRACK"} & allow
+    assert "replaces" not in (inv.headers.get("Supported") or "")
