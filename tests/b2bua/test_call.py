@@ -380,7 +380,7 @@ def test_the_2xx_allow_lists_what_a_call_dialog_accepts() -> None:
     call = make_call()
     inv = b_invite(PHONE_1, "b1")
     call.add_leg(inv, PHONE_1)
-    ok = responses_to_caller(call.on_response(0, reply(inv, 200), 1.0))[0]
+    ok = responses_to_caller(call.on_response(LegId(0), reply(inv, 200), 1.0))[0]
     allow = {m.strip() for m in (ok.headers.get("Allow") or "").split(",")}
     assert {"INVITE", "ACK", "BYE", "CANCEL", "UPDATE", "INFO", "REFER"} <= allow
     assert not {"NOTIFY", "PRACK"} & allow
