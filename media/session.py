@@ -182,7 +182,7 @@ class EndpointSession:
             log.debug("dropping datagram from %s: %s", addr, exc)
             self.dropped += 1
             return
-        if not self.latch.check(addr, pkt.sequence, now):
+        if not self.latch.check(addr, pkt.sequence, now, pkt.ssrc):
             self.dropped += 1
             return
         previous_ssrc = self.rx.ssrc
