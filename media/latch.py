@@ -146,6 +146,23 @@ class Latch:
         self.rejected += 1
         return False
 
+    def rtcp_allowed(self, addr: Addr, learned: Addr | None) -> bool:
+        """May RTCP from ``addr`` be taken (and its source become the RTCP destination)?
+
+        ``learned`` is the RTCP source already accepted, if any.  RTCP goes to the RTP port + 1
+        (RFC 3550 section 11): with media from the declared address, RTCP must come from the
+        declared port + 1.  With a *learned* RTP source (a NAT), RTCP has its own mapping on
+        the same IP: the first one from that IP is learned, then only it.
+        """
+        exp, latched = self.expected, self.latched
+        if exp is None:
+            return False
+        if latched is None or latched == exp:
+            return addr == (exp[0], exp[1] + 1)
+        if addr[0] != latched[0]:
+            return False
+        return learned is None or learned[0] != latched[0] or addr == learned
+
     def _plausible(self, addr: Addr, now: float) -> bool:
         """May ``addr`` (not the declared address) be learned at all?  See the module doc."""
         if self.nat_host is not None:

@@ -487,19 +487,15 @@ class RelayLeg:
     def _on_rtcp(self, data: bytes, addr: Addr) -> None:
         """Forward RTCP unchanged to the other phone; read its report blocks on the way.
 
-        Accepted only from the IP of the locked RTP source (or of the SDP address before
-        media flows); RTCP's own NAT mapping (its port) is learned from the first one and then
-        locked until a new SDP address, so a stranger cannot redirect the reports.
+        Accepted only from where the phone's RTCP comes from (:meth:`Latch.rtcp_allowed`), so a
+        stranger can neither inject reports nor redirect the other phone's reports to itself.
         """
-        target = self.latch.target
-        src = self._rtcp_source
-        if (target is None or addr[0] != target[0]
-                or (src is not None and src[0] == target[0] and addr != src)):
+        if not self.latch.rtcp_allowed(addr, self._rtcp_source):
             self.dropped += 1
             self.foreign_dropped += 1
             self._engine.foreign_dropped += 1
             return
-        if addr != src:  # first RTCP, or the RTP source moved (NAT rebinding): learn again
+        if addr != self._rtcp_source:  # first RTCP, or the RTP source moved (NAT rebinding)
             self._rtcp_source = self.rtcp_dest = addr
         try:
             for p in rtcp.parse_rtcp(data):
