@@ -53,8 +53,9 @@ _DATA_OPCODES = (Opcode.TEXT, Opcode.BINARY, Opcode.CONT)
 class WsConnection(StreamConnection):
     """One WebSocket connection carrying SIP: RFC 6455 via websockets, RFC 7118 framing."""
 
-    def __init__(self, owner: StreamTransports, transport_name: str, max_size: int) -> None:
-        super().__init__(owner, transport_name, max_size)
+    def __init__(self, owner: StreamTransports, transport_name: str, max_size: int, *,
+                 tls: ssl.SSLContext | None = None) -> None:
+        super().__init__(owner, transport_name, max_size, tls=tls)
         self.ws = ServerProtocol(subprotocols=[SIP_SUBPROTOCOL], max_size=max_size,
                                  logger=_protocol_log)
         self._fragments: list[bytes] = []
@@ -113,15 +114,17 @@ class WsConnection(StreamConnection):
                 self.send(b"\r\n")
             return
         assert self.peer is not None
+        self.delivered()
         self.owner.deliver(message, self.peer)  # RFC 7118 section 5: one message, one frame
 
     # -- outbound --
 
     def send(self, data: bytes) -> None:
         """Send one SIP message as one WebSocket message (RFC 7118 section 5)."""
-        if self.ws.state is not State.OPEN or self.transport is None:
+        if self.ws.state is not State.OPEN or self.transport is None or not self.ready:
             log.debug("%s connection %d not open; message dropped", self.name, self.conn_id)
             return
+        self.note_sent(data)
         try:
             data.decode("utf-8")
         except UnicodeDecodeError:
@@ -151,8 +154,10 @@ async def listen_ws(streams: StreamTransports, name: str, host: str, port: int,
     """Listen for SIP over WebSocket ("WS") or secure WebSocket ("WSS", with `ssl_ctx`).
 
     Connections join `streams`' registry and the listener joins `streams.servers`, so
-    sending, idle reaping (started by the TCP listener) and `streams.close()` treat them like
-    TCP/TLS connections. Returns the bound port.
+    sending, the caps and deadlines of `streams.limits` (:mod:`switch.transport.limits`) and
+    `streams.close()` treat them like TCP/TLS connections; a WSS connection is accepted as
+    TCP and upgraded under the handshake deadline, like TLS. The WebSocket handshake and the
+    first SIP message must arrive within `first_message_timeout`. Returns the bound port.
     """
     if name not in ("WS", "WSS"):
         raise ValueError(f"not a WebSocket transport: {name}")
@@ -160,8 +165,9 @@ async def listen_ws(streams: StreamTransports, name: str, host: str, port: int,
         raise ValueError("WSS needs a TLS context, WS must not have one")
     loop = asyncio.get_running_loop()
     server = await loop.create_server(
-        lambda: WsConnection(streams, name, streams.max_size), host, port, ssl=ssl_ctx,
-        reuse_address=True,
+        lambda: WsConnection(streams, name, streams.max_size, tls=ssl_ctx), host, port,
+        reuse_address=True, backlog=1024,
     )
     streams.servers.append(server)
+    streams.start_reaper()
     return int(server.sockets[0].getsockname()[1])
