@@ -10,22 +10,22 @@ attacks), so learning is narrow and, once media flows, locked:
 - nothing is accepted before the SDP address is known (``set_expected``);
 - a packet from the declared address (IP and port) is accepted at once and locks: the
   declared address is preferred, it even replaces a source learned by the rules below;
-- another source may be *learned* only when it is plausible and after ``probation`` packets
-  in a row with one SSRC and consecutive sequence numbers (RFC 3550 A.1 MIN_SEQUENTIAL):
+- another source may be *learned* (a phone whose media does not come from its SDP address:
+  NAT, several interfaces) only after ``probation`` packets in a row with one SSRC and
+  consecutive sequence numbers (RFC 3550 A.1 MIN_SEQUENTIAL), and only when plausible:
 
   * the signalling came from a known host (``nat_host``, the source of the INVITE/200):
-    only sources on that IP -- the phone's own NAT;
-  * else, the declared address is unroutable (RFC 1918, RFC 6598 shared, link-local,
-    unspecified): the phone is behind a NAT, any source may be learned (the first one to pass
-    probation wins; a random relay port is what keeps a stranger from finding it);
-  * else (a reachable declared address): only the declared IP with another port (a NAT or
-    ALG that rewrote the address but not the port mapping), and only after the declared
-    address itself stayed silent for ``grace`` seconds since the first packet; another IP is
-    never learned;
+    only a source on that IP -- the phone's own NAT;
+  * else it must be the *only* sender: no other source sent within the last ``grace``
+    seconds (two rival senders, the phone and a stranger, get neither latched: no audio
+    rather than audio to a stranger); and, when the declared address is reachable (not
+    RFC 1918, RFC 6598 shared, link-local, unspecified), only once the declared address
+    itself stayed silent for ``grace`` seconds since the first packet -- a phone that can
+    send from where it said it would gets that chance first;
 
 - once locked, every other source is dropped and counted.  A locked source is replaced only by
   a new SDP address (a re-INVITE: ``set_expected`` with a different address), by the declared
-  address, or -- for a *learned* source -- when it has been silent for ``relatch_silence``
+  address, or -- for a *learned* source -- when it has been silent for ``relatch_after``
   seconds and a new, plausible source passes probation (a NAT rebinding, a roaming phone).  A
   lock on the declared address itself is never given up to another source.
 
@@ -87,7 +87,8 @@ class Latch:
         self.rejected = 0  # packets from a source not accepted (foreign or in probation)
         self._unroutable = False
         self._first: float | None = None  # first packet since the SDP address was set
-        self._cands: dict[Addr, tuple[int, int, int]] = {}  # addr -> (ssrc, seq, count)
+        # sources in probation: addr -> (ssrc, last sequence number, count, last seen)
+        self._cands: dict[Addr, tuple[int, int, int, float]] = {}
 
     @property
     def target(self) -> Addr | None:
@@ -129,20 +130,19 @@ class Latch:
         if latched is not None and (latched == exp or now - self.last_seen < self.relatch_after):
             self.rejected += 1
             return False  # a stranger while the stream is locked
-        if not self._plausible(addr, now):
-            self.rejected += 1
-            return False
         cand = self._cands.get(addr)
+        if cand is None and len(self._cands) >= _MAX_CANDIDATES:
+            self._prune(now)
+            if len(self._cands) >= _MAX_CANDIDATES:
+                self.rejected += 1
+                return False  # a spray from many ports: track none of it
         if cand is not None and cand[0] == ssrc and seq == (cand[1] + 1) & 0xFFFF:
             count = cand[2] + 1
-        elif cand is None and len(self._cands) >= _MAX_CANDIDATES:
-            self.rejected += 1
-            return False
         else:
             count = 1
-        if count >= self.probation:
+        self._cands[addr] = (ssrc, seq, count, now)
+        if count >= self.probation and self._plausible(addr, now):
             return self._latch(addr, now, f"learned after {count} packets")
-        self._cands[addr] = (ssrc, seq, count)
         self.rejected += 1
         return False
 
@@ -164,14 +164,19 @@ class Latch:
         return learned is None or learned[0] != latched[0] or addr == learned
 
     def _plausible(self, addr: Addr, now: float) -> bool:
-        """May ``addr`` (not the declared address) be learned at all?  See the module doc."""
+        """May ``addr`` (not the declared address) be learned?  See the module doc."""
         if self.nat_host is not None:
             return addr[0] == self.nat_host
-        if self._unroutable:
-            return True
-        exp = self.expected
-        assert exp is not None and self._first is not None
-        return addr[0] == exp[0] and now - self._first >= self.grace
+        since = now - self.grace
+        if any(a != addr and c[3] >= since for a, c in self._cands.items()):
+            return False  # a rival sender: the phone and a stranger cannot be told apart
+        assert self._first is not None
+        return self._unroutable or now - self._first >= self.grace
+
+    def _prune(self, now: float) -> None:
+        since = now - self.grace
+        for a in [a for a, c in self._cands.items() if c[3] < since]:
+            del self._cands[a]
 
     def _latch(self, addr: Addr, now: float, why: str) -> bool:
         log.info("latch %s -> %s on %s:%d (%s)", self.state.value, LatchState.LATCHED.value,

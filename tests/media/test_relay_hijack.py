@@ -58,20 +58,51 @@ def test_reachable_declared_address_locks_and_is_never_given_up() -> None:
     assert latch.target == DECLARED
 
 
-def test_reachable_declared_address_other_ip_is_never_learned() -> None:
-    latch = Latch(grace=1.0)
+def test_reachable_declared_address_other_source_only_as_the_only_sender() -> None:
+    # a phone with several interfaces (or a NAT that kept the SDP's public address) sends
+    # from elsewhere: learned once the declared address stayed silent for the grace time
+    latch = Latch(probation=4, grace=1.0)
     latch.set_expected(DECLARED)
-    assert not any(feed(latch, STRANGER, 500, 0.0))  # 10 s of well-formed RTP
-    assert latch.latched is None and latch.target == DECLARED
+    assert not any(feed(latch, STRANGER, 49, 0.0))  # 0.98 s: the declared address's turn
+    assert latch.check(STRANGER, 149, 1.0, 1) and latch.latched == STRANGER
+    # the declared address is preferred: it takes over as soon as it sends
+    assert latch.check(DECLARED, 1, 1.2, 5) and latch.latched == DECLARED
+
+
+def test_two_rival_senders_get_neither_latched() -> None:
+    # the phone (from an undeclared address) and a stranger both send: no audio rather than
+    # audio to a stranger
+    latch = Latch(probation=4, grace=1.0)
+    latch.set_expected(DECLARED)
+    for i in range(200):  # 4 s, interleaved, both well-formed
+        assert not latch.check(STRANGER, 100 + i, 0.02 * i, 1)
+        assert not latch.check(OTHER_PORT, 500 + i, 0.02 * i + 0.01, 2)
+    assert latch.latched is None
+    latch2 = Latch(probation=4, grace=1.0)
+    latch2.set_expected(PRIVATE)  # the same behind a NAT
+    for i in range(50):
+        assert not latch2.check(NAT, 100 + i, 0.02 * i, 1)
+        assert not latch2.check(STRANGER, 500 + i, 0.02 * i + 0.01, 2)
+    # the stranger stops; once it has been quiet for the grace time the phone is learned
+    results = feed(latch2, NAT, 60, 1.0, seq0=150)
+    assert results.index(True) >= 49 and latch2.latched == NAT
+
+
+def test_many_ports_spraying_are_not_tracked() -> None:
+    latch = Latch(probation=2, grace=1.0)
+    latch.set_expected(PRIVATE)
+    for rnd in range(5):  # a stranger sprays from 100 ports, round after round
+        for port in range(100):
+            assert not latch.check(("203.0.113.66", 10000 + port), rnd, 0.02 * rnd, port)
+    assert latch.latched is None and len(latch._cands) <= 8
 
 
 def test_same_ip_other_port_only_after_the_declared_address_stayed_silent() -> None:
     latch = Latch(probation=4, grace=1.0)
     latch.set_expected(DECLARED)
     assert not any(feed(latch, OTHER_PORT, 40, 0.0))  # 0.8 s: within the grace
-    assert feed(latch, OTHER_PORT, 4, 1.0, seq0=140) == [False, False, False, True]
-    assert latch.latched == OTHER_PORT
-    # the declared address is preferred: it takes over as soon as it sends
+    assert not feed(latch, OTHER_PORT, 9, 0.8, seq0=140)[0]
+    assert latch.check(OTHER_PORT, 149, 1.0, 1) and latch.latched == OTHER_PORT
     assert latch.check(DECLARED, 1, 1.2, 5) and latch.latched == DECLARED
 
 
