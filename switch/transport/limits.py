@@ -8,7 +8,8 @@ time) leave none for the phones.  So, as SIP proxies and web servers do:
   (inbound only; connections the switch opens itself are not capped); a connection over a cap
   is reset at once and counted;
 - deadlines (RFC 3261 section 18.3 leaves them to the implementation): a TLS handshake must
-  finish within ``handshake_timeout``; the first complete SIP message must arrive within
+  finish within ``handshake_timeout`` (a connection holds its slot under the caps from
+  accept, during its handshake); the first complete SIP message must arrive within
   ``first_message_timeout`` of the connection being usable; a message begun must be complete
   within ``message_timeout`` (a "slowloris" that trickles a header byte by byte);
 - idle connections: one on which the switch accepted a REGISTER (answered it 2xx) is the path

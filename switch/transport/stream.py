@@ -10,10 +10,13 @@ stream can no longer be trusted) and closes the connection.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import logging
 import re
+import socket
 import ssl
+import struct
 from collections.abc import Callable
 from typing import cast
 
@@ -35,13 +38,19 @@ _ids = itertools.count(1)
 _CSEQ_REGISTER = re.compile(rb"\r\nCSeq:[ \t]*\d+[ \t]+REGISTER[ \t]*(?:\r\n|$)", re.IGNORECASE)
 
 
+def _reset(sock: socket.socket) -> None:
+    """Close with a RST (SO_LINGER 0): no TIME_WAIT, the descriptor is free at once."""
+    with contextlib.suppress(OSError):
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    sock.close()
+
+
 class StreamConnection(asyncio.Protocol):
-    """One TCP/TLS connection.  Inbound TLS is accepted as TCP, counted against the caps, then
-    upgraded with ``start_tls`` under the handshake deadline (so pending handshakes count too).
-    """
+    """One TCP/TLS/WS/WSS connection.  A TLS one is handed over after its handshake, its slot
+    under the caps already taken at accept (``preadmitted``, see `StreamTransports.listen`)."""
 
     def __init__(self, owner: StreamTransports, transport_name: str, max_size: int, *,
-                 tls: ssl.SSLContext | None = None, outbound: bool = False) -> None:
+                 outbound: bool = False, preadmitted: bool = False) -> None:
         self.owner = owner
         self.name = transport_name
         self.conn_id = next(_ids)
@@ -50,14 +59,12 @@ class StreamConnection(asyncio.Protocol):
         self.remote: tuple[str, int] = ("", 0)
         self.last_activity = 0.0
         self.peer: Peer | None = None
-        self.tls = tls
         self.outbound = outbound
         self.phase = ConnPhase.ACTIVE if outbound else ConnPhase.SILENT
         self.since = 0.0  # when the phase began
         self.partial_since: float | None = None  # an incomplete message is buffered since
-        self.ready = False  # False while refused or in the TLS handshake: nothing is sent
-        self.admitted = False
-        self._tls_task: asyncio.Task[None] | None = None
+        self.ready = False  # False when refused: nothing is sent
+        self.admitted = preadmitted
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = cast(asyncio.Transport, transport)
@@ -65,45 +72,12 @@ class StreamConnection(asyncio.Protocol):
         self.remote = (str(addr[0]), int(addr[1]))
         self.peer = Peer(self.name, self.remote[0], self.remote[1], self.conn_id)
         self.last_activity = self.since = asyncio.get_running_loop().time()
-        if not self.outbound:
-            if not self.owner.admit(self):
+        if not self.outbound and not self.admitted:
+            if not self.owner.admit(self.name, self.remote):
                 self.transport.abort()  # RST: the descriptor is free at once
                 return
             self.admitted = True
         self.owner.register(self)
-        if self.tls is not None:
-            self.phase = ConnPhase.HANDSHAKE
-            # the ClientHello must not reach data_received before start_tls takes over
-            self.transport.pause_reading()
-            self._tls_task = asyncio.get_running_loop().create_task(self._start_tls())
-        else:
-            self.ready = True
-
-    async def _start_tls(self) -> None:
-        loop = asyncio.get_running_loop()
-        raw = self.transport
-        assert raw is not None and self.tls is not None
-        try:
-            tls_transport = await loop.start_tls(
-                raw, self, self.tls, server_side=True,
-                ssl_handshake_timeout=self.owner.limits.handshake_timeout,
-            )
-        except (OSError, ssl.SSLError, ConnectionError, TimeoutError) as exc:
-            self.owner.handshake_failures += 1
-            log.debug("%s handshake from %s:%d failed: %s", self.name, *self.remote, exc)
-            raw.abort()
-            self.owner.unregister(self)
-            return
-        except asyncio.CancelledError:
-            raw.abort()
-            self.owner.unregister(self)
-            raise
-        if tls_transport is None:  # closed while handshaking
-            self.owner.unregister(self)
-            return
-        self.transport = tls_transport
-        self.last_activity = self.since = loop.time()
-        self._set_phase(ConnPhase.SILENT)
         self.ready = True
 
     def _set_phase(self, phase: ConnPhase) -> None:
@@ -146,8 +120,6 @@ class StreamConnection(asyncio.Protocol):
             self._set_phase(ConnPhase.ACTIVE)
 
     def connection_lost(self, exc: Exception | None) -> None:
-        if self._tls_task is not None and not self._tls_task.done():
-            self._tls_task.cancel()
         self.owner.unregister(self)
 
     def send(self, data: bytes) -> None:
@@ -188,18 +160,86 @@ class StreamTransports:
         self._watched: set[StreamConnection] = set()  # with a short deadline (not yet idle)
         self._refusal_log = Throttle()
         self._reaper: asyncio.Task[None] | None = None
+        self._tls_listeners: list[tuple[socket.socket, asyncio.Task[None]]] = []
+        self._handshakes: set[asyncio.Task[None]] = set()  # TLS handshakes in progress
 
     async def listen(self, name: str, host: str, port: int,
-                     ssl_ctx: ssl.SSLContext | None = None) -> int:
-        """Listen for TCP, or TLS with `ssl_ctx` (accepted as TCP, then upgraded)."""
+                     ssl_ctx: ssl.SSLContext | None = None,
+                     factory: type[StreamConnection] | None = None) -> int:
+        """Listen for TCP, or TLS with `ssl_ctx`.  Returns the bound port.
+
+        TLS connections are accepted here (not by asyncio's server) so that a connection
+        whose handshake is still running already holds its slot under the caps: otherwise
+        the switch would first hear of it once the handshake is over, and thousands of
+        connections that never finish one would cost nothing to open.
+        """
+        cls = factory or StreamConnection
         loop = asyncio.get_running_loop()
-        server = await loop.create_server(
-            lambda: StreamConnection(self, name, self.max_size, tls=ssl_ctx), host, port,
-            reuse_address=True, backlog=1024,
-        )
-        self.servers.append(server)
         self.start_reaper()
-        return int(server.sockets[0].getsockname()[1])
+        if ssl_ctx is None:
+            server = await loop.create_server(
+                lambda: cls(self, name, self.max_size), host, port,
+                reuse_address=True, backlog=1024,
+            )
+            self.servers.append(server)
+            return int(server.sockets[0].getsockname()[1])
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        lsock = socket.create_server((host, port), family=family, backlog=1024)
+        lsock.setblocking(False)
+        task = loop.create_task(self._accept_tls(lsock, name, ssl_ctx, cls))
+        self._tls_listeners.append((lsock, task))
+        return int(lsock.getsockname()[1])
+
+    async def _accept_tls(self, lsock: socket.socket, name: str, ctx: ssl.SSLContext,
+                          cls: type[StreamConnection]) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            try:
+                sock, addr = await loop.sock_accept(lsock)
+            except OSError as exc:  # EMFILE and friends: wait for descriptors to come back
+                skipped = self._refusal_log.ready(loop.time())
+                if skipped is not None:
+                    log.warning("cannot accept %s connections: %s", name, exc)
+                await asyncio.sleep(0.1)
+                continue
+            remote = (str(addr[0]), int(addr[1]))
+            if not self.admit(name, remote):
+                _reset(sock)
+                continue
+            task = loop.create_task(self._handshake(sock, remote, name, ctx, cls))
+            self._handshakes.add(task)
+            task.add_done_callback(self._handshakes.discard)
+
+    async def _handshake(self, sock: socket.socket, remote: tuple[str, int], name: str,
+                         ctx: ssl.SSLContext, cls: type[StreamConnection]) -> None:
+        """The TLS handshake under `handshake_timeout`; the connection joins the registry
+        when it is done (its `connection_made`), else its slot is given back."""
+        loop = asyncio.get_running_loop()
+        made: list[StreamConnection] = []
+
+        def protocol() -> StreamConnection:
+            made.append(cls(self, name, self.max_size, preadmitted=True))
+            return made[0]
+
+        def give_back() -> None:
+            # the slot is the connection's once it joined the registry (connection_lost
+            # gives it back then); before that it is ours to give back.  The socket is not
+            # closed here: the loop's transport owns it and closes it (a second close could
+            # hit a descriptor number already reused by another connection)
+            if not made or made[0].transport is None:
+                self.admission.release(remote[0])
+
+        try:
+            await loop.connect_accepted_socket(
+                protocol, sock, ssl=ctx, ssl_handshake_timeout=self.limits.handshake_timeout,
+            )
+        except (OSError, ssl.SSLError, ConnectionError, TimeoutError, EOFError) as exc:
+            self.handshake_failures += 1
+            log.debug("%s handshake from %s:%d failed: %r", name, *remote, exc)
+            give_back()
+        except asyncio.CancelledError:
+            give_back()
+            raise
 
     def start_reaper(self) -> None:
         if self._reaper is None:
@@ -218,14 +258,16 @@ class StreamTransports:
             out["stream_expired_" + why.replace(" ", "_").replace("-", "_").lower()] = n
         return out
 
-    def admit(self, conn: StreamConnection) -> bool:
-        reason = self.admission.admit(conn.remote[0])
+    def admit(self, name: str, remote: tuple[str, int]) -> bool:
+        """Take a slot under the caps for an inbound connection; False (logged, throttled)
+        when over a cap."""
+        reason = self.admission.admit(remote[0])
         if reason is None:
             return True
         skipped = self._refusal_log.ready(asyncio.get_running_loop().time())
         if skipped is not None:
             log.warning("refusing %s connection from %s:%d: %s (%d more refused since the "
-                        "last such line)", conn.name, *conn.remote, reason, skipped)
+                        "last such line)", name, *remote, reason, skipped)
         return False
 
     def register(self, conn: StreamConnection) -> None:
@@ -326,6 +368,11 @@ class StreamTransports:
     async def close(self) -> None:
         if self._reaper is not None:
             self._reaper.cancel()
+        for lsock, task in self._tls_listeners:
+            task.cancel()
+            lsock.close()
+        for hs in list(self._handshakes):
+            hs.cancel()
         for server in self.servers:
             server.close()
         for conn in list(self.by_id.values()):

@@ -54,8 +54,9 @@ class WsConnection(StreamConnection):
     """One WebSocket connection carrying SIP: RFC 6455 via websockets, RFC 7118 framing."""
 
     def __init__(self, owner: StreamTransports, transport_name: str, max_size: int, *,
-                 tls: ssl.SSLContext | None = None) -> None:
-        super().__init__(owner, transport_name, max_size, tls=tls)
+                 outbound: bool = False, preadmitted: bool = False) -> None:
+        super().__init__(owner, transport_name, max_size, outbound=outbound,
+                         preadmitted=preadmitted)
         self.ws = ServerProtocol(subprotocols=[SIP_SUBPROTOCOL], max_size=max_size,
                                  logger=_protocol_log)
         self._fragments: list[bytes] = []
@@ -153,21 +154,15 @@ async def listen_ws(streams: StreamTransports, name: str, host: str, port: int,
                     ssl_ctx: ssl.SSLContext | None = None) -> int:
     """Listen for SIP over WebSocket ("WS") or secure WebSocket ("WSS", with `ssl_ctx`).
 
-    Connections join `streams`' registry and the listener joins `streams.servers`, so
-    sending, the caps and deadlines of `streams.limits` (:mod:`switch.transport.limits`) and
-    `streams.close()` treat them like TCP/TLS connections; a WSS connection is accepted as
-    TCP and upgraded under the handshake deadline, like TLS. The WebSocket handshake and the
-    first SIP message must arrive within `first_message_timeout`. Returns the bound port.
+    The listener is one of `streams`' (`StreamTransports.listen`) and connections join its
+    registry, so sending, the caps and deadlines of `streams.limits`
+    (:mod:`switch.transport.limits`) and `streams.close()` treat them like TCP/TLS ones (a
+    WSS connection holds its slot during its TLS handshake, like TLS). The WebSocket
+    handshake and the first SIP message must arrive within `first_message_timeout`.
+    Returns the bound port.
     """
     if name not in ("WS", "WSS"):
         raise ValueError(f"not a WebSocket transport: {name}")
     if (name == "WSS") != (ssl_ctx is not None):
         raise ValueError("WSS needs a TLS context, WS must not have one")
-    loop = asyncio.get_running_loop()
-    server = await loop.create_server(
-        lambda: WsConnection(streams, name, streams.max_size, tls=ssl_ctx), host, port,
-        reuse_address=True, backlog=1024,
-    )
-    streams.servers.append(server)
-    streams.start_reaper()
-    return int(server.sockets[0].getsockname()[1])
+    return await streams.listen(name, host, port, ssl_ctx, factory=WsConnection)
