@@ -51,7 +51,6 @@ class StreamLimits:
 
 
 class ConnPhase(Enum):
-    HANDSHAKE = "handshake"  # TLS handshake in progress
     SILENT = "silent"  # usable, no complete SIP message yet
     ACTIVE = "active"  # carried SIP
     REGISTERED = "registered"  # a REGISTER was accepted on it: a phone's path
@@ -59,7 +58,6 @@ class ConnPhase(Enum):
 
 # phase -> phases it may move to (a connection only ever gains trust)
 TRANSITIONS: dict[ConnPhase, frozenset[ConnPhase]] = {
-    ConnPhase.HANDSHAKE: frozenset({ConnPhase.SILENT}),
     ConnPhase.SILENT: frozenset({ConnPhase.ACTIVE, ConnPhase.REGISTERED}),
     ConnPhase.ACTIVE: frozenset({ConnPhase.REGISTERED}),
     ConnPhase.REGISTERED: frozenset(),
@@ -72,9 +70,8 @@ def expiry(limits: StreamLimits, phase: ConnPhase, since: float, last_activity: 
 
     ``since`` is when the phase began (accept, or the end of the TLS handshake);
     ``partial_since`` when the framer started holding an incomplete message (None: none).
+    The TLS handshake itself is bounded by the loop (``ssl_handshake_timeout``).
     """
-    if phase is ConnPhase.HANDSHAKE:
-        return since + limits.handshake_timeout, "TLS handshake not finished"
     if phase is ConnPhase.SILENT:
         return since + limits.first_message_timeout, "no complete SIP message"
     idle = limits.idle_timeout if phase is ConnPhase.REGISTERED else limits.idle_unregistered

@@ -3,8 +3,9 @@
 Each connection cuts its byte stream into messages with `StreamFramer`. Connections are
 registered by id and by remote address so that responses and requests to a phone reuse the
 connection it opened (RFC 3261 18.2.2; phones behind NAT cannot be reached any other way).
-An idle connection is closed after `idle_timeout`; a framing error answers nothing (the
-stream can no longer be trusted) and closes the connection.
+Inbound connections are capped per source IP and in all, and closed by deadlines (no first
+message, an incomplete message, idle; see `switch.transport.limits` for the rules); a framing
+error answers nothing (the stream can no longer be trusted) and closes the connection.
 """
 
 from __future__ import annotations
@@ -290,7 +291,7 @@ class StreamTransports:
         """Keep `conn` in the fast-checked set while it has a deadline shorter than idle."""
         if conn.conn_id not in self.by_id:
             return
-        if conn.phase in (ConnPhase.HANDSHAKE, ConnPhase.SILENT) or conn.partial_since is not None:
+        if conn.phase is ConnPhase.SILENT or conn.partial_since is not None:
             self._watched.add(conn)
         else:
             self._watched.discard(conn)
@@ -347,12 +348,12 @@ class StreamTransports:
             self._watched.discard(conn)
 
     async def _reap(self) -> None:
-        """Short deadlines (handshake, first message, incomplete message) are checked every
+        """Short deadlines (first message, incomplete message) are checked every
         ``tick`` on the watched connections only; idle ones on all connections every
         ``full`` ticks (about a quarter of the shortest idle time, at most 15 s)."""
         loop = asyncio.get_running_loop()
         lim = self.limits
-        short = min(lim.first_message_timeout, lim.message_timeout, lim.handshake_timeout)
+        short = min(lim.first_message_timeout, lim.message_timeout)
         idle = min(lim.idle_unregistered, lim.idle_timeout)
         tick = max(0.05, min(1.0, short / 4, idle / 4))
         full = max(1, round(min(15.0, idle / 4) / tick))
