@@ -182,7 +182,7 @@ class EndpointSession:
             log.debug("dropping datagram from %s: %s", addr, exc)
             self.dropped += 1
             return
-        if not self.latch.check(addr, pkt.sequence, now):
+        if not self.latch.check(addr, pkt.sequence, now, pkt.ssrc):
             self.dropped += 1
             return
         previous_ssrc = self.rx.ssrc
@@ -206,8 +206,8 @@ class EndpointSession:
             self.dropped += 1  # comfort noise and unnegotiated types are not played
 
     def receive_rtcp(self, data: bytes, addr: Addr, now: float, wall: float) -> None:
-        if self.latch.target is None or addr[0] != self.latch.target[0]:
-            self.dropped += 1
+        if not self.latch.rtcp_allowed(addr, self.rtcp_source):
+            self.dropped += 1  # a stranger's reports: not read, and never our RTCP target
             return
         try:
             if self.srtp is not None:

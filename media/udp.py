@@ -11,9 +11,10 @@ import asyncio
 import functools
 import logging
 import random
+import secrets
 import socket
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any, cast
 
 import numpy as np
@@ -37,6 +38,7 @@ from media.srtp import SrtpContext
 from media.stats import RtpStats
 
 log = logging.getLogger(__name__)
+_rng = random.SystemRandom()
 
 
 class PortsExhausted(RuntimeError):
@@ -44,22 +46,38 @@ class PortsExhausted(RuntimeError):
 
 
 class _Ports:
-    """Even/odd port pairs from a range, bound on demand (another process may hold some)."""
+    """Even/odd port pairs from a range, bound on demand (another process may hold some).
+
+    Each pair is drawn at random among the free ones (``secrets``): ports handed out in
+    sequence let a third party predict the next call's relay port and send to it first.
+    """
+
+    _TRIES = 16  # random draws before falling back to a shuffled scan of the free pairs
 
     def __init__(self, host: str, port_min: int, port_max: int) -> None:
         if port_min < 1024 or port_max > 65535 or port_max - port_min < 1:
             raise ValueError(f"bad RTP port range {port_min}-{port_max}")
         self.host = host
         self.pairs = list(range(port_min + (port_min & 1), port_max, 2))
-        self._next = random.randrange(len(self.pairs))
         self._used: set[int] = set()
 
+    def _candidates(self) -> Iterator[int]:
+        pairs, used = self.pairs, self._used
+        for _ in range(self._TRIES):
+            port = pairs[secrets.randbelow(len(pairs))]
+            if port not in used:
+                yield port
+        # nearly full (or unlucky): every free pair once, in a random order
+        free = [p for p in pairs if p not in used]
+        _rng.shuffle(free)
+        yield from free
+
     def bind_pair(self) -> tuple[socket.socket, socket.socket]:
-        for _ in range(len(self.pairs)):
-            port = self.pairs[self._next]
-            self._next = (self._next + 1) % len(self.pairs)
-            if port in self._used:
+        tried: set[int] = set()
+        for port in self._candidates():
+            if port in tried or port in self._used:
                 continue
+            tried.add(port)
             rtp_sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
             rtcp_sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
             try:
@@ -110,6 +128,15 @@ class MediaEngine:
         self.clock = MediaClock()
         self._endpoints: set[MediaEndpoint] = set()
         self._relays: set[Relay] = set()
+        # Relay packets dropped since start, for /metrics: from a source that is not the
+        # leg's phone (hijack attempts, stale senders, sources in probation) and malformed.
+        self.foreign_dropped = 0
+        self.malformed_dropped = 0
+
+    def counters(self) -> dict[str, int]:
+        """Process-wide relay drop counters (the per-leg ones are in ``RelayLeg``)."""
+        return {"rtp_foreign_dropped": self.foreign_dropped,
+                "rtp_malformed_dropped": self.malformed_dropped}
 
     async def start(self) -> None:
         await self.clock.start()
@@ -348,7 +375,9 @@ class RelayLeg:
         self._xlate: bytes | None = None
         self._loop = asyncio.get_running_loop()
         self.rx_packets = self.rx_bytes = self.tx_packets = self.tx_bytes = 0
-        self.dropped = 0
+        self.dropped = 0  # every packet not relayed: malformed plus foreign
+        self.foreign_dropped = 0  # RTP and RTCP from a source other than this leg's phone
+        self._rtcp_source: Addr | None = None  # RTCP's own NAT mapping, locked once seen
         self._base_seq: int | None = None
         self._max_seq = 0
         self._cycles = 0
@@ -365,17 +394,28 @@ class RelayLeg:
         payload_type: int,
         codec: str,
         dtmf_payload_type: int | None = None,
+        *,
+        nat_host: str | None = None,
     ) -> None:
+        """The phone's SDP (offer/answer, re-INVITE): where it wants media, with what types.
+
+        ``nat_host`` is the address its signalling came from, when known: then only a source
+        on that IP may be learned if media does not come from the SDP address (see
+        :mod:`media.latch` for the whole rule).  A different address re-learns the source.
+        """
         get_codec(codec)  # KeyError names an unknown codec
         self.payload_type, self.codec, self.dtmf_payload_type = (
             payload_type,
             codec,
             dtmf_payload_type,
         )
-        self.latch.set_expected((host, port))
+        before = self.latch.expected
+        self.latch.set_expected((host, port), nat_host)
         self.latched = self.latch.latched
         self.dest = self.latch.target
-        self.rtcp_dest = (host, port + 1)
+        if self.latch.expected != before or self._rtcp_source is None:
+            self._rtcp_source = None
+            self.rtcp_dest = (host, port + 1)
         self._configure()
         if self.peer is not None:
             self.peer._configure()
@@ -394,11 +434,16 @@ class RelayLeg:
 
     def _on_rtp(self, data: bytes, addr: Addr) -> None:
         if addr != self.latched:
+            # the slow path: a packet from anyone but the locked source (media.latch decides)
             if len(data) < 12 or data[0] >> 6 != 2:
                 self.dropped += 1
+                self._engine.malformed_dropped += 1
                 return
-            if not self.latch.check(addr, (data[2] << 8) | data[3], self._loop.time()):
+            if not self.latch.check(addr, (data[2] << 8) | data[3], self._loop.time(),
+                                    int.from_bytes(data[8:12], "big")):
                 self.dropped += 1
+                self.foreign_dropped += 1
+                self._engine.foreign_dropped += 1
                 return
             self.latched = self.dest = addr
         else:
@@ -440,11 +485,18 @@ class RelayLeg:
         return head + (body.translate(xlate) if xlate is not None else body)
 
     def _on_rtcp(self, data: bytes, addr: Addr) -> None:
-        """Forward RTCP unchanged to the other phone; read its report blocks on the way."""
-        if self.latch.target is None or addr[0] != self.latch.target[0]:
+        """Forward RTCP unchanged to the other phone; read its report blocks on the way.
+
+        Accepted only from where the phone's RTCP comes from (:meth:`Latch.rtcp_allowed`), so a
+        stranger can neither inject reports nor redirect the other phone's reports to itself.
+        """
+        if not self.latch.rtcp_allowed(addr, self._rtcp_source):
             self.dropped += 1
+            self.foreign_dropped += 1
+            self._engine.foreign_dropped += 1
             return
-        self.rtcp_dest = addr  # RTCP's own NAT mapping
+        if addr != self._rtcp_source:  # first RTCP, or the RTP source moved (NAT rebinding)
+            self._rtcp_source = self.rtcp_dest = addr
         try:
             for p in rtcp.parse_rtcp(data):
                 if isinstance(p, rtcp.RtcpReport) and p.blocks:
@@ -471,7 +523,7 @@ class RelayLeg:
             remote_packets_lost=b.cumulative_lost if b else None,
             remote_fraction_lost=b.fraction_lost / 256 if b else None,
             remote_jitter_ms=b.jitter / 8.0 if b else None,
-            dropped=self.dropped + self.latch.rejected,
+            dropped=self.dropped,
         )
 
     def _close(self) -> None:

@@ -38,6 +38,11 @@ def _setup_logging(level: str) -> None:
 
 def _cmd_serve(args: argparse.Namespace) -> int:
     from switch.app import ServeOptions, run
+    from switch.transport.limits import raise_nofile_limit
+
+    # every connection and RTP port is a descriptor: the soft default (often 1024) would
+    # let a few hundred idle connections stop new calls (issue 20.3)
+    raise_nofile_limit()
 
     return run(ServeOptions(config=Path(args.config), data_dir=Path(args.data_dir),
                             sip_host=args.sip_host, sip_port=args.sip_port))

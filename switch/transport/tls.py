@@ -73,3 +73,45 @@ def client_context(verify: bool = True) -> ssl.SSLContext:
         ctx.check_hostname = False
         ctx.verify_mode = ssl.CERT_NONE
     return ctx
+
+
+def server_context_or_none(cert: Path | None, key: Path | None, *, data_dir: Path,
+                           host: str) -> ssl.SSLContext | None:
+    """The TLS server context, or None when it cannot be built (issue 20.8).
+
+    A bad certificate or key (missing, unreadable, not PEM, not a pair) must not stop the
+    UDP and TCP listeners: this logs one ERROR line naming the file and why, and the caller
+    serves the other transports without TLS and WSS.  With no `cert`/`key` configured, a
+    self-signed pair under ``data_dir/tls`` is used (created on first start).
+    """
+    try:
+        if cert is None or key is None:
+            cert, key = ensure_self_signed(data_dir / "tls", host)
+    except OSError as exc:
+        log.error("TLS disabled: cannot create a self-signed certificate in %s: %s",
+                  data_dir / "tls", exc.strerror or exc)
+        return None
+    from cryptography import x509
+    from cryptography.hazmat.primitives import serialization
+
+    for path, what, load in (
+        (cert, "certificate", lambda b: x509.load_pem_x509_certificates(b)),
+        (key, "private key", lambda b: serialization.load_pem_private_key(b, password=None)),
+    ):
+        try:
+            load(path.read_bytes())
+        except OSError as exc:
+            log.error("TLS disabled: cannot read the %s file %s: %s", what, path,
+                      exc.strerror or exc)
+            return None
+        except (ValueError, TypeError) as exc:
+            # TypeError: an encrypted key (no password is configured for it)
+            log.error("TLS disabled: the %s file %s is not a usable PEM %s: %s", what, path,
+                      what, str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
+            return None
+    try:
+        return server_context(cert, key)
+    except (OSError, ssl.SSLError) as exc:
+        log.error("TLS disabled: the certificate %s and the key %s cannot be used together: %s",
+                  cert, key, getattr(exc, "reason", None) or exc)
+        return None

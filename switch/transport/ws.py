@@ -53,8 +53,10 @@ _DATA_OPCODES = (Opcode.TEXT, Opcode.BINARY, Opcode.CONT)
 class WsConnection(StreamConnection):
     """One WebSocket connection carrying SIP: RFC 6455 via websockets, RFC 7118 framing."""
 
-    def __init__(self, owner: StreamTransports, transport_name: str, max_size: int) -> None:
-        super().__init__(owner, transport_name, max_size)
+    def __init__(self, owner: StreamTransports, transport_name: str, max_size: int, *,
+                 outbound: bool = False, preadmitted: bool = False) -> None:
+        super().__init__(owner, transport_name, max_size, outbound=outbound,
+                         preadmitted=preadmitted)
         self.ws = ServerProtocol(subprotocols=[SIP_SUBPROTOCOL], max_size=max_size,
                                  logger=_protocol_log)
         self._fragments: list[bytes] = []
@@ -113,15 +115,17 @@ class WsConnection(StreamConnection):
                 self.send(b"\r\n")
             return
         assert self.peer is not None
+        self.delivered()
         self.owner.deliver(message, self.peer)  # RFC 7118 section 5: one message, one frame
 
     # -- outbound --
 
     def send(self, data: bytes) -> None:
         """Send one SIP message as one WebSocket message (RFC 7118 section 5)."""
-        if self.ws.state is not State.OPEN or self.transport is None:
+        if self.ws.state is not State.OPEN or self.transport is None or not self.ready:
             log.debug("%s connection %d not open; message dropped", self.name, self.conn_id)
             return
+        self.note_sent(data)
         try:
             data.decode("utf-8")
         except UnicodeDecodeError:
@@ -150,18 +154,15 @@ async def listen_ws(streams: StreamTransports, name: str, host: str, port: int,
                     ssl_ctx: ssl.SSLContext | None = None) -> int:
     """Listen for SIP over WebSocket ("WS") or secure WebSocket ("WSS", with `ssl_ctx`).
 
-    Connections join `streams`' registry and the listener joins `streams.servers`, so
-    sending, idle reaping (started by the TCP listener) and `streams.close()` treat them like
-    TCP/TLS connections. Returns the bound port.
+    The listener is one of `streams`' (`StreamTransports.listen`) and connections join its
+    registry, so sending, the caps and deadlines of `streams.limits`
+    (:mod:`switch.transport.limits`) and `streams.close()` treat them like TCP/TLS ones (a
+    WSS connection holds its slot during its TLS handshake, like TLS). The WebSocket
+    handshake and the first SIP message must arrive within `first_message_timeout`.
+    Returns the bound port.
     """
     if name not in ("WS", "WSS"):
         raise ValueError(f"not a WebSocket transport: {name}")
     if (name == "WSS") != (ssl_ctx is not None):
         raise ValueError("WSS needs a TLS context, WS must not have one")
-    loop = asyncio.get_running_loop()
-    server = await loop.create_server(
-        lambda: WsConnection(streams, name, streams.max_size), host, port, ssl=ssl_ctx,
-        reuse_address=True,
-    )
-    streams.servers.append(server)
-    return int(server.sockets[0].getsockname()[1])
+    return await streams.listen(name, host, port, ssl_ctx, factory=WsConnection)

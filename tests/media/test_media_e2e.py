@@ -126,9 +126,10 @@ async def test_relay_both_ways_with_latching(
     b = await RtpPeer.create(codec_b, pt[codec_b])
     intruder = await RtpPeer.create(codec_a, pt[codec_a])
     relay = await engine.open_relay()
-    # the phones advertise private addresses (behind NAT): media comes from elsewhere
-    relay.leg_a.set_remote("127.0.0.1", 9, pt[codec_a], codec_a)
-    relay.leg_b.set_remote("127.0.0.1", 11, pt[codec_b], codec_b)
+    # the phones are behind a NAT (their SDP ports are not where media comes from); their
+    # signalling came from 127.0.0.1, so a source on that IP may be learned after probation
+    relay.leg_a.set_remote("127.0.0.1", 9, pt[codec_a], codec_a, nat_host="127.0.0.1")
+    relay.leg_b.set_remote("127.0.0.1", 11, pt[codec_b], codec_b, nat_host="127.0.0.1")
     a.remote = (relay.leg_a.local_host, relay.leg_a.local_port)
     b.remote = (relay.leg_b.local_host, relay.leg_b.local_port)
     intruder.remote = a.remote

@@ -31,27 +31,33 @@ def test_latch_sdp_address_latches_at_once() -> None:
     assert latch.check(PHONE, 1, 0.0) and latch.latched == PHONE
 
 
+PRIVATE = ("192.168.1.10", 4000)  # a phone behind NAT declares its LAN address
+
+
 def test_latch_nat_source_after_probation_and_hijack_guard() -> None:
     latch = Latch(probation=3, relatch_after=2.0)
-    latch.set_expected(PHONE)
-    assert not latch.check(NAT, 10, 0.00)
-    assert not latch.check(NAT, 11, 0.02)
-    assert latch.check(NAT, 12, 0.04) and latch.target == NAT
+    latch.set_expected(PRIVATE)
+    assert not latch.check(NAT, 10, 0.00, 7)
+    assert not latch.check(NAT, 11, 0.02, 7)
+    assert latch.check(NAT, 12, 0.04, 7) and latch.target == NAT
     for i in range(10):  # a third party while the phone talks: refused
-        assert latch.check(NAT, 13 + i, 0.06 + 0.02 * i)
-        assert not latch.check(EVIL, 500 + i, 0.06 + 0.02 * i)
+        assert latch.check(NAT, 13 + i, 0.06 + 0.02 * i, 7)
+        assert not latch.check(EVIL, 500 + i, 0.06 + 0.02 * i, 9)
     assert latch.target == NAT and latch.rejected >= 12
-    # the phone falls silent (NAT rebinding): a new source may take over after probation
+    # the phone falls silent for longer than relatch_after (a NAT rebinding): a new source
+    # behind an unroutable SDP address may be learned, again only after probation
     t = 5.0
-    assert not latch.check(EVIL, 1, t) and not latch.check(EVIL, 2, t + 0.02)
-    assert latch.check(EVIL, 3, t + 0.04) and latch.target == EVIL
+    assert not latch.check(EVIL, 1, t, 9) and not latch.check(EVIL, 2, t + 0.02, 9)
+    assert latch.check(EVIL, 3, t + 0.04, 9) and latch.target == EVIL
 
 
-def test_latch_probation_needs_sequential_packets() -> None:
+def test_latch_probation_needs_sequential_packets_and_one_ssrc() -> None:
     latch = Latch(probation=3)
-    latch.set_expected(PHONE)
+    latch.set_expected(PRIVATE)
     for seq in (1, 5, 9, 13):
-        assert not latch.check(EVIL, seq, 0.0)
+        assert not latch.check(EVIL, seq, 0.0, 9)
+    for i in range(6):  # consecutive numbers, but the SSRC changes every packet
+        assert not latch.check(EVIL, 20 + i, 0.1, 100 + i)
     assert latch.state is LatchState.WAITING
 
 
