@@ -7,6 +7,9 @@
     wte plan explain FILE --from 501410 --dial 0612345678 [--at 2026-12-25T10:00]
     wte calls [--data-dir DIR] [--limit N]
     wte scenario run FILE... [--target HOST:PORT] [--engine own|pjsua2] [--junit out.xml]
+                             [--carrier HOST:PORT]
+    wte devices [--data-dir DIR]
+    wte billing export --month YYYY-MM [--customer ID] [--format csv|json]
 """
 
 from __future__ import annotations
@@ -73,7 +76,20 @@ def _cmd_calls(args: argparse.Namespace) -> int:
 def _cmd_scenario_run(args: argparse.Namespace) -> int:
     from scenarios.cli import scenario_main
 
-    return scenario_main(list(args.files), args.target, args.engine, args.junit, sys.stdout)
+    return scenario_main(list(args.files), args.target, args.engine, args.junit, sys.stdout,
+                         carrier=args.carrier)
+
+
+def _cmd_devices(args: argparse.Namespace) -> int:
+    from switch.storage.devices import devices_main
+
+    return devices_main(args, sys.stdout)
+
+
+def _cmd_billing_export(args: argparse.Namespace) -> int:
+    from switch.storage.billing import run_export
+
+    return run_export(args, sys.stdout)
 
 
 def _cmd_plan_check(args: argparse.Namespace) -> int:
@@ -98,13 +114,16 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     serve = sub.add_parser("serve", help="run the switch on a configuration file",
-                           description="Run the switch: SIP over UDP and TCP on the SIP port, "
-                           "TLS on the SIP port + 1. Stops cleanly on SIGINT/SIGTERM; "
+                           description="Run the switch: SIP over UDP and TCP on the SIP port "
+                           "P, TLS on P+1, WebSocket on P+2, secure WebSocket on P+3, the HTTP "
+                           "API on P+4; RTP on the configured media.port_min..port_max "
+                           "(default 20000-29999). Stops cleanly on SIGINT/SIGTERM; "
                            "SIGHUP reloads the dialplan.")
-    serve.add_argument("--config", default=DEFAULT_CONFIG, help="configuration YAML")
+    serve.add_argument("--config", default=DEFAULT_CONFIG,
+                       help=f"configuration YAML (default {DEFAULT_CONFIG})")
     serve.add_argument("--sip-host", default=None, help="address to listen on (default from config)")
     serve.add_argument("--sip-port", type=int, default=None,
-                       help="UDP and TCP port; TLS listens on this port + 1")
+                       help="UDP and TCP port P; TLS P+1, WS P+2, WSS P+3, HTTP P+4")
     serve.add_argument("--data-dir", default=DEFAULT_DATA,
                        help="database, certificates and recordings (default var/)")
     serve.set_defaults(func=_cmd_serve)
@@ -153,7 +172,26 @@ def build_parser() -> argparse.ArgumentParser:
     srun.add_argument("--engine", choices=["own", "pjsua2"], default="own",
                       help="own user agent (fast, concurrent) or pjsua2 (independent)")
     srun.add_argument("--junit", default=None, metavar="FILE", help="write JUnit XML here")
+    srun.add_argument("--carrier", default=None, metavar="HOST:PORT",
+                      help="where the target's carrier trunk points (with --target; default "
+                      "the example's 127.0.0.1:5090)")
     srun.set_defaults(func=_cmd_scenario_run)
+
+    devices = sub.add_parser("devices", help="list the devices seen registering (JSON lines)",
+                             description="User, vendor, model, firmware, MAC, transport, "
+                             "source and last registration of every registered device.")
+    devices.add_argument("--data-dir", default=DEFAULT_DATA,
+                         help="where the SQLite database lives")
+    devices.set_defaults(func=_cmd_devices)
+
+    billing = sub.add_parser("billing", help="monthly billing export")
+    bsub = billing.add_subparsers(dest="billing_command", required=True, metavar="ACTION")
+    bexp = bsub.add_parser("export", help="per site packs, pool, minutes and charges by zone; "
+                           "per call the rated lines")
+    from switch.storage.billing import add_export_arguments
+
+    add_export_arguments(bexp, DEFAULT_CONFIG, DEFAULT_DATA)
+    bexp.set_defaults(func=_cmd_billing_export)
     return parser
 
 
@@ -161,7 +199,10 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     _setup_logging(args.log_level)
-    result: int = args.func(args)
+    from switch.storage.cli import guarded
+
+    # a database that cannot be used (corrupt file, no schema) is one clear line, status 2
+    result: int = guarded(args.func)(args)
     return result
 
 

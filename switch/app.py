@@ -38,8 +38,9 @@ from switch.services.ports import CallTimers, Reloadable, Service
 from switch.settings import SwitchSettings, settings_from_source
 from switch.storage.cli import database_url
 from switch.storage.engine import create_engine
+from switch.transport.limits import StreamLimits
 from switch.transport.stream import StreamTransports
-from switch.transport.tls import client_context, ensure_self_signed, server_context
+from switch.transport.tls import client_context, server_context_or_none
 from switch.transport.udp import start_udp
 from switch.transport.ws import listen_ws
 
@@ -136,17 +137,20 @@ class Switch:
         self._listening("UDP", a.host, self.runtime.udp.port)
         tcp_port = await self.streams.listen("TCP", a.host, a.port)
         self._listening("TCP", a.host, tcp_port)
-        if sip.tls_cert and sip.tls_key:
-            cert, key = Path(sip.tls_cert), Path(sip.tls_key)
-        else:
-            cert, key = ensure_self_signed(self.options.data_dir / "tls", a.host)
-        tls_ctx = server_context(cert, key)
-        tls_bound = await self.streams.listen("TLS", a.host, a.tls_port, tls_ctx)
-        self._listening("TLS", a.host, tls_bound)
+        # a bad certificate or key disables TLS and WSS (one error line naming the file),
+        # never UDP, TCP and WS (issue 20.8)
+        tls_ctx = server_context_or_none(
+            Path(sip.tls_cert) if sip.tls_cert else None,
+            Path(sip.tls_key) if sip.tls_key else None,
+            data_dir=self.options.data_dir, host=a.host)
+        if tls_ctx is not None:
+            tls_bound = await self.streams.listen("TLS", a.host, a.tls_port, tls_ctx)
+            self._listening("TLS", a.host, tls_bound)
         # WebSocket connections join self.streams' registry (see switch/transport/ws.py)
         self._listening("WS", a.host, await listen_ws(self.streams, "WS", a.host, a.ws_port))
-        self._listening("WSS", a.host, await listen_ws(self.streams, "WSS", a.host, a.wss_port,
-                                                       tls_ctx))
+        if tls_ctx is not None:
+            self._listening("WSS", a.host, await listen_ws(self.streams, "WSS", a.host,
+                                                           a.wss_port, tls_ctx))
 
     def http_port(self) -> int:
         return http_port(self.options, self.settings)
@@ -201,6 +205,14 @@ def build_switch(options: ServeOptions) -> Switch:
     runtime.register_handler("OPTIONS", handle_options)
     streams = StreamTransports(runtime.deliver, max_size=settings.sip.max_message_size,
                                idle_timeout=settings.sip.tcp_idle_timeout,
+                               limits=StreamLimits(
+                                   max_per_source=settings.sip.max_connections_per_source,
+                                   max_connections=settings.sip.max_connections,
+                                   handshake_timeout=settings.sip.handshake_timeout,
+                                   first_message_timeout=settings.sip.handshake_timeout,
+                                   message_timeout=settings.sip.handshake_timeout,
+                                   idle_unregistered=settings.sip.unregistered_idle_timeout,
+                                   idle_timeout=settings.sip.tcp_idle_timeout),
                                client_ssl=client_context(verify=False))
     engine = create_engine(database_url(str(options.data_dir)))
 

@@ -400,7 +400,7 @@ class CallService:
         entry, side = ref.entry, ref.side
         body = entry.a_sdp if side is Side.CALLER else entry.b_sdp
         if req.body and entry.anchor is not None:
-            body = entry.anchor.answer_reoffer(side, req.body)
+            body = entry.anchor.answer_reoffer(side, req.body, nat_host=sreq.peer.host)
             if side is Side.CALLER:
                 entry.a_sdp = body
             else:
@@ -488,7 +488,9 @@ class CallService:
                     self._ended(entry, eff)
                 elif isinstance(eff, CalleeMedia):
                     if entry.anchor is not None:
-                        entry.anchor.latch(eff.sdp)
+                        callee = entry.call.leg(eff.leg)
+                        entry.anchor.latch(eff.sdp, caller_host=entry.call.a_peer.host,
+                                           callee_host=callee.dest.host if callee else None)
                 elif isinstance(eff, Transferred):
                     self._transferred(entry, eff)
                 elif isinstance(eff, StartApplication):
@@ -546,7 +548,11 @@ class CallService:
         entry.extra_call_ids.append(eff.new_call_id)
         entry.record = dataclasses.replace(entry.record, transferred_to=eff.target)
         if entry.anchor is not None:
-            latch_onto(entry.anchor, eff.replaced, eff.sdp)  # the transferee hears the target
+            call = entry.call
+            moved = call.leg(call.answered_leg) if call.answered_leg is not None else None
+            peer = call.a_peer if eff.replaced is Side.CALLER else (moved.dest if moved else None)
+            # the transferee hears the target
+            latch_onto(entry.anchor, eff.replaced, eff.sdp, peer.host if peer else None)
 
     def _ended(self, entry: CallEntry, eff: Ended) -> None:
         call = entry.call

@@ -89,9 +89,12 @@ class Anchor:
         sdp = rewrite_connection(restrict_codecs(self.offer), leg.local_host, leg.local_port)
         return self.versioner_b.stamp(sdp).to_bytes()
 
-    def latch(self, body: bytes) -> None:
+    def latch(self, body: bytes, *, caller_host: str | None = None,
+              callee_host: str | None = None) -> None:
         """Point the relay at the callee's answer (B) and the caller's offer (A), with the
-        codec the callee chose, so the relay only forwards."""
+        codec the callee chose, so the relay only forwards. The hosts the signalling came
+        from let a phone behind NAT (media from another address than its SDP says) be
+        learned from that host only (media.latch)."""
         answer = parse_sdp(body)
         streams = negotiated_streams(answer, self.offer)
         remote_a = _first_audio(self.offer)
@@ -102,9 +105,9 @@ class Anchor:
             if codec in SUPPORTED_CODECS:
                 self.codec = codec
                 self.relay.leg_b.set_remote(remote_b[0], remote_b[1], s.payload_type, codec,
-                                            s.telephone_event)
+                                            s.telephone_event, nat_host=callee_host)
                 self.relay.leg_a.set_remote(remote_a[0], remote_a[1], s.payload_type, codec,
-                                            s.telephone_event)
+                                            s.telephone_event, nat_host=caller_host)
 
     def answer_for_caller(self, leg: object, body: bytes) -> bytes:
         """The callee's answer as the caller gets it: the relay's A side in it."""
@@ -126,7 +129,7 @@ class Anchor:
         """The relay leg facing the caller (A) or the callee (B)."""
         return self.relay.leg_a if side is Side.CALLER else self.relay.leg_b
 
-    def answer_reoffer(self, side: Side, body: bytes) -> bytes:
+    def answer_reoffer(self, side: Side, body: bytes, nat_host: str | None = None) -> bytes:
         """Answer a re-INVITE/UPDATE offer from one side (hold, resume, new address) on the
         relay leg that faces it (RFC 3264 section 8); the other side is not disturbed."""
         leg = self.relay_leg(side)
@@ -139,7 +142,7 @@ class Anchor:
         if streams and streams[0].encoding.upper() in SUPPORTED_CODECS:
             s = streams[0]
             leg.set_remote(s.remote_address, s.remote_port, s.payload_type, s.encoding.upper(),
-                           s.telephone_event)
+                           s.telephone_event, nat_host=nat_host)
         return answer.to_bytes()
 
     async def close(self) -> None:

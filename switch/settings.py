@@ -32,6 +32,13 @@ class SipSettings(_Strict):
     tls_key: str | None = None
     max_message_size: int = Field(default=65535, ge=1024, le=1_048_576)
     tcp_idle_timeout: float = Field(default=900.0, gt=0)
+    # connection caps and deadlines of TCP/TLS/WS (switch.transport.limits, issue 20.3)
+    max_connections_per_source: int = Field(default=256, ge=1)
+    max_connections: int = Field(default=20_000, ge=1)
+    handshake_timeout: float = Field(default=10.0, gt=0,
+                                     description="TLS handshake, first message, partial message")
+    unregistered_idle_timeout: float = Field(
+        default=300.0, gt=0, description="idle close of a connection no REGISTER was accepted on")
     user_agent: str = "wte/0.1"
 
 

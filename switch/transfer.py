@@ -74,7 +74,8 @@ def offer_from_leg(anchor: Anchor, side: Side, session_id: int) -> bytes:
     return SdpVersioner(session_id, username="wte").stamp(build_offer(caps)).to_bytes()
 
 
-def latch_onto(anchor: Anchor, side: Side, answer_body: bytes) -> None:
+def latch_onto(anchor: Anchor, side: Side, answer_body: bytes,
+               nat_host: str | None = None) -> None:
     """Point the transferor's relay leg at the target that answered."""
     leg = anchor.relay_leg(side)
     answer = parse_sdp(answer_body)
@@ -85,7 +86,7 @@ def latch_onto(anchor: Anchor, side: Side, answer_body: bytes) -> None:
     s = streams[0]
     if s.encoding.upper() in SUPPORTED_CODECS:
         leg.set_remote(remote[0], remote[1], s.payload_type, s.encoding.upper(),
-                       s.telephone_event)
+                       s.telephone_event, nat_host=nat_host)
 
 
 def notify(dialog: Dialog, local: LocalAddress, dest: Peer, status: int, reason: str,
