@@ -211,7 +211,8 @@ def build_switch(options: ServeOptions) -> Switch:
                                    handshake_timeout=settings.sip.handshake_timeout,
                                    first_message_timeout=settings.sip.handshake_timeout,
                                    message_timeout=settings.sip.handshake_timeout,
-                                   idle_unregistered=settings.sip.unregistered_idle_timeout,
+                                   idle_unregistered=min(settings.sip.unregistered_idle_timeout,
+                                                         settings.sip.tcp_idle_timeout),
                                    idle_timeout=settings.sip.tcp_idle_timeout),
                                client_ssl=client_context(verify=False))
     engine = create_engine(database_url(str(options.data_dir)))

@@ -72,7 +72,7 @@ async def make_client() -> AsyncIterator[MakeClient]:
             accounts=Accounts(),
             registration=SimpleNamespace(guard=guard if guard is not None else AuthFailureGuard(),
                                          clock=lambda: NOW),
-            calls=SimpleNamespace(emergency=Emergency()),
+            emergency=Emergency(),
         )
         client: TestClient[Any, Any] = TestClient(TestServer(api.build_app()))
         await client.start_server()
