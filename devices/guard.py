@@ -250,13 +250,16 @@ class AuthFailureGuard:
 
     def check(self, source_ip: str, now: float, account: str | None = None) -> GuardVerdict:
         """What to do with a request carrying credentials (for `account`) from `source_ip`."""
-        if account is not None and self._bound(source_ip, account):
-            # a phone registered from here: only its own pair score may stop it
-            return self._pairs.verdict(self._pair(source_ip, account), now)
         verdict = self._sources.verdict(source_ip, now)
-        if account is not None:
-            verdict = _worst(verdict, self._accounts.verdict(account, now))
-            verdict = _worst(verdict, self._pairs.verdict(self._pair(source_ip, account), now))
+        if account is None:
+            return verdict
+        pair = self._pairs.verdict(self._pair(source_ip, account), now)
+        verdict = _worst(_worst(verdict, self._accounts.verdict(account, now)), pair)
+        if verdict is ALLOW:
+            return verdict  # the common case: no binding look-up needed
+        if self._bound(source_ip, account):
+            # a phone registered from here: only its own pair score may stop it
+            return pair
         return verdict
 
     def record_failure(self, source_ip: str, now: float,
