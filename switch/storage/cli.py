@@ -137,13 +137,21 @@ async def list_registrations(url: str, out: TextIO, now: float) -> int:
     return 0
 
 
-async def read_registrations(url: str, now: float) -> list[Any]:
-    """The unexpired registration rows, by account, best q first; StorageError if the
-    database or its schema is missing."""
+def missing_sqlite_file(url: str) -> str | None:
+    """The path of the SQLite file `url` names when that file does not exist (a command
+    reading it must not create an empty one), else None."""
     if is_sqlite(url):
         db = make_url(url).database
         if db and db != ":memory:" and not Path(db).exists():
-            raise StorageError(f"no database at {db}: run `wte db upgrade` first")
+            return db
+    return None
+
+
+async def read_registrations(url: str, now: float) -> list[Any]:
+    """The unexpired registration rows, by account, best q first; StorageError if the
+    database or its schema is missing."""
+    if (missing := missing_sqlite_file(url)) is not None:
+        raise StorageError(f"no database at {missing}: run `wte db upgrade` first")
     engine = create_engine(url)
     table = cast(Table, RegistrationRow.__table__)
     try:

@@ -17,16 +17,15 @@ import json
 import sys
 import time
 from dataclasses import asdict, dataclass
-from pathlib import Path
 from typing import Any, TextIO, cast
 
 from sqlalchemy import Table, select
-from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError
 
 from devices.inventory import identify
 
-from .engine import create_engine, is_sqlite
+from .cli import missing_sqlite_file
+from .engine import create_engine
 from .models import RegistrationRow
 
 
@@ -71,10 +70,8 @@ class InventoryError(RuntimeError):
 
 async def read_devices(url: str, now: float) -> list[DeviceRow]:
     """Every binding in the table as an inventory row, by account, newest first."""
-    if is_sqlite(url):
-        db = make_url(url).database
-        if db and db != ":memory:" and not Path(db).exists():
-            raise InventoryError(f"no database at {db}: run `wte db upgrade` first")
+    if (missing := missing_sqlite_file(url)) is not None:
+        raise InventoryError(f"no database at {missing}: run `wte db upgrade` first")
     engine = create_engine(url)
     table = cast(Table, RegistrationRow.__table__)
     try:
