@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import secrets
+import socket
 import time
 from pathlib import Path
 
@@ -15,7 +16,8 @@ from tests.support.server import call_records, config_with, start_switch
 from tests.support.sipclient import UdpClient
 
 T1 = 0.05  # 64*T1 = 3.2 s instead of 32 s
-CALLS = 150
+# 150 in the suite; WTE_UNACKED_CALLS=2000 reproduces the review's load (about a minute)
+CALLS = int(os.environ.get("WTE_UNACKED_CALLS", "150"))
 SDP = (b"v=0\r\no=x 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n"
        b"m=audio 40100 RTP/AVP 0 101\r\na=rtpmap:0 PCMU/8000\r\n"
        b"a=rtpmap:101 telephone-event/8000\r\n")
@@ -56,9 +58,12 @@ def _invite(client: UdpClient, host: str, call_id: str, cseq: int, auth: str | N
 def test_unacked_calls_end_at_64_t1_and_the_switch_goes_idle(tmp_path: Path) -> None:
     config = config_with(tmp_path, {
         "transaction.t1": T1, "auth.max_failures": 100000,
-        "calls.limits.account_concurrent": 0, "calls.limits.account_per_minute": 0})
+        **{f"calls.limits.{scope}_{kind}": 0 for scope in ("account", "site")
+           for kind in ("concurrent", "per_minute")}})
     switch = start_switch(tmp_path / "var", config=config)
     client = UdpClient(switch.host, switch.port)
+    # room for thousands of 2xx retransmissions while the test reads (capped by the kernel)
+    client.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 8 << 20)
     try:
         ruri = f"sip:*43@{switch.host}"
         call_ids = [f"unacked-{i}-{secrets.token_hex(3)}" for i in range(CALLS)]
@@ -95,7 +100,12 @@ def test_unacked_calls_end_at_64_t1_and_the_switch_goes_idle(tmp_path: Path) -> 
         # each call ended with a BYE toward the caller
         byes = [m for m in (parse_message(r) for r in received + _drain_for(client, 0.5))
                 if not isinstance(m, Response) and m.method == "BYE"]
-        assert {b.call_id for b in byes} >= set(call_ids)
+        seen = {b.call_id for b in byes} & set(call_ids)
+        # at suite size every BYE is seen; at thousands of calls this one Python socket
+        # drops datagrams under the 2xx and BYE retransmissions (tens of thousands in 3 s),
+        # so there the switch's log lines and call records above are the evidence
+        if CALLS <= 200:
+            assert len(seen) == CALLS, len(seen)
         # and the switch still serves a registration
         assert _register(client, switch.host) == 200
     finally:
