@@ -118,6 +118,7 @@ class Switch:
     registration: RegistrationService
     emergency: EmergencyService
     calls: CallService
+    media: MediaService
     services: list[Service] = field(default_factory=list)  # started in order, stopped reversed
     reloadable: list[Reloadable] = field(default_factory=list)  # SIGHUP
     listening: list[tuple[str, str, int]] = field(default_factory=list)
@@ -246,7 +247,7 @@ def build_switch(options: ServeOptions) -> Switch:
     keepalive = NatKeepalive(settings.registrar.nat_ping_interval)
 
     switch = Switch(options, settings, addresses, runtime, streams, engine, holder, accounts,
-                    registration, emergency, calls, reloadable=[plan])
+                    registration, emergency, calls, media, reloadable=[plan])
     # order matters: registration migrates the database before the others read it
     switch.services.extend([
         plan, SwitchBound(registration, switch), SwitchBound(records, switch), media,

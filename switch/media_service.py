@@ -159,6 +159,10 @@ class MediaService:
         self.engine: MediaEngine | None = None
         self._session_ids = itertools.count(secrets.randbelow(2**31))
 
+    def counters(self) -> dict[str, int]:
+        """For /metrics: relay packets dropped (foreign sources, malformed)."""
+        return self.engine.counters() if self.engine is not None else {}
+
     async def start(self) -> None:
         self.engine = MediaEngine(self.host, self.port_min, self.port_max)
         await self.engine.start()

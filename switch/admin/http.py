@@ -174,26 +174,50 @@ class HttpApi:
             return web.Response(status=403, text="forbidden\n")
         data = self._figures()
         sip = data["sip"]
-        lines = [
-            "# TYPE wte_sip_messages_total counter",
-            f'wte_sip_messages_total{{direction="in"}} {sip["messages_in"]}',
-            f'wte_sip_messages_total{{direction="out"}} {sip["messages_out"]}',
-            "# TYPE wte_sip_dropped_total counter",
-            f"wte_sip_dropped_total {sip['dropped']}",
-            "# TYPE wte_sip_handler_errors_total counter",
-            f"wte_sip_handler_errors_total {sip['handler_errors']}",
-            "# TYPE wte_sip_requests_total counter",
-            *(f'wte_sip_requests_total{{method="{m}"}} {n}' for m, n in sip["requests"].items()),
-            "# TYPE wte_sip_responses_total counter",
-            *(f'wte_sip_responses_total{{status="{c}"}} {n}'
-              for c, n in sip["responses_sent"].items()),
-            "# TYPE wte_transactions gauge",
-            f"wte_transactions {data['transactions']}",
-            "# TYPE wte_bindings gauge",
-            f"wte_bindings {data.get('bindings', 0)}",
-            "# TYPE wte_calls gauge",
-            f"wte_calls {data.get('calls', 0)}",
-        ]
+        lines: list[str] = []
+
+        def family(name: str, kind: str, help_text: str, samples: list[tuple[str, Any]]) -> None:
+            lines.append(f"# HELP {name} {help_text}")
+            lines.append(f"# TYPE {name} {kind}")
+            lines.extend(f"{name}{labels} {value}" for labels, value in samples)
+
+        family("wte_sip_messages_total", "counter", "SIP messages received and sent.",
+               [('{direction="in"}', sip["messages_in"]),
+                ('{direction="out"}', sip["messages_out"])])
+        family("wte_sip_dropped_total", "counter",
+               "Datagrams and stream messages dropped unparsed at the transport edge.",
+               [("", sip["dropped"])])
+        family("wte_sip_handler_errors_total", "counter",
+               "Requests whose handler raised (answered 500).", [("", sip["handler_errors"])])
+        family("wte_sip_requests_total", "counter", "SIP requests received, by method.",
+               [(f'{{method="{m}"}}', n) for m, n in sip["requests"].items()])
+        family("wte_sip_responses_total", "counter", "SIP responses sent, by status.",
+               [(f'{{status="{c}"}}', n) for c, n in sip["responses_sent"].items()])
+        family("wte_transactions", "gauge", "SIP transactions in progress.",
+               [("", data["transactions"])])
+        family("wte_bindings", "gauge", "Registered contacts (bindings).",
+               [("", data.get("bindings", 0))])
+        family("wte_calls", "gauge", "Calls in progress.", [("", data.get("calls", 0))])
+        family("wte_call_limit_refusals_total", "counter",
+               "Calls refused by the per-account and per-site limits (toll fraud brake).",
+               [("", data.get("call_limit_refusals", 0))])
+        streams = data.get("streams", {})
+        family("wte_stream_connections", "gauge", "Open TCP, TLS and WebSocket connections.",
+               [("", streams.get("stream_connections", 0))])
+        family("wte_stream_refused_total", "counter",
+               "Inbound connections reset over a cap.",
+               [('{cap="per_source"}', streams.get("stream_refused_per_source", 0)),
+                ('{cap="overall"}', streams.get("stream_refused_overall", 0))])
+        family("wte_stream_closed_total", "counter",
+               "Connections closed by a deadline or for a failed handshake or framing.",
+               [(f'{{reason="{k.removeprefix("stream_")}"}}', v) for k, v in streams.items()
+                if k.startswith(("stream_expired_", "stream_handshake", "stream_framing"))])
+        media = data.get("media", {})
+        family("wte_rtp_dropped_total", "counter",
+               "RTP/RTCP packets the relay dropped: from a source that is not the call's "
+               "phone, or malformed.",
+               [('{reason="foreign"}', media.get("rtp_foreign_dropped", 0)),
+                ('{reason="malformed"}', media.get("rtp_malformed_dropped", 0))])
         return web.Response(text="\n".join(lines) + "\n",
                             content_type="text/plain", charset="utf-8")
 
@@ -211,6 +235,9 @@ class HttpApi:
             body["bindings"] = len(sw.registration.location)
         if sw.calls is not None:
             body["calls"] = len(sw.calls)
+            body["call_limit_refusals"] = sw.calls.admission.limiter.refused
+        body["streams"] = sw.streams.counters()
+        body["media"] = sw.media.counters()
         return body
 
     def _clock(self) -> float:

@@ -5,6 +5,7 @@ other users' calls and the account's own emergency calls still go out."""
 from __future__ import annotations
 
 import secrets
+import urllib.request
 from collections.abc import Iterator
 
 import pytest
@@ -16,6 +17,7 @@ from tests.support.server import RunningSwitch, config_with, start_switch, wait_
 from tests.support.sipclient import UdpClient
 
 LIMIT = 2
+TOKEN = "limits-" + secrets.token_hex(8)
 
 
 @pytest.fixture(scope="module")
@@ -26,7 +28,7 @@ def setup(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[RunningSwi
                                "calls.limits.account_concurrent": LIMIT,
                                "auth.max_failures": 10000},
                          carrier_port=carrier.port)
-    switch = start_switch(tmp / "var", config=config)
+    switch = start_switch(tmp / "var", config=config, env={"WTE_ADMIN_TOKEN": TOKEN})
     yield switch, carrier
     switch.stop()
     carrier.close()
@@ -121,3 +123,21 @@ def test_an_account_over_its_limit_gets_403_others_and_112_go_through(
     assert record["disposition"] == "refused"
     text = switch.log_text()
     assert text.count("call limit alert user=501410") == 1, text[-2000:]
+
+
+def test_metrics_describe_every_series_and_count_the_refusals(
+        setup: tuple[RunningSwitch, Carrier]) -> None:
+    """/metrics (issue 24): a HELP and a TYPE line per family; the call-limit refusals,
+    connection caps and relay drops are exposed (after the test above: one refusal)."""
+    switch, _ = setup
+    req = urllib.request.Request(f"http://{switch.host}:{switch.http_port}/metrics")
+    req.add_header("Authorization", f"Bearer {TOKEN}")
+    with urllib.request.urlopen(req, timeout=5) as resp:
+        text = resp.read().decode()
+    families = [ln.split()[2] for ln in text.splitlines() if ln.startswith("# TYPE ")]
+    helped = {ln.split()[2] for ln in text.splitlines() if ln.startswith("# HELP ")}
+    assert families and set(families) == helped
+    assert "wte_call_limit_refusals_total 1" in text.splitlines()
+    for series in ('wte_stream_refused_total{cap="per_source"}',
+                   'wte_rtp_dropped_total{reason="foreign"}', "wte_stream_connections"):
+        assert series in text, series
