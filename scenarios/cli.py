@@ -61,6 +61,11 @@ def make_engine(name: str, pump: Pump, pj_library: object | None = None) -> Engi
     if name == "own":
         return OwnEngine()
     if name == "pjsua2":
+        try:
+            import pjsua2  # noqa: F401
+        except ImportError:
+            raise ValueError("the pjsua2 engine needs PJSIP's Python wheel: "
+                             "pip install 'wte[pjsua2]' (or pjsua2-python)") from None
         from .pj_engine import PjEngine
 
         return PjEngine(pump, pj_library)

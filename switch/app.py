@@ -20,7 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from dialplan import PlanHolder, load_plan_data
 from dialplan.call_limits import CallLimits
-from dialplan.yamlsource import ConfigError, load_yaml_file
+from dialplan.yamlsource import ConfigError, YamlSource, load_yaml_file
 from switch.admin.http import HttpApi
 from switch.b2bua.legs import LocalAddress
 from switch.calls import CallService
@@ -184,6 +184,21 @@ class Switch:
             service.reload()
 
 
+def _refuse_port_overlap(source: YamlSource, a: SipAddresses, http: int,
+                         settings: SwitchSettings) -> None:
+    """The RTP range must not hold a signalling port (`--sip-port 25060` with RTP on
+    20000-29999 would hand a call's media the port the switch listens on)."""
+    low, high = settings.media.port_min, settings.media.port_max
+    inside = sorted(p for p in (a.port, a.tls_port, a.ws_port, a.wss_port, http)
+                    if p and low <= p <= high)
+    if inside:
+        raise ConfigError([source.issue(
+            ("switch", "media", "port_min"),
+            f"the RTP range {low}-{high} holds the signalling port(s) "
+            f"{', '.join(map(str, inside))}: move the range (media.port_min/port_max) "
+            "or the SIP port")])
+
+
 def http_port(options: ServeOptions, settings: SwitchSettings) -> int:
     """The HTTP API port: configured, else the SIP port + 4 (WS and WSS take + 2, + 3)."""
     if settings.http.port is not None and options.sip_port is None:
@@ -199,6 +214,7 @@ def build_switch(options: ServeOptions) -> Switch:
     source = load_yaml_file(options.config)
     settings = settings_from_source(source)
     addresses = sip_addresses(options, settings)
+    _refuse_port_overlap(source, addresses, http_port(options, settings), settings)
     t = settings.transaction
     runtime = SipRuntime(t1=t.t1, t2=t.t2, t4=t.t4,
                          max_message_size=settings.sip.max_message_size,
@@ -225,7 +241,7 @@ def build_switch(options: ServeOptions) -> Switch:
     demo = accounts.demo_password_accounts()
     if demo:
         log.warning("demo passwords in use for %d accounts (%s): change them before exposing "
-                    "this switch", len(demo), ", ".join(demo[:5]))
+                    "this switch", len(demo), ", ".join(demo))
 
     registration = RegistrationService(accounts, accounts.realm_for_host)
     records = CdrWriter()
