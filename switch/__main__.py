@@ -1,6 +1,6 @@
 """`wte`: the command line of the switch.
 
-    wte serve --config FILE [--sip-host H] [--sip-port P] [--data-dir DIR]
+    wte serve --config FILE [--sip-host H] [--sip-port P] [--rtp-ports MIN-MAX] [--data-dir DIR]
     wte db upgrade [--data-dir DIR]
     wte registrations [--config FILE] [--data-dir DIR]
     wte plan check FILE...
@@ -48,7 +48,19 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     raise_nofile_limit()
 
     return run(ServeOptions(config=Path(args.config), data_dir=Path(args.data_dir),
-                            sip_host=args.sip_host, sip_port=args.sip_port))
+                            sip_host=args.sip_host, sip_port=args.sip_port,
+                            rtp_ports=args.rtp_ports))
+
+
+def _port_range(text: str) -> tuple[int, int]:
+    low, sep, high = text.partition("-")
+    try:
+        lo, hi = int(low), int(high)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not MIN-MAX") from None
+    if not sep or not 1024 <= lo < hi <= 65535:
+        raise argparse.ArgumentTypeError(f"{text!r}: want MIN-MAX within 1024-65535")
+    return lo, hi
 
 
 def _cmd_db_upgrade(args: argparse.Namespace) -> int:
@@ -124,6 +136,9 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--sip-host", default=None, help="address to listen on (default from config)")
     serve.add_argument("--sip-port", type=int, default=None,
                        help="UDP and TCP port P; TLS P+1, WS P+2, WSS P+3, HTTP P+4")
+    serve.add_argument("--rtp-ports", type=_port_range, default=None, metavar="MIN-MAX",
+                       help="RTP port range (default media.port_min-port_max of the "
+                       "config, 20000-29999); may not hold a signalling port")
     serve.add_argument("--data-dir", default=DEFAULT_DATA,
                        help="database, certificates and recordings (default var/)")
     serve.set_defaults(func=_cmd_serve)

@@ -53,6 +53,7 @@ class ServeOptions:
     data_dir: Path = Path("var")
     sip_host: str | None = None
     sip_port: int | None = None
+    rtp_ports: tuple[int, int] | None = None  # overrides media.port_min/port_max
 
 
 @dataclass(frozen=True, slots=True)
@@ -213,6 +214,10 @@ def build_switch(options: ServeOptions) -> Switch:
     The wiring diagram: who gets what. Every service receives its collaborators here."""
     source = load_yaml_file(options.config)
     settings = settings_from_source(source)
+    if options.rtp_ports is not None:
+        low, high = options.rtp_ports
+        settings = settings.model_copy(update={"media": settings.media.model_copy(
+            update={"port_min": low, "port_max": high})})
     addresses = sip_addresses(options, settings)
     _refuse_port_overlap(source, addresses, http_port(options, settings), settings)
     t = settings.transaction

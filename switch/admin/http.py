@@ -1,8 +1,8 @@
 """The switch's HTTP API: health, metrics, and the emergency location update URL.
 
 Least privilege: each route has the smallest audience it needs.
-- `GET /healthz`: anyone (load balancers): 200 with the checks (database, disk), or 503
-  with the same JSON and `failed` naming what failed (switch.admin.health).
+- `GET /healthz`: anyone (load balancers): 200 with the checks (database, disk, transports,
+  plan, registrations), or 503 with the same JSON and `failed` naming what failed.
 - `GET /metrics` (Prometheus text) and `GET /metrics.json`: operators holding the admin token
   (env `WTE_ADMIN_TOKEN`, sent as `Authorization: Bearer ...`); without a configured token
   the routes are closed.
@@ -34,7 +34,7 @@ from devices.accounts import Account, ha1
 from devices.logsafe import printable
 from emergency.locations import DeclaredLocation, LocationTextError, check_text
 
-from .health import HealthChecks, disk_free_of, engine_probe
+from .health import CheckResult, HealthChecks, HealthReport, disk_free_of, engine_probe
 from .jsonbody import BodyError, parse_json_object
 
 if TYPE_CHECKING:
@@ -160,6 +160,8 @@ class HttpApi:
         if self.health is None:
             return web.json_response({"status": "ok", "failed": [], "checks": {}})
         report = await self.health.report(time.monotonic())
+        if self.switch is not None and hasattr(self.switch, "listening"):
+            report = HealthReport({**report.checks, **switch_checks(self.switch)})
         return web.json_response(report.as_json(), status=report.status)
 
     @staticmethod
@@ -327,3 +329,21 @@ def _as_json(loc: DeclaredLocation) -> dict[str, Any]:
             "city": loc.city, "country": loc.country, "extra": loc.extra,
             "updated_at": loc.updated_at}
 
+
+
+def switch_checks(sw: Switch) -> dict[str, CheckResult]:
+    """What only the running switch knows: it listens for SIP (UDP and TCP at least), it
+    serves a dialplan (and which generation), it can accept registrations (its digest and
+    failure guard are up). Any of them failing answers 503: a node that cannot register
+    phones must leave the load balancer's pool."""
+    listening = sorted(f"{t} {h}:{p}" for t, h, p in sw.listening)
+    kinds = {t for t, _, _ in sw.listening}
+    holder = sw.plan_holder
+    ready = sw.registration.digest is not None and sw.registration.guard is not None
+    return {
+        "transports": CheckResult({"UDP", "TCP"} <= kinds, {"listening": listening}),
+        "plan": CheckResult(bool(holder.plan.customers),
+                            {"generation": holder.generation,
+                             "customers": len(holder.plan.customers)}),
+        "registrations": CheckResult(ready, {"accepting": ready}),
+    }

@@ -57,6 +57,10 @@ def test_healthz_reports_the_database(tmp_path: Path) -> None:
         assert status == 200, body
         assert body["status"] == "ok" and body["checks"]["database"]["ok"]
         assert body["checks"]["disk"]["ok"] and body["checks"]["disk"]["free_bytes"] > 0
+        assert body["checks"]["transports"]["ok"]
+        assert f"UDP {switch.host}:{switch.port}" in body["checks"]["transports"]["listening"]
+        assert body["checks"]["plan"]["customers"] == 1
+        assert body["checks"]["registrations"]["accepting"] is True
         asyncio.run(_pg(f'DROP SCHEMA "{schema}" CASCADE'))
         deadline = time.monotonic() + 15
         while True:  # the answer is cached a few seconds

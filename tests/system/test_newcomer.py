@@ -34,3 +34,15 @@ def test_the_pjsua2_engine_without_pjsua2_says_how_to_get_it(
     status = scenario_main([str(SCENARIO)], "127.0.0.1:9", "pjsua2", None, out)
     assert status == 2
     assert "pip install 'wte[pjsua2]'" in out.getvalue()
+
+
+def test_rtp_ports_option_moves_the_range_and_is_checked(tmp_path: Path) -> None:
+    proc = subprocess.run(
+        [sys.executable, "-m", "switch", "serve", "--config", "config/example.yaml",
+         "--sip-port", "25060", "--rtp-ports", "25000-25100", "--data-dir", str(tmp_path)],
+        cwd=REPO, capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 2 and "the RTP range 25000-25100" in proc.stderr
+    bad = subprocess.run(
+        [sys.executable, "-m", "switch", "serve", "--rtp-ports", "300-200"],
+        cwd=REPO, capture_output=True, text=True, timeout=60)
+    assert bad.returncode == 2 and "MIN-MAX" in bad.stderr
