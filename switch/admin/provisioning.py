@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
+from devices.dect import HandsetError, assign_handsets
 from devices.guard import AuthFailureGuard
 from devices.logsafe import printable
 from devices.provisioning import (
@@ -160,11 +161,12 @@ class ProvisioningRoutes:
                 records.append(check_claim(await repo.get_code(h), now))
             except ClaimError as exc:
                 raise _Miss(exc.status, exc.reason) from None
-        if len(known) + len(records) > template.lines:
-            raise _Miss(409, f"this {template.name} device serves at most {template.lines} "
-                             "line(s)")
+        try:  # a desk phone's account slots, a DECT base's handsets (devices.dect)
+            slots = assign_handsets((c.line for c in known), len(records), template.lines)
+        except HandsetError as exc:
+            raise _Miss(exc.status, exc.reason) from None
         fresh: list[tuple[DeviceCredential, str | None]] = []
-        for i, record in enumerate(records, start=len(known) + 1):
+        for i, record in zip(slots, records, strict=True):
             user = self._user(record.aor)
             if user is None:
                 raise _Miss(404, "the line of this activation code no longer exists")
@@ -176,8 +178,8 @@ class ProvisioningRoutes:
         for cred, _ in fresh:
             log.info("device provisioned mac=%s line=%d user=%s model=%s credential=%s", mac,
                      cred.line, cred.aor, template.name, cred.username)
-        return self._respond(template, mac, request,
-                             [(c, None) for c in known] + fresh, now)
+        lines = sorted([(c, None) for c in known] + fresh, key=lambda cp: cp[0].line)
+        return self._respond(template, mac, request, lines, now)
 
     def _user(self, aor: str) -> User | None:
         sw = self.api.switch
