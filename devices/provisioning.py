@@ -129,14 +129,17 @@ def check_claim(record: ActivationCode | None, now: float) -> ActivationCode:
 
 # -- MAC addresses and vendors --
 
-_MAC_IN_NAME = re.compile(r"(?<![0-9A-Fa-f])([0-9A-Fa-f]{12})(?![0-9A-Fa-f])")
+# an optional vendor prefix of letters, 12 hex digits, an optional "-phone"-like suffix
+_MAC_IN_NAME = re.compile(r"[A-Za-z]*?([0-9A-Fa-f]{12})(?:[-_][\w-]*)?(?:\.\w+)?")
 
 
 def mac_from_path(name: str) -> str | None:
     """The MAC in a requested file name: "001565aabbcc.cfg" (Yealink, Poly),
-    "spa001565aabbcc.xml" (Cisco), "cfg000b82aabbcc.xml" (Grandstream)..."""
-    found = _MAC_IN_NAME.search(name)
-    return normalize_mac(found.group(1)) if found else None
+    "spa000e08aabbcc.xml" (Cisco), "cfg000b82aabbcc.xml" (Grandstream)... The common
+    files of a model ("y000000000028.cfg") name no device: 00:00:00 is no phone's OUI."""
+    found = _MAC_IN_NAME.fullmatch(name)
+    mac = normalize_mac(found.group(1)) if found else None
+    return None if mac is None or mac.startswith("00:00:00") else mac
 
 
 def mac_from_user_agent(user_agent: str) -> str | None:
