@@ -101,7 +101,7 @@ class DectBase:
         self.sock.sendto(data, (self.switch.host, self.switch.port))
 
     def register(self, number: str, handset: int, login: str, password: str,
-                 expires: int = 300) -> Response:
+                 expires: int = 300, instance: str | None = None) -> Response:
         call_id = self.call_ids.setdefault(number, secrets.token_hex(8))
         auth = ""
         for _ in range(2):
@@ -113,7 +113,9 @@ class DectBase:
                    f"From: <sip:{number}@{host}>;tag={secrets.token_hex(4)}\r\n"
                    f"To: <sip:{number}@{host}>\r\nCall-ID: {call_id}\r\n"
                    f"CSeq: {self.cseq[number]} REGISTER\r\n"
-                   f"Contact: <sip:hs{handset}@{self.contact_hostport}>;expires={expires}\r\n"
+                   f"Contact: <sip:hs{handset}@{self.contact_hostport}>;expires={expires}"
+                   + (f';+sip.instance="<urn:uuid:{instance}>"' if instance else "")
+                   + "\r\n"
                    f"User-Agent: {GIGASET_UA}\r\n{auth}Content-Length: 0\r\n\r\n")
             self._send(raw.encode())
             resp = self._response(call_id)
@@ -182,27 +184,64 @@ def test_a_dect_base_registers_three_lines_from_one_address_and_each_rings_alone
         assert {r.model for r in mine} == {"N510 IP PRO"}
 
         for handset, (number, _, _) in enumerate(lines, start=1):
-            before = len(base.invites)
-            call = caller.call(f"sip:{number}@{switch.host}:{switch.port}")
-            end = time.monotonic() + 8
-            while time.monotonic() < end and len(base.invites) == before:
-                pj_lib.poll(10)
-                base.pump(0.01)
-            # let any other (wrong) ring arrive before judging
-            settle = time.monotonic() + 0.5
-            while time.monotonic() < settle:
-                pj_lib.poll(10)
-                base.pump(0.01)
-            rung = base.invites[before:]
+            (rung,) = ring(pj_lib, caller, switch, number, [base])
             assert len(rung) == 1, ([str(r.uri) for r in rung], switch.log_text()[-3000:])
             assert uri_user(rung[0].uri) == f"hs{handset}"
             assert str(rung[0].uri).endswith(f"@{base.contact_hostport}")
             assert uri_user(rung[0].to.uri) == number
-            caller.lib.ep.hangupAllCalls()
-            pj_lib.wait_until(lambda c=call: c.state in (pj.PJSIP_INV_STATE_DISCONNECTED,
-                                                         pj.PJSIP_INV_STATE_NULL), 5)
     finally:
         for handset, (number, login, password) in enumerate(lines, start=1):
             base.register(number, handset, login, password, expires=0)
         base.close()
+        caller.shutdown()
+
+
+def ring(pj_lib: Any, caller: Any, switch: RunningSwitch, number: str,
+         bases: list[DectBase]) -> list[list[Request]]:
+    """Call `number` and return, per base, the INVITEs it received for that call."""
+    before = [len(b.invites) for b in bases]
+    call = caller.call(f"sip:{number}@{switch.host}:{switch.port}")
+    end = time.monotonic() + 8
+    while time.monotonic() < end and all(len(b.invites) == n for b, n in zip(bases, before,
+                                                                             strict=True)):
+        pj_lib.poll(10)
+        for b in bases:
+            b.pump(0.01)
+    settle = time.monotonic() + 0.5
+    while time.monotonic() < settle:
+        pj_lib.poll(10)
+        for b in bases:
+            b.pump(0.01)
+    caller.lib.ep.hangupAllCalls()
+    pj_lib.wait_until(lambda: call.state in (pj.PJSIP_INV_STATE_DISCONNECTED,
+                                             pj.PJSIP_INV_STATE_NULL), 5)
+    return [b.invites[n:] for b, n in zip(bases, before, strict=True)]
+
+
+def test_a_handset_roams_to_another_base_of_the_site(pj_lib: Any,
+                                                      switch: RunningSwitch) -> None:
+    """Two bases of a multi-cell system share the handsets' configuration; a handset that
+    moves re-registers through the other base with the same +sip.instance (RFC 5626
+    section 4.1), which replaces its binding: calls follow it, the old base stays quiet,
+    and the move is not refused as a second device."""
+    number, login, password = provision_base(switch, "7c2f80aabb03")[0]
+    first, second = DectBase(switch, None), DectBase(switch, None)
+    caller = make_phone(pj_lib, transport="UDP", user="502411", host=switch.host,
+                        port=switch.port, password="demo-502411", register=False)
+    instance = "5d7f1c2e-0000-4000-8000-7c2f80aabb03"
+    try:
+        assert first.register(number, 1, login, password, instance=instance).status == 200
+        rung = ring(pj_lib, caller, switch, number, [first, second])
+        assert [len(r) for r in rung] == [1, 0]
+        resp = second.register(number, 1, login, password, instance=instance)
+        assert resp.status == 200
+        listed = resp.headers.get_all("Contact")
+        assert len(listed) == 1 and f"127.0.0.1:{second.port}" in listed[0], listed
+        rung = ring(pj_lib, caller, switch, number, [first, second])
+        assert [len(r) for r in rung] == [0, 1]
+        assert uri_user(rung[1][0].uri) == "hs1"
+    finally:
+        second.register(number, 1, login, password, expires=0, instance=instance)
+        first.close()
+        second.close()
         caller.shutdown()
