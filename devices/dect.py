@@ -40,6 +40,34 @@ def assign_handsets(taken: Iterable[int], count: int, capacity: int) -> list[int
     return free[:count]
 
 
+def assign_lines(known: Sequence[tuple[str, int]], new_aors: Sequence[str],
+                 capacity: int) -> tuple[list[int], set[int]]:
+    """Slots for lines a device claims now, given the (aor, slot) lines it already has:
+    (slot of each new line in order, slots whose old credential the new one replaces).
+
+    A line the device already serves keeps its slot and gets a new credential (a phone
+    reset to factory settings claims a new code); a single-line device is reassigned
+    whole; other lines take the lowest free slots (a DECT base's handsets)."""
+    if capacity == 1:
+        if len(new_aors) != 1:
+            raise HandsetError("this device serves one line")
+        return [1], {line for _, line in known}
+    slot_of: dict[str, int] = {}
+    for aor, line in known:
+        slot_of.setdefault(aor, line)
+    reused: dict[str, int] = {}
+    for aor in new_aors:
+        if aor in slot_of and aor not in reused:
+            reused[aor] = slot_of[aor]
+    replaced = set(reused.values()) | {line for aor, line in known if aor in reused}
+    taken = [line for _, line in known if line not in replaced] + list(replaced)
+    fresh = iter(assign_handsets(taken, len(new_aors) - len(reused), capacity))
+    slots = []
+    for aor in new_aors:
+        slots.append(reused.pop(aor) if aor in reused else next(fresh))
+    return slots, replaced
+
+
 @dataclass(frozen=True, slots=True)
 class Handset:
     aor: str

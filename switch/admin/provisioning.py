@@ -18,6 +18,8 @@ devices/provisioning.py).
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 import os
 import time
@@ -25,7 +27,7 @@ from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
-from devices.dect import HandsetError, assign_handsets
+from devices.dect import HandsetError, assign_lines
 from devices.guard import AuthFailureGuard
 from devices.logsafe import printable
 from devices.provisioning import (
@@ -65,6 +67,7 @@ log = logging.getLogger("switch.provisioning")
 
 FIRMWARE_URL_ENV = "WTE_FIRMWARE_URL"  # the operator's firmware location, if any
 MAX_CODES_PER_REQUEST = 16
+RELOAD_INTERVAL = 60.0  # seconds between reloads of the stored device credentials
 
 
 def mount(app: web.Application, api: HttpApi) -> None:
@@ -92,19 +95,40 @@ class ProvisioningRoutes:
         self.guard = AuthFailureGuard(max_failures=10, window=60.0, block_seconds=300.0,
                                       slow_after=10)
         self._templates: dict[str, str] = {}
+        self._reloader: asyncio.Task[None] | None = None
 
     def _repo(self) -> SqlProvisioningRepository | None:
         engine = getattr(self.api.switch, "engine", None)
         return SqlProvisioningRepository(engine) if engine is not None else None
 
     async def on_startup(self, app: web.Application) -> None:
-        """The generated credentials of every provisioned device, into the account lookup."""
+        """The generated credentials of every provisioned device, into the account lookup;
+        then again every RELOAD_INTERVAL, so that a device provisioned through another
+        switch process sharing the database registers here too."""
         repo = self._repo()
         if repo is None or self.api.switch is None:
             return
         creds = await repo.credentials()
         self.api.switch.accounts.add_device_credentials(creds)
         log.info("loaded %d provisioned device credentials", len(creds))
+        self._reloader = asyncio.create_task(self._reload_loop(repo))
+        app.on_cleanup.append(self._stop_reloading)
+
+    async def _reload_loop(self, repo: SqlProvisioningRepository) -> None:
+        while True:
+            await asyncio.sleep(RELOAD_INTERVAL)
+            try:
+                creds = await repo.credentials()
+                if self.api.switch is not None:
+                    self.api.switch.accounts.set_device_credentials(creds)
+            except Exception:
+                log.exception("reloading provisioned device credentials failed")
+
+    async def _stop_reloading(self, app: web.Application) -> None:
+        if self._reloader is not None:
+            self._reloader.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._reloader
 
     # -- the phone's requests --
 
@@ -162,23 +186,27 @@ class ProvisioningRoutes:
             except ClaimError as exc:
                 raise _Miss(exc.status, exc.reason) from None
         try:  # a desk phone's account slots, a DECT base's handsets (devices.dect)
-            slots = assign_handsets((c.line for c in known), len(records), template.lines)
+            slots, replacing = assign_lines([(c.aor, c.line) for c in known],
+                                            [r.aor for r in records], template.lines)
         except HandsetError as exc:
             raise _Miss(exc.status, exc.reason) from None
+        replaced = [c for c in known if c.line in replacing]
+        kept = [c for c in known if c.line not in replacing]
         fresh: list[tuple[DeviceCredential, str | None]] = []
         for i, record in zip(slots, records, strict=True):
             user = self._user(record.aor)
             if user is None:
                 raise _Miss(404, "the line of this activation code no longer exists")
             fresh.append(generate_credential(user.customer.realm, record.aor, mac, i, now))
-        if not await repo.claim(hashes, mac, now, [c for c, _ in fresh]):
+        if not await repo.claim(hashes, mac, now, [c for c, _ in fresh], replaced):
             raise _Miss(410, "activation code already used")
         assert self.api.switch is not None
+        self.api.switch.accounts.remove_device_credentials(replaced)
         self.api.switch.accounts.add_device_credentials(c for c, _ in fresh)
         for cred, _ in fresh:
             log.info("device provisioned mac=%s line=%d user=%s model=%s credential=%s", mac,
                      cred.line, cred.aor, template.name, cred.username)
-        lines = sorted([(c, None) for c in known] + fresh, key=lambda cp: cp[0].line)
+        lines = sorted([(c, None) for c in kept] + fresh, key=lambda cp: cp[0].line)
         return self._respond(template, mac, request, lines, now)
 
     def _user(self, aor: str) -> User | None:

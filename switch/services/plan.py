@@ -66,6 +66,14 @@ class PlanAccounts:
         for cred in credentials:
             self._devices[(cred.username, cred.realm)] = cred
 
+    def remove_device_credentials(self, credentials: Iterable[DeviceCredential]) -> None:
+        for cred in credentials:
+            self._devices.pop((cred.username, cred.realm), None)
+
+    def set_device_credentials(self, credentials: Iterable[DeviceCredential]) -> None:
+        """Every provisioned device's credentials, as stored (a reload from the database)."""
+        self._devices = {(c.username, c.realm): c for c in credentials}
+
     def user_for_aor(self, aor: str) -> User | None:
         self._refresh()
         return self._users.get(aor)

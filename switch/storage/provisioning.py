@@ -15,7 +15,7 @@ import time
 from collections.abc import Iterable
 from typing import Any, TextIO, cast
 
-from sqlalchemy import Double, Index, Integer, String, Table, insert, select, update
+from sqlalchemy import Double, Index, Integer, String, Table, delete, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -91,11 +91,16 @@ class SqlProvisioningRepository:
         return _code(row) if row is not None else None
 
     async def claim(self, code_hashes: Iterable[str], mac: str, now: float,
-                    credentials: Iterable[DeviceCredential]) -> bool:
-        """Claim every code for `mac` and store the device's credentials, all or nothing:
-        False (and nothing stored) when any code was claimed or expired meanwhile (two
-        phones racing for one code: the database decides, one wins)."""
+                    credentials: Iterable[DeviceCredential],
+                    replaced: Iterable[DeviceCredential] = ()) -> bool:
+        """Claim every code for `mac`, store the device's new credentials and delete the
+        ones they replace, all or nothing: False (and nothing changed) when any code was
+        claimed or expired meanwhile (two phones racing for one code: the database
+        decides, one wins)."""
         async with self.engine.begin() as conn:
+            for old in replaced:
+                await conn.execute(delete(_CREDS).where(_CREDS.c.username == old.username,
+                                                        _CREDS.c.realm == old.realm))
             for h in code_hashes:
                 done = await conn.execute(
                     update(_CODES).where(_CODES.c.code_hash == h,

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from devices.accounts import ha1
-from devices.dect import HandsetError, assign_handsets, group_bases
+from devices.dect import HandsetError, assign_handsets, assign_lines, group_bases
 from devices.location import Binding
 from devices.provisioning import (
     ClaimError,
@@ -206,6 +206,21 @@ def test_handsets_take_the_lowest_free_slots_up_to_the_base_capacity() -> None:
     with pytest.raises(HandsetError) as full:
         assign_handsets([1, 2, 3, 4, 5], 2, 6)
     assert full.value.status == 409
+
+
+def test_lines_keep_their_slot_when_a_device_claims_them_again() -> None:
+    base = [("acme:501410", 1), ("acme:501411", 2)]
+    # a new handset takes the lowest free slot, nothing is replaced
+    assert assign_lines(base, ["acme:501412"], 6) == ([3], set())
+    # a line the base already serves gets a new credential in its slot
+    assert assign_lines(base, ["acme:501411", "acme:501412"], 6) == ([2, 3], {2})
+    # a desk phone (one line) is reassigned whole, whoever it served
+    assert assign_lines([("acme:501410", 1)], ["acme:501420"], 1) == ([1], {1})
+    assert assign_lines([], ["acme:501420"], 1) == ([1], set())
+    with pytest.raises(HandsetError):
+        assign_lines([], ["acme:501410", "acme:501411"], 1)
+    with pytest.raises(HandsetError):
+        assign_lines(base, ["acme:501412", "acme:501420"], 3)
 
 
 def _binding(aor: str, contact: str, port: int, ua: str = "Gigaset N510 IP PRO/42") -> Binding:

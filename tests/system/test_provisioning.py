@@ -159,6 +159,27 @@ def test_activation_code_claimed_once_then_a_phone_registers_with_generated_cred
     assert setting(again, "account.1.auth_name") == auth_user
     assert "account.1.password" not in again
 
+    # reset to factory settings, the phone claims a new code: new credentials replace
+    # the old ones, which no longer register
+    status, renewed = fetch(switch, f"/provisioning/{mac_plain}.cfg?code="
+                            f"{create_code(switch, '501412')}", YEALINK_UA)
+    assert status == 200, renewed
+    new_user = setting(renewed, "account.1.auth_name")
+    assert new_user != auth_user and setting(renewed, "account.1.user_name") == "501412"
+    old = register_phone(pj_lib, switch, "501412", auth_user, password)
+    try:
+        event = old.wait_registration(lambda e: e[0] >= 300, since=0)
+        assert event is not None and event[0] in (401, 403), event
+    finally:
+        old.shutdown()
+    renewed_phone = register_phone(pj_lib, switch, "501412", new_user,
+                                   setting(renewed, "account.1.password"))
+    try:
+        event = renewed_phone.wait_registration(lambda e: e[0] in (200, 401, 403), since=0)
+        assert event is not None and event[0] == 200, event
+    finally:
+        renewed_phone.shutdown()
+
 
 def asyncio_read_devices(switch: RunningSwitch) -> list[Any]:
     import asyncio
