@@ -9,6 +9,7 @@
     wte scenario run FILE... [--target HOST:PORT] [--engine own|pjsua2] [--junit out.xml]
                              [--carrier HOST:PORT]
     wte devices [--data-dir DIR]
+    wte provisioning create-code --user 501412 [--days 7] [--config FILE] [--data-dir DIR]
     wte billing export --month YYYY-MM [--customer ID] [--format csv|json]
 """
 
@@ -198,6 +199,11 @@ def build_parser() -> argparse.ArgumentParser:
     devices.add_argument("--data-dir", default=DEFAULT_DATA,
                          help="where the SQLite database lives")
     devices.set_defaults(func=_cmd_devices)
+
+    prov = sub.add_parser("provisioning", help="zero-touch provisioning: activation codes")
+    from switch.storage.provisioning import add_provisioning_arguments
+
+    add_provisioning_arguments(prov, DEFAULT_CONFIG, DEFAULT_DATA)
 
     billing = sub.add_parser("billing", help="monthly billing export")
     bsub = billing.add_subparsers(dest="billing_command", required=True, metavar="ACTION")

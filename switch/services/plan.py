@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable
 
 from devices.accounts import Account, ha1
+from devices.provisioning import DeviceCredential
 from dialplan import Plan, PlanHolder, User
 from switch.call_targets import aor_key
 
@@ -19,6 +21,8 @@ class PlanAccounts:
         self._generation = -1
         self._accounts: dict[tuple[str, str], Account] = {}
         self._users: dict[str, User] = {}
+        # credentials the switch generated for provisioned devices (issue 19), by (user, realm)
+        self._devices: dict[tuple[str, str], DeviceCredential] = {}
         self._refresh()
 
     def _refresh(self) -> None:
@@ -41,7 +45,34 @@ class PlanAccounts:
 
     def find(self, username: str, realm: str) -> Account | None:
         self._refresh()
-        return self._accounts.get((username, realm))
+        found = self._accounts.get((username, realm))
+        if found is not None or not self._devices:
+            return found
+        return self._device_account(username, realm)
+
+    def _device_account(self, username: str, realm: str) -> Account | None:
+        """A provisioned device's generated credentials as an account of the line it serves:
+        its own HA1s, the user's AOR and device limit, and the user's SIP user name (the To
+        of its REGISTER is the user's number: RFC 3261 10.3 step 4 holds). A line removed
+        from the plan takes its devices' credentials with it."""
+        cred = self._devices.get((username, realm))
+        user = self._users.get(cred.aor) if cred is not None else None
+        if cred is None or user is None:
+            return None
+        return Account(user.sip.username, realm, cred.ha1_md5, cred.ha1_sha256, cred.aor,
+                       max_contacts=user.devices)
+
+    def add_device_credentials(self, credentials: Iterable[DeviceCredential]) -> None:
+        for cred in credentials:
+            self._devices[(cred.username, cred.realm)] = cred
+
+    def remove_device_credentials(self, credentials: Iterable[DeviceCredential]) -> None:
+        for cred in credentials:
+            self._devices.pop((cred.username, cred.realm), None)
+
+    def set_device_credentials(self, credentials: Iterable[DeviceCredential]) -> None:
+        """Every provisioned device's credentials, as stored (a reload from the database)."""
+        self._devices = {(c.username, c.realm): c for c in credentials}
 
     def user_for_aor(self, aor: str) -> User | None:
         self._refresh()
