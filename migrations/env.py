@@ -15,6 +15,7 @@ import os
 from alembic import context
 from sqlalchemy.engine import Connection
 
+import switch.storage.provisioning  # noqa: F401  (its tables join Base.metadata)
 from switch.storage.engine import create_engine
 from switch.storage.models import Base
 
