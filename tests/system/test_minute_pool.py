@@ -1,0 +1,168 @@
+"""The live minute pool over real SIP (issue 25): a switch whose rating file gives site 01
+a pool of a few seconds (`bundle.seconds_per_user: 1`, 5 users: 5 s, so that real calls of
+two seconds exhaust it; the pool of the shipped file is 500 minutes per user), three calls
+from 501410 to a mobile through the carrier. The pool reaches 80 % then 100 %: one log line
+and one webhook POST each; the live state counts each call once; and `wte billing export`
+charges as overage exactly the seconds past the pool.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import sqlite3
+import subprocess
+import sys
+import threading
+from collections.abc import Iterator
+from decimal import Decimal
+from http.server import BaseHTTPRequestHandler, HTTPServer
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import pjsua2 as pj
+import pytest
+import yaml
+
+from rating.bundle import month_of
+from tests.support.carrier import Carrier
+from tests.support.pjphone import make_phone
+from tests.support.server import REPO, RunningSwitch, call_records, config_with, start_switch
+
+CONFIRMED = pj.PJSIP_INV_STATE_CONFIRMED
+DISCONNECTED = pj.PJSIP_INV_STATE_DISCONNECTED
+POOL = 5  # seconds: 1 s per user, 5 users on site 01 (2 calling, 1 suite, 2 workspace)
+CALLS = 3
+TALK = 2.0  # seconds each call stays up: 3 calls of >= 2 s exceed the pool of 5 s
+
+
+class Hook(BaseHTTPRequestHandler):
+    received: list[dict[str, Any]] = []
+
+    def do_POST(self) -> None:
+        body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
+        Hook.received.append(json.loads(body))
+        self.send_response(204)
+        self.end_headers()
+
+    def log_message(self, format: str, *args: object) -> None:  # quiet
+        return
+
+
+@pytest.fixture(scope="module")
+def hook() -> Iterator[HTTPServer]:
+    server = HTTPServer(("127.0.0.1", 0), Hook)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield server
+    server.shutdown()
+
+
+def rating_file(directory: Path) -> Path:
+    """The shipped rating file with a pool of 1 s per user and per-second billing (so that
+    the overage is the seconds past the pool, without a first increment)."""
+    data = yaml.safe_load((REPO / "config" / "rating.yaml").read_text(encoding="utf-8"))
+    data["bundle"]["seconds_per_user"] = 1
+    data["tariff"]["increments"] = {"first": 1, "then": 1}
+    path = directory / "rating-test.yaml"
+    path.write_text(yaml.safe_dump(data, sort_keys=False, allow_unicode=True), encoding="utf-8")
+    return path
+
+
+@pytest.fixture(scope="module")
+def setup(tmp_path_factory: pytest.TempPathFactory,
+          hook: HTTPServer) -> Iterator[tuple[RunningSwitch, Carrier, Path]]:
+    tmp = tmp_path_factory.mktemp("pool")
+    carrier = Carrier()
+    rating = rating_file(tmp)
+    config = config_with(tmp, {
+        "calls.ring_timeout": 5,
+        "rating.file": str(rating),
+        "rating.webhook_url": f"http://127.0.0.1:{hook.server_port}/pool",
+    }, carrier_port=carrier.port)
+    switch = start_switch(tmp / "var", config=config)
+    yield switch, carrier, rating
+    switch.stop()
+    carrier.close()
+
+
+def alerts_logged(switch: RunningSwitch) -> list[dict[str, Any]]:
+    marker = "minute pool alert "
+    return [json.loads(line.split(marker, 1)[1]) for line in switch.log_lines
+            if marker in line]
+
+
+def test_calls_past_the_pool_alert_at_80_and_100_and_bill_the_overage(
+        pj_lib: Any, setup: tuple[RunningSwitch, Carrier, Path]) -> None:
+    switch, carrier, rating = setup
+    phone = make_phone(pj_lib, transport="UDP", user="501410", host=switch.host,
+                       port=switch.port, password="demo-501410", register=True)
+    call_ids: list[str] = []
+    try:
+        assert phone.wait_registration(lambda e: e[0] == 200, since=0) is not None
+        for _ in range(CALLS):
+            carrier.reset()
+            call = phone.call(f"sip:0612345678@{switch.host}:{switch.port}")
+            invite, src = carrier.expect_request("INVITE", poll=pj_lib.poll)
+            carrier.answer(invite, src)
+            assert pj_lib.wait_until(lambda c=call: c.state == CONFIRMED, 5), \
+                switch.log_text()[-2000:]
+            pj_lib.wait_until(lambda: False, TALK)
+            call.hangup(pj.CallOpParam(True))
+            assert pj_lib.wait_until(lambda c=call: c.state == DISCONNECTED, 5)
+            call_ids.append(call.sip_call_id)
+        # the webhook is POSTed once the pool service has counted the last call
+        pj_lib.wait_until(lambda: len(Hook.received) >= 2, 8)
+    finally:
+        phone.shutdown()
+
+    logged = alerts_logged(switch)
+    assert [a["percent"] for a in logged] == [80, 100], switch.log_text()[-3000:]
+    assert [a["percent"] for a in Hook.received] == [80, 100]
+    for event in Hook.received:
+        assert event["event"] == "minute_pool_alert"
+        assert (event["customer"], event["site"]) == ("acme", "01")
+    assert Hook.received[1]["exhausted"] is True and Hook.received[1]["remaining_minutes"] == "0.00"
+
+    # the records of the three calls, and the seconds they were rated on
+    records = [r for r in call_records(switch.data_dir) if r["call_id"] in call_ids]
+    assert len(records) == CALLS and all(r["disposition"] == "answered" for r in records)
+    seconds = [math.ceil(float(str(r["end"])) - float(str(r["answer"]))) for r in records]
+    assert all(s >= TALK for s in seconds)
+    total = sum(seconds)
+    assert total > POOL
+
+    # the live state: each record counted once, the pool used up, both alerts stored
+    db = sqlite3.connect(switch.data_dir / "wte.db")
+    try:
+        usage = db.execute("SELECT customer, site, used_seconds, pool_seconds, alerted"
+                           " FROM site_pool_usage").fetchall()
+        rated = db.execute("SELECT COUNT(*), SUM(seconds), SUM(drawn_seconds)"
+                           " FROM rated_calls").fetchone()
+    finally:
+        db.close()
+    assert usage == [("acme", "01", POOL, POOL, 100)]
+    assert rated == (CALLS, total, POOL)
+
+    # the monthly export: the pool used, the rest overage at the France mobile price
+    month = month_of(float(str(records[0]["start"])), ZoneInfo("Europe/Paris"))
+    out = subprocess.run(
+        [sys.executable, "-m", "switch", "billing", "export", "--month", month,
+         "--format", "json", "--config", str(switch.config), "--rating", str(rating),
+         "--data-dir", str(switch.data_dir)],
+        cwd=REPO, capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stdout + out.stderr
+    doc = json.loads(out.stdout)
+    site = next(s for s in doc["sites"] if (s["customer"], s["site"]) == ("acme", "01"))
+    overage = total - POOL
+    assert site["pool_minutes"] == f"{Decimal(POOL) / 60:.2f}"
+    assert site["used_minutes"] == site["pool_minutes"]
+    assert site["overage_minutes"] == f"{Decimal(overage) / 60:.2f}"
+    lines = [c for c in doc["calls"] if c["record_id"] in {r["id"] for r in records}]
+    assert sum(c["charged_seconds"] for c in lines) == overage
+    assert sum(c["drawn_seconds"] for c in lines) == POOL
+    assert [c["zone"] for c in lines] == ["france"] * CALLS
+    amount = sum((Decimal(c["amount"]) for c in lines), Decimal(0))
+    assert Decimal(site["overage_amount"]) == amount
+    # 0.05 per minute to a French mobile (config/rating.yaml), rounded per line
+    assert abs(amount - Decimal("0.05") * overage / 60) <= Decimal("0.0001") * CALLS
