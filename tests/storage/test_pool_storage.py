@@ -35,7 +35,7 @@ def _calls(n: int, seconds: int = 10) -> list[CallRecord]:
 
 
 async def _count_all(store: SqlPoolStore, rater: LiveRater, recs: Sequence[CallRecord]) -> list[int]:
-    out = []
+    out: list[int] = []
     for r in recs:
         got = await store.count(r, rater, now=1.0)
         out.extend(a.percent for a in (got.alerts if got else ()))
