@@ -23,7 +23,7 @@ from typing import Any
 
 from .bundle import ALERT_PERCENTS, PoolKey, PoolLedger
 from .cdr import CallRecord
-from .engine import RatedCall, Rater, SiteInfo
+from .engine import RateClass, RatedCall, Rater, SiteInfo
 from .export import minutes
 from .tariff import RatingConfig
 
@@ -66,6 +66,20 @@ class LiveRating:
     size: int = 0
     state: PoolState | None = None
     alerts: tuple[PoolAlert, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class SitePolicy:
+    """A site's optional policy (issue 25): refuse calls once its pool is used up, and/or
+    calls to destinations the pool does not include (charged ones: not included, premium).
+    Emergency calls are never refused (the adapter checks outgoing external calls only)."""
+
+    past_pool: bool = False
+    not_included: bool = False
+
+
+PAST_POOL = "minute pool of the site used up"
+NOT_INCLUDED = "destination not included in the minute pool"
 
 
 class LiveRater:
@@ -113,3 +127,23 @@ class LiveRater:
         after = PoolState(draw.used, max((state.alerted, *reached)))
         return LiveRating(line, key, size, after,
                           tuple(PoolAlert(key, p, draw.used, size) for p in reached))
+
+    def refusal(self, attempt: CallRecord, used: Callable[[PoolKey], int],
+                policy: SitePolicy) -> str | None:
+        """Why `policy` refuses the call `attempt` (a record of the call as if answered now,
+        for a minute), given the seconds `used` of each pool; None to let it through."""
+        if not (policy.past_pool or policy.not_included):
+            return None
+        pool = self.pool_of(attempt)
+        if policy.past_pool and pool is not None and pool[1] > 0 and used(pool[0]) >= pool[1]:
+            return PAST_POOL
+        if policy.past_pool and pool is not None and pool[1] == 0:
+            return PAST_POOL  # a site without active users has no minutes at all
+        if policy.not_included and pool is None:
+            line = self.rate(attempt)
+            charged = line is not None and (
+                line.line.rate_class is RateClass.NOT_INCLUDED
+                or (line.line.rate_class is RateClass.SPECIAL and line.line.amount > 0))
+            if charged:
+                return NOT_INCLUDED
+        return None

@@ -31,10 +31,9 @@ from switch.keepalive import NatKeepalive
 from switch.media_service import MediaService
 from switch.registration import RegistrationService
 from switch.runtime import SipRuntime
-from switch.services.admission import CallAdmission
 from switch.services.applications import PromptLibrary
 from switch.services.plan import PlanAccounts, PlanService
-from switch.services.pool import pool_service
+from switch.services.pool import call_admission, pool_service
 from switch.services.ports import CallTimers, Reloadable, Service
 from switch.settings import SwitchSettings, settings_from_source
 from switch.storage.cli import database_url
@@ -244,7 +243,8 @@ def build_switch(options: ServeOptions) -> Switch:
                           hunt_step=settings.calls.hunt_step),
         recordings=options.data_dir / "recordings",
         prompts=PromptLibrary(options.data_dir / "prompts"),
-        admission=CallAdmission(CallLimits(**settings.calls.limits.model_dump())),
+        admission=call_admission(settings.rating,
+                                 CallLimits(**settings.calls.limits.model_dump()), pool),
     )
     http = HttpApi(options.sip_host or settings.sip.host, http_port(options, settings))
     keepalive = NatKeepalive(settings.registrar.nat_ping_interval)

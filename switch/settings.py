@@ -111,6 +111,21 @@ class RatingSettings(_Strict):
                                     "site's pool reaches 80 % and 100 %")
     catch_up_seconds: float = Field(default=300.0, gt=0, description="how often records "
                                     "ended but not yet counted (crash, database outage) are")
+    refuse_past_pool: list[str] = Field(default_factory=list, description='"customer/site" '
+                                        "entries: refuse (403) outgoing calls once the pool is "
+                                        "used up; emergency calls always pass")
+    refuse_not_included: list[str] = Field(default_factory=list, description='"customer/site"'
+                                           " entries: refuse (403) calls to charged "
+                                           "destinations (not included, premium)")
+
+    @field_validator("refuse_past_pool", "refuse_not_included")
+    @classmethod
+    def _sites(cls, v: list[str]) -> list[str]:
+        for entry in v:
+            customer, sep, site = entry.partition("/")
+            if not (customer and sep and site) or "/" in site:
+                raise ValueError(f'{entry!r}: expected "customer/site", e.g. "acme/01"')
+        return v
 
     @field_validator("webhook_url")
     @classmethod

@@ -17,6 +17,14 @@ included: a structured log line (`minute pool alert {json}`) and, when
 `rating.webhook_url` is set, a JSON POST (5 s timeout, not retried: a webhook lost to a
 crash between the commit and the POST is not sent again; the log line says it failed).
 E-mail is not built.
+
+The optional per-site policy (`rating.refuse_past_pool`, `rating.refuse_not_included`: lists
+of "customer/site") is `PoolAdmission`, the call admission with one more check: an outgoing
+external call of such a site is refused with 403 and a Warning (and recorded, like every
+refusal) once the site's pool is used up, or when its destination is charged. Emergency
+calls always pass. The check reads this process's view of the pools (loaded at start,
+updated by each count): with several switches sharing the database, a site may go a few
+calls past its pool before every node sees it.
 """
 
 from __future__ import annotations
@@ -31,11 +39,16 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Protocol
 
+from dialplan import DecisionKind, RoutingDecision, User
+from dialplan.call_limits import CallLimits
 from dialplan.model import Plan
+from rating.bundle import PoolKey
 from rating.cdr import CallRecord
 from rating.export import on_net_of, sites_from_plan
-from rating.live import LiveRater, LiveRating, PoolAlert
+from rating.live import LiveRater, LiveRating, PoolAlert, PoolState, SitePolicy
 from rating.tariff import RatingConfig, load_rating
+from switch.b2bua.decisions import Refuse
+from switch.services.admission import CallAdmission
 from switch.services.ports import CallRecords
 from switch.settings import RatingSettings
 
@@ -53,6 +66,8 @@ class PoolStore(Protocol):
                     now: float | None = None) -> LiveRating | None: ...
 
     async def uncounted(self, since: float, limit: int = 1000) -> Sequence[CallRecord]: ...
+
+    async def states(self, since_month: str) -> dict[PoolKey, PoolState]: ...
 
 
 class PlanView(Protocol):
@@ -94,6 +109,7 @@ class PoolService:
         self._plan: Plan | None = None
         self._rater: LiveRater | None = None
         self._busy = False
+        self.used: dict[PoolKey, int] = {}  # seconds used per pool, as this process knows
 
     # -- the call records port: forwarded, and closed records counted --
 
@@ -116,6 +132,11 @@ class PoolService:
     # -- life cycle --
 
     async def start(self) -> None:
+        since = time.strftime("%Y-%m", time.gmtime(self.clock() - CATCH_UP_WINDOW))
+        try:
+            self.used = {k: s.used for k, s in (await self.store.states(since)).items()}
+        except Exception as exc:  # the database is away: the counts will fill it in
+            log.warning("minute pool: pool states not loaded (%s)", type(exc).__name__)
         self._task = asyncio.create_task(self._run())
 
     async def stop(self) -> None:
@@ -172,7 +193,8 @@ class PoolService:
             return None
         self.counted += 1
         line = result.line
-        if result.state is not None:
+        if result.key is not None and result.state is not None:
+            self.used[result.key] = result.state.used
             log.debug("minute pool %s/%s %s: record %s drew %ds, used %d of %ds",
                       line.customer, line.site, line.month, line.record_id,
                       line.drawn_seconds, result.state.used, result.size)
@@ -210,6 +232,61 @@ class PoolService:
             task = asyncio.ensure_future(asyncio.to_thread(self.post, self.webhook_url, event))
             self._posts.add(task)
             task.add_done_callback(self._posts.discard)
+
+
+    def refusal(self, caller: User, decision: RoutingDecision, now: float,
+                policy: SitePolicy) -> str | None:
+        """Why `policy` refuses this outgoing call of `caller` now; None: it may go."""
+        attempt = CallRecord(
+            id="admission", call_id="", caller=caller.full_number,
+            callee=decision.e164 or decision.number, dialed="", decision="external",
+            site=caller.site.code, customer=caller.customer.id, start=now, answer=now,
+            end=now + 60.0)
+        return self.rater().refusal(attempt, lambda key: self.used.get(key, 0), policy)
+
+
+class PoolAdmission(CallAdmission):
+    """The call limits, then the sites' pool policies (outgoing external calls only)."""
+
+    def __init__(self, limits: CallLimits | None, pool: PoolService,
+                 policies: Mapping[tuple[str, str], SitePolicy]) -> None:
+        super().__init__(limits)
+        self.pool = pool
+        self.policies = policies
+
+    def admit(self, call_id: str, caller: User | None, decision: RoutingDecision,
+              now: float) -> Refuse | None:
+        refused = super().admit(call_id, caller, decision, now)
+        if refused is not None or caller is None or decision.kind is not DecisionKind.EXTERNAL:
+            return refused  # emergency calls are EMERGENCY decisions: never checked
+        policy = self.policies.get((caller.customer.id, caller.site.code))
+        if policy is None:
+            return None
+        reason = self.pool.refusal(caller, decision, now, policy)
+        if reason is None:
+            return None
+        log.info("minute pool policy refused user=%s site=%s customer=%s dialed=%s: %s",
+                 caller.full_number, caller.site.code, caller.customer.id,
+                 decision.e164 or decision.number or "", reason)
+        return Refuse(403, "Minute Pool Policy", warning=f'399 wte "{reason}"')
+
+
+def policies_of(settings: RatingSettings) -> dict[tuple[str, str], SitePolicy]:
+    out: dict[tuple[str, str], SitePolicy] = {}
+    for entry in {*settings.refuse_past_pool, *settings.refuse_not_included}:
+        customer, _, site = entry.partition("/")
+        out[(customer, site)] = SitePolicy(past_pool=entry in settings.refuse_past_pool,
+                                           not_included=entry in settings.refuse_not_included)
+    return out
+
+
+def call_admission(settings: RatingSettings, limits: CallLimits,
+                   pool: PoolService | None) -> CallAdmission:
+    """The call admission wired by switch.app: with the pool policies when any is set."""
+    policies = policies_of(settings)
+    if pool is None or not policies:
+        return CallAdmission(limits)
+    return PoolAdmission(limits, pool, policies)
 
 
 def rating_file(settings: RatingSettings, config_path: Path) -> Path | None:

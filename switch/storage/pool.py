@@ -144,6 +144,16 @@ class SqlPoolStore:
             return None
         return PoolState(int(row.used_seconds), int(row.alerted)), int(row.pool_seconds)
 
+    async def states(self, since_month: str) -> dict[PoolKey, PoolState]:
+        """Every pool of `since_month` ("2026-11") and later: the policy's view at start."""
+        async with self._sessions() as s:
+            rows = (await s.execute(
+                select(SitePoolUsageRow.customer, SitePoolUsageRow.site, SitePoolUsageRow.month,
+                       SitePoolUsageRow.used_seconds, SitePoolUsageRow.alerted)
+                .where(SitePoolUsageRow.month >= since_month))).all()
+        return {PoolKey(r.customer, r.site, r.month): PoolState(int(r.used_seconds),
+                                                                int(r.alerted)) for r in rows}
+
     async def uncounted(self, since: float, limit: int = 1000) -> Sequence[CallRecord]:
         """Closed, answered records of users started since `since` that no `rated_calls`
         row counts yet (a crash between the record and its count, a database outage), in

@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from dialplan import Plan
+from rating.bundle import PoolKey
 from rating.cdr import CallRecord
 from rating.live import LiveRater, LiveRating, PoolState
 from rating.tariff import RatingConfig
@@ -41,7 +42,7 @@ class MemoryStore:
     """The store's contract in memory: a state per pool, a set of counted records."""
 
     def __init__(self, missed: Sequence[CallRecord] = ()) -> None:
-        self.states: dict[object, PoolState] = {}
+        self.states_: dict[PoolKey, PoolState] = {}
         self.counted: set[str] = set()
         self.missed = list(missed)
         self.down = False
@@ -51,17 +52,20 @@ class MemoryStore:
         if self.down:
             raise ConnectionError("database away")
         pool = rater.pool_of(record)
-        state = self.states.get(pool[0], PoolState()) if pool else PoolState()
+        state = self.states_.get(pool[0], PoolState()) if pool else PoolState()
         got = rater.rate(record, state)
         if got is None or record.id in self.counted:
             return None
         self.counted.add(record.id)
         if got.key is not None and got.state is not None:
-            self.states[got.key] = got.state
+            self.states_[got.key] = got.state
         return got
 
     async def uncounted(self, since: float, limit: int = 1000) -> Sequence[CallRecord]:
         return [r for r in self.missed if r.id not in self.counted][:limit]
+
+    async def states(self, since_month: str) -> dict[PoolKey, PoolState]:
+        return {k: v for k, v in self.states_.items() if k.month >= since_month}
 
 
 class Plans:
