@@ -81,3 +81,26 @@ def test_a_pool_counted_in_seconds(small_config: RatingConfig) -> None:
     got = LiveRater(seconds, SITES).pool_of(
         record("0612345678", "01", epoch("2026-11-02 10:00:00"), 20))
     assert got is not None and got[1] == 15
+
+
+def test_policy_refuses_past_the_pool_and_charged_destinations(
+        small_config: RatingConfig) -> None:
+    from rating.live import NOT_INCLUDED, PAST_POOL, SitePolicy
+
+    rater = LiveRater(small_config, SITES)
+    t = epoch("2026-11-02 10:00:00")
+    mobile = record("0612345678", "01", t, 60)
+    russia = record("0079121234567", "01", t, 60)
+    premium = record("0899123456", "01", t, 60)
+    free = record("0800123456", "01", t, 60)
+    both = SitePolicy(past_pool=True, not_included=True)
+    used = {PoolKey("acme", "01", "2026-11"): 599}
+    assert rater.refusal(mobile, lambda k: used.get(k, 0), both) is None
+    used[PoolKey("acme", "01", "2026-11")] = 600
+    assert rater.refusal(mobile, lambda k: used.get(k, 0), both) == PAST_POOL
+    assert rater.refusal(mobile, lambda k: used.get(k, 0), SitePolicy(not_included=True)) is None
+    assert rater.refusal(russia, lambda k: 0, SitePolicy(not_included=True)) == NOT_INCLUDED
+    assert rater.refusal(premium, lambda k: 0, SitePolicy(not_included=True)) == NOT_INCLUDED
+    assert rater.refusal(free, lambda k: 0, both) is None  # toll-free costs nothing
+    assert rater.refusal(russia, lambda k: 0, SitePolicy(past_pool=True)) is None
+    assert rater.refusal(russia, lambda k: 0, SitePolicy()) is None

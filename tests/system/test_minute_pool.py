@@ -1,9 +1,11 @@
 """The live minute pool over real SIP (issue 25): a switch whose rating file gives site 01
 a pool of a few seconds (`bundle.seconds_per_user: 1`, 5 users: 5 s, so that real calls of
-two seconds exhaust it; the pool of the shipped file is 500 minutes per user), three calls
-from 501410 to a mobile through the carrier. The pool reaches 80 % then 100 %: one log line
-and one webhook POST each; the live state counts each call once; and `wte billing export`
-charges as overage exactly the seconds past the pool.
+two seconds exhaust it; the pool of the shipped file is 500 minutes per user), and calls
+from 501410 to a mobile through the carrier until it is used up. The pool reaches 80 % then
+100 %: one log line and one webhook POST each; the live state counts each call once; and
+`wte billing export` charges as overage exactly the seconds past the pool. Site 01 has both
+policies on: past the pool, and to a destination not included, a call gets 403 with a
+Warning and leaves a record, while 112 still goes out.
 """
 
 from __future__ import annotations
@@ -28,13 +30,21 @@ import yaml
 from rating.bundle import month_of
 from tests.support.carrier import Carrier
 from tests.support.pjphone import make_phone
-from tests.support.server import REPO, RunningSwitch, call_records, config_with, start_switch
+from tests.support.server import (
+    REPO,
+    RunningSwitch,
+    call_records,
+    config_with,
+    start_switch,
+    wait_record,
+)
+from tests.system.test_call_limits import final, invite_as
 
 CONFIRMED = pj.PJSIP_INV_STATE_CONFIRMED
 DISCONNECTED = pj.PJSIP_INV_STATE_DISCONNECTED
 POOL = 5  # seconds: 1 s per user, 5 users on site 01 (2 calling, 1 suite, 2 workspace)
-CALLS = 3
-TALK = 2.0  # seconds each call stays up: 3 calls of >= 2 s exceed the pool of 5 s
+MAX_CALLS = 4
+TALK = 2.0  # seconds each call stays up: the pool of 5 s is used up by the 2nd or 3rd
 
 
 class Hook(BaseHTTPRequestHandler):
@@ -79,6 +89,9 @@ def setup(tmp_path_factory: pytest.TempPathFactory,
         "calls.ring_timeout": 5,
         "rating.file": str(rating),
         "rating.webhook_url": f"http://127.0.0.1:{hook.server_port}/pool",
+        "rating.refuse_past_pool": ["acme/01"],
+        "rating.refuse_not_included": ["acme/01"],
+        "auth.max_failures": 10000,
     }, carrier_port=carrier.port)
     switch = start_switch(tmp / "var", config=config)
     yield switch, carrier, rating
@@ -100,7 +113,7 @@ def test_calls_past_the_pool_alert_at_80_and_100_and_bill_the_overage(
     call_ids: list[str] = []
     try:
         assert phone.wait_registration(lambda e: e[0] == 200, since=0) is not None
-        for _ in range(CALLS):
+        for _ in range(MAX_CALLS):
             carrier.reset()
             call = phone.call(f"sip:0612345678@{switch.host}:{switch.port}")
             invite, src = carrier.expect_request("INVITE", poll=pj_lib.poll)
@@ -111,10 +124,13 @@ def test_calls_past_the_pool_alert_at_80_and_100_and_bill_the_overage(
             call.hangup(pj.CallOpParam(True))
             assert pj_lib.wait_until(lambda c=call: c.state == DISCONNECTED, 5)
             call_ids.append(call.sip_call_id)
-        # the webhook is POSTed once the pool service has counted the last call
-        pj_lib.wait_until(lambda: len(Hook.received) >= 2, 8)
+            # counted within moments of the BYE; the 100 % alert says the pool is used up
+            if pj_lib.wait_until(lambda: len(Hook.received) >= 2, 1.5):
+                break
     finally:
         phone.shutdown()
+    calls = len(call_ids)
+    assert calls >= 2, "one call used the whole pool: the calls ran far longer than asked"
 
     logged = alerts_logged(switch)
     assert [a["percent"] for a in logged] == [80, 100], switch.log_text()[-3000:]
@@ -126,7 +142,7 @@ def test_calls_past_the_pool_alert_at_80_and_100_and_bill_the_overage(
 
     # the records of the three calls, and the seconds they were rated on
     records = [r for r in call_records(switch.data_dir) if r["call_id"] in call_ids]
-    assert len(records) == CALLS and all(r["disposition"] == "answered" for r in records)
+    assert len(records) == calls and all(r["disposition"] == "answered" for r in records)
     seconds = [math.ceil(float(str(r["end"])) - float(str(r["answer"]))) for r in records]
     assert all(s >= TALK for s in seconds)
     total = sum(seconds)
@@ -142,7 +158,7 @@ def test_calls_past_the_pool_alert_at_80_and_100_and_bill_the_overage(
     finally:
         db.close()
     assert usage == [("acme", "01", POOL, POOL, 100)]
-    assert rated == (CALLS, total, POOL)
+    assert rated == (calls, total, POOL)
 
     # the monthly export: the pool used, the rest overage at the France mobile price
     month = month_of(float(str(records[0]["start"])), ZoneInfo("Europe/Paris"))
@@ -161,8 +177,35 @@ def test_calls_past_the_pool_alert_at_80_and_100_and_bill_the_overage(
     lines = [c for c in doc["calls"] if c["record_id"] in {r["id"] for r in records}]
     assert sum(c["charged_seconds"] for c in lines) == overage
     assert sum(c["drawn_seconds"] for c in lines) == POOL
-    assert [c["zone"] for c in lines] == ["france"] * CALLS
+    assert [c["zone"] for c in lines] == ["france"] * calls
     amount = sum((Decimal(c["amount"]) for c in lines), Decimal(0))
     assert Decimal(site["overage_amount"]) == amount
     # 0.05 per minute to a French mobile (config/rating.yaml), rounded per line
-    assert abs(amount - Decimal("0.05") * overage / 60) <= Decimal("0.0001") * CALLS
+    assert abs(amount - Decimal("0.05") * overage / 60) <= Decimal("0.0001") * calls
+
+
+def test_the_policy_refuses_past_the_pool_and_not_included_but_never_112(
+        setup: tuple[RunningSwitch, Carrier, Path]) -> None:
+    """Runs after the test above has used the pool of site 01 up."""
+    switch, carrier, _ = setup
+    carrier.reset()
+    for dialed, why in (("0612345678", "minute pool of the site used up"),
+                        ("0079121234567", "destination not included")):
+        client, call_id = invite_as(switch, "501410", dialed)
+        try:
+            refused = final(client, call_id)
+        finally:
+            client.close()
+        assert refused.status == 403, switch.log_text()[-2000:]
+        assert why in (refused.headers.get("Warning") or "")
+        rec = wait_record(switch.data_dir, lambda r, c=call_id: r["call_id"] == c and r["end"])
+        assert rec["status"] == 403 and rec["disposition"] == "refused"
+        assert rec["caller"] == "501410" and rec["decision"] == "external"
+    # the emergency services are always reachable
+    client, _ = invite_as(switch, "501410", "112")
+    try:
+        invite, src = carrier.expect_request("INVITE", timeout=5.0)
+        assert str(invite.uri).startswith("sip:112@")
+        carrier.answer(invite, src, status=486)
+    finally:
+        client.close()
