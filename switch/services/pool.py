@@ -106,6 +106,7 @@ class PoolService:
         self._queue: asyncio.Queue[CallRecord | None] = asyncio.Queue()
         self._task: asyncio.Task[None] | None = None
         self._posts: set[asyncio.Future[None]] = set()
+        self._post_lock = asyncio.Lock()
         self._plan: Plan | None = None
         self._rater: LiveRater | None = None
         self._busy = False
@@ -229,9 +230,15 @@ class PoolService:
         event = alert.event(record_id)
         log.warning("minute pool alert %s", json.dumps(event, sort_keys=True))
         if self.webhook_url:
-            task = asyncio.ensure_future(asyncio.to_thread(self.post, self.webhook_url, event))
+            task = asyncio.ensure_future(self._post_in_order(self.webhook_url, event))
             self._posts.add(task)
             task.add_done_callback(self._posts.discard)
+
+    async def _post_in_order(self, url: str, event: Mapping[str, object]) -> None:
+        """One POST at a time, in the order the alerts were raised (80 % before 100 %, even
+        when one call crosses both)."""
+        async with self._post_lock:
+            await asyncio.to_thread(self.post, url, event)
 
 
     def refusal(self, caller: User, decision: RoutingDecision, now: float,
