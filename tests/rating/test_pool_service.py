@@ -153,3 +153,30 @@ def test_the_service_is_off_without_a_rating_file(tmp_path: Path, plan: Plan) ->
     (tmp_path / "rating.yaml").write_text(RATING_YAML.read_text(encoding="utf-8"),
                                           encoding="utf-8")
     assert rating_file(RatingSettings(), config_path) == tmp_path / "rating.yaml"
+
+
+async def test_the_switch_wires_the_pool_around_the_records(tmp_path: Path) -> None:
+    """switch.app: the call service writes records through the pool service, which wraps
+    the CdrWriter; the policy sits in the call admission; off without a rating file."""
+    from switch.app import ServeOptions, SwitchBound, build_switch
+    from switch.cdr_writer import CdrWriter
+    from switch.services.admission import CallAdmission
+    from switch.services.pool import PoolAdmission
+    from tests.support.server import config_with
+
+    on = build_switch(ServeOptions(config_with(tmp_path, {
+        "rating.file": str(RATING_YAML), "rating.refuse_past_pool": ["acme/01"]}),
+        data_dir=tmp_path))
+    (tmp_path / "off").mkdir()
+    off = build_switch(ServeOptions(config_with(tmp_path / "off", {}), data_dir=tmp_path))
+    try:
+        pool = on.calls.records
+        assert isinstance(pool, PoolService) and isinstance(pool.records, CdrWriter)
+        assert pool in on.services
+        assert any(isinstance(s, SwitchBound) and s.service is pool.records for s in on.services)
+        assert isinstance(on.calls.admission, PoolAdmission)
+        assert isinstance(off.calls.records, CdrWriter)
+        assert type(off.calls.admission) is CallAdmission
+    finally:
+        await on.engine.dispose()
+        await off.engine.dispose()
