@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import math
+import signal
 import sqlite3
 import subprocess
 import sys
@@ -209,3 +210,65 @@ def test_the_policy_refuses_past_the_pool_and_not_included_but_never_112(
         carrier.answer(invite, src, status=486)
     finally:
         client.close()
+
+
+def pool_rows(data_dir: Path) -> tuple[list[tuple[Any, ...]], list[tuple[Any, ...]]]:
+    db = sqlite3.connect(data_dir / "wte.db")
+    try:
+        return (db.execute("SELECT used_seconds, alerted FROM site_pool_usage").fetchall(),
+                db.execute("SELECT record_id, seconds, drawn_seconds FROM rated_calls")
+                .fetchall())
+    finally:
+        db.close()
+
+
+def test_a_call_cut_by_kill_9_is_counted_once_after_restarts(
+        pj_lib: Any, tmp_path: Path) -> None:
+    """The switch dies (SIGKILL) during an answered call: at the next start the CdrWriter
+    closes its record ("interrupted") and the catch-up counts it; a further restart counts
+    nothing again."""
+    carrier = Carrier()
+    config = config_with(tmp_path, {"rating.file": str(rating_file(tmp_path)),
+                                     "rating.catch_up_seconds": 1},
+                         carrier_port=carrier.port)
+    data = tmp_path / "var"
+    first = start_switch(data, config=config)
+    phone = make_phone(pj_lib, transport="UDP", user="501410", host=first.host,
+                       port=first.port, password="demo-501410", register=True)
+    second: RunningSwitch | None = None
+    try:
+        assert phone.wait_registration(lambda e: e[0] == 200, since=0) is not None
+        call = phone.call(f"sip:0612345678@{first.host}:{first.port}")
+        invite, src = carrier.expect_request("INVITE", poll=pj_lib.poll)
+        carrier.answer(invite, src)
+        assert pj_lib.wait_until(lambda: call.state == CONFIRMED, 5)
+        call_id = call.sip_call_id
+        rec = wait_record(data, lambda r: r["call_id"] == call_id and r["answer"] is not None)
+        first.stop(signal.SIGKILL)
+        assert pool_rows(data) == ([], [])  # nothing counted: the call had not ended
+
+        second = start_switch(data, config=config, port=first.port)
+        closed = wait_record(data, lambda r: r["call_id"] == call_id and r["end"])
+        assert closed["disposition"] == "interrupted"
+        seconds = math.ceil(float(str(closed["end"])) - float(str(closed["answer"])))
+        pj_lib.wait_until(lambda: pool_rows(data)[1] != [], 6)
+        usage, rated = pool_rows(data)
+        assert rated == [(rec["id"], seconds, min(seconds, POOL))]
+        assert usage == [(min(seconds, POOL), 100 if seconds >= POOL else
+                          80 if seconds * 100 >= 80 * POOL else 0)]
+        pj_lib.ep.hangupAllCalls()
+        pj_lib.wait_until(lambda: call.state == DISCONNECTED, 5)
+        second.stop()
+
+        # another start: the catch-up finds nothing left to count, no alert is raised again
+        second = start_switch(data, config=config, port=first.port)
+        pj_lib.wait_until(lambda: False, 2.5)  # past the first catch-up (2 s after start)
+        assert pool_rows(data) == (usage, rated)
+        assert alerts_logged(second) == []
+    finally:
+        pj_lib.ep.hangupAllCalls()
+        phone.shutdown()
+        if second is not None:
+            second.stop()
+        first.stop()
+        carrier.close()
