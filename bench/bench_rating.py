@@ -2,7 +2,13 @@
 monthly export (CSV and JSON) from them. Figures are printed, never asserted (DESIGN,
 Testing).
 
-    python -m bench.bench_rating [N]          # or through `make bench`
+    python -m bench.bench_rating [N] [PG_N]   # or through `make bench`
+
+Then, on PostgreSQL (TEST_DATABASE_URL, default the test server at 127.0.0.1:5432, in a
+schema of its own dropped afterwards): PG_N records (default 1,000,000, or
+WTE_BENCH_PG_RECORDS) loaded with COPY, and the `wte billing export` path timed: read the
+month from the database, rate, sum, render CSV; and the live pool count (issue 25: one
+transaction per ended call) in counts per second. Skipped when PostgreSQL does not answer.
 
 The records mimic a month of 50 sites of 20 users: three quarters to France (fixed,
 mobile, DROM), the rest abroad (included or not), special numbers, emergency and internal
@@ -12,8 +18,11 @@ destination look-up is memoised per number, as in service).
 
 from __future__ import annotations
 
+import asyncio
 import gc
+import os
 import random
+import secrets
 import sys
 import time
 from collections.abc import Callable
@@ -56,11 +65,12 @@ def _numbers(rng: random.Random, n: int) -> list[tuple[str, str]]:
     return out
 
 
-def synthetic_records(n: int, sites: int = 50, seed: int = 25) -> list[CallRecord]:
+def synthetic_records(n: int, sites: int = 50, seed: int = 25,
+                      first_id: int = 0) -> list[CallRecord]:
     rng = random.Random(seed)
     numbers = _numbers(rng, 5000)
     out = []
-    for i in range(n):
+    for i in range(first_id, first_id + n):
         callee, decision = rng.choice(numbers)
         start = MONTH_START + rng.random() * MONTH_SECONDS
         seconds = int(rng.expovariate(1 / 180)) + 1
@@ -74,7 +84,7 @@ def synthetic_records(n: int, sites: int = 50, seed: int = 25) -> list[CallRecor
     return out
 
 
-def main(n: int = 100_000) -> None:
+def main(n: int = 100_000, pg_n: int | None = None) -> None:
     config = load_rating(REPO / "config" / "rating.yaml")
     paris = ZoneInfo("Europe/Paris")
     sites = {("bench", f"{s:02d}"): SiteInfo("bench", f"{s:02d}", f"Site {s}", paris,
@@ -100,7 +110,85 @@ def main(n: int = 100_000) -> None:
         w0 = time.perf_counter()
         text = fn(exp)
         print(f"  render {name}: {time.perf_counter() - w0:.2f} s, {len(text) / 1e6:.1f} MB")
+    del records, rated, exp
+    gc.collect()
+    if pg_n is None:
+        pg_n = int(os.environ.get("WTE_BENCH_PG_RECORDS", "1000000"))
+    asyncio.run(_pg_export(pg_n))
+
+
+DEFAULT_PG = "postgresql+asyncpg://postgres@127.0.0.1:5432/test"
+
+
+async def _pg_export(n: int) -> None:
+    import asyncpg
+    from sqlalchemy.engine import make_url
+
+    from rating.export import render
+    from rating.live import LiveRater
+    from switch.storage.billing import _stored_fields, read_month_records
+    from switch.storage.engine import create_engine
+    from switch.storage.models import Base
+    from switch.storage.pool import SqlPoolStore
+
+    base = os.environ.get("TEST_DATABASE_URL") or DEFAULT_PG
+    dsn = make_url(base).set(drivername="postgresql").render_as_string(hide_password=False)
+    try:
+        admin = await asyncpg.connect(dsn, timeout=3)
+    except Exception as exc:
+        print(f"  PostgreSQL export: skipped, no server at {make_url(base)} ({exc!r})")
+        return
+    schema = f"wte_bench_{secrets.token_hex(4)}"
+    await admin.execute(f'CREATE SCHEMA "{schema}"')
+    url = f"{base}{'&' if '?' in base else '?'}schema={schema}"
+    engine = create_engine(url)
+    try:
+        async with engine.begin() as conn:
+            await conn.run_sync(Base.metadata.create_all)
+        fields = _stored_fields()
+        w0 = time.perf_counter()
+        chunk = 100_000
+        for lo in range(0, n, chunk):
+            part = synthetic_records(min(chunk, n - lo), seed=25 + lo, first_id=lo)
+            await admin.copy_records_to_table(
+                "call_records", schema_name=schema, columns=fields,
+                records=[tuple(getattr(r, f) for f in fields) for r in part])
+        await admin.execute(f'ANALYZE "{schema}".call_records')
+        print(f"  PostgreSQL: {n:,} call records loaded (COPY) in {time.perf_counter() - w0:.1f} s")
+        config = load_rating(REPO / "config" / "rating.yaml")
+        paris = ZoneInfo("Europe/Paris")
+        sites = {("bench", f"{s:02d}"): SiteInfo("bench", f"{s:02d}", f"Site {s}", paris,
+                                                 {Pack.CALLING: 15, Pack.WORKSPACE: 5})
+                 for s in range(50)}
+        destination.cache_clear()
+        gc.collect()
+        w0, c0 = time.perf_counter(), time.process_time()
+        records = await read_month_records(engine, "2026-11")
+        read = time.perf_counter() - w0
+        exp = build_export(records, config, sites, "2026-11")
+        rated = time.perf_counter() - w0
+        text = render(exp, "csv")
+        wall, cpu = time.perf_counter() - w0, time.process_time() - c0
+        print(f"  export of a month of {len(records):,} records from PostgreSQL: {wall:.1f} s "
+              f"wall ({read:.1f} s read, {rated - read:.1f} s rate and sum, "
+              f"{wall - rated:.1f} s CSV of {len(text) / 1e6:.0f} MB), {cpu:.1f} s CPU")
+        del records, exp, text
+        # the live pool: one transaction per ended call, as the switch counts them
+        store = SqlPoolStore(engine)
+        rater = LiveRater(config, sites)
+        live = synthetic_records(2000, seed=7, first_id=10_000_000)
+        w0 = time.perf_counter()
+        for r in live:
+            await store.count(r, rater, now=0.0)
+        wall = time.perf_counter() - w0
+        print(f"  live pool count on PostgreSQL: {len(live) / wall:,.0f} ended calls/s "
+              f"({wall * 1e3 / len(live):.2f} ms each, one transaction)")
+    finally:
+        await engine.dispose()
+        await admin.execute(f'DROP SCHEMA "{schema}" CASCADE')
+        await admin.close()
 
 
 if __name__ == "__main__":
-    main(int(sys.argv[1]) if len(sys.argv) > 1 else 100_000)
+    main(int(sys.argv[1]) if len(sys.argv) > 1 else 100_000,
+         int(sys.argv[2]) if len(sys.argv) > 2 else None)

@@ -62,6 +62,13 @@ class PoolLedger:
     def used(self, key: PoolKey) -> int:
         return self._used.get(key, 0)
 
+    def seed(self, key: PoolKey, used: int) -> None:
+        """Start the pool `key` at `used` seconds (the live state read from the database)."""
+        if used > 0:
+            self._used[key] = used
+        else:
+            self._used.pop(key, None)
+
     def remaining(self, key: PoolKey, size: int) -> int:
         return max(0, size - self.used(key))
 

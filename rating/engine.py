@@ -68,6 +68,8 @@ class SiteInfo:
         return sum(n for p, n in self.packs.items() if p in config.packs)
 
     def pool_seconds(self, config: RatingConfig) -> int:
+        if config.seconds_per_user is not None:  # a pool counted in seconds (tests, demos)
+            return config.seconds_per_user * self.active_users(config)
         return pool_seconds(config.minutes_per_user, self.active_users(config))
 
 

@@ -80,6 +80,9 @@ class RatingConfig:
     prices: Mapping[tuple[str, NumberKind], Decimal]  # (zone, kind) -> per minute
     special: tuple[SpecialRange, ...]  # longest prefix first
     special_default: SpecialRange
+    # a pool counted in seconds per user instead of minutes (test and demo pools that run
+    # out within seconds); None: `minutes_per_user` minutes
+    seconds_per_user: int | None = None
 
     def zone(self, region: str | None) -> str:
         return self.zone_of_country.get(region or "", self.default_zone)
@@ -99,7 +102,7 @@ class RatingConfig:
 
 _TOP = frozenset({"bundle", "included", "zones", "default_zone", "tariff", "special",
                   "special_default"})
-_BUNDLE = frozenset({"minutes_per_user", "packs", "increments"})
+_BUNDLE = frozenset({"minutes_per_user", "seconds_per_user", "packs", "increments"})
 _GROUP = frozenset({"group", "label", "fixed_and_mobile", "fixed"})
 _TARIFF = frozenset({"currency", "increments", "connection_fee", "prices"})
 _INCREMENTS = frozenset({"first", "then"})
@@ -117,6 +120,8 @@ def load_rating_data(src: YamlSource) -> RatingConfig:
     top = r.mapping(src.data, (), _TOP)
     b = r.mapping(top.get("bundle"), ("bundle",), _BUNDLE)
     minutes = r.integer(b, ("bundle",), "minutes_per_user", 500, 0, 1_000_000)
+    per_user_seconds = (r.integer(b, ("bundle",), "seconds_per_user", 0, 0, 60_000_000)
+                        if "seconds_per_user" in b else None)
     packs = _packs(r, b)
     pool_inc = _increments(r, b, ("bundle",), Increments(1, 1))
     included, labels = _included(r, top)
@@ -141,6 +146,7 @@ def load_rating_data(src: YamlSource) -> RatingConfig:
         included=included, group_labels=labels, zone_of_country=zones,
         default_zone=default_zone, currency=currency, increments=increments,
         connection_fee=fee, prices=prices, special=special, special_default=default,
+        seconds_per_user=per_user_seconds,
     )
 
 

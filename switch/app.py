@@ -31,13 +31,14 @@ from switch.keepalive import NatKeepalive
 from switch.media_service import MediaService
 from switch.registration import RegistrationService
 from switch.runtime import SipRuntime
-from switch.services.admission import CallAdmission
 from switch.services.applications import PromptLibrary
 from switch.services.plan import PlanAccounts, PlanService
+from switch.services.pool import call_admission, pool_service
 from switch.services.ports import CallTimers, Reloadable, Service
 from switch.settings import SwitchSettings, settings_from_source
 from switch.storage.cli import database_url
 from switch.storage.engine import create_engine
+from switch.storage.pool import SqlPoolStore
 from switch.transport.limits import StreamLimits
 from switch.transport.stream import StreamTransports
 from switch.transport.tls import client_context, server_context_or_none
@@ -250,6 +251,8 @@ def build_switch(options: ServeOptions) -> Switch:
 
     registration = RegistrationService(accounts, accounts.realm_for_host)
     records = CdrWriter()
+    # the live minute pools count each ended call (issue 25); None when rating is off
+    pool = pool_service(settings.rating, options.config, records, holder, SqlPoolStore(engine))
     media = MediaService(addresses.host, settings.media.port_min, settings.media.port_max)
     emergency = EmergencyService(engine,
                                  callback_window=settings.emergency.callback_minutes * 60,
@@ -257,12 +260,13 @@ def build_switch(options: ServeOptions) -> Switch:
     calls = CallService(
         runtime, LocalAddress(*addresses.as_tuple()),
         plan=plan, accounts=accounts, authority=registration, locations=registration,
-        records=records, media=media, emergency=emergency,
+        records=pool or records, media=media, emergency=emergency,
         timers=CallTimers(t1=t.t1, t2=t.t2, ring_timeout=settings.calls.ring_timeout,
                           hunt_step=settings.calls.hunt_step),
         recordings=options.data_dir / "recordings",
         prompts=PromptLibrary(options.data_dir / "prompts"),
-        admission=CallAdmission(CallLimits(**settings.calls.limits.model_dump())),
+        admission=call_admission(settings.rating,
+                                 CallLimits(**settings.calls.limits.model_dump()), pool),
     )
     http = HttpApi(options.sip_host or settings.sip.host, http_port(options, settings))
     keepalive = NatKeepalive(settings.registrar.nat_ping_interval)
@@ -271,8 +275,9 @@ def build_switch(options: ServeOptions) -> Switch:
                     registration, emergency, calls, media, reloadable=[plan])
     # order matters: registration migrates the database before the others read it
     switch.services.extend([
-        plan, SwitchBound(registration, switch), SwitchBound(records, switch), media,
-        emergency, calls, SwitchBound(http, switch), SwitchBound(keepalive, switch),
+        plan, SwitchBound(registration, switch), SwitchBound(records, switch),
+        *([pool] if pool is not None else []), media, emergency, calls,
+        SwitchBound(http, switch), SwitchBound(keepalive, switch),
     ])
     return switch
 

@@ -12,7 +12,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from dialplan.yamlsource import ConfigError, ConfigIssue, YamlSource, load_yaml_file
 
@@ -101,6 +101,40 @@ class EmergencySettings(_Strict):
                                     description="POSTed a JSON event per emergency call")
 
 
+class RatingSettings(_Strict):
+    """The live minute pool of each site (issue 25, switch.services.pool)."""
+
+    enabled: bool = Field(default=True, description="count each ended call against its pool")
+    file: str | None = Field(default=None, description="bundle and tariff sheet YAML; default: "
+                             "rating.yaml beside the configuration file (off when absent)")
+    webhook_url: str | None = Field(default=None, description="POSTed a JSON event when a "
+                                    "site's pool reaches 80 % and 100 %")
+    catch_up_seconds: float = Field(default=300.0, gt=0, description="how often records "
+                                    "ended but not yet counted (crash, database outage) are")
+    refuse_past_pool: list[str] = Field(default_factory=list, description='"customer/site" '
+                                        "entries: refuse (403) outgoing calls once the pool is "
+                                        "used up; emergency calls always pass")
+    refuse_not_included: list[str] = Field(default_factory=list, description='"customer/site"'
+                                           " entries: refuse (403) calls to charged "
+                                           "destinations (not included, premium)")
+
+    @field_validator("refuse_past_pool", "refuse_not_included")
+    @classmethod
+    def _sites(cls, v: list[str]) -> list[str]:
+        for entry in v:
+            customer, sep, site = entry.partition("/")
+            if not (customer and sep and site) or "/" in site:
+                raise ValueError(f'{entry!r}: expected "customer/site", e.g. "acme/01"')
+        return v
+
+    @field_validator("webhook_url")
+    @classmethod
+    def _http_url(cls, v: str | None) -> str | None:
+        if v is not None and not v.startswith(("http://", "https://")):
+            raise ValueError("must be an http(s) URL")
+        return v
+
+
 class HttpSettings(_Strict):
     port: int | None = Field(default=None, ge=0, le=65535, description="default: SIP port + 4")
 
@@ -114,6 +148,7 @@ class SwitchSettings(_Strict):
     media: MediaSettings = MediaSettings()
     emergency: EmergencySettings = EmergencySettings()
     http: HttpSettings = HttpSettings()
+    rating: RatingSettings = RatingSettings()
     drain_seconds: float = Field(default=5.0, ge=0)
 
 
