@@ -15,7 +15,9 @@ import os
 from alembic import context
 from sqlalchemy.engine import Connection
 
-import switch.storage.provisioning  # noqa: F401  (its tables join Base.metadata)
+# the modules whose tables live beside their repositories join Base.metadata on import
+import switch.storage.pool
+import switch.storage.provisioning  # noqa: F401
 from switch.storage.engine import create_engine
 from switch.storage.models import Base
 
