@@ -7,7 +7,8 @@ import sys
 import traceback
 
 BENCHES = ["bench.bench_options", "bench.bench_register", "bench.bench_calls",
-           "bench.bench_dialplan", "bench.bench_media", "bench.bench_rating"]
+           "bench.bench_dialplan", "bench.bench_media", "bench.bench_rating",
+           "bench.bench_connections"]
 
 
 def main() -> int:
