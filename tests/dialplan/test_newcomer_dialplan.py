@@ -1,0 +1,135 @@
+"""Issue 24, dialplan part: `plan explain` reads now in the site's zone, `plan check` warns
+about short extensions that read as another site's numbers, ring times are settings."""
+
+from __future__ import annotations
+
+import io
+import os
+import subprocess
+import sys
+from datetime import datetime
+from pathlib import Path
+
+import pytest
+
+from dialplan import ConfigError, load_plan
+from dialplan.cli import plan_check, plan_explain
+
+from .conftest import EXAMPLE, ROOT
+
+# Wednesday 2 December 2026, 07:10 UTC = 08:10 in Paris: the `office` schedule of the sales
+# hunt group opens at 08:30, so the call goes to the closed route (voicemail of 501410).
+# Read as a Tokyo wall clock (16:10) or a UTC one (07:10) the answers would differ.
+_FIXED_CLOCK = """
+import datetime as d, sys
+import dialplan.cli as cli
+
+class Fixed(d.datetime):
+    @classmethod
+    def now(cls, tz=None):
+        t = d.datetime(2026, 12, 2, 7, 10, tzinfo=d.UTC)
+        return t.astimezone(tz) if tz is not None else t.astimezone().replace(tzinfo=None)
+
+cli.datetime = Fixed  # the system clock, as each host would read it
+sys.exit(cli.plan_explain(sys.argv[1], "trunk:carrier", "+33562070401", None, sys.stdout))
+"""
+
+
+def _explain_on_host(tz: str) -> str:
+    env = {**os.environ, "TZ": tz}
+    done = subprocess.run([sys.executable, "-c", _FIXED_CLOCK, str(EXAMPLE)], env=env,
+                          cwd=ROOT, capture_output=True, text=True, timeout=60, check=False)
+    assert done.returncode == 0, done.stderr
+    return done.stdout
+
+
+def test_plan_explain_without_at_uses_now_in_the_site_zone_whatever_the_host_zone() -> None:
+    utc, tokyo = _explain_on_host("UTC"), _explain_on_host("Asia/Tokyo")
+    assert utc == tokyo
+    assert "decision: VOICEMAIL 501410" in utc  # closed at 08:10 Paris time
+    assert "at: 2026-12-02T08:10+01:00 Europe/Paris (site 01)" in utc
+    assert "schedule office: closed wed 08:10" in utc
+
+
+def test_plan_explain_takes_an_injected_instant_and_refuses_a_naive_one() -> None:
+    out = io.StringIO()
+    now = datetime.fromisoformat("2026-12-02T09:10+00:00")  # 10:10 in Paris: open
+    assert plan_explain(str(EXAMPLE), "trunk:carrier", "+33562070401", None, out, now=now) == 0
+    assert "decision: HUNT_GROUP 501401 Ventes" in out.getvalue()
+    assert "at: 2026-12-02T10:10+01:00 Europe/Paris (site 01)" in out.getvalue()
+    with pytest.raises(ValueError, match="time zone"):
+        plan_explain(str(EXAMPLE), "501410", "501401", None, io.StringIO(),
+                     now=datetime(2026, 12, 2, 9, 10))
+
+
+def test_plan_explain_at_without_zone_is_the_site_local_time() -> None:
+    out = io.StringIO()
+    assert plan_explain(str(EXAMPLE), "trunk:carrier", "+33562070401",
+                        datetime(2026, 12, 2, 8, 10), out) == 0
+    text = out.getvalue()
+    assert "decision: VOICEMAIL 501410" in text
+    assert "at: 2026-12-02T08:10 Europe/Paris local time (site 01)" in text
+
+
+def _variant(tmp_path: Path, *edits: tuple[str, str]) -> Path:
+    text = EXAMPLE.read_text()
+    for old, new in edits:
+        assert old in text, old
+        text = text.replace(old, new, 1)
+    path = tmp_path / "plan.yaml"
+    path.write_text(text)
+    return path
+
+
+def test_plan_check_warns_when_a_short_extension_reads_as_another_site(tmp_path: Path) -> None:
+    # prefix 5, site 02: extension 502 of site 01 is also the start of 502411, 502412...
+    path = _variant(tmp_path, ('extension: "450"', 'extension: "502"'))
+    out = io.StringIO()
+    assert plan_check([str(path)], out) == 0
+    line = next(i for i, ln in enumerate(path.read_text().splitlines(), 1)
+                if 'extension: "502"' in ln)
+    warnings = [ln for ln in out.getvalue().splitlines() if "warning:" in ln]
+    assert warnings == [
+        f"{path}:{line}: customers[0].sites[0].users[4].extension: warning: short extension "
+        "502 of site 01 overlaps the full numbers of site 02 (502...): dialing 502 is ambiguous"]
+    assert out.getvalue().endswith(", 1 warning(s)\n")
+    clean = io.StringIO()
+    assert plan_check([str(EXAMPLE)], clean) == 0
+    assert "warning" not in clean.getvalue()
+
+
+def test_ring_times_load_from_site_user_and_hunt_group(tmp_path: Path) -> None:
+    path = _variant(
+        tmp_path,
+        ("        short_dialing: true\n        media: anchor\n",
+         "        short_dialing: true\n        media: anchor\n        ring_timeout: 20\n"),
+        ("            pack: calling\n            sip: {ha1_md5: \"940b",
+         "            pack: calling\n            ring_timeout: 2\n            sip: {ha1_md5: \"940b"),
+        ("            strategy: simultaneous\n",
+         "            strategy: simultaneous\n            step: 7.5\n            ring_timeout: 25\n"),
+    )
+    plan = load_plan(path)
+    site = plan.customers[0].sites[0]
+    alice, bruno = site.users[0], site.users[1]
+    assert (site.ring_timeout, alice.ring_timeout, bruno.ring_timeout) == (20, 2, None)
+    group = site.hunt_groups[0]
+    assert (group.step, group.ring_timeout) == (7.5, 25)
+    assert plan.customers[0].sites[1].ring_timeout is None
+
+
+@pytest.mark.parametrize(("value", "message"), [
+    ("-2", "must be a number of seconds between 1 and 600, not -2"),
+    ("0", "must be a number of seconds between 1 and 600, not 0"),
+    ("soon", "must be a number of seconds between 1 and 600, not 'soon'"),
+])
+def test_a_bad_ring_time_names_file_line_and_field(tmp_path: Path, value: str,
+                                                   message: str) -> None:
+    path = _variant(tmp_path, ("            pack: calling\n            sip: {ha1_md5: \"940b",
+                               f"            pack: calling\n            ring_timeout: {value}\n"
+                               "            sip: {ha1_md5: \"940b"))
+    line = next(i for i, ln in enumerate(path.read_text().splitlines(), 1)
+                if f"ring_timeout: {value}" in ln)
+    with pytest.raises(ConfigError) as exc:
+        load_plan(path)
+    assert [str(i) for i in exc.value.issues] == [
+        f"{path}:{line}: customers[0].sites[0].users[0].ring_timeout: {message}"]
