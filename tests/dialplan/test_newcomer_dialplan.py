@@ -12,8 +12,14 @@ from pathlib import Path
 
 import pytest
 
-from dialplan import ConfigError, load_plan
+from dialplan import CallContext, ConfigError, RoutingDecision, load_plan, route
 from dialplan.cli import plan_check, plan_explain
+from switch.b2bua.call import Call
+from switch.b2bua.effects import Disposition, Ended, RespondCaller
+from switch.b2bua.legs import LocalAddress
+from switch.call_targets import hunt_step_for, ring_timeout_for
+from switch.sip import Request, parse_message
+from switch.transaction import Peer
 
 from .conftest import EXAMPLE, ROOT
 
@@ -133,3 +139,44 @@ def test_a_bad_ring_time_names_file_line_and_field(tmp_path: Path, value: str,
         load_plan(path)
     assert [str(i) for i in exc.value.issues] == [
         f"{path}:{line}: customers[0].sites[0].users[0].ring_timeout: {message}"]
+
+
+def test_a_call_to_a_user_with_a_2_s_ring_time_ends_480_after_2_s(tmp_path: Path) -> None:
+    path = _variant(
+        tmp_path,
+        ("        short_dialing: true\n        media: anchor\n",
+         "        short_dialing: true\n        media: anchor\n        ring_timeout: 20\n"),
+        ("            pack: calling\n            sip: {ha1_md5: \"940b",
+         "            pack: calling\n            ring_timeout: 2\n            sip: {ha1_md5: \"940b"),
+        ("            strategy: simultaneous\n",
+         "            strategy: simultaneous\n            step: 7.5\n"),
+    )
+    plan = load_plan(path)
+    bruno = plan.user_by_full_number("501411")
+    assert bruno is not None
+    at = datetime(2026, 12, 2, 10, 0)
+
+    def decision(dialed: str) -> RoutingDecision:
+        return route(plan, CallContext(caller=bruno, caller_trunk=None, dialed=dialed, at=at))
+
+    to_alice, to_claire, to_sales = decision("501410"), decision("501412"), decision("501401")
+    to_rennes = decision("502411")
+    assert ring_timeout_for(to_alice, 30.0) == 2.0  # the user's
+    assert ring_timeout_for(to_claire, 30.0) == 20.0  # her site's
+    assert ring_timeout_for(to_rennes, 30.0) == 30.0  # the switch's
+    assert ring_timeout_for(to_sales, 30.0) == 20.0  # the group's site's
+    assert (hunt_step_for(to_sales, 15.0), hunt_step_for(to_alice, 15.0)) == (7.5, 15.0)
+
+    invite = parse_message(
+        b"INVITE sip:501410@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:40000;branch=z9hG4bKr1\r\n"
+        b"Max-Forwards: 70\r\nFrom: <sip:501411@127.0.0.1>;tag=a\r\nTo: <sip:501410@127.0.0.1>\r\n"
+        b"Call-ID: ring-2s\r\nCSeq: 1 INVITE\r\nContact: <sip:501411@127.0.0.1:40000>\r\n"
+        b"Content-Length: 0\r\n\r\n")
+    assert isinstance(invite, Request)
+    call = Call(invite, Peer("UDP", "127.0.0.1", 40000), LocalAddress("127.0.0.1", 5060, 5061),
+                100.0, ring_timeout_for(to_alice, 30.0), answer_sdp=lambda leg, body: body)
+    assert call.next_deadline() == pytest.approx(102.0)
+    assert not [e for e in call.handle_timer(101.9) if isinstance(e, RespondCaller)]
+    effects = call.handle_timer(102.0)
+    assert [e.response.status for e in effects if isinstance(e, RespondCaller)] == [480]
+    assert next(e for e in effects if isinstance(e, Ended)).disposition is Disposition.NO_ANSWER
