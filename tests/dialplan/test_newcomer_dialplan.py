@@ -180,3 +180,57 @@ def test_a_call_to_a_user_with_a_2_s_ring_time_ends_480_after_2_s(tmp_path: Path
     effects = call.handle_timer(102.0)
     assert [e.response.status for e in effects if isinstance(e, RespondCaller)] == [480]
     assert next(e for e in effects if isinstance(e, Ended)).disposition is Disposition.NO_ANSWER
+
+
+async def test_the_call_service_rings_a_user_for_their_own_ring_time(tmp_path: Path) -> None:
+    """The call service, in memory (no sockets): 501411 has `ring_timeout: 2` and one
+    registered phone that never answers; on a fake clock the caller gets 480 at 2 s."""
+    import time
+
+    from devices.location import Binding
+    from dialplan import PlanHolder
+    from switch.calls import CallService
+    from switch.runtime import SipRuntime
+    from switch.services.applications import PromptLibrary
+    from switch.services.plan import PlanAccounts
+    from switch.services.ports import CallTimers
+    from switch.sip import Response
+    from tests.services.test_call_service import TRUNK, Plans, Records, Registrar, invite
+
+    path = _variant(tmp_path, (
+        "            barring: internal_only\n            clir: true\n",
+        "            barring: internal_only\n            clir: true\n            ring_timeout: 2\n"))
+    plan = load_plan(path)
+    assert plan.user_by_full_number("501411").ring_timeout == 2  # type: ignore[union-attr]
+    runtime = SipRuntime()
+    clock = [runtime.now()]
+    runtime.now = lambda: clock[0]  # type: ignore[method-assign]
+    out: list[tuple[bytes, Peer]] = []
+    runtime._send = lambda data, dest, key=None: out.append((data, dest))  # type: ignore[method-assign]
+    registrar = Registrar()
+    phone = Peer("UDP", "127.0.0.1", 40001)
+    registrar.location.load([Binding(
+        "acme:501411", "sip:501411@127.0.0.1:40001", time.time() + 3600, 1.0,
+        "reg", 1, None, None, "udp", phone.host, phone.port, None, "test", time.time())],
+        drop_connections=False)
+    calls = CallService(
+        runtime, LocalAddress("127.0.0.1", 5060, 5061), plan=Plans(plan),
+        accounts=PlanAccounts(PlanHolder(plan)), authority=registrar, locations=registrar,
+        records=Records(), media=None, emergency=None, timers=CallTimers(ring_timeout=30.0),
+        recordings=tmp_path, prompts=PromptLibrary(None))
+    await calls.start()
+    runtime.deliver(invite("+33562070411", "ring2"), TRUNK)
+    entry = calls.by_call_id["ring2"].entry
+    assert any(dest == phone for _, dest in out)  # the phone rings
+    assert entry.call.next_deadline() == pytest.approx(clock[0] + 2.0)
+
+    def finals() -> list[int]:
+        return [m.status for d, dest in out if dest == TRUNK
+                for m in [parse_message(d)] if isinstance(m, Response) and m.status >= 200]
+
+    clock[0] += 1.9
+    calls._fire(entry)
+    assert finals() == []
+    clock[0] += 0.1
+    calls._fire(entry)
+    assert finals() == [480]
