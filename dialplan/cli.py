@@ -6,28 +6,32 @@ return the exit status.
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import TextIO
 
-from .loader import load_plan
-from .model import DecisionKind, Plan, Trunk, User
+from .loader import load_plan, load_plan_checked
+from .model import DecisionKind, Plan, Site, Trunk, User
 from .router import CallContext, RoutingDecision, route
 from .yamlsource import ConfigError
 
 
 def plan_check(files: list[str], out: TextIO) -> int:
-    """One line per error (`file:line: field: message`) and status 1, or a summary and 0."""
+    """One line per error (`file:line: field: message`) and status 1, or a summary and 0.
+    Warnings (`file:line: field: warning: message`) do not change the status."""
     status = 0
     for file in files:
         try:
-            plan = load_plan(file)
+            plan, warnings = load_plan_checked(file)
         except ConfigError as exc:
             for issue in exc.issues:
                 out.write(f"{issue}\n")
             out.write(f"{file}: {len(exc.issues)} error(s)\n")
             status = 1
             continue
-        out.write(f"{file}: OK: {summary(plan)}\n")
+        for w in warnings:
+            out.write(f"{w.file}:{w.line}: {w.field}: warning: {w.message}\n")
+        tail = f", {len(warnings)} warning(s)" if warnings else ""
+        out.write(f"{file}: OK: {summary(plan)}{tail}\n")
     return status
 
 
@@ -82,11 +86,41 @@ def describe(decision: RoutingDecision) -> str:
     return f"{k.name} {number} {name}{extra}".rstrip()
 
 
+def _site_of(who: User | Trunk, decision: RoutingDecision) -> Site | None:
+    """The site whose clock matters: the called entity's (its schedule decides), else the
+    caller's; a trunk caller of a one-site customer has that site."""
+    site = getattr(decision.target, "site", None)
+    if isinstance(decision.target, Site):
+        site = decision.target
+    if isinstance(site, Site):
+        return site
+    if isinstance(who, User):
+        return who.site
+    sites = who.customer.sites
+    return sites[0] if len(sites) == 1 else None
+
+
+def _show_time(when: datetime, site: Site | None) -> str:
+    if when.tzinfo is None:  # --at without a zone: each schedule reads it in its site's zone
+        zone = f"{site.timezone.key} local time (site {site.code})" if site else "site local time"
+        return f"{when.isoformat(timespec='minutes')} {zone}"
+    if site is None:
+        return f"{when.astimezone(UTC).isoformat(timespec='minutes')} UTC"
+    local = when.astimezone(site.timezone)
+    return f"{local.isoformat(timespec='minutes')} {site.timezone.key} (site {site.code})"
+
+
 def plan_explain(
-    file: str, caller: str, dialed: str, at: datetime | None, out: TextIO
+    file: str, caller: str, dialed: str, at: datetime | None, out: TextIO,
+    now: datetime | None = None,
 ) -> int:
     """Print the decision for `caller` dialing `dialed`, and every rule that led to it.
-    `caller` is an internal number, a SIP username, a public number, or `trunk:<id>`."""
+    `caller` is an internal number, a SIP username, a public number, or `trunk:<id>`.
+
+    `at` without a zone is the local time of the site whose schedule decides; with a zone it
+    is an instant. Without `at` the instant is `now` (aware; default the system clock in UTC),
+    never the host's wall-clock time read as the site's local time: a host in UTC or in
+    Tokyo explains a Paris call the same way."""
     try:
         plan = load_plan(file)
     except ConfigError as exc:
@@ -98,7 +132,12 @@ def plan_explain(
         out.write(f"no caller {caller!r} in {file} (an internal number, username, "
                   "public number or trunk:<id>)\n")
         return 2
-    when = at if at is not None else datetime.now()  # the CLI is an edge: it may read the clock
+    if at is not None:
+        when = at
+    else:  # the CLI is an edge: it may read the clock, as an instant (aware)
+        when = now if now is not None else datetime.now(UTC)
+        if when.tzinfo is None:
+            raise ValueError("plan_explain: `now` must carry a time zone (an instant)")
     ctx = CallContext(
         caller=who if isinstance(who, User) else None,
         caller_trunk=who if isinstance(who, Trunk) else None,
@@ -106,7 +145,7 @@ def plan_explain(
     )
     decision = route(plan, ctx)
     out.write(f"decision: {describe(decision)}\n")
-    out.write(f"at: {when.isoformat(timespec='minutes')}\n")
+    out.write(f"at: {_show_time(when, _site_of(who, decision))}\n")
     out.write("rules:\n")
     for i, rule in enumerate(decision.trace, 1):
         out.write(f"  {i}. {rule}\n")

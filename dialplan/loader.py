@@ -33,7 +33,7 @@ from .model import BarringProfile, Customer, Entity, Plan, Site, Transport, Trun
 from .numbers import DEFAULT_EMERGENCY_NUMBERS, CallCategory
 from .packs import DEFAULT_FEATURE_CODES, FEATURE_SPECS, FeatureName
 from .schedule import WEEKDAYS, Interval, Schedule, parse_interval
-from .yamlsource import ConfigError, PathKey, YamlSource, load_yaml_file
+from .yamlsource import ConfigError, ConfigIssue, PathKey, YamlSource, load_yaml_file
 
 _TOP_KEYS = frozenset({"switch", "customers"})
 _CUSTOMER_KEYS = frozenset(
@@ -74,7 +74,54 @@ def load_plan(path: str | Path) -> Plan:
             gc.enable()
 
 
+def load_plan_checked(path: str | Path) -> tuple[Plan, list[ConfigIssue]]:
+    """Like `load_plan`, plus the warnings of `wte plan check`: things that load and route,
+    but that an operator most likely did not mean (each with file, line and field)."""
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        src = load_yaml_file(path)
+        plan, paths = _load(src)
+        return plan, plan_warnings(src, plan, paths)
+    finally:
+        if was_enabled:
+            gc.enable()
+
+
 def load_plan_data(src: YamlSource) -> Plan:
+    return _load(src)[0]
+
+
+def plan_warnings(src: YamlSource, plan: Plan, paths: dict[int, PathKey]) -> list[ConfigIssue]:
+    """A short extension that starts with the prefix and code of a site of its customer (or
+    that they start with): with short dialing on, `720` in a plan with prefix 7 and a site 20
+    is both the short extension and the beginning of every full number of site 20, so a phone
+    collecting digits (overlap dialing, digit maps) cannot tell when the number is complete
+    (service description 2.6.3.1 wants internal numbers unambiguous)."""
+    out: list[ConfigIssue] = []
+    for c in plan.customers:
+        heads = [(c.prefix + s.code, s) for s in c.sites]
+        for site in c.sites:
+            if not site.short_dialing:
+                continue
+            for e in site.entities():
+                for head, other in heads:
+                    if other is site:
+                        continue  # the own site's full numbers: a separate, common layout
+                    if e.extension.startswith(head) or head.startswith(e.extension):
+                        base = paths.get(id(e))
+                        if base is None:
+                            continue
+                        key = (*base, "extension")
+                        field = key if key in src.lines else (*base, "number")
+                        out.append(src.issue(field, (
+                            f"short extension {e.extension} of site {site.code} overlaps the "
+                            f"full numbers of site {other.code} ({head}...): dialing "
+                            f"{e.extension} is ambiguous")))
+    return sorted(out, key=lambda x: (x.file, x.line, x.field))
+
+
+def _load(src: YamlSource) -> tuple[Plan, dict[int, PathKey]]:
     r = Reader(src)
     top = r.mapping(src.data, (), _TOP_KEYS)
     customers: list[Customer] = []
@@ -92,7 +139,7 @@ def load_plan_data(src: YamlSource) -> Plan:
     if r.issues:
         raise ConfigError(sorted(set(r.issues), key=lambda x: (x.file, x.line, x.field)))
     index_plan(plan)
-    return plan
+    return plan, paths
 
 
 def _webhook(r: Reader, m: dict[str, Any], path: PathKey) -> str | None:

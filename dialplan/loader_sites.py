@@ -38,15 +38,15 @@ from .yamlsource import PathKey
 
 _HEX = re.compile(r"[0-9a-f]+")
 _SITE_KEYS = frozenset(
-    {"code", "name", "address", "timezone", "numbers", "main_number", "trunk", "emergency_trunk", "networks", "short_dialing", "media", "users", "hunt_groups", "queues", "auto_attendants"}
+    {"code", "name", "address", "timezone", "numbers", "main_number", "trunk", "emergency_trunk", "networks", "short_dialing", "media", "users", "hunt_groups", "queues", "auto_attendants", "ring_timeout"}
 )
 _USER_KEYS = frozenset(
-    {"name", "number", "extension", "pack", "barring", "clir", "features", "devices", "voicemail", "sip"}
+    {"name", "number", "extension", "pack", "barring", "clir", "features", "devices", "voicemail", "sip", "ring_timeout"}
 )
 _SIP_KEYS = frozenset({"username", "ha1_md5", "ha1_sha256"})
 _ADDRESS_KEYS = frozenset({"street", "number", "postal_code", "city", "country", "extra"})
 _GROUP_KEYS = frozenset(
-    {"id", "name", "number", "extension", "strategy", "members", "schedule", "closed"}
+    {"id", "name", "number", "extension", "strategy", "members", "schedule", "closed", "step", "ring_timeout"}
 )
 _QUEUE_KEYS = frozenset(
     {"id", "name", "number", "extension", "agents", "max_waiting", "overflow", "schedule", "closed"}
@@ -77,6 +77,22 @@ class CustomerCtx:
     full_numbers: dict[str, Entity] = field(default_factory=dict)
     ids: dict[str, PathKey] = field(default_factory=dict)  # group/queue/AA ids
     pending_targets: list[tuple[Any, str, str, PathKey]] = field(default_factory=list)
+
+
+RING_SECONDS = (1, 600)  # bounds of every ring time setting, in seconds
+
+
+def ring_seconds(r: Reader, m: dict[str, Any], path: PathKey, key: str) -> float | None:
+    """A ring time in seconds (site, user, hunt group), or None when not set: the switch's
+    `calls.ring_timeout` / `calls.hunt_step` then apply."""
+    v = m.get(key)
+    if v is None:
+        return None
+    lo, hi = RING_SECONDS
+    if isinstance(v, bool) or not isinstance(v, int | float) or not lo <= v <= hi:
+        r.err((*path, key), f"must be a number of seconds between {lo} and {hi}, not {v!r}")
+        return None
+    return float(v)
 
 
 def hex_digest(r: Reader, m: dict[str, Any], path: PathKey, key: str, size: int) -> str | None:
@@ -153,6 +169,7 @@ def parse_site(ctx: CustomerCtx, raw: Any, path: PathKey, codes: dict[str, PathK
         timezone=tz, numbers=tuple(ranges), main_number=main, trunk=trunk,
         emergency_trunk=emergency_trunk, networks=tuple(networks),
         short_dialing=r.boolean(m, path, "short_dialing", False), media=media,
+        ring_timeout=ring_seconds(r, m, path, "ring_timeout"),
     )
     ctx.paths[id(site)] = path
     return site
@@ -228,6 +245,7 @@ def parse_user(ctx: CustomerCtx, site: Site, raw: Any, path: PathKey) -> User | 
         else:
             r.err((*path, "barring"), f"no barring profile {pid!r} (have: {', '.join(ctx.profiles)})")
     features, devices = _pack_features(ctx, m, path, pack)
+    ring = ring_seconds(r, m, path, "ring_timeout")
     if name is None or ext is None or pack is None:
         return None
     full = ctx.prefix + site.code + ext
@@ -246,7 +264,7 @@ def parse_user(ctx: CustomerCtx, site: Site, raw: Any, path: PathKey) -> User | 
     user = User(
         name=name, public_number=number, extension=ext, full_number=full, pack=pack,
         barring=profile, clir=r.boolean(m, path, "clir", False), features=features,
-        devices=devices, sip=sip,
+        devices=devices, sip=sip, ring_timeout=ring,
     )
     ctx.paths[id(user)] = path
     return user
@@ -336,10 +354,13 @@ def parse_hunt_group(ctx: CustomerCtx, site: Site, raw: Any, path: PathKey) -> H
     strategy = r.choice(m, path, "strategy", HuntStrategy, HuntStrategy.SIMULTANEOUS)
     members = _members(ctx, m, path, "members")
     schedule = _schedule_ref(ctx, m, path)
+    step = ring_seconds(r, m, path, "step")
+    ring = ring_seconds(r, m, path, "ring_timeout")
     if common is None or strategy is None:
         return None
     gid, name, number, ext, full = common
-    g = HuntGroup(gid, name, number, ext, full, strategy, members, schedule)
+    g = HuntGroup(gid, name, number, ext, full, strategy, members, schedule, step=step,
+                  ring_timeout=ring)
     ctx.paths[id(g)] = path
     _defer_target(ctx, g, "closed_target", m, path, "closed")
     return g

@@ -122,6 +122,8 @@ class User:
     features: frozenset[PackFeature]
     devices: int | None
     sip: SipCredentials
+    # Seconds a call to this user rings before 480; None: the site's, else the switch's.
+    ring_timeout: float | None = None
     site: Site = field(init=False, repr=False, compare=False)
     customer: Customer = field(init=False, repr=False, compare=False)
 
@@ -159,6 +161,10 @@ class HuntGroup:
     members: tuple[User, ...]
     schedule: Schedule | None = None
     closed_target: Target | None = None
+    # Seconds each member (or group of members) rings when hunting, and the whole group's
+    # ring time; None: the switch's `calls.hunt_step` / the site's or switch's ring timeout.
+    step: float | None = None
+    ring_timeout: float | None = None
     site: Site = field(init=False, repr=False, compare=False)
     customer: Customer = field(init=False, repr=False, compare=False)
 
@@ -221,6 +227,7 @@ class Site:
     hunt_groups: tuple[HuntGroup, ...] = ()
     queues: tuple[Queue, ...] = ()
     auto_attendants: tuple[AutoAttendant, ...] = ()
+    ring_timeout: float | None = None  # default for its users and groups; None: the switch's
     by_extension: Mapping[str, Entity] = field(default_factory=dict, repr=False)
     customer: Customer = field(init=False, repr=False, compare=False)
 

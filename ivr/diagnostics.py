@@ -28,6 +28,19 @@ from ivr.application import (
 log = logging.getLogger("ivr.diagnostics")
 
 TEST_TONE_HZ = 1000.0
+PACKET_SECONDS = 0.02  # the usual RTP packetization (a=ptime:20), to turn counts into time
+
+
+def why_not_saved(packets_received: int | None) -> str:
+    """Why a recording left no file, from the RTP the call's media endpoint received: none
+    at all (one-way audio: NAT, firewall, a phone that never sent) or only silence (the
+    recorder keeps no file when it heard no voice, even when silence payload arrived)."""
+    if packets_received is None:
+        return "unknown (the media endpoint reports no RTP counters)"
+    if packets_received == 0:
+        return "no RTP received from the caller (one-way audio: check NAT and firewall)"
+    return (f"only silence heard: {packets_received} RTP packets (about "
+            f"{packets_received * PACKET_SECONDS:.1f} s), none above the voice level")
 RECORD_TEST_MAX_SECONDS = 120.0
 
 

@@ -39,12 +39,14 @@ def collect(files: list[str]) -> list[Path]:
     return out
 
 
-def load_all(paths: list[Path]) -> tuple[list[Scenario], list[tuple[str, str]]]:
+def load_all(paths: list[Path], engine: str | None = None
+             ) -> tuple[list[Scenario], list[tuple[str, str]]]:
+    """Load every file; with `engine`, a step that engine cannot play is a load error."""
     scenarios: list[Scenario] = []
     errors: list[tuple[str, str]] = []
     for p in paths:
         try:
-            scenarios.append(load_scenario(p))
+            scenarios.append(load_scenario(p, engine))
         except ScenarioFileError as exc:
             errors.append((str(p), str(exc)))
     return scenarios, errors
@@ -100,7 +102,7 @@ def scenario_main(files: list[str], target: str | None, engine: str, junit: str 
     if not paths:
         out.write("error: no scenario files\n")
         return 2
-    scenarios, errors = load_all(paths)
+    scenarios, errors = load_all(paths, engine)  # before any switch or phone starts
     for _, message in errors:
         out.write(f"ERROR {message}\n")
     results: list[ScenarioResult] = []

@@ -13,6 +13,7 @@ import contextlib
 import secrets
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from urllib.parse import quote
 
 from switch.sip import (
     Headers,
@@ -48,6 +49,16 @@ from .model import CallState, Phone, PhoneKind
 from .own_transport import PhoneTransport
 
 OnResponse = Callable[[Response | None], None]
+
+
+# RFC 3261 section 25.1: user = 1*( unreserved / escaped / user-unreserved ); anything else
+# in a dialed string ("#21", a space) goes escaped, and the switch unescapes it (19.1.4).
+_USER_SAFE = "-_.!~*'()&=+$,;?/"
+
+
+def escape_user(dialed: str) -> str:
+    """A dialed string as the user part of a SIP URI: `#21` -> `%2321`."""
+    return quote(dialed, safe=_USER_SAFE)
 
 
 def offer_sdp(host: str, port: int, direction: str = "sendrecv") -> bytes:
@@ -263,7 +274,7 @@ class OwnPhone(PhoneDriver):
 
     def dial(self, target: str, from_user: str, headers: tuple[tuple[str, str], ...]) -> None:
         ruri = target if target.startswith(("sip:", "sips:", "tel:")) else (
-            f"sip:{target}@{self.target[0]}:{self.server.port}")
+            f"sip:{escape_user(target)}@{self.target[0]}:{self.server.port}")
         call = OwnCall(new_call_id("wte-scenario"), True)
         aor = self._aor()
         if from_user:
@@ -404,7 +415,7 @@ class OwnPhone(PhoneDriver):
             raise self.unsupported("attended transfer")
         call = self._call(CallState.CONFIRMED, CallState.HELD)
         uri = target if target.startswith(("sip:", "sips:", "tel:")) else (
-            f"sip:{target}@{self.target[0]}:{self.server.port}")
+            f"sip:{escape_user(target)}@{self.target[0]}:{self.server.port}")
         call.xfer_status = None
         self._refer(call, uri, None)
 

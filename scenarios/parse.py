@@ -9,6 +9,7 @@ from typing import Any
 
 from dialplan.yamlsource import ConfigError, ConfigIssue, PathKey, YamlSource, load_yaml_file
 
+from .capabilities import engine_issues
 from .model import (
     DEFAULT_TIMEOUT,
     EXAMPLE_CARRIER,
@@ -43,16 +44,22 @@ class _Bad(Exception):
         self.message = message
 
 
-def load_scenario(path: str | Path) -> Scenario:
-    """Parse one file; raises ScenarioFileError."""
+def load_scenario(path: str | Path, engine: str | None = None) -> Scenario:
+    """Parse one file; raises ScenarioFileError. With `engine` ("own", "pjsua2"), every
+    step is also checked against what that engine can play (file, line and step)."""
     try:
         src = load_yaml_file(path)
     except ConfigError as exc:
         raise ScenarioFileError(exc.issues) from None
     try:
-        return _scenario(src)
+        scenario = _scenario(src)
     except _Bad as bad:
         raise ScenarioFileError([src.issue(bad.path, bad.message)]) from None
+    if engine is not None:
+        issues = engine_issues(scenario, engine)
+        if issues:
+            raise ScenarioFileError(issues)
+    return scenario
 
 
 def _mapping(value: Any, path: PathKey, what: str) -> dict[str, Any]:

@@ -16,6 +16,7 @@ from typing import TextIO
 
 from switch.sip import Request, Response, parse_message
 
+from .capabilities import engine_issues
 from .engine import MEDIA_STEPS, Engine, NotSupported, PhoneDriver, Pump, StepFailed
 from .model import EXAMPLE_CARRIER, CallState, Phone, PhoneKind, Scenario, Step, StepKind
 from .records import RecordReader, record_field
@@ -75,6 +76,11 @@ class _Run:
     async def play(self) -> ScenarioResult:
         t0 = time.monotonic()
         failure = ""
+        refused = engine_issues(self.sc, self.ctx.engine.name)
+        if refused:  # say so before any phone registers or calls
+            failure = "\n".join(str(i) for i in refused)
+            return ScenarioResult(self.sc.name, self.sc.file, self.ctx.engine.name, False,
+                                  time.monotonic() - t0, (), failure)
         try:
             for spec in map(self.ctx.resolve, self.sc.phones):
                 eng = self.ctx.carrier_engine if spec.kind is PhoneKind.CARRIER else self.ctx.engine

@@ -25,6 +25,26 @@ def leg_target(ruri: str, dest: Peer, to: NameAddr, identity: OutboundIdentity,
                      user.full_number if user is not None else None)
 
 
+def ring_timeout_for(decision: RoutingDecision, default: float) -> float:
+    """How long a call rings before 480 (no answer): the called user's or hunt group's
+    `ring_timeout`, else its site's, else the switch's `calls.ring_timeout` (`default`)."""
+    target = decision.target
+    if decision.kind in (DecisionKind.USER, DecisionKind.HUNT_GROUP) and isinstance(
+            target, User | HuntGroup):
+        site = getattr(target, "site", None)  # set when the plan is indexed
+        own = target.ring_timeout
+        return own or (site.ring_timeout if site is not None else None) or default
+    return default
+
+
+def hunt_step_for(decision: RoutingDecision, default: float) -> float:
+    """How long each member of a hunt group rings: the group's `step`, else the switch's
+    `calls.hunt_step` (`default`)."""
+    if decision.kind is DecisionKind.HUNT_GROUP and isinstance(decision.target, HuntGroup):
+        return decision.target.step or default
+    return default
+
+
 def aor_key(user: User) -> str:
     """The location-service key of a user's line: customer id and full internal number."""
     return f"{user.customer.id}:{user.full_number}"

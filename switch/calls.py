@@ -55,7 +55,7 @@ from switch.b2bua.effects import (
     Transferred,
 )
 from switch.b2bua.legs import LocalAddress
-from switch.call_targets import Target, TargetResolver
+from switch.call_targets import Target, TargetResolver, hunt_step_for, ring_timeout_for
 from switch.dialog.session_timer import uas_negotiate
 from switch.media_service import Anchor, close_media
 from switch.runtime import ServerRequest, SipRuntime
@@ -330,7 +330,8 @@ class CallService:
         if self.runtime.txn.server_request(sreq.key) is None:  # type: ignore[arg-type]
             return None  # cancelled or answered while media was being set up
         t = self.timers
-        call = Call(req, sreq.peer, self.local, self._now(), t.ring_timeout,
+        call = Call(req, sreq.peer, self.local, self._now(),
+                    ring_timeout_for(decision, t.ring_timeout),
                     answer_sdp=anchor.answer_for_caller if anchor is not None else _same_body,
                     t1=t.t1, t2=t.t2, exhausted_policy=self.exhausted_policy)
         session = uas_negotiate(req, min_se=MIN_SE, preferred=None)
@@ -380,7 +381,8 @@ class CallService:
             for invite, dest in steps[0]:
                 self.perform(entry, call.add_leg(invite, dest))
         elif steps:
-            self.perform(entry, call.start_hunt(steps, self.timers.hunt_step, self._now()))
+            self.perform(entry, call.start_hunt(
+                steps, hunt_step_for(decision, self.timers.hunt_step), self._now()))
         return entry
 
     # -- in-dialog requests --

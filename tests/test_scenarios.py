@@ -101,7 +101,8 @@ def test_a_step_the_engine_cannot_do_fails_clearly(tmp_path: Path,
     result, _ = _play(path, "own", switch)
     assert not result.passed
     assert "not supported by engine own: send_dtmf" in result.failure
-    assert ":10 (step 6)" in result.failure
+    assert f"{path}:10: step 6 `alice: send_dtmf 123`" in result.failure
+    assert result.steps == ()  # refused before any phone registered (issue 24)
 
 
 @pytest.mark.parametrize(("text", "line", "words"), [

@@ -42,6 +42,7 @@ from ivr.application import (
     Tone,
     Transfer,
 )
+from ivr.diagnostics import why_not_saved
 from ivr.session import ApplicationSession
 from media import DtmfDigit, RecordingResult, load_pcm
 from media import MusicOnHold as MohSource
@@ -254,7 +255,21 @@ class ApplicationRunner:
         result = await self.media.wait_recording()
         event = (RecordingFinished(path, 0.0, saved=False) if result is None else
                  RecordingFinished(result.path, result.duration_s, result.saved))
+        if not event.saved:  # say why, with what the endpoint received (issue 24)
+            log.info("recording call=%s not saved: why=%s", self.info.call_id,
+                     why_not_saved(self._packets_received()))
         self._perform(self.session.receive(event, self._clock()))
+
+    def _packets_received(self) -> int | None:
+        """RTP packets the endpoint received, when it counts them (the UDP endpoint does)."""
+        stats = getattr(self.media, "stats", None)
+        if not callable(stats):
+            return None
+        try:
+            count = getattr(stats(), "packets_received", None)
+        except Exception:  # a closed endpoint: the reason is then unknown, not an error
+            return None
+        return count if isinstance(count, int) else None
 
     # -- the one timer --
 
