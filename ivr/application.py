@@ -157,6 +157,7 @@ class Record:
     name: str
     max_seconds: float
     stop_on_hash: bool = True
+    keep_silence: bool = False  # keep a file even when the caller sent only silence
 
 
 @dataclass(frozen=True, slots=True)

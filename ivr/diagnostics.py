@@ -86,7 +86,8 @@ class RecordTest(ApplicationBase):
         if isinstance(event, AnsweredEvent):
             log.info("record test call=%s recording name=%s", self.info.call_id, self.file_name)
             return [Play((Tone(TEST_TONE_HZ, 1.0),), interruptible=False),
-                    Record(self.file_name, RECORD_TEST_MAX_SECONDS, stop_on_hash=False)]
+                    Record(self.file_name, RECORD_TEST_MAX_SECONDS, stop_on_hash=False,
+                           keep_silence=True)]
         if isinstance(event, Digit):
             self.digits.append(event)
         elif isinstance(event, RecordingFinished):

@@ -51,6 +51,7 @@ class Recorder:
         silence_seconds: float | None = None,
         silence_level: float = 300.0,  # RMS below which a frame is silence (about -40 dBFS)
         rate: int = RATE,
+        keep_silence: bool = False,
     ) -> None:
         if max_seconds <= 0:
             raise ValueError("max_seconds must be positive")
@@ -67,11 +68,17 @@ class Recorder:
         self._samples = 0
         self._trailing_silence = 0
         self._heard_voice = False
+        # a diagnostic recording keeps what the phone sent, silence included; a message
+        # (voicemail) with nothing but silence is not worth a file
+        self.keep_silence = keep_silence
+        self._received = False
 
-    def feed(self, pcm: Pcm) -> bool:
-        """Add one frame; True when the recording just finished."""
+    def feed(self, pcm: Pcm, received: bool = True) -> bool:
+        """Add one frame (`received`: it came from the phone's RTP, not concealment);
+        True when the recording just finished."""
         if self.state is not RecorderState.RECORDING:
             return False
+        self._received = self._received or received
         pcm = pcm[: self.max_samples - self._samples]
         self._frames.append(pcm)
         self._samples += len(pcm)
@@ -120,7 +127,7 @@ class Recorder:
             self.stop()
         reason = self.reason or StopReason.STOPPED
         pcm = self.audio()
-        if not self._heard_voice:
+        if not self._heard_voice and not (self.keep_silence and self._received):
             return RecordingResult(self.path, 0.0, reason, self.digit, saved=False)
         write_wav(self.path, pcm, self.rate)
         return RecordingResult(self.path, len(pcm) / self.rate, reason, self.digit)

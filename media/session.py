@@ -271,7 +271,8 @@ class EndpointSession:
         if frame.kind is FrameKind.AUDIO and remote is not None and remote.inband_dtmf:
             for d in self._inband.feed(frame.pcm, now):
                 self._digit(d)
-        if self.recorder is not None and self.recorder.feed(frame.pcm):
+        if self.recorder is not None and self.recorder.feed(
+                frame.pcm, received=frame.kind is FrameKind.AUDIO):
             self._events.append(RecordingFinished(self.recorder))
         if self.recorder is not None and self.recorder.reason is not None:
             self.recorder = None

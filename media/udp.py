@@ -251,12 +251,14 @@ class MediaEndpoint:
         max_seconds: float,
         stop_on_dtmf: bool = True,
         silence_seconds: float | None = None,
+        keep_silence: bool = False,
     ) -> None:
         rec = Recorder(
             path,
             max_seconds=max_seconds,
             stop_on_dtmf=stop_on_dtmf,
             silence_seconds=silence_seconds,
+            keep_silence=keep_silence,
         )
         self.session.start_recording(rec)
         self._drain()

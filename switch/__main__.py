@@ -174,7 +174,9 @@ def build_parser() -> argparse.ArgumentParser:
     explain.add_argument("file", metavar="FILE")
     explain.add_argument("--from", dest="caller", required=True, help="caller's internal number")
     explain.add_argument("--dial", required=True, help="what the caller dials")
-    explain.add_argument("--at", default=None, help="ISO date and time (default: now)")
+    explain.add_argument("--at", default=None,
+                         help="ISO date and time; without a zone, the local time of the site "
+                         "whose schedule decides (default: now, in the site's time zone)")
     explain.set_defaults(func=_cmd_plan_explain)
     scen = sub.add_parser("scenario", help="scripted call scenarios for testers")
     ssub = scen.add_subparsers(dest="scenario_command", required=True, metavar="ACTION")

@@ -71,7 +71,8 @@ class ApplicationMedia(Protocol):
     def echo(self, enabled: bool) -> None: ...
 
     def start_recording(self, path: str, *, max_seconds: float, stop_on_dtmf: bool = True,
-                        silence_seconds: float | None = None) -> None: ...
+                        silence_seconds: float | None = None,
+                        keep_silence: bool = False) -> None: ...
 
     def stop_recording(self) -> None: ...
 
@@ -221,7 +222,7 @@ class ApplicationRunner:
             self.recordings.mkdir(parents=True, exist_ok=True)
             path = self.recordings / Path(cmd.name).name
             m.start_recording(str(path), max_seconds=cmd.max_seconds,
-                              stop_on_dtmf=cmd.stop_on_hash)
+                              stop_on_dtmf=cmd.stop_on_hash, keep_silence=cmd.keep_silence)
             log.info("recording call=%s path=%s", self.info.call_id, path)
             self._recording = self._spawn(self._watch_recording(str(path)))
         elif isinstance(cmd, StopRecording):

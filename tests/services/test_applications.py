@@ -57,7 +57,8 @@ def test_record_test_beeps_records_and_logs_digits_with_their_source(
     s.start(0.0)
     commands = s.receive(Answered(), 0.0)
     assert commands == [Play((Tone(1000.0, 1.0),), interruptible=False),
-                        Record("record-test-abc123.wav", 120.0, stop_on_hash=False)]
+                        Record("record-test-abc123.wav", 120.0, stop_on_hash=False,
+                               keep_silence=True)]
     s.receive(PromptFinished(), 1.0)
     s.receive(Digit("1", DigitSource.RFC4733, 120), 2.0)
     s.receive(Digit("#", DigitSource.INBAND, 90), 3.0)

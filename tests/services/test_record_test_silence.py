@@ -71,11 +71,22 @@ async def test_a_saved_recording_gets_no_reason(tmp_path: Path,
     assert not [r for r in caplog.records if "not saved" in r.getMessage()]
 
 
-@pytest.mark.xfail(strict=True, reason="media/recorder.py keeps no file without voice: the "
-                   "record test needs a keep_silence option there (issue 24, media owner)")
 def test_four_seconds_of_silence_payload_are_recorded(tmp_path: Path) -> None:
-    rec = Recorder(str(tmp_path / "silence.wav"), max_seconds=120, stop_on_dtmf=False)
+    rec = Recorder(str(tmp_path / "silence.wav"), max_seconds=120, stop_on_dtmf=False,
+                   keep_silence=True)
     for _ in range(200):  # 4 s of 20 ms PCMU silence frames, decoded
         rec.feed(np.zeros(160, np.int16))
     result = rec.save()
     assert result.saved and result.duration_s == pytest.approx(4.0)
+
+
+def test_without_keep_silence_or_without_rtp_nothing_is_saved(tmp_path: Path) -> None:
+    """A message (voicemail) of pure silence is not kept; nor is a diagnostic recording
+    that never received a packet (concealment frames only)."""
+    plain = Recorder(str(tmp_path / "a.wav"), max_seconds=120)
+    concealed = Recorder(str(tmp_path / "b.wav"), max_seconds=120, keep_silence=True)
+    for _ in range(100):
+        plain.feed(np.zeros(160, np.int16))
+        concealed.feed(np.zeros(160, np.int16), received=False)
+    assert not plain.save().saved and not concealed.save().saved
+    assert not (tmp_path / "a.wav").exists() and not (tmp_path / "b.wav").exists()

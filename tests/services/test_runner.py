@@ -64,7 +64,8 @@ class FakeMedia:
         self.calls.append(f"echo {enabled}")
 
     def start_recording(self, path: str, *, max_seconds: float, stop_on_dtmf: bool = True,
-                        silence_seconds: float | None = None) -> None:
+                        silence_seconds: float | None = None,
+                        keep_silence: bool = False) -> None:
         self.calls.append(f"record {Path(path).name} max={max_seconds:g} dtmf={stop_on_dtmf}")
         self.recording = asyncio.get_running_loop().create_future()
         self.path = path
