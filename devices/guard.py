@@ -219,6 +219,7 @@ class AuthFailureGuard:
                  block_seconds: float = 300.0, slow_after: int = 3, base_delay: float = 0.5,
                  max_delay: float = 8.0, max_block: float = 86_400.0,
                  max_tracked: int = 100_000, has_binding: BindingCheck | None = None) -> None:
+        self.failures = 0  # wrong credentials since start (for /metrics)
         if not 0 < slow_after <= max_failures:
             raise ValueError("need 0 < slow_after <= max_failures")
         if window <= 0:
@@ -265,6 +266,7 @@ class AuthFailureGuard:
     def record_failure(self, source_ip: str, now: float,
                        account: str | None = None) -> GuardVerdict:
         """A wrong response (or unknown user) from `source_ip`; returns the new verdict."""
+        self.failures += 1
         verdict = self._sources.failure(source_ip, now)
         if account is None:
             return verdict

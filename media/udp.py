@@ -136,7 +136,9 @@ class MediaEngine:
     def counters(self) -> dict[str, int]:
         """Process-wide relay drop counters (the per-leg ones are in ``RelayLeg``)."""
         return {"rtp_foreign_dropped": self.foreign_dropped,
-                "rtp_malformed_dropped": self.malformed_dropped}
+                "rtp_malformed_dropped": self.malformed_dropped,
+                "rtp_port_pairs_in_use": len(self.ports._used),
+                "rtp_port_pairs": len(self.ports.pairs)}
 
     async def start(self) -> None:
         await self.clock.start()

@@ -121,6 +121,7 @@ class Switch:
     emergency: EmergencyService
     calls: CallService
     media: MediaService
+    records: CdrWriter
     services: list[Service] = field(default_factory=list)  # started in order, stopped reversed
     reloadable: list[Reloadable] = field(default_factory=list)  # SIGHUP
     listening: list[tuple[str, str, int]] = field(default_factory=list)
@@ -272,7 +273,7 @@ def build_switch(options: ServeOptions) -> Switch:
     keepalive = NatKeepalive(settings.registrar.nat_ping_interval)
 
     switch = Switch(options, settings, addresses, runtime, streams, engine, holder, accounts,
-                    registration, emergency, calls, media, reloadable=[plan])
+                    registration, emergency, calls, media, records, reloadable=[plan])
     # order matters: registration migrates the database before the others read it
     switch.services.extend([
         plan, SwitchBound(registration, switch), SwitchBound(records, switch),

@@ -19,6 +19,7 @@ import logging
 import secrets
 import time
 import uuid
+from collections import Counter
 from collections.abc import Awaitable, Callable, Coroutine, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -150,6 +151,7 @@ class CallService:
         self.admission = admission if admission is not None else CallAdmission()
         self.clock = wall_clock
         self.by_call_id: dict[str, DialogRef] = {}
+        self.trunk_attempts: Counter[str] = Counter()
         self.resolver = TargetResolver(lambda: locations.location, wall_clock)
         self.transfers = TransferHandler(self)
         self._tasks: set[asyncio.Future[None]] = set()
@@ -524,6 +526,8 @@ class CallService:
 
     def _open_record(self, req: Request, caller: User | None,
                      decision: RoutingDecision) -> CallRecord:
+        if decision.trunk is not None:  # per-trunk attempts, for /metrics
+            self.trunk_attempts[decision.trunk.id] += 1
         target = decision.target
         if decision.kind in (DecisionKind.EXTERNAL, DecisionKind.EMERGENCY):
             callee = decision.number or decision.e164

@@ -132,6 +132,10 @@ class CdrWriter:
     def open(self, record: CallRecord) -> None:
         self._put(("open", record))
 
+    def queue_depth(self) -> int:
+        """Record events not yet written (for /metrics)."""
+        return self._queue.qsize()
+
     def answered(self, record: CallRecord) -> None:
         """The call was answered (its record carries `answer`): written now, not at the end."""
         self._put(("answer", record))

@@ -216,7 +216,20 @@ class HttpApi:
                "Connections closed by a deadline or for a failed handshake or framing.",
                [(f'{{reason="{k.removeprefix("stream_")}"}}', v) for k, v in streams.items()
                 if k.startswith(("stream_expired_", "stream_handshake", "stream_framing"))])
+        family("wte_auth_failures_total", "counter",
+               "Requests with wrong credentials (SIP digest and HTTP Basic).",
+               [("", data.get("auth_failures", 0))])
+        family("wte_records_queue_depth", "gauge",
+               "Call record events waiting for the database writer.",
+               [("", data.get("records_queue", 0))])
+        family("wte_trunk_call_attempts_total", "counter", "Call attempts routed to a trunk.",
+               [(f'{{trunk="{t}"}}', n) for t, n in sorted(data.get("trunks", {}).items())])
         media = data.get("media", {})
+        family("wte_rtp_port_pairs_in_use", "gauge",
+               "RTP/RTCP port pairs held by relays and endpoints (of wte_rtp_port_pairs).",
+               [("", media.get("rtp_port_pairs_in_use", 0))])
+        family("wte_rtp_port_pairs", "gauge", "RTP/RTCP port pairs in the configured range.",
+               [("", media.get("rtp_port_pairs", 0))])
         family("wte_rtp_dropped_total", "counter",
                "RTP/RTCP packets the relay dropped: from a source that is not the call's "
                "phone, or malformed.",
@@ -240,6 +253,10 @@ class HttpApi:
         if sw.calls is not None:
             body["calls"] = len(sw.calls)
             body["call_limit_refusals"] = sw.calls.admission.limiter.refused
+        body["trunks"] = dict(sw.calls.trunk_attempts)
+        guard = sw.registration.guard
+        body["auth_failures"] = guard.failures if guard is not None else 0
+        body["records_queue"] = sw.records.queue_depth()
         body["streams"] = sw.streams.counters()
         body["media"] = sw.media.counters()
         return body

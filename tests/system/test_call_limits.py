@@ -138,6 +138,14 @@ def test_metrics_describe_every_series_and_count_the_refusals(
     helped = {ln.split()[2] for ln in text.splitlines() if ln.startswith("# HELP ")}
     assert families and set(families) == helped
     assert "wte_call_limit_refusals_total 1" in text.splitlines()
-    for series in ('wte_stream_refused_total{cap="per_source"}',
+    # the calls of the test above: two, one refused, 502411's, 112, all for the carrier
+    attempts = next(ln for ln in text.splitlines()
+                    if ln.startswith('wte_trunk_call_attempts_total{trunk="carrier"}'))
+    assert int(attempts.split()[-1]) >= 4
+    pairs = next(ln for ln in text.splitlines() if ln.startswith("wte_rtp_port_pairs "))
+    assert int(pairs.split()[-1]) > 1000
+    for series in ("wte_auth_failures_total", "wte_records_queue_depth",
+                   "wte_rtp_port_pairs_in_use",
+                   'wte_stream_refused_total{cap="per_source"}',
                    'wte_rtp_dropped_total{reason="foreign"}', "wte_stream_connections"):
         assert series in text, series
