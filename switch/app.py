@@ -32,6 +32,7 @@ from switch.media_service import MediaService
 from switch.registration import RegistrationService
 from switch.runtime import SipRuntime
 from switch.services.applications import PromptLibrary
+from switch.services.database import DatabaseService
 from switch.services.plan import PlanAccounts, PlanService
 from switch.services.pool import call_admission, pool_service
 from switch.services.ports import CallTimers, Reloadable, Service
@@ -85,8 +86,8 @@ def sip_addresses(options: ServeOptions, settings: SwitchSettings) -> SipAddress
 
 
 class BoundService(Protocol):
-    """The lifecycle of services that still take the whole switch (registration, records,
-    HTTP API, NAT keep-alive); `SwitchBound` adapts them to `Service`."""
+    """The lifecycle of the one service that reads the whole switch: the HTTP admin API
+    (health and metrics report on every part); `SwitchBound` adapts it to `Service`."""
 
     async def start(self, switch: Switch) -> None: ...
 
@@ -239,7 +240,9 @@ def build_switch(options: ServeOptions) -> Switch:
                                                          settings.sip.tcp_idle_timeout),
                                    idle_timeout=settings.sip.tcp_idle_timeout),
                                client_ssl=client_context(verify=False))
-    engine = create_engine(database_url(str(options.data_dir)))
+    url = database_url(str(options.data_dir))
+    database = DatabaseService(url)  # migrations first: every storage user shares `engine`
+    engine = create_engine(url)
 
     # the dialplan and its accounts
     holder = PlanHolder(load_plan_data(source))
@@ -250,8 +253,9 @@ def build_switch(options: ServeOptions) -> Switch:
         log.warning("demo passwords in use for %d accounts (%s): change them before exposing "
                     "this switch", len(demo), ", ".join(demo))
 
-    registration = RegistrationService(accounts, accounts.realm_for_host)
-    records = CdrWriter()
+    registration = RegistrationService(accounts, accounts.realm_for_host, settings=settings,
+                                       runtime=runtime, engine=engine)
+    records = CdrWriter.on_database(engine, options.data_dir)
     # the live minute pools count each ended call (issue 25); None when rating is off
     pool = pool_service(settings.rating, options.config, records, holder, SqlPoolStore(engine))
     media = MediaService(addresses.host, settings.media.port_min, settings.media.port_max)
@@ -270,15 +274,17 @@ def build_switch(options: ServeOptions) -> Switch:
                                  CallLimits(**settings.calls.limits.model_dump()), pool),
     )
     http = HttpApi(options.sip_host or settings.sip.host, http_port(options, settings))
-    keepalive = NatKeepalive(settings.registrar.nat_ping_interval)
+    keepalive = NatKeepalive(settings.registrar.nat_ping_interval, runtime=runtime,
+                             bindings=registration.location.all_bindings,
+                             host=addresses.host, port=addresses.port)
 
     switch = Switch(options, settings, addresses, runtime, streams, engine, holder, accounts,
                     registration, emergency, calls, media, records, reloadable=[plan])
-    # order matters: registration migrates the database before the others read it
+    # started in this order (the schema at head before any reader), stopped in reverse
     switch.services.extend([
-        plan, SwitchBound(registration, switch), SwitchBound(records, switch),
+        database, plan, registration, records,
         *([pool] if pool is not None else []), media, emergency, calls,
-        SwitchBound(http, switch), SwitchBound(keepalive, switch),
+        SwitchBound(http, switch), keepalive,
     ])
     return switch
 

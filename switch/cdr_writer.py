@@ -24,14 +24,14 @@ import logging
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from devices.logsafe import printable
 from rating.cdr import RESTART_CAUSE, CallRecord
 from switch.cdr_spool import SPOOL_FILE, CdrSpool, Event
 
 if TYPE_CHECKING:
-    from switch.app import Switch
+    from sqlalchemy.ext.asyncio import AsyncEngine
 
 log = logging.getLogger("switch.cdr")
 
@@ -53,7 +53,6 @@ class CdrWriter:
                  max_backoff: float = 30.0, write_timeout: float = 15.0) -> None:
         self._queue: asyncio.Queue[Event | None] = asyncio.Queue()
         self._task: asyncio.Task[None] | None = None
-        self._engine: Any = None
         self.repo = repo
         self.spool: CdrSpool | None = CdrSpool(spool_path) if spool_path is not None else None
         self.clock = clock
@@ -78,17 +77,15 @@ class CdrWriter:
 
     # -- life cycle --
 
-    async def start(self, switch: Switch) -> None:
+    @classmethod
+    def on_database(cls, engine: AsyncEngine, data_dir: Path) -> CdrWriter:
+        """The switch's writer: the shared engine, the spool in the data directory."""
         from switch.storage.cdrs import SqlCallRecordRepository
-        from switch.storage.cli import database_url
-        from switch.storage.engine import create_engine
 
-        data_dir = str(switch.options.data_dir)
-        if self.repo is None:
-            self._engine = create_engine(database_url(data_dir))
-            self.repo = SqlCallRecordRepository(self._engine)
-        if self.spool is None:
-            self.spool = CdrSpool(Path(data_dir).expanduser().resolve() / SPOOL_FILE)
+        return cls(repo=SqlCallRecordRepository(engine),
+                   spool_path=data_dir.expanduser().resolve() / SPOOL_FILE)
+
+    async def start(self) -> None:
         await self.begin()
 
     async def begin(self) -> None:
@@ -105,7 +102,7 @@ class CdrWriter:
         self._next_try = 0.0
         self._task = asyncio.create_task(self._run())
 
-    async def stop(self, switch: Switch | None = None) -> None:
+    async def stop(self) -> None:
         """Drain: every accepted event ends in the database or in the spool."""
         if self._task is not None:
             self._queue.put_nowait(None)
@@ -124,8 +121,6 @@ class CdrWriter:
             except OSError as exc:
                 log.error("call records: %d events could be written neither to the database"
                           " nor to the spool (%s)", len(leftover), printable(exc))
-        if self._engine is not None:
-            await self._engine.dispose()
 
     # -- the calls' side --
 

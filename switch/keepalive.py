@@ -13,12 +13,14 @@ import asyncio
 import contextlib
 import logging
 import os
+from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING
 
 from switch.transaction import Peer
 
 if TYPE_CHECKING:
-    from switch.app import Switch
+    from devices.location import Binding
+    from switch.runtime import SipRuntime
 
 log = logging.getLogger("switch.keepalive")
 
@@ -26,34 +28,41 @@ SLICES = 10  # each interval is cut into this many rounds
 
 
 class NatKeepalive:
-    def __init__(self, interval: float) -> None:
+    """Pings every UDP binding once per `interval` (stateless OPTIONS), spread over
+    `SLICES` rounds; `bindings()` gives the location service's current bindings."""
+
+    def __init__(self, interval: float, *, runtime: SipRuntime,
+                 bindings: Callable[[], Iterable[Binding]], host: str, port: int) -> None:
         self.interval = interval
+        self.runtime = runtime
+        self.bindings = bindings
+        self.host, self.port = host, port
         self.sent = 0
         self._task: asyncio.Task[None] | None = None
 
-    async def start(self, switch: Switch) -> None:
+    async def start(self) -> None:
         if self.interval > 0:
-            self._task = asyncio.create_task(self._run(switch))
+            self._task = asyncio.create_task(self._run())
 
-    async def stop(self, switch: Switch) -> None:
+    async def stop(self) -> None:
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
 
-    async def _run(self, switch: Switch) -> None:
-        host, port = switch.sip_address[0], switch.sip_address[1]
+    async def _run(self) -> None:
+        host, port = self.host, self.port
         n = 0
         while True:
             await asyncio.sleep(self.interval / SLICES)
             n += 1
             try:
-                for b in switch.registration.location.all_bindings():
+                for b in self.bindings():
                     # each binding is pinged once per interval, in the slice its key hashes to
                     if b.transport.upper() != "UDP" or hash(b.key) % SLICES != n % SLICES:
                         continue
-                    switch.runtime.send_raw(ping(host, port, b.contact, b.source_host),
-                                            Peer("UDP", b.source_host, b.source_port))
+                    self.runtime.send_raw(ping(host, port, b.contact, b.source_host),
+                                          Peer("UDP", b.source_host, b.source_port))
                     self.sent += 1
             except Exception:
                 log.exception("keep-alive round failed")

@@ -33,12 +33,12 @@ from devices.registrar import Registrar, RegistrarOutcome, Source
 from switch.runtime import ServerRequest, SipRuntime
 from switch.sip import Request, SipUri, make_response, new_tag
 from switch.storage.bindings import SqlBindingRepository
-from switch.storage.cli import database_url, db_upgrade
-from switch.storage.engine import create_engine
 from switch.transaction import Peer, stamp_received
 
 if TYPE_CHECKING:
-    from switch.app import Switch
+    from sqlalchemy.ext.asyncio import AsyncEngine
+
+    from switch.settings import SwitchSettings
 
 log = logging.getLogger("switch.registration")
 
@@ -53,20 +53,25 @@ class RegistrationService:
     """Owns the location service and its durable copy; answers REGISTER."""
 
     def __init__(self, directory: AccountDirectory, realm_for_host: Callable[[str], str],
-                 *, wall_clock: Callable[[], float] = time.time) -> None:
+                 *, settings: SwitchSettings, runtime: SipRuntime, engine: AsyncEngine,
+                 wall_clock: Callable[[], float] = time.time) -> None:
         self.directory = directory
         self.realm_for_host = realm_for_host
+        self.settings = settings
+        self.runtime = runtime
+        self.engine = engine  # shared with the other storage users; the switch disposes it
         self.clock = wall_clock
         self.location = LocationService()
         self.registrar: Registrar | None = None
         self.digest: DigestAuthenticator | None = None
         self.guard: AuthFailureGuard | None = None
         self.repo: SqlBindingRepository | None = None
-        self._engine: Any = None
         self._sweeper: asyncio.Task[None] | None = None
 
-    async def start(self, switch: Switch) -> None:
-        s = switch.settings
+    async def start(self) -> None:
+        """Restore the bindings (the schema is at head: the database service ran first) and
+        take REGISTER."""
+        s = self.settings
         self.registrar = Registrar(
             self.location, min_expires=s.registrar.min_expires,
             max_expires=s.registrar.max_expires, default_expires=s.registrar.default_expires,
@@ -78,29 +83,22 @@ class RegistrationService:
             block_seconds=s.auth.block_seconds, slow_after=s.auth.slow_after,
             has_binding=self.has_binding,
         )
-        url = database_url(str(switch.options.data_dir))
-        # Bring the schema to head before serving: a fresh data directory just works, and an
-        # upgraded switch never runs on an old schema. Idempotent and quick when up to date.
-        await asyncio.to_thread(db_upgrade, url)
-        self._engine = create_engine(url)
-        self.repo = SqlBindingRepository(self._engine)
+        self.repo = SqlBindingRepository(self.engine)
         now = self.clock()
         restored = await self.repo.load_unexpired(now)
         self.location.load(restored)
         log.info("restored %d registrations from the database", len(restored))
-        switch.runtime.register_handler("REGISTER", self.handle)
-        switch.runtime.stateless_handlers["REGISTER"] = self.challenge_stateless
+        self.runtime.register_handler("REGISTER", self.handle)
+        self.runtime.stateless_handlers["REGISTER"] = self.challenge_stateless
         self._sweeper = asyncio.create_task(self._sweep_loop(s.registrar.sweep_interval))
 
-    async def stop(self, switch: Switch) -> None:
+    async def stop(self) -> None:
         if self._sweeper is not None:
             self._sweeper.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._sweeper
         if self.repo is not None:
             await self.repo.close()
-        if self._engine is not None:
-            await self._engine.dispose()
 
     async def _sweep_loop(self, interval: float) -> None:
         while True:

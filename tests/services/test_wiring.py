@@ -29,8 +29,13 @@ async def test_every_service_has_one_lifecycle_and_the_plan_reloads(tmp_path: Pa
     try:
         assert all(isinstance(s, Service) for s in switch.services)
         assert switch.calls in switch.services and switch.emergency in switch.services
-        assert any(isinstance(s, SwitchBound) and s.service is switch.registration
-                   for s in switch.services)
+        # each service gets what it uses at construction: only the HTTP admin API reads
+        # the whole switch; the schema is migrated before any storage user starts
+        assert switch.registration in switch.services and switch.records in switch.services
+        assert [type(s.service).__name__ for s in switch.services
+                if isinstance(s, SwitchBound)] == ["HttpApi"]
+        assert type(switch.services[0]).__name__ == "DatabaseService"
+        assert switch.registration.engine is switch.engine
         assert [type(s).__name__ for s in switch.reloadable] == ["PlanService"]
         assert all(isinstance(s, Reloadable) for s in switch.reloadable)
         # the call service shares the registrar's digest, guard and location service
