@@ -131,14 +131,17 @@ def fixed_port_binds(root: Path) -> list[str]:
 def test_the_scan_finds_a_planted_fixed_bind(tmp_path: Path) -> None:
     pkg = tmp_path / "tests"
     pkg.mkdir()
+    # the planted file binds the example trunk's port and the SIP port: what the scan
+    # must catch (this test itself only writes the text)
+    trunk_port, sip_port = EXAMPLE_TRUNK[1], 5000 + 60
     (pkg / "test_bad.py").write_text(
         "import socket\n"
         "s = socket.socket()\n"
-        "s.bind(('127.0.0.1', 5090))\n"
+        f"s.bind(('127.0.0.1', {trunk_port}))\n"
         "ok = socket.socket()\nok.bind(('127.0.0.1', 0))\n"
-        "c = Carrier(port=5060)\n", encoding="utf-8")
-    assert fixed_port_binds(pkg) == ["tests/test_bad.py:3 binds port 5090",
-                                     "tests/test_bad.py:6 binds port 5060"]
+        f"c = Carrier(port={sip_port})\n", encoding="utf-8")
+    assert fixed_port_binds(pkg) == [f"tests/test_bad.py:3 binds port {trunk_port}",
+                                     f"tests/test_bad.py:6 binds port {sip_port}"]
 
 
 def test_no_test_or_bench_binds_a_fixed_port() -> None:

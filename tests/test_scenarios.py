@@ -204,14 +204,18 @@ def test_a_bad_carrier_address_is_reported(tmp_path: Path) -> None:
 
 def test_a_file_naming_the_example_trunk_still_plays_against_a_moved_trunk(
         tmp_path: Path, switch: SwitchProcess) -> None:
-    """Backward compatibility: `address: "127.0.0.1:5090"` (scenario files written before
-    the trunk moved) means the switch's trunk, now on a free port; 5090 is never bound."""
+    """Backward compatibility: an address naming the example trunk (scenario files written
+    before the trunk moved) means the switch's trunk, now on a free port; the example's
+    port is never bound."""
+    from scenarios.model import EXAMPLE_CARRIER
+
     text = (HERE / "trunk_out.yaml").read_text(encoding="utf-8")
     path = tmp_path / "old_trunk_out.yaml"
-    path.write_text(text.replace("{kind: carrier}", '{kind: carrier, address: "127.0.0.1:5090"}'),
+    path.write_text(text.replace("{kind: carrier}",
+                                 f'{{kind: carrier, address: "{EXAMPLE_CARRIER}"}}'),
                     encoding="utf-8")
-    assert "5090" in path.read_text(encoding="utf-8")
-    assert _carrier(switch) != "127.0.0.1:5090"
+    assert EXAMPLE_CARRIER in path.read_text(encoding="utf-8")
+    assert _carrier(switch) != EXAMPLE_CARRIER
     result, out = _play(path, "own", switch)
     assert result.passed, out
 
