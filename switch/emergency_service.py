@@ -10,13 +10,11 @@ customer's administrators (a structured log event and, when configured, a webhoo
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import ipaddress
 import json
 import logging
 import secrets
 import time
-import urllib.request
 from collections.abc import Mapping
 
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -27,6 +25,7 @@ from emergency.locations import DeclaredLocation, DeclaredLocations
 from emergency.pidf import CONTENT_TYPE as PIDF_TYPE
 from emergency.pidf import CivicLocation, build_pidf_lo
 from switch.b2bua.assembly import EmergencyParts as EmergencyLeg
+from switch.services.webhook import post_json
 from switch.sip.body import BodyPart, build_multipart
 from switch.storage.locations import SqlLocationRepository
 
@@ -142,10 +141,4 @@ class EmergencyService:
 
     @staticmethod
     def _post(url: str, event: Mapping[str, object]) -> None:
-        req = urllib.request.Request(url, data=json.dumps(event).encode(),
-                                     headers={"Content-Type": "application/json"})
-        try:
-            with contextlib.closing(urllib.request.urlopen(req, timeout=5)):
-                pass
-        except OSError as exc:
-            log.error("emergency webhook failed: %s", exc)
+        post_json(url, event, "emergency webhook")

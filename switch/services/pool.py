@@ -30,11 +30,9 @@ calls past its pool before every node sees it.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import logging
 import time
-import urllib.request
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Protocol
@@ -50,6 +48,7 @@ from rating.tariff import RatingConfig, load_rating
 from switch.b2bua.decisions import Refuse
 from switch.services.admission import CallAdmission
 from switch.services.ports import CallRecords
+from switch.services.webhook import post_json as post_webhook
 from switch.settings import RatingSettings
 
 log = logging.getLogger("switch.pool")
@@ -80,13 +79,7 @@ Poster = Callable[[str, Mapping[str, object]], None]
 
 def post_json(url: str, event: Mapping[str, object]) -> None:
     """POST `event` as JSON (on a worker thread); failures are logged, never raised."""
-    req = urllib.request.Request(url, data=json.dumps(event).encode(),
-                                 headers={"Content-Type": "application/json"})
-    try:
-        with contextlib.closing(urllib.request.urlopen(req, timeout=5)):
-            pass
-    except OSError as exc:
-        log.error("minute pool webhook failed: %s", exc)
+    post_webhook(url, event, "minute pool webhook")
 
 
 class PoolService:

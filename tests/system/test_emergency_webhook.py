@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import json
 import threading
-from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
 
 import yaml
@@ -14,26 +12,13 @@ from switch.sip import parse_message
 from tests.support.carrier import Carrier
 from tests.support.server import EXAMPLE_CONFIG, start_switch, write_config
 from tests.support.sipclient import UdpClient
-
-
-class Hook(BaseHTTPRequestHandler):
-    received: list[dict[str, object]] = []
-
-    def do_POST(self) -> None:
-        body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
-        Hook.received.append(json.loads(body))
-        self.send_response(204)
-        self.end_headers()
-
-    def log_message(self, format: str, *args: object) -> None:  # quiet
-        return
+from tests.support.webhook import WebhookReceiver
 
 
 def test_emergency_call_posts_to_the_customers_webhook(tmp_path: Path) -> None:
-    server = HTTPServer(("127.0.0.1", 0), Hook)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
+    hook = WebhookReceiver()
     data = yaml.safe_load(EXAMPLE_CONFIG.read_text(encoding="utf-8"))
-    data["customers"][0]["emergency_webhook"] = f"http://127.0.0.1:{server.server_port}/hook"
+    data["customers"][0]["emergency_webhook"] = hook.url("/hook")
     carrier = Carrier()
     config = write_config(tmp_path / "config.yaml", data, carrier_port=carrier.port)
     switch = start_switch(tmp_path / "var", config=config)
@@ -63,16 +48,16 @@ def test_emergency_call_posts_to_the_customers_webhook(tmp_path: Path) -> None:
         req, src = carrier.expect_request("INVITE")
         carrier.answer(req, src, status=486)
         for _ in range(50):
-            if Hook.received:
+            if hook.received:
                 break
             threading.Event().wait(0.1)
     finally:
         client.close()
         carrier.close()
         switch.stop()
-        server.shutdown()
-    assert Hook.received, "no webhook call"
-    event = Hook.received[0]
+        hook.close()
+    assert hook.received, "no webhook call"
+    event = hook.received[0]
     assert event["event"] == "emergency_call" and event["emergency_number"] == "112"
     assert event["caller"] == "501410" and event["site"] == "01"
     assert "Toulouse" in str(event["location"]) and event["nomadic"] is False

@@ -16,10 +16,8 @@ import signal
 import sqlite3
 import subprocess
 import sys
-import threading
 from collections.abc import Iterator
 from decimal import Decimal
-from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -39,6 +37,7 @@ from tests.support.server import (
     start_switch,
     wait_record,
 )
+from tests.support.webhook import WebhookReceiver
 from tests.system.test_call_limits import final, invite_as
 
 CONFIRMED = pj.PJSIP_INV_STATE_CONFIRMED
@@ -48,25 +47,11 @@ MAX_CALLS = 4
 TALK = 2.0  # seconds each call stays up: the pool of 5 s is used up by the 2nd or 3rd
 
 
-class Hook(BaseHTTPRequestHandler):
-    received: list[dict[str, Any]] = []
-
-    def do_POST(self) -> None:
-        body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
-        Hook.received.append(json.loads(body))
-        self.send_response(204)
-        self.end_headers()
-
-    def log_message(self, format: str, *args: object) -> None:  # quiet
-        return
-
-
 @pytest.fixture(scope="module")
-def hook() -> Iterator[HTTPServer]:
-    server = HTTPServer(("127.0.0.1", 0), Hook)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield server
-    server.shutdown()
+def hook() -> Iterator[WebhookReceiver]:
+    receiver = WebhookReceiver()
+    yield receiver
+    receiver.close()
 
 
 def rating_file(directory: Path) -> Path:
@@ -82,14 +67,14 @@ def rating_file(directory: Path) -> Path:
 
 @pytest.fixture(scope="module")
 def setup(tmp_path_factory: pytest.TempPathFactory,
-          hook: HTTPServer) -> Iterator[tuple[RunningSwitch, Carrier, Path]]:
+          hook: WebhookReceiver) -> Iterator[tuple[RunningSwitch, Carrier, Path]]:
     tmp = tmp_path_factory.mktemp("pool")
     carrier = Carrier()
     rating = rating_file(tmp)
     config = config_with(tmp, {
         "calls.ring_timeout": 5,
         "rating.file": str(rating),
-        "rating.webhook_url": f"http://127.0.0.1:{hook.server_port}/pool",
+        "rating.webhook_url": hook.url("/pool"),
         "rating.refuse_past_pool": ["acme/01"],
         "rating.refuse_not_included": ["acme/01"],
         "auth.max_failures": 10000,
@@ -107,7 +92,8 @@ def alerts_logged(switch: RunningSwitch) -> list[dict[str, Any]]:
 
 
 def test_calls_past_the_pool_alert_at_80_and_100_and_bill_the_overage(
-        pj_lib: Any, setup: tuple[RunningSwitch, Carrier, Path]) -> None:
+        pj_lib: Any, setup: tuple[RunningSwitch, Carrier, Path],
+        hook: WebhookReceiver) -> None:
     switch, carrier, rating = setup
     phone = make_phone(pj_lib, transport="UDP", user="501410", host=switch.host,
                        port=switch.port, password="demo-501410", register=True)
@@ -126,7 +112,7 @@ def test_calls_past_the_pool_alert_at_80_and_100_and_bill_the_overage(
             assert pj_lib.wait_until(lambda c=call: c.state == DISCONNECTED, 5)
             call_ids.append(call.sip_call_id)
             # counted within moments of the BYE; the 100 % alert says the pool is used up
-            if pj_lib.wait_until(lambda: len(Hook.received) >= 2, 1.5):
+            if pj_lib.wait_until(lambda: len(hook.received) >= 2, 1.5):
                 break
     finally:
         phone.shutdown()
@@ -135,11 +121,11 @@ def test_calls_past_the_pool_alert_at_80_and_100_and_bill_the_overage(
 
     logged = alerts_logged(switch)
     assert [a["percent"] for a in logged] == [80, 100], switch.log_text()[-3000:]
-    assert [a["percent"] for a in Hook.received] == [80, 100]
-    for event in Hook.received:
+    assert [a["percent"] for a in hook.received] == [80, 100]
+    for event in hook.received:
         assert event["event"] == "minute_pool_alert"
         assert (event["customer"], event["site"]) == ("acme", "01")
-    assert Hook.received[1]["exhausted"] is True and Hook.received[1]["remaining_minutes"] == "0.00"
+    assert hook.received[1]["exhausted"] is True and hook.received[1]["remaining_minutes"] == "0.00"
 
     # the records of the three calls, and the seconds they were rated on
     records = [r for r in call_records(switch.data_dir) if r["call_id"] in call_ids]
