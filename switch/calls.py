@@ -18,14 +18,13 @@ import functools
 import logging
 import secrets
 import time
-import uuid
 from collections import Counter
 from collections.abc import Awaitable, Callable, Coroutine, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-from dialplan import CallContext, DecisionKind, MediaMode, RoutingDecision, User, route
+from dialplan import CallContext, MediaMode, RoutingDecision, User, route
 from ivr.application import CallInfo, Digit, DigitSource
 from rating.cdr import CallRecord
 from switch.b2bua.assembly import EmergencyBuilder, EmergencyParts, assemble
@@ -66,6 +65,7 @@ from switch.services.applications import (
     ApplicationRunner,
     PromptLibrary,
 )
+from switch.services.call_record import new_call_record
 from switch.services.caller import authenticate, callback_override
 from switch.services.dtmf_info import parse_dtmf_info
 from switch.services.ports import (
@@ -77,7 +77,7 @@ from switch.services.ports import (
     Locations,
     PlanSource,
 )
-from switch.sip import Request, Response, SipError, make_response, new_tag, uri_user
+from switch.sip import Request, Response, SipError, make_response, new_tag
 from switch.transaction import Peer
 from switch.transfer import TransferHandler, latch_onto
 
@@ -528,21 +528,7 @@ class CallService:
                      decision: RoutingDecision) -> CallRecord:
         if decision.trunk is not None:  # per-trunk attempts, for /metrics
             self.trunk_attempts[decision.trunk.id] += 1
-        target = decision.target
-        if decision.kind in (DecisionKind.EXTERNAL, DecisionKind.EMERGENCY):
-            callee = decision.number or decision.e164
-        else:
-            callee = getattr(target, "full_number", None) or decision.e164
-        site = caller.site if caller else getattr(target, "site", None)
-        return CallRecord(
-            id=uuid.uuid4().hex, call_id=req.call_id,
-            caller=caller.full_number if caller else (uri_user(req.from_.uri) or "anonymous"),
-            callee=callee, dialed=str(req.uri), decision=decision.kind.value,
-            site=getattr(site, "code", None),
-            customer=caller.customer.id if caller else None,
-            start=self.clock(), emergency=decision.kind is DecisionKind.EMERGENCY,
-            billable=decision.kind is not DecisionKind.EMERGENCY,
-        )
+        return new_call_record(req, caller, decision, self.clock())
 
     def _transferred(self, entry: CallEntry, eff: Transferred) -> None:
         """The target took the transferor's place: its dialog now reaches this call."""

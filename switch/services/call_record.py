@@ -1,0 +1,32 @@
+"""The call record a new call attempt opens: who called whom, as dialed and as decided.
+
+Every attempt gets one (refused ones too), so the call history never misses a call; the
+call service closes it with the outcome. Emergency calls are recorded but never billable
+(CPCE D.98-8)."""
+
+from __future__ import annotations
+
+import uuid
+
+from dialplan import DecisionKind, RoutingDecision, User
+from rating.cdr import CallRecord
+from switch.sip import Request, uri_user
+
+
+def new_call_record(req: Request, caller: User | None, decision: RoutingDecision,
+                    start: float) -> CallRecord:
+    target = decision.target
+    if decision.kind in (DecisionKind.EXTERNAL, DecisionKind.EMERGENCY):
+        callee = decision.number or decision.e164
+    else:
+        callee = getattr(target, "full_number", None) or decision.e164
+    site = caller.site if caller else getattr(target, "site", None)
+    return CallRecord(
+        id=uuid.uuid4().hex, call_id=req.call_id,
+        caller=caller.full_number if caller else (uri_user(req.from_.uri) or "anonymous"),
+        callee=callee, dialed=str(req.uri), decision=decision.kind.value,
+        site=getattr(site, "code", None),
+        customer=caller.customer.id if caller else None,
+        start=start, emergency=decision.kind is DecisionKind.EMERGENCY,
+        billable=decision.kind is not DecisionKind.EMERGENCY,
+    )
