@@ -27,7 +27,7 @@ from .model import (
 )
 from .numbers import DEFAULT_EMERGENCY_NUMBERS, CallCategory, NumberRange
 from .packs import PACK_FEATURES, FeatureName, Pack, PackFeature
-from .router import CallContext, RoutingDecision, route
+from .router import CallContext, RoutingDecision, route, route_application_target
 from .schedule import Schedule
 from .yamlsource import ConfigError, ConfigIssue, YamlSource, load_yaml_file, parse_yaml_text
 
@@ -38,5 +38,5 @@ __all__ = [
     "MediaMode", "NumberRange", "Pack", "PackFeature", "Plan", "PlanHolder", "Queue",
     "RoutingDecision", "Schedule", "SipCredentials", "Site", "Target", "Transport", "Trunk",
     "TrunkRegistration", "User", "YamlSource", "load_plan", "load_plan_data",
-    "load_yaml_file", "parse_yaml_text", "route",
+    "load_yaml_file", "parse_yaml_text", "route", "route_application_target",
 ]

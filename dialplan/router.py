@@ -306,3 +306,44 @@ def emergency_from_site(site: Site, dialed: str) -> RoutingDecision | None:
     if digits in c.emergency_numbers:
         return _emergency(site, digits, trace)
     return None
+
+
+def route_application_target(plan: Plan, site: Site, target: str,
+                             at: datetime) -> RoutingDecision:
+    """Where a call application (an auto-attendant's menu key, dial by extension, a queue's
+    overflow) sends its caller. `target` is what `ivr.application.Transfer` carries: a
+    full internal number or a short extension of `site`, `voicemail:<full number>`, or an
+    external number, which the customer's default barring profile must allow (an
+    application has no barring of its own; annex 16.1: the customer's rules apply)."""
+    c = site.customer
+    trace = [f"application of site {site.code} sends its caller to {target}"]
+    if target.startswith("voicemail:"):
+        owner = c.by_full_number.get(target.removeprefix("voicemail:"))
+        if not isinstance(owner, User):
+            return _reject(trace, 404, f"no mailbox {target}")
+        return _to_target(Target(DecisionKind.VOICEMAIL, owner), at, trace, 0)
+    digits = target
+    entity = c.by_full_number.get(digits) or (
+        site.by_extension.get(digits) if len(digits) == c.extension_length else None)
+    if entity is not None:
+        return _to_entity(entity, at, trace)
+    if not digits.lstrip("+").isdigit():
+        return _reject(trace, 404, f"{target!r} is no number")
+    if len(digits) <= c.full_number_length and digits.startswith(c.prefix):
+        return _reject(trace, 404, f"no internal number {digits}")
+    guess = _as_e164(digits, c.country)
+    owner_of = plan.owner_of_number(guess) if guess is not None else None
+    if owner_of is not None and owner_of[1].customer is c:
+        return _to_entity(owner_of[1], at, trace)
+    cls = classify_external(digits, c.country)
+    if cls.error is not None:
+        return _reject(trace, 484 if cls.incomplete else 404, f"{digits}: {cls.error}")
+    refused = c.default_barring.refused(cls.categories)
+    if refused:
+        barred = ", ".join(sorted(x.value for x in refused))
+        return _reject(trace, 403, f"{barred} calls barred by profile {c.default_barring.id}")
+    trace.append(f"external number {cls.e164 or cls.digits} via trunk {site.trunk.id}")
+    return RoutingDecision(
+        DecisionKind.EXTERNAL, e164=cls.e164, trunk=site.trunk,
+        number=None if cls.e164 else cls.digits, categories=cls.categories, trace=tuple(trace),
+    )

@@ -89,8 +89,19 @@ class FarEndHungUp:
     cause: str = "caller hung up"
 
 
+@dataclass(frozen=True, slots=True)
+class TransferFailed:
+    """The ``Transfer`` target could not be reached (busy, no answer, unknown, barred):
+    the caller is still with the application, which decides what comes next (a prompt,
+    the menu again, another target). ``status`` is the SIP status the target gave."""
+
+    target: str
+    status: int
+    reason: str = ""
+
+
 AppEvent = (Answered | Digit | PromptFinished | RecordingFinished | DigitsCollected | Timer
-            | FarEndHungUp)
+            | FarEndHungUp | TransferFailed)
 
 
 # -- commands (what to do) ---------------------------------------------------------------
@@ -179,8 +190,14 @@ class CollectDigits:
 
 @dataclass(frozen=True, slots=True)
 class Transfer:
-    """Hand the caller to another number (a user, a hunt group, an external number): the
-    application's part of the call is over."""
+    """Hand the caller to another target: a full internal number (``501410``: a user, a
+    hunt group, a queue, an auto-attendant), a mailbox (``voicemail:501410``) or an
+    external number (``+33612345678``, ``0612345678``), routed from the application's
+    site. The caller hears ringback while the target rings, keeps its own identity (the
+    target sees who calls), and is connected when the target answers: the application's
+    part is then over. If the target cannot be reached, ``TransferFailed`` follows and the
+    application goes on. No other event reaches the application meanwhile except
+    ``FarEndHungUp``."""
 
     target: str
 

@@ -27,6 +27,7 @@ from ivr.application import (
     RecordingFinished,
     Timer,
     Transfer,
+    TransferFailed,
 )
 
 log = logging.getLogger("ivr.session")
@@ -34,6 +35,7 @@ log = logging.getLogger("ivr.session")
 
 class SessionState(Enum):
     ACTIVE = auto()
+    TRANSFERRING = auto()  # a Transfer rings its target: only its outcome comes in
     ENDED = auto()
 
 
@@ -60,6 +62,15 @@ class ApplicationSession:
         return self._filter(self.app.start(now), now)
 
     def receive(self, event: AppEvent, now: float) -> list[Command]:
+        if self.state is SessionState.TRANSFERRING and not isinstance(
+                event, FarEndHungUp | TransferFailed):
+            return []
+        if isinstance(event, TransferFailed):
+            if self.state is not SessionState.TRANSFERRING:
+                return []
+            self.state = SessionState.ACTIVE
+            log.info("transfer to %s failed with %d: back to the application", event.target,
+                     event.status)
         if self.ended:
             if isinstance(event, RecordingFinished):
                 self.app.receive(event, now)  # for its log or store; nothing to perform
@@ -75,15 +86,20 @@ class ApplicationSession:
         out.extend(self._filter(self.app.receive(event, now), now))
         return out
 
+    def transfer_connected(self) -> None:
+        """The Transfer's target answered: the application's part of the call is over."""
+        self.state = SessionState.ENDED
+        self._collect = None
+
     def next_deadline(self) -> float | None:
-        if self.ended:
+        if self.state is not SessionState.ACTIVE:
             return None
         times = [t for t in (self.app.next_deadline(),
                              self._collect.deadline if self._collect else None) if t is not None]
         return min(times) if times else None
 
     def handle_timer(self, now: float) -> list[Command]:
-        if self.ended:
+        if self.state is not SessionState.ACTIVE:
             return []
         out: list[Command] = []
         c = self._collect
@@ -117,15 +133,19 @@ class ApplicationSession:
         """Keep what the runner performs; take CollectDigits for ourselves."""
         out: list[Command] = []
         for cmd in commands:
-            if self.ended:
+            if self.state is not SessionState.ACTIVE:
                 break
             if isinstance(cmd, CollectDigits):
                 self._collect = _Collecting(cmd, "", now + cmd.first_timeout)
                 continue
             out.append(cmd)
-            if isinstance(cmd, HangUp | Transfer):
+            if isinstance(cmd, HangUp):
                 self.state = SessionState.ENDED
                 self._collect = None
+            elif isinstance(cmd, Transfer):
+                self.state = SessionState.TRANSFERRING
+                self._collect = None
+                break  # nothing after a Transfer: its outcome decides what comes next
         return out
 
 

@@ -28,9 +28,10 @@ from ivr.application import (
     Timer,
     Tone,
     Transfer,
+    TransferFailed,
 )
 from ivr.diagnostics import EchoTest, RecordTest, ToneTest
-from ivr.session import ApplicationSession
+from ivr.session import ApplicationSession, SessionState
 
 INFO = CallInfo("call-1", "501410", "sip:*45@127.0.0.1", "abc123")
 
@@ -80,10 +81,14 @@ class Menu(ApplicationBase):
     def __init__(self) -> None:
         self.got: list[DigitsCollected] = []
         self.deadline: float | None = None
+        self.failed: TransferFailed | None = None
 
     def receive(self, event: AppEvent, now: float) -> list[Command]:
         if isinstance(event, Answered):
             self.deadline = now + 30.0
+            return [CollectDigits(2, first_timeout=5.0, inter_digit_timeout=2.0)]
+        if isinstance(event, TransferFailed):
+            self.failed = event
             return [CollectDigits(2, first_timeout=5.0, inter_digit_timeout=2.0)]
         if isinstance(event, DigitsCollected):
             self.got.append(event)
@@ -113,7 +118,11 @@ def test_collect_digits_times_out_then_completes_on_max_digits() -> None:
     assert s.next_deadline() == 8.0  # inter-digit
     assert s.receive(Digit("2", DigitSource.RFC4733), 7.0) == [Transfer("501410")]
     assert app.got[-1] == DigitsCollected("12", CollectEnd.MAX_DIGITS)
-    assert s.ended and s.next_deadline() is None
+    # transferring: no timer, no digits until the transfer's outcome
+    assert not s.ended and s.state is SessionState.TRANSFERRING and s.next_deadline() is None
+    assert s.receive(Digit("3", DigitSource.RFC4733), 7.5) == []
+    s.transfer_connected()
+    assert s.ended
     assert s.receive(Digit("3", DigitSource.RFC4733), 8.0) == []  # let go of the call
 
 
@@ -139,3 +148,18 @@ def test_the_application_timer_fires_through_the_session() -> None:
 
 def test_timer_event_is_part_of_the_contract() -> None:
     assert ApplicationBase().receive(Timer(), 0.0) == []
+
+
+def test_a_failed_transfer_gives_the_caller_back_to_the_application() -> None:
+    app = Menu()
+    s = ApplicationSession(app)
+    s.start(0.0)
+    s.receive(Answered(), 0.0)
+    s.receive(Digit("1", DigitSource.RFC4733), 1.0)
+    assert s.receive(Digit("2", DigitSource.RFC4733), 1.5) == [Transfer("501410")]
+    assert s.handle_timer(40.0) == []  # the app's own timer waits for the outcome
+    assert s.receive(TransferFailed("501410", 486, "Busy Here"), 2.0) == []
+    assert app.failed == TransferFailed("501410", 486, "Busy Here")
+    assert s.state is SessionState.ACTIVE and s.next_deadline() == 7.0  # collecting again
+    # a stale outcome after the caller is back with the application changes nothing
+    assert s.receive(TransferFailed("501410", 480), 2.5) == []
