@@ -109,9 +109,12 @@ AppEvent = (Answered | Digit | PromptFinished | RecordingFinished | DigitsCollec
 
 @dataclass(frozen=True, slots=True)
 class Prompt:
-    """A named announcement, converted ahead of time (8 kHz mono PCM) and found by name."""
+    """A named announcement, converted ahead of time (8 kHz mono PCM) and found by name:
+    the customer's own announcement of that name when ``customer`` is given and has one,
+    else the operator's, else the French prompt shipped with the switch (`prompts/fr/`)."""
 
     name: str
+    customer: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import wave
 from collections.abc import Coroutine, Sequence
 from pathlib import Path
 from typing import Any, Protocol
@@ -97,12 +98,26 @@ def tone_pcm(freq_hz: float, seconds: float, amplitude: float = 0.3) -> Pcm:
     return (amplitude * 32767 * np.sin(2 * np.pi * freq_hz * t)).astype(np.int16)
 
 
+SHIPPED_PROMPTS = Path(__file__).resolve().parents[2] / "prompts" / "fr"
+
+
+def load_wav(path: Path) -> Pcm:
+    """A shipped prompt: a WAV file in the engine's own format (8 kHz mono 16-bit)."""
+    with wave.open(str(path)) as w:
+        if (w.getframerate(), w.getnchannels(), w.getsampwidth()) != (RATE, 1, 2):
+            raise ValueError(f"{path}: not 8 kHz mono 16-bit")
+        return np.frombuffer(w.readframes(w.getnframes()), dtype="<i2").astype(np.int16)
+
+
 class PromptLibrary:
     """Named prompts, converted ahead of time (raw 8 kHz s16le, `NAME.pcm`), loaded once,
-    and the music on hold (`moh.pcm` there, else a soft two-tone chime)."""
+    and the music on hold (`moh.pcm` there, else a soft two-tone chime). A name the
+    operator's directory lacks is taken from the prompts shipped with the switch
+    (`prompts/fr/NAME.wav`, made by `tools/make_prompts.py`)."""
 
-    def __init__(self, directory: Path | None) -> None:
+    def __init__(self, directory: Path | None, shipped: Path | None = SHIPPED_PROMPTS) -> None:
         self.directory = directory
+        self.shipped = shipped
         self._cache: dict[PromptItem, Pcm] = {}
         self._moh: MohSource | None = None
 
@@ -127,11 +142,21 @@ class PromptLibrary:
         if isinstance(item, Tone):
             pcm = tone_pcm(item.freq_hz, item.seconds)
         else:
-            if self.directory is None:
-                raise FileNotFoundError(f"no prompt directory for {item.name}")
-            pcm = load_pcm(self.directory / f"{Path(item.name).name}.pcm")
+            pcm = self._named(Path(item.name).name)
         self._cache[item] = pcm
         return pcm
+
+
+    def _named(self, name: str) -> Pcm:
+        if self.directory is not None:
+            path = self.directory / f"{name}.pcm"
+            if path.is_file():
+                return load_pcm(path)
+        if self.shipped is not None:
+            wav = self.shipped / f"{name}.wav"
+            if wav.is_file():
+                return load_wav(wav)
+        raise FileNotFoundError(f"no prompt {name!r} (operator's or shipped)")
 
 
 class ApplicationRunner:

@@ -7,6 +7,7 @@ import logging
 from collections.abc import Sequence
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from ivr.application import (
@@ -19,6 +20,7 @@ from ivr.application import (
     DigitSource,
     HangUp,
     Play,
+    Prompt,
     PromptFinished,
     Record,
     RecordingFinished,
@@ -196,3 +198,14 @@ async def test_music_on_hold_has_a_default_source(tmp_path: Path) -> None:
     assert library.music_on_hold is library.music_on_hold  # one shared source
     assert library.music_on_hold.frames > 0
     await runner.close()
+
+
+def test_shipped_french_prompts_are_found_by_name(tmp_path: Path) -> None:
+    library = PromptLibrary(tmp_path)  # the operator has none: the shipped one plays
+    pcm = library.pcm(Prompt("invalid-entry"))
+    assert len(pcm) > 8000 * 0.5  # more than half a second of speech
+    assert float(np.sqrt(np.mean(pcm.astype(np.float64) ** 2))) > 500  # not silence
+    (tmp_path / "invalid-entry.pcm").write_bytes(np.zeros(800, dtype="<i2").tobytes())
+    assert len(PromptLibrary(tmp_path).pcm(Prompt("invalid-entry"))) == 800  # operator's wins
+    with pytest.raises(FileNotFoundError):
+        library.pcm(Prompt("no-such-prompt"))
