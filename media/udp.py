@@ -157,6 +157,22 @@ class MediaEngine:
         self._endpoints.add(ep)
         return ep
 
+    async def open_relay_leg(self) -> RelayLeg:
+        """One relay leg on its own, for a party an application hands its caller to; it
+        becomes half of a relay with :meth:`bridge` (or is closed with ``_close``)."""
+        rtp_sock, rtcp_sock = self.ports.bind_pair()
+        leg = RelayLeg(self, rtp_sock, rtcp_sock)
+        await leg._open()
+        return leg
+
+    def bridge(self, endpoint: MediaEndpoint, leg_b: RelayLeg) -> Relay:
+        """The application that answered on ``endpoint`` hands its caller to the party on
+        ``leg_b``: the endpoint's sockets become the caller's relay leg, so the caller keeps
+        sending to the same port and needs no re-INVITE."""
+        relay = Relay(self, endpoint._hand_over(), leg_b)
+        self._relays.add(relay)
+        return relay
+
     async def open_relay(self) -> Relay:
         legs = []
         for _ in range(2):
@@ -300,6 +316,26 @@ class MediaEndpoint:
                 t.close()
         self._engine.ports.release(self.local_port)
         self._engine._endpoints.discard(self)
+
+    def _hand_over(self) -> RelayLeg:
+        """Stop being an endpoint and give the sockets, already bound and receiving, to a
+        relay leg: the engine's clock no longer ticks us; a recording still running ends
+        (and is saved) as at a close."""
+        self.closed = True
+        self.session.stop_recording()
+        self._drain()
+        if self._tick_id is not None:
+            self._engine.clock.remove(self._tick_id)
+            self._tick_id = None
+        leg = RelayLeg(self._engine, *self._socks)
+        for transport, handler in ((self._rtp, leg._on_rtp), (self._rtcp, leg._on_rtcp)):
+            if transport is not None:
+                protocol = cast(_Datagrams, transport.get_protocol())
+                protocol.datagram_received = handler  # type: ignore[method-assign]
+        leg.transport, leg.rtcp_transport = self._rtp, self._rtcp
+        self._rtp = self._rtcp = None
+        self._engine._endpoints.discard(self)
+        return leg
 
     # --- adapter plumbing ---------------------------------------------------------------------
     def _arm_played(self) -> None:

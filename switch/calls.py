@@ -57,6 +57,7 @@ from switch.b2bua.effects import (
 from switch.b2bua.legs import LocalAddress
 from switch.call_targets import Target, TargetResolver, hunt_step_for, ring_timeout_for
 from switch.dialog.session_timer import uas_negotiate
+from switch.divert import ApplicationTransfer, DivertMedia, transfer_from_application
 from switch.media_service import Anchor, close_media
 from switch.runtime import ServerRequest, SipRuntime
 from switch.services.admission import CallAdmission
@@ -91,7 +92,7 @@ def _same_body(leg: LegId, body: bytes) -> bytes:
     return body
 
 
-class MediaAnchoring(Protocol):
+class MediaAnchoring(DivertMedia, Protocol):
     """What the call service asks of the media service."""
 
     async def anchor(self, offer_body: bytes) -> Anchor | None: ...
@@ -123,6 +124,7 @@ class CallEntry:
     timer: asyncio.TimerHandle | None = None
     anchor: Anchor | None = None
     app: ApplicationRunner | None = None
+    divert: ApplicationTransfer | None = None  # the application's Transfer ringing its target
 
 
 class CallService:
@@ -562,10 +564,19 @@ class CallService:
             self.resolver.call_ended(answered)
         self.records.close(entry.record)
         self.admission.release(call.a_invite.call_id)
+        if entry.divert is not None:  # the caller left while the application's target rang
+            entry.divert.cancel()
         for media in (entry.app, entry.anchor):  # a diverted call may have both
             if media is not None:
                 self._spawn(close_media(media))
         self.runtime.loop.call_later(LINGER_SECONDS, self._forget, entry)
+
+    def bind_dialog(self, call_id: str, entry: CallEntry, side: Side,
+                    leg: LegId | None = None) -> None:
+        """Requests of dialog `call_id` reach `entry` as `side`'s (a leg joined later)."""
+        self.by_call_id[call_id] = DialogRef(entry, side, leg)
+        if call_id != entry.call.a_invite.call_id and call_id not in entry.extra_call_ids:
+            entry.extra_call_ids.append(call_id)
 
     def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
         task = asyncio.ensure_future(coro)
@@ -597,11 +608,8 @@ class _AppControl:
         self.service.perform(self.entry, self.entry.call.hang_up(self.service._now(), cause))
 
     def transfer(self, target: str) -> None:
-        # bridging an application's caller to a new leg is the next step (issue 11 seam):
-        # until then the call ends, saying why
-        log.warning("call %s: transfer to %s from an application is not available yet",
-                    self.entry.call.a_invite.call_id, target)
-        self.hang_up(f"transfer to {target} not available yet")
+        """Ring `target` for the application's caller (`switch.divert`)."""
+        self.service._spawn(transfer_from_application(self.service, self.entry, target))
 
 
 __all__ = ["CallEntry", "CallService", "DialogRef", "MediaAnchoring"]

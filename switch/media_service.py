@@ -17,6 +17,7 @@ import dataclasses
 import itertools
 import logging
 import secrets
+import weakref
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -26,6 +27,7 @@ from switch.dialog.offeranswer import (
     MediaCapabilities,
     SdpVersioner,
     build_answer,
+    build_offer,
     negotiated_streams,
     rewrite_connection,
 )
@@ -158,6 +160,10 @@ class MediaService:
         self.port_max = port_max
         self.engine: MediaEngine | None = None
         self._session_ids = itertools.count(secrets.randbelow(2**31))
+        # the SDP version line each application endpoint gave its caller: a relay that
+        # takes the endpoint over answers later re-INVITEs with the same origin (RFC 3264 8)
+        self._endpoint_versioners: weakref.WeakKeyDictionary[MediaEndpoint, SdpVersioner] = (
+            weakref.WeakKeyDictionary())
 
     def counters(self) -> dict[str, int]:
         """For /metrics: relay packets dropped (foreign sources, malformed)."""
@@ -205,7 +211,9 @@ class MediaService:
         try:
             caps = MediaCapabilities(endpoint.local_host, endpoint.local_port,
                                      codecs=SUPPORTED_CODECS)
-            answer = self._versioner().stamp(build_answer(offer, caps))
+            versioner = self._versioner()
+            self._endpoint_versioners[endpoint] = versioner
+            answer = versioner.stamp(build_answer(offer, caps))
             streams = negotiated_streams(answer, offer)
             if not streams:
                 raise SipError(488, "Not Acceptable Here")
@@ -218,6 +226,41 @@ class MediaService:
             raise
         log.info("application endpoint on %s:%d", endpoint.local_host, endpoint.local_port)
         return endpoint, answer.to_bytes()
+
+
+    # -- an application hands its caller to a third party (ivr Transfer) --
+
+    async def divert_leg(self) -> RelayLeg:
+        """The relay leg that will face the party an application hands its caller to."""
+        if self.engine is None:
+            raise SipError(503, "Media Unavailable")
+        try:
+            return await self.engine.open_relay_leg()
+        except PortsExhausted:
+            raise SipError(503, "Service Unavailable", headers=(("Retry-After", "30"),)) from None
+
+    def divert_offer(self, endpoint: MediaEndpoint, leg: RelayLeg) -> bytes:
+        """Our offer to that party: the leg's address, only the codec the caller already
+        uses with the application, so the relay forwards without transcoding."""
+        remote = endpoint.session.remote
+        codecs = (remote.codec,) if remote is not None else SUPPORTED_CODECS
+        caps = MediaCapabilities(leg.local_host, leg.local_port, codecs=codecs)
+        return self._versioner().stamp(build_offer(caps)).to_bytes()
+
+    def bridge(self, endpoint: MediaEndpoint, leg_b: RelayLeg, caller_offer: bytes, *,
+               caller_host: str | None) -> Anchor:
+        """The party answered: the endpoint becomes the caller's relay leg, pointed where
+        the endpoint sent its media, and the call is anchored from now on."""
+        if self.engine is None:
+            raise SipError(503, "Media Unavailable")
+        remote = endpoint.session.remote
+        versioner = self._endpoint_versioners.pop(endpoint, None) or self._versioner()
+        relay = self.engine.bridge(endpoint, leg_b)
+        if remote is not None:
+            relay.leg_a.set_remote(remote.host, remote.port, remote.payload_type, remote.codec,
+                                   remote.dtmf_payload_type, nat_host=caller_host)
+        return Anchor(relay, parse_sdp(caller_offer), versioner, self._versioner(),
+                      codec=remote.codec if remote is not None else None)
 
 
 class Closable(Protocol):

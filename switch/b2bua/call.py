@@ -486,6 +486,23 @@ class Call:
             self._retransmit_at = now + self._retransmit_interval
         return out
 
+    # -- an application hands its caller over (ivr Transfer) --
+
+    def adopt_callee(self, leg: Leg) -> LegId:
+        """A party that answered a leg rung for the application answering this call (a
+        menu key, dial by extension) becomes the call's callee: its BYE and re-INVITEs now
+        reach this call, and hanging up releases it. The leg comes from the separate Call
+        that rang it (so forking, hunting and ring timeouts are the ordinary ones)."""
+        if self.state is not CallState.ANSWERED or self.answered_leg is not None:
+            raise CallTransitionError(f"{self.state.name} call cannot adopt a callee")
+        adopted = Leg(LegId(len(self.legs)), leg.invite, leg.dest, LegState.ANSWERED,
+                      leg.final_status, leg.dialog, leg.ack)
+        self.legs.append(adopted)
+        self.answered_leg = adopted.id
+        log.info("call %s: the application handed the caller to %s", self.a_invite.call_id,
+                 leg.invite.uri)
+        return adopted.id
+
     # -- transfer (RFC 3515, RFC 5589) --
 
     def dialog_of(self, side: Side) -> tuple[Dialog, Peer] | None:

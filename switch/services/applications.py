@@ -52,7 +52,8 @@ from media.codecs import Pcm
 log = logging.getLogger("switch.applications")
 
 RATE = 8000
-DIGIT_WAIT = 3600.0  # the digit reader's poll: digits arrive long before this
+DIGIT_WAIT = 3600.0
+RINGBACK = Tone(440.0, 1.5)  # the digit reader's poll: digits arrive long before this
 
 
 class ApplicationMedia(Protocol):
@@ -197,6 +198,30 @@ class ApplicationRunner:
             self._log_digit(event)
         self._perform(self.session.receive(event, self._clock()))
 
+    def replace(self, app: CallApplication, name: str) -> None:
+        """Another application takes the caller on the same endpoint (a nested menu, a
+        mailbox after the target did not answer); it starts as if just answered."""
+        log.info("call %s: application %s takes over", self.info.call_id, name)
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        self.media.stop_playing()
+        self.session = ApplicationSession(app)
+        self._perform(self.session.start(self._clock()))
+        self.deliver(Answered())
+
+    def detach(self) -> None:
+        """The caller was handed to a third party and the endpoint's sockets now belong to
+        the call's relay: stop everything here without closing them."""
+        self.closed = True
+        self.session.transfer_connected()
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        for task in [self._digits, *self._tasks]:
+            if task is not None:
+                task.cancel()
+
     async def close(self, cause: str = "call ended") -> None:
         if self.closed:
             return
@@ -255,6 +280,11 @@ class ApplicationRunner:
         elif isinstance(cmd, HangUp):
             self.control.hang_up(cmd.cause)
         elif isinstance(cmd, Transfer):
+            # the caller hears ringback while the target rings (French cadence: 440 Hz,
+            # 1.5 s on, 3.5 s off; ETSI TR 101 041-1, France)
+            self._play_generation += 1
+            m.play([self.prompts.pcm(RINGBACK), np.zeros(int(RATE * 3.5), dtype=np.int16)],
+                   loop=True, interruptible=False)
             self.control.transfer(cmd.target)
 
     # -- what the media endpoint reports --

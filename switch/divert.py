@@ -1,0 +1,325 @@
+"""An application hands its caller to a target (`ivr.application.Transfer`).
+
+An auto-attendant's menu key, dial by extension, a queue's overflow: the caller already
+talks to the switch (the application answered), and now a user, a hunt group or an
+external number must ring while the caller hears ringback. The target is routed from the
+application's site (`dialplan.route_application_target`) and handled by the call manager's
+decision table like any call:
+
+- ringing legs: a second, inner `Call` rings them, so forking, hunting, ring timeouts and
+  the "every leg failed" policy are the ordinary ones. Its answers to its (virtual) caller
+  are read here, never sent: a 2xx connects, a final failure gives the caller back to the
+  application (`TransferFailed`). When the target answers, its leg is adopted by the
+  caller's call (`Call.adopt_callee`) and the application's media endpoint becomes the
+  caller's relay leg (`MediaService.bridge`): the caller keeps the same RTP port, so no
+  re-INVITE reaches the caller's phone.
+- another application (a nested auto-attendant, a mailbox): it replaces the current one on
+  the same media endpoint.
+- a refusal (unknown number, barred): `TransferFailed` with its status.
+
+The target sees the original caller (the caller's identity is kept, as the issue asks).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import datetime as dt
+import functools
+import logging
+from enum import Enum, auto
+from typing import TYPE_CHECKING, Protocol
+
+from dialplan import RoutingDecision, route_application_target
+from dialplan.model import Site
+from ivr.application import TransferFailed
+from media import MediaEndpoint, RelayLeg
+from switch.b2bua.assembly import assemble
+from switch.b2bua.call import Call
+from switch.b2bua.decisions import Refuse, RunApplication, handling_for
+from switch.b2bua.effects import (
+    Effect,
+    Ended,
+    LegId,
+    RespondCaller,
+    SendRequest,
+    SendStateless,
+    Side,
+    StartApplication,
+)
+from switch.call_targets import Target, hunt_step_for, ring_timeout_for
+from switch.media_service import Anchor
+from switch.sip import Request, Response, SipError
+from switch.transaction import Peer
+from switch.transfer import latch_onto, target_number
+
+if TYPE_CHECKING:
+    from switch.calls import CallEntry, CallService
+
+log = logging.getLogger("switch.divert")
+
+# The inner call's caller is virtual: what the inner call would send it goes nowhere.
+NOWHERE = Peer("UDP", "0.0.0.0", 0)
+
+
+class DivertState(Enum):
+    RINGING = auto()
+    CONNECTED = auto()  # the target answered: the caller talks to it through the relay
+    FAILED = auto()  # back to the application
+    HANDED = auto()  # another application took the caller (mailbox on no answer)
+    CANCELLED = auto()  # the caller hung up meanwhile
+
+
+TRANSITIONS: dict[tuple[DivertState, str], DivertState] = {
+    (DivertState.RINGING, "answered"): DivertState.CONNECTED,
+    (DivertState.RINGING, "failed"): DivertState.FAILED,
+    (DivertState.RINGING, "application"): DivertState.HANDED,
+    (DivertState.RINGING, "cancel"): DivertState.CANCELLED,
+}
+
+
+class DivertMedia(Protocol):
+    """What a transfer out of an application asks of the media service."""
+
+    async def divert_leg(self) -> RelayLeg: ...
+
+    def divert_offer(self, endpoint: MediaEndpoint, leg: RelayLeg) -> bytes: ...
+
+    def bridge(self, endpoint: MediaEndpoint, leg_b: RelayLeg, caller_offer: bytes, *,
+               caller_host: str | None) -> Anchor: ...
+
+
+def application_site(entry: CallEntry) -> Site | None:
+    """Where the application's targets are routed from: the site of what was called (an
+    auto-attendant, a queue), else the caller's own (a feature code)."""
+    site = getattr(entry.decision.target, "site", None)
+    if isinstance(site, Site):
+        return site
+    return entry.caller.site if entry.caller is not None else None
+
+
+async def transfer_from_application(service: CallService, entry: CallEntry,
+                                    target: str) -> None:
+    """Route `target` and ring it (or hand the caller to another application, or fail)."""
+    runner = entry.app
+    if runner is None or runner.closed:
+        return
+    site = application_site(entry)
+    if site is None:
+        runner.deliver(TransferFailed(target, 404, "no site to route from"))
+        return
+    decision = route_application_target(service.plan.plan, site, target,
+                                        dt.datetime.now(dt.UTC))
+    log.info("call %s: application transfer to %s decision=%s", entry.call.a_invite.call_id,
+             target, decision.kind.value)
+    handling = handling_for(decision, service.applications)
+    if isinstance(handling, Refuse):
+        runner.deliver(TransferFailed(target, handling.status, handling.reason))
+        return
+    if isinstance(handling, RunApplication):
+        runner.replace(handling.factory(runner.info), handling.name)
+        return
+    endpoint = runner.media
+    media = service.media
+    if not isinstance(endpoint, MediaEndpoint) or media is None:
+        runner.deliver(TransferFailed(target, 503, "media cannot be bridged"))
+        return
+    groups = service.resolver.targets(decision, entry.caller, entry.call.a_invite)
+    if not groups:
+        runner.deliver(TransferFailed(target, 480, "Temporarily Unavailable"))
+        return
+    try:
+        leg_b = await media.divert_leg()
+    except SipError as exc:
+        runner.deliver(TransferFailed(target, exc.status, exc.reason))
+        return
+    if entry.app is not runner or runner.closed:  # the caller left meanwhile
+        leg_b._close()
+        return
+    divert = ApplicationTransfer(service, entry, target, decision, endpoint, leg_b)
+    entry.divert = divert
+    divert.ring(groups)
+
+
+class ApplicationTransfer:
+    """One transfer out of an application, from the first ring to its outcome."""
+
+    def __init__(self, service: CallService, entry: CallEntry, target: str,
+                 decision: RoutingDecision, endpoint: MediaEndpoint, leg_b: RelayLeg) -> None:
+        self.service = service
+        self.entry = entry
+        self.target = target
+        self.decision = decision
+        self.endpoint = endpoint
+        self.leg_b = leg_b
+        self.state = DivertState.RINGING
+        self.offer = b""
+        self.leg_users: dict[str, str] = {}  # Call-ID of a leg -> the user it rings
+        t = service.timers
+        self.inner = Call(entry.call.a_invite, NOWHERE, service.local, service._now(),
+                          ring_timeout_for(decision, t.ring_timeout), answer_sdp=_same,
+                          t1=t.t1, t2=t.t2, exhausted_policy=service.exhausted_policy)
+        self._timer: asyncio.TimerHandle | None = None
+
+    def _go(self, event: str) -> bool:
+        nxt = TRANSITIONS.get((self.state, event))
+        if nxt is None:
+            return False
+        log.debug("divert %s: %s --%s--> %s", self.entry.call.a_invite.call_id,
+                  self.state.name, event, nxt.name)
+        self.state = nxt
+        return True
+
+    def ring(self, groups: list[list[Target]]) -> None:
+        service = self.service
+        assert service.media is not None  # checked before the divert was made
+        self.offer = service.media.divert_offer(self.endpoint, self.leg_b)
+        invite = self.entry.call.a_invite
+        assembled = assemble(groups, body=self.offer, local=service.local,
+                             emergency=None,
+                             max_forwards=max(0, (invite.max_forwards or 70) - 1))
+        steps: list[list[tuple[Request, Peer]]] = []
+        for group_legs in assembled:
+            for leg in group_legs:
+                if leg.user is not None:
+                    self.leg_users[leg.invite.call_id] = leg.user
+            steps.append([(leg.invite, leg.dest) for leg in group_legs])
+        now = service._now()
+        if len(steps) == 1:
+            effects: list[Effect] = []
+            for req, dest in steps[0]:
+                effects.extend(self.inner.add_leg(req, dest))
+        else:
+            effects = self.inner.start_hunt(
+                steps, hunt_step_for(self.decision, service.timers.hunt_step), now)
+        self._perform(effects)
+
+    # -- the inner call's effects --
+
+    def _perform(self, effects: list[Effect]) -> None:
+        rt = self.service.runtime
+        for eff in effects:
+            if isinstance(eff, SendRequest):
+                if eff.leg is not None:
+                    rt.send_request(eff.request, eff.dest,
+                                    functools.partial(self._on_response, eff.leg))
+                else:
+                    rt.send_request(eff.request, eff.dest)
+            elif isinstance(eff, SendStateless):
+                if eff.dest is not NOWHERE:
+                    rt.send_raw(eff.data, eff.dest)
+            elif isinstance(eff, RespondCaller):
+                status = eff.response.status
+                if 200 <= status < 300:
+                    self._connected(eff.response)
+                elif status >= 300:
+                    self._failed(status, eff.response.reason)
+            elif isinstance(eff, StartApplication):
+                self._hand_to(eff.application)
+            elif isinstance(eff, Ended) and self.state is DivertState.RINGING:
+                self._failed(eff.status, eff.cause)
+        self._arm()
+
+    def _on_response(self, leg: LegId, resp: Response) -> None:
+        now = self.service._now()
+        if resp.status == 408 and not resp.headers.get("Call-ID"):
+            self._perform(self.inner.on_leg_timeout(leg, now))
+        else:
+            self._perform(self.inner.on_response(leg, resp, now))
+
+    def _arm(self) -> None:
+        loop = self.service.runtime.loop
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        deadline = self.inner.next_deadline() if self.state is DivertState.RINGING else None
+        if deadline is not None:
+            self._timer = loop.call_at(deadline, self._fire)
+
+    def _fire(self) -> None:
+        self._timer = None
+        self._perform(self.inner.handle_timer(self.service._now()))
+
+    # -- outcomes --
+
+    def _connected(self, ok: Response) -> None:
+        if not self._go("answered"):
+            return
+        service, entry, inner = self.service, self.entry, self.inner
+        self.inner.on_ack(service._now())  # the virtual caller "ACKs" at once
+        leg = inner.answered
+        runner = entry.app
+        if leg is None or runner is None or service.media is None:
+            return
+        call_id = entry.call.a_invite.call_id
+        anchor = service.media.bridge(self.endpoint, self.leg_b, entry.call.a_invite.body,
+                                      caller_host=entry.call.a_peer.host)
+        latch_onto(anchor, Side.CALLEE, ok.body, leg.dest.host)
+        runner.detach()
+        entry.app = None
+        entry.anchor = anchor
+        entry.b_sdp = self.offer
+        entry.divert = None
+        leg_id = entry.call.adopt_callee(leg)
+        service.bind_dialog(leg.invite.call_id, entry, Side.CALLEE, leg_id)
+        user = self.leg_users.get(leg.invite.call_id)
+        if user is not None:
+            entry.leg_users[leg_id] = user
+        number = target_number(self.decision, self.target)
+        entry.record = dataclasses.replace(entry.record, transferred_to=number)
+        log.info("call %s: application handed the caller to %s", call_id, number)
+
+    def _failed(self, status: int, reason: str) -> None:
+        if not self._go("failed"):
+            return
+        self._release()
+        runner = self.entry.app
+        log.info("call %s: application transfer to %s failed with %d",
+                 self.entry.call.a_invite.call_id, self.target, status)
+        if runner is not None and not runner.closed:
+            runner.deliver(TransferFailed(self.target, status, reason))
+
+    def _hand_to(self, name: str) -> None:
+        """The target's no-answer or busy treatment is an application (its mailbox): it
+        takes over the caller on the same endpoint."""
+        if not self._go("application"):
+            return
+        self._perform(self.inner.hang_up(self.service._now(), f"handed to {name}"))
+        self._release()
+        runner = self.entry.app
+        factory = self.service.applications.get(name)
+        if runner is None or runner.closed:
+            return
+        if factory is None:
+            runner.deliver(TransferFailed(self.target, 480, f"{name} unavailable"))
+            return
+        runner.replace(factory(runner.info), name)
+
+    def cancel(self) -> None:
+        """The caller hung up while the target rang."""
+        if not self._go("cancel"):
+            return
+        self._perform(self.inner.on_cancel(self.service._now()))
+        self._release()
+
+    def _release(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        self.leg_b._close()
+        if self.entry.divert is self:
+            self.entry.divert = None
+
+
+def _same(leg: LegId, body: bytes) -> bytes:
+    return body
+
+
+__all__ = [
+    "NOWHERE",
+    "ApplicationTransfer",
+    "DivertMedia",
+    "DivertState",
+    "application_site",
+    "transfer_from_application",
+]
