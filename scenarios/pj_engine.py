@@ -57,6 +57,12 @@ def create_library(user_agent: str = "wte-scenario/pjsua2", log_level: int = 1) 
                 if name == "TLS":
                     tc.tlsConfig.verifyServer = False
                 self.transports[name] = self.ep.transportCreate(kind, tc)
+            # a second UDP socket for a phone playing the carrier: a switch trusts its
+            # trunk by source address, so the carrier must not share the phones' socket
+            tc = pj.TransportConfig()
+            tc.port = 0
+            tc.boundAddress = "127.0.0.1"
+            self.transports["CARRIER"] = self.ep.transportCreate(pj.PJSIP_TRANSPORT_UDP, tc)
             self.ep.libStart()
 
     return _Lib()

@@ -247,3 +247,27 @@ def make_phone(lib: PjLibrary, *, transport: str, user: str, host: str, port: in
     acc = PjAccount()
     acc.create(acfg)
     return Phone(lib, acc, transport, f"sip:{user}@{host}")
+
+
+def carrier_port(lib: PjLibrary) -> int:
+    """The local port of the library's carrier transport (the test switch's trunk)."""
+    info = lib.ep.transportGetInfo(lib.transports["CARRIER"])
+    return int(str(info.localName).rsplit(":", 1)[1])
+
+
+def make_carrier_phone(lib: PjLibrary, number: str = "+33612345678") -> Phone:
+    """A pjsua2 phone on the carrier transport, presenting `number`: a switch whose trunk
+    trusts `carrier_port(lib)` takes its calls as calls from the public network."""
+    acfg = pj.AccountConfig()
+    acfg.idUri = f"sip:{number}@127.0.0.1"
+    acfg.sipConfig.transportId = lib.transports["CARRIER"]
+    acfg.regConfig.registrarUri = ""
+    acfg.regConfig.registerOnAdd = False
+    acfg.mediaConfig.transportConfig.port = random.randrange(20000, 60000, 2)
+    acfg.mediaConfig.transportConfig.portRange = 2000
+    acfg.natConfig.sipOutboundUse = 0
+    acfg.natConfig.contactRewriteUse = 0
+    acfg.natConfig.viaRewriteUse = 0
+    acc = PjAccount()
+    acc.create(acfg)
+    return Phone(lib, acc, "UDP", f"sip:{number}@127.0.0.1")
