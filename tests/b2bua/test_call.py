@@ -385,3 +385,36 @@ def test_the_2xx_allow_lists_what_a_call_dialog_accepts() -> None:
     assert {"INVITE", "ACK", "BYE", "CANCEL", "UPDATE", "INFO", "REFER"} <= allow
     assert not {"NOTIFY", "PRACK"} & allow
     assert "replaces" not in (inv.headers.get("Supported") or "")
+
+
+def test_a_leg_answered_for_an_application_becomes_the_callee() -> None:
+    """ivr Transfer: an inner call rang 501411 for the application that answered the
+    caller; the answered leg is adopted, and its BYE then ends the caller's call."""
+    call = make_call()
+    call.answer_locally(b"sdp-of-the-switch", 1.0)
+    call.on_ack(1.1)
+    inner = make_call(2.0)
+    inv = b_invite(PHONE_1, "b-divert")
+    inner.add_leg(inv, PHONE_1)
+    inner.on_response(LegId(0), reply(inv, 200, body=b"sdp-of-b"), 3.0)
+    answered = inner.answered
+    assert answered is not None and answered.dialog is not None
+    leg_id = call.adopt_callee(answered)
+    assert call.answered_leg == leg_id and call.answered is not None
+    assert call.dialog_of(Side.CALLEE) == (answered.dialog, PHONE_1)
+    with pytest.raises(CallTransitionError):
+        call.adopt_callee(answered)  # one callee only
+    effects = call.on_bye(Side.CALLEE, 10.0)
+    bye = next(e for e in effects if isinstance(e, SendRequest))
+    assert bye.request.method == "BYE" and bye.dest == CALLER
+    assert call.state is CallState.ENDED
+
+
+def test_a_ringing_call_cannot_adopt_a_callee() -> None:
+    call, inner = make_call(), make_call()
+    inv = b_invite(PHONE_1, "b-x")
+    inner.add_leg(inv, PHONE_1)
+    inner.on_response(LegId(0), reply(inv, 200), 1.0)
+    assert inner.answered is not None
+    with pytest.raises(CallTransitionError):
+        call.adopt_callee(inner.answered)
