@@ -216,7 +216,7 @@ class AttendantMenu:
 
 # What a menu key does: send the caller to a target (an entity, a mailbox, an external
 # number), open a submenu, or repeat / go back.
-MenuChoice = Union[Target, "ExternalNumber", AttendantMenu, MenuCommand]  # noqa: UP007
+MenuChoice = Union[Target, ExternalNumber, AttendantMenu, MenuCommand]  # noqa: UP007
 TransferTarget = Union[Target, ExternalNumber]  # noqa: UP007
 
 

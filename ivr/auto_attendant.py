@@ -173,18 +173,19 @@ class AutoAttendantApp(ApplicationBase):
 
     # -- menus --
 
-    def _enter(self, menu: Menu, now: float, *, why: str) -> list[Command]:
-        """Enter `menu` (a new attempt count): its greeting, then its prompt."""
+    def _enter(self, menu: Menu, now: float, *, why: str,
+               greeting: bool = True) -> list[Command]:
+        """Enter `menu` (a new attempt count): its greeting (not when coming back to it),
+        then its prompt."""
         if menu is not self.menu:
             self.menus.append(menu)
         self.attempts = 1
         self._log("menu", menu=menu.name, why=why)
-        names = ([menu.greeting] if menu.greeting else []) + [menu.prompt]
+        names = ([menu.greeting] if menu.greeting and greeting else []) + [menu.prompt]
         return self._play_menu(names, now)
 
     def _play_menu(self, names: list[str], now: float) -> list[Command]:
-        if self.state is not AttendantState.MENU:
-            self._go(_I.PLAY_MENU)
+        self._go(_I.PLAY_MENU)
         self.number = ""
         self._playing = True
         self._deadline = now + PROMPT_GUARD
@@ -218,13 +219,15 @@ class AutoAttendantApp(ApplicationBase):
         self._log("key", menu=self.menu.name, key=digit, action=action.kind.value,
                   target=action.target or (action.submenu.name if action.submenu else ""))
         if action.kind is KeyKind.TRANSFER:
-            stop: list[Command] = [StopPlaying()] if was_playing else []
-            return stop + self._transfer(action.target, now, timeout=False)
+            out = self._transfer(action.target, now, timeout=False)
+            if was_playing and not any(isinstance(c, Play) for c in out):
+                out.insert(0, StopPlaying())
+            return out
         if action.kind is KeyKind.SUBMENU and action.submenu is not None:
             return self._enter(action.submenu, now, why=f"key {digit}")
         if action.kind is KeyKind.BACK and len(self.menus) > 1:
             self.menus.pop()
-            return self._enter(self.menu, now, why=f"back from key {digit}")
+            return self._enter(self.menu, now, why=f"back from key {digit}", greeting=False)
         return self._play_menu([self.menu.prompt], now)  # repeat (or back at the top)
 
     def _failed(self, notice: str, now: float) -> list[Command]:
@@ -342,4 +345,4 @@ class AutoAttendantApp(ApplicationBase):
                  what, extra)
 
 
-__all__ = ["AttendantState", "AttendantTransitionError", "AutoAttendantApp", "TRANSITIONS"]
+__all__ = ["TRANSITIONS", "AttendantState", "AttendantTransitionError", "AutoAttendantApp"]
