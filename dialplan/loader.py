@@ -19,11 +19,11 @@ import phonenumbers
 from .checks import check_customer, check_plan
 from .fields import Reader
 from .indexes import index_customer, index_plan
+from .loader_attendants import apply_menu_targets, parse_auto_attendant
 from .loader_sites import (
     CustomerCtx,
     apply_targets,
     hex_digest,
-    parse_auto_attendant,
     parse_hunt_group,
     parse_queue,
     parse_site,
@@ -176,9 +176,11 @@ def _customer(
         realm=realm, profiles=profiles, default_profile=default_profile,
         trunks=_trunks(r, m, path), schedules=_schedules(r, m, path, country),
         feature_codes=_feature_codes(r, m, path), public_numbers=public_numbers, paths=paths,
+        country=country,
     )
     sites = _sites(ctx, m, path)
     apply_targets(ctx)
+    apply_menu_targets(ctx)
     if cid is None or domain is None:
         return None
     customer = Customer(

@@ -15,7 +15,6 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from .fields import Reader
 from .model import (
-    AutoAttendant,
     BarringProfile,
     CivicAddress,
     DecisionKind,
@@ -51,9 +50,6 @@ _GROUP_KEYS = frozenset(
 _QUEUE_KEYS = frozenset(
     {"id", "name", "number", "extension", "agents", "max_waiting", "overflow", "schedule", "closed"}
 )
-_AA_KEYS = frozenset(
-    {"id", "name", "number", "extension", "menu", "timeout", "schedule", "closed"}
-)
 
 
 @dataclass
@@ -77,6 +73,9 @@ class CustomerCtx:
     full_numbers: dict[str, Entity] = field(default_factory=dict)
     ids: dict[str, PathKey] = field(default_factory=dict)  # group/queue/AA ids
     pending_targets: list[tuple[Any, str, str, PathKey]] = field(default_factory=list)
+    country: str = "FR"  # the customer's region: external numbers in menus are read from it
+    # auto-attendant menus: (menu or attendant, key or attr, reference, path, site code)
+    pending_menu: list[tuple[Any, str, str, PathKey, str]] = field(default_factory=list)
 
 
 RING_SECONDS = (1, 600)  # bounds of every ring time setting, in seconds
@@ -381,27 +380,6 @@ def parse_queue(ctx: CustomerCtx, site: Site, raw: Any, path: PathKey) -> Queue 
     _defer_target(ctx, q, "overflow_target", m, path, "overflow")
     _defer_target(ctx, q, "closed_target", m, path, "closed")
     return q
-
-
-def parse_auto_attendant(ctx: CustomerCtx, site: Site, raw: Any, path: PathKey) -> AutoAttendant | None:
-    r = ctx.r
-    m = r.mapping(raw, path, _AA_KEYS)
-    common = _group_common(ctx, site, m, path, "auto-attendant")
-    schedule = _schedule_ref(ctx, m, path)
-    menu = r.mapping(m.get("menu"), (*path, "menu"))
-    if common is None:
-        return None
-    gid, name, number, ext, full = common
-    aa = AutoAttendant(gid, name, number, ext, full, (), None, schedule)
-    ctx.paths[id(aa)] = path
-    for key in menu:
-        if key not in "0123456789*#" or len(key) != 1:
-            r.err((*path, "menu", key), "menu keys are single DTMF digits 0-9, * or #")
-            continue
-        _defer_target(ctx, aa, f"menu:{key}", menu, (*path, "menu"), key)
-    _defer_target(ctx, aa, "timeout_target", m, path, "timeout")
-    _defer_target(ctx, aa, "closed_target", m, path, "closed")
-    return aa
 
 
 def resolve_target(ctx: CustomerCtx, ref: str, path: PathKey) -> Target | None:

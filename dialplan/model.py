@@ -185,6 +185,41 @@ class Queue:
     customer: Customer = field(init=False, repr=False, compare=False)
 
 
+class MenuCommand(Enum):
+    """A menu key that moves within the auto-attendant instead of sending the caller on."""
+
+    REPEAT = "repeat"  # play this menu again
+    BACK = "back"  # the parent menu (submenus only)
+
+
+@dataclass(frozen=True, slots=True)
+class ExternalNumber:
+    """An external number a menu sends its caller to, as written in the plan
+    (``+33612345678`` or ``0612345678``); the customer's default barring allowed it at load."""
+
+    number: str
+    e164: str | None = None
+
+    def __str__(self) -> str:
+        return self.number
+
+
+@dataclass(frozen=True, eq=False)
+class AttendantMenu:
+    """A submenu of an auto-attendant: its own greeting and prompt (customer announcement
+    names; None: the shipped default) and keys."""
+
+    greeting: str | None = None
+    prompt: str | None = None
+    menu: tuple[tuple[str, MenuChoice], ...] = ()  # DTMF key -> what it does
+
+
+# What a menu key does: send the caller to a target (an entity, a mailbox, an external
+# number), open a submenu, or repeat / go back.
+MenuChoice = Union[Target, ExternalNumber, AttendantMenu, MenuCommand]  # noqa: UP007
+TransferTarget = Union[Target, ExternalNumber]  # noqa: UP007
+
+
 @dataclass(frozen=True, eq=False)
 class AutoAttendant:
     id: str
@@ -192,10 +227,15 @@ class AutoAttendant:
     public_number: str | None
     extension: str
     full_number: str
-    menu: tuple[tuple[str, Target], ...]  # DTMF key -> target
-    timeout_target: Target | None = None
+    menu: tuple[tuple[str, MenuChoice], ...]  # DTMF key -> what it does (top menu)
+    timeout_target: TransferTarget | None = None  # after `retries` invalid or no entries
     schedule: Schedule | None = None
     closed_target: Target | None = None
+    greeting: str | None = None  # announcement names; None: the shipped aa-welcome/aa-menu
+    menu_prompt: str | None = None
+    retries: int = 3  # attempts at the menu before the timeout target
+    dial_by_extension: bool = True  # a digit that is no key starts an internal number
+    digit_timeout: float = 5.0  # seconds: wait for the first digit, and between digits
     site: Site = field(init=False, repr=False, compare=False)
     customer: Customer = field(init=False, repr=False, compare=False)
 

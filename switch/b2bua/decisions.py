@@ -13,12 +13,14 @@ answer (`RingMore`) and voicemail (`AnswerWith`) plug in as an `ExhaustedPolicy`
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from enum import Enum
 
-from dialplan import DecisionKind, RoutingDecision
+from dialplan import AutoAttendant, DecisionKind, RoutingDecision
 from ivr.application import CallApplication, CallInfo
+from ivr.auto_attendant import AutoAttendantApp
 from ivr.diagnostics import EchoTest, RecordTest, ToneTest
 from switch.sip import Request
 from switch.transaction import Peer
@@ -69,7 +71,6 @@ APPLICATIONS: Mapping[str, ApplicationFactory] = {
 # phrase), not a silent 480, and the attempt is recorded.
 NOT_BUILT: Mapping[DecisionKind, str] = {
     DecisionKind.QUEUE: "Queue Not Available Yet",
-    DecisionKind.AUTO_ATTENDANT: "Auto-Attendant Not Available Yet",
     DecisionKind.VOICEMAIL: "Voicemail Not Available Yet",
 }
 
@@ -90,6 +91,15 @@ def _not_built(decision: RoutingDecision,
     return Refuse(501, reason, f'399 wte "{decision.kind.value} is not available yet"')
 
 
+def _auto_attendant(decision: RoutingDecision,
+                    applications: Mapping[str, ApplicationFactory]) -> Handling:
+    """The plan's auto-attendant answers with its menus (`ivr.auto_attendant`)."""
+    aa = decision.target
+    if not isinstance(aa, AutoAttendant):  # the router always gives the entity
+        return Refuse(500, "Server Internal Error", '399 wte "auto-attendant without its menu"')
+    return RunApplication("auto_attendant", functools.partial(AutoAttendantApp.for_entity, aa))
+
+
 def _reject(decision: RoutingDecision,
             applications: Mapping[str, ApplicationFactory]) -> Handling:
     return Refuse(decision.status or 403, decision.reason or "Forbidden")
@@ -103,7 +113,7 @@ TABLE: Mapping[DecisionKind,
     DecisionKind.EMERGENCY: lambda d, a: RingLegs(LegKind.TRUNK, emergency=True),
     DecisionKind.FEATURE: _feature,
     DecisionKind.QUEUE: _not_built,
-    DecisionKind.AUTO_ATTENDANT: _not_built,
+    DecisionKind.AUTO_ATTENDANT: _auto_attendant,
     DecisionKind.VOICEMAIL: _not_built,
     DecisionKind.REJECT: _reject,
 }

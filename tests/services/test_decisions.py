@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
-from dialplan import DecisionKind, RoutingDecision
+from dialplan import DecisionKind, RoutingDecision, load_plan
+from ivr.application import Answered, CallInfo, Play, Prompt
+from ivr.auto_attendant import AutoAttendantApp
 from ivr.diagnostics import EchoTest, RecordTest, ToneTest
 from switch.b2bua.decisions import (
     TABLE,
@@ -46,7 +50,6 @@ def test_the_test_services_are_applications(feature: str, app: type) -> None:
 
 @pytest.mark.parametrize(("decision", "reason"), [
     (RoutingDecision(DecisionKind.QUEUE), "Queue Not Available Yet"),
-    (RoutingDecision(DecisionKind.AUTO_ATTENDANT), "Auto-Attendant Not Available Yet"),
     (RoutingDecision(DecisionKind.VOICEMAIL, feature="retrieve"), "Voicemail Not Available Yet"),
     (RoutingDecision(DecisionKind.FEATURE, feature="dnd_on"), "Feature Not Available Yet"),
 ])
@@ -54,6 +57,22 @@ def test_features_not_built_yet_say_so(decision: RoutingDecision, reason: str) -
     got = handling_for(decision)
     assert isinstance(got, Refuse) and got.status == 501 and got.reason == reason
     assert got.warning is not None and got.warning.startswith('399 wte "')
+
+
+def test_an_auto_attendant_answers_with_its_own_menu() -> None:
+    plan = load_plan(str(Path(__file__).resolve().parents[2] / "config" / "example.yaml"))
+    aa = plan.customers[0].sites[0].auto_attendants[0]
+    got = handling_for(RoutingDecision(DecisionKind.AUTO_ATTENDANT, target=aa))
+    assert isinstance(got, RunApplication) and got.name == "auto_attendant"
+    app = got.factory(CallInfo("c1", "+33612345678", "sip:+33562070400@x", "t1"))
+    assert isinstance(app, AutoAttendantApp) and app.config.id == "reception"
+    assert app.receive(Answered(), 0.0) == [
+        Play((Prompt("aa-welcome", "acme"), Prompt("aa-menu", "acme")))]
+
+
+def test_an_auto_attendant_decision_without_its_entity_is_a_server_error() -> None:
+    got = handling_for(RoutingDecision(DecisionKind.AUTO_ATTENDANT))
+    assert isinstance(got, Refuse) and got.status == 500
 
 
 def test_a_new_application_is_a_new_row() -> None:
