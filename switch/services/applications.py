@@ -243,13 +243,19 @@ class ApplicationRunner:
     # -- commands --
 
     def _perform(self, commands: list[Command]) -> None:
+        failed_play = False
         for cmd in commands:
             try:
                 self._command(cmd)
             except Exception:
                 log.exception("call %s: application command %s failed", self.info.call_id,
                               type(cmd).__name__)
+                failed_play = failed_play or isinstance(cmd, Play)
         self._arm()
+        if failed_play and not self.closed:
+            # a prompt that cannot play (an announcement not added yet) ends at once, so
+            # the application moves on instead of waiting for an end that never comes
+            self._perform(self.session.receive(PromptFinished(interrupted=True), self._clock()))
 
     def _command(self, cmd: Command) -> None:
         m = self.media

@@ -209,3 +209,26 @@ def test_shipped_french_prompts_are_found_by_name(tmp_path: Path) -> None:
     assert len(PromptLibrary(tmp_path).pcm(Prompt("invalid-entry"))) == 800  # operator's wins
     with pytest.raises(FileNotFoundError):
         library.pcm(Prompt("no-such-prompt"))
+
+
+async def test_a_prompt_that_cannot_play_ends_at_once(tmp_path: Path) -> None:
+    """An announcement the operator has not added yet: the application hears that its
+    prompt ended (interrupted) and goes on, instead of waiting in silence."""
+
+    class Greets(ApplicationBase):
+        def __init__(self) -> None:
+            self.events: list[AppEvent] = []
+
+        def receive(self, event: AppEvent, now: float) -> list[Command]:
+            self.events.append(event)
+            if isinstance(event, Answered):
+                return [Play((Prompt("never-added", customer="acme"),))]
+            return []
+
+    app, media = Greets(), FakeMedia()
+    runner = ApplicationRunner(app, media, Control(), INFO, recordings=tmp_path,
+                               prompts=PromptLibrary(tmp_path))
+    runner.start()
+    runner.answered()
+    assert PromptFinished(interrupted=True) in app.events
+    await runner.close()
