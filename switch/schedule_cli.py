@@ -22,7 +22,17 @@ from collections.abc import Sequence
 from typing import TextIO
 from zoneinfo import ZoneInfo
 
-from dialplan import ConfigError, Customer, Plan, ScheduleMode, load_plan_data, load_yaml_file
+from dialplan import (
+    AutoAttendant,
+    ConfigError,
+    Customer,
+    HuntGroup,
+    Plan,
+    Queue,
+    ScheduleMode,
+    load_plan_data,
+    load_yaml_file,
+)
 from dialplan.schedule import Schedule, schedule_open
 from switch.storage.cli import database_url, db_upgrade
 from switch.storage.engine import create_engine
@@ -58,9 +68,10 @@ def schedule_zone(customer: Customer, schedule: str) -> ZoneInfo:
     """The time zone a schedule is read in: the site of the first group, queue or
     auto-attendant that uses it (routing reads it there), else the first site's."""
     for site in customer.sites:
-        for e in (*site.hunt_groups, *site.queues, *site.auto_attendants):
-            if e.schedule is not None and e.schedule.id == schedule:
-                return site.timezone
+        groups: tuple[HuntGroup | Queue | AutoAttendant, ...] = (
+            *site.hunt_groups, *site.queues, *site.auto_attendants)
+        if any(g.schedule is not None and g.schedule.id == schedule for g in groups):
+            return site.timezone
     return customer.sites[0].timezone if customer.sites else ZoneInfo("UTC")
 
 

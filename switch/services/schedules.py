@@ -42,6 +42,7 @@ class ScheduleModes:
         self._version: Version | None = None
         self._task: asyncio.Task[None] | None = None
         self._writes: set[asyncio.Task[None]] = set()
+        self._write_lock = asyncio.Lock()  # writes reach the database in the order dialed
 
     @property
     def forced(self) -> ForcedModes:
@@ -108,6 +109,7 @@ class ScheduleModes:
 
     async def _write(self, customer: str, schedule: str, mode: ScheduleMode, by: str) -> None:
         try:
-            await self.repo.set(customer, schedule, mode, by, self.clock())
+            async with self._write_lock:
+                await self.repo.set(customer, schedule, mode, by, self.clock())
         except Exception:
             log.exception("night switch: cannot store %s/%s=%s", customer, schedule, mode.value)
