@@ -11,6 +11,7 @@ applies it at once and writes it to the database), answers, says the new state
 from __future__ import annotations
 
 import logging
+from enum import Enum
 from typing import Protocol
 
 from dialplan.schedule import ScheduleMode
@@ -35,6 +36,18 @@ PROMPTS = {ScheduleMode.OPEN: "night-open", ScheduleMode.CLOSED: "night-closed",
            ScheduleMode.AUTO: "night-auto"}
 
 
+class NightState(Enum):
+    STORED = "stored"  # the mode is stored; waiting for the caller to have our 200 OK
+    CONFIRMING = "confirming"  # saying the new state
+    DONE = "done"  # hung up, or the caller left
+
+
+TRANSITIONS: frozenset[tuple[NightState, NightState]] = frozenset({
+    (NightState.STORED, NightState.CONFIRMING), (NightState.STORED, NightState.DONE),
+    (NightState.CONFIRMING, NightState.DONE),
+})
+
+
 class ScheduleControl(Protocol):
     """Where the night switch stores a mode (the switch's `ScheduleModes`)."""
 
@@ -51,7 +64,14 @@ class NightSwitch(ApplicationBase):
         self.mode = mode
         self.by = by
         self.deadline: float | None = None
-        self.done = False
+        self.state = NightState.STORED
+
+    def _to(self, state: NightState) -> None:
+        if (self.state, state) not in TRANSITIONS:
+            raise RuntimeError(f"night switch: no transition {self.state.value} -> {state.value}")
+        log.debug("night switch call=%s %s -> %s", self.info.call_id, self.state.value,
+                  state.value)
+        self.state = state
 
     def start(self, now: float) -> list[Command]:
         # the decision is taken: the mode applies even if the caller hangs up before the
@@ -61,27 +81,34 @@ class NightSwitch(ApplicationBase):
                  self.info.call_id, self.customer, self.schedule, self.mode.value, self.by)
         return []
 
+    @property
+    def done(self) -> bool:
+        return self.state is NightState.DONE
+
     def receive(self, event: AppEvent, now: float) -> list[Command]:
         if self.done:
             return []
-        if isinstance(event, Answered):
+        if isinstance(event, FarEndHungUp):
+            self._to(NightState.DONE)
+            self.deadline = None
+        elif isinstance(event, Answered) and self.state is NightState.STORED:
+            self._to(NightState.CONFIRMING)
             self.deadline = now + CONFIRM_SECONDS
             return [Play((Prompt(PROMPTS[self.mode], self.customer),), interruptible=False)]
-        if isinstance(event, PromptFinished):
+        elif isinstance(event, PromptFinished) and self.state is NightState.CONFIRMING:
             return self._hang_up()
-        if isinstance(event, FarEndHungUp):
-            self.done = True
         return []
 
     def next_deadline(self) -> float | None:
         return None if self.done else self.deadline
 
     def handle_timer(self, now: float) -> list[Command]:
-        if self.done or self.deadline is None or now < self.deadline:
+        if self.state is not NightState.CONFIRMING or self.deadline is None \
+                or now < self.deadline:
             return []
         return self._hang_up()
 
     def _hang_up(self) -> list[Command]:
-        self.done = True
+        self._to(NightState.DONE)
         self.deadline = None
         return [HangUp(f"night switch: {self.schedule} {self.mode.value}")]

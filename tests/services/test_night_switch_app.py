@@ -100,3 +100,17 @@ def test_without_the_service_the_code_answers_501(plan: Plan) -> None:
     bare = handling_for(RoutingDecision(DecisionKind.FEATURE, feature="night_switch"),
                         services=FeatureServices(schedules=FakeControl()))
     assert isinstance(bare, Refuse) and bare.status == 501
+
+
+def test_events_out_of_order_change_nothing() -> None:
+    from ivr.night_switch import NightState
+
+    app = NightSwitch(INFO, FakeControl(), "acme", "office", ScheduleMode.CLOSED, "501410")
+    app.start(0.0)
+    assert app.receive(PromptFinished(), 0.1) == [] and app.state is NightState.STORED
+    assert app.handle_timer(100.0) == []
+    app.receive(Answered(), 0.2)
+    assert app.state is NightState.CONFIRMING
+    assert app.receive(Answered(), 0.3) == []  # a second answer plays nothing twice
+    app.receive(PromptFinished(), 1.0)
+    assert app.state is NightState.DONE and app.receive(PromptFinished(), 1.1) == []
