@@ -43,6 +43,7 @@ _TRUNK_KEYS = frozenset({"id", "host", "port", "transport", "trusted", "register
 _REGISTER_KEYS = frozenset({"username", "realm", "ha1_md5", "ha1_sha256", "secret_ref"})
 _PROFILE_KEYS = frozenset({"id", "allow", "description"})
 _SCHEDULE_KEYS = frozenset({"id", "hours", "holidays", "closed_dates"})
+_CODE_KEYS = frozenset({"feature", "schedule"})
 
 _ALL_OUT = frozenset(CallCategory)
 # Used when a customer declares no `barring_profiles:`; the profile names of the issue.
@@ -169,13 +170,15 @@ def _customer(
     prefix = r.text(m, path, "prefix", default="5") or "5"
     outside = r.text(m, path, "outside_line_digit")
     profiles, default_profile = _profiles(r, m, path)
+    schedules = _schedules(r, m, path, country)
+    codes, code_schedules = _feature_codes(r, m, path, schedules)
     ctx = CustomerCtx(
         r=r, path=path, prefix=prefix,
         site_code_length=r.integer(m, path, "site_code_length", 2, 1, 4),
         extension_length=r.integer(m, path, "extension_length", 3, 3, 4),
         realm=realm, profiles=profiles, default_profile=default_profile,
-        trunks=_trunks(r, m, path), schedules=_schedules(r, m, path, country),
-        feature_codes=_feature_codes(r, m, path), public_numbers=public_numbers, paths=paths,
+        trunks=_trunks(r, m, path), schedules=schedules, feature_codes=codes,
+        feature_schedules=code_schedules, public_numbers=public_numbers, paths=paths,
         country=country,
     )
     sites = _sites(ctx, m, path)
@@ -191,7 +194,7 @@ def _customer(
         emergency_numbers=frozenset(emergency), barring_profiles=profiles,
         default_barring=default_profile, feature_codes=ctx.feature_codes, trunks=ctx.trunks,
         schedules=ctx.schedules, sites=tuple(sites),
-        emergency_webhook=_webhook(r, m, path),
+        emergency_webhook=_webhook(r, m, path), feature_schedules=ctx.feature_schedules,
     )
     paths[id(customer)] = path
     for obj in (*ctx.trunks.values(), *sites, *(e for s in sites for e in s.entities())):
@@ -276,10 +279,15 @@ def _profiles(r: Reader, m: dict[str, Any], path: PathKey) -> tuple[dict[str, Ba
     return profiles, default
 
 
-def _feature_codes(r: Reader, m: dict[str, Any], path: PathKey) -> dict[str, FeatureName]:
+def _feature_codes(r: Reader, m: dict[str, Any], path: PathKey, schedules: dict[str, Schedule]
+                   ) -> tuple[dict[str, FeatureName], dict[str, str]]:
+    """The customer's codes, and the schedule of each night switch code. A code is
+    `"*43": echo_test`, or for the night switch `"*55": {feature: night_switch, schedule:
+    office}` (the short `"*55": night_switch` when the customer has a single schedule)."""
     if "feature_codes" not in m:
-        return dict(DEFAULT_FEATURE_CODES)
+        return dict(DEFAULT_FEATURE_CODES), {}
     out: dict[str, FeatureName] = {}
+    night: dict[str, str] = {}
     fp = (*path, "feature_codes")
     for code, name in r.mapping(m.get("feature_codes"), fp).items():
         p = (*fp, code)
@@ -287,10 +295,31 @@ def _feature_codes(r: Reader, m: dict[str, Any], path: PathKey) -> dict[str, Fea
         if code[:1] not in ("*", "#") or not body.isdigit() or len(body) > 4:
             r.err(p, f"feature code {code!r} must be * or # then 1 to 4 digits (quote it in YAML)")
             continue
+        sid: str | None = None
+        if isinstance(name, dict):
+            fm = r.mapping(name, p, _CODE_KEYS)
+            name, sid = r.text(fm, p, "feature", required=True), r.text(fm, p, "schedule")
+            if name is None:
+                continue
         try:
-            out[code] = FeatureName(str(name).lower())
+            feature = FeatureName(str(name).lower())
         except ValueError:
             r.err(p, f"unknown feature {name!r} (expected one of: {', '.join(f.value for f in FeatureName)})")
+            continue
+        out[code] = feature
+        if feature is not FeatureName.NIGHT_SWITCH:
+            if sid is not None:
+                r.err((*p, "schedule"), f"only night_switch takes a schedule, not {feature.value}")
+            continue
+        if sid is None and len(schedules) == 1:
+            sid = next(iter(schedules))
+        if sid is None:
+            r.err(p, "night_switch needs the schedule it forces: write "
+                  f"{{feature: night_switch, schedule: ID}} (schedules: {', '.join(schedules) or 'none'})")
+        elif sid not in schedules:
+            r.err((*p, "schedule"), f"no schedule {sid!r}")
+        else:
+            night[code] = sid
     # A code that takes digits after it must not be the start of another code.
     for code, feature in out.items():
         if FEATURE_SPECS[feature].takes_argument:
@@ -298,7 +327,7 @@ def _feature_codes(r: Reader, m: dict[str, Any], path: PathKey) -> dict[str, Fea
                 if other != code and other.startswith(code):
                     r.err((*fp, other), f"feature code {other} starts with {code} ({feature.value} "
                           "takes digits after its code)")
-    return out
+    return out, night
 
 
 def _trunks(r: Reader, m: dict[str, Any], path: PathKey) -> dict[str, Trunk]:

@@ -40,7 +40,7 @@ _SITE_KEYS = frozenset(
     {"code", "name", "address", "timezone", "numbers", "main_number", "trunk", "emergency_trunk", "networks", "short_dialing", "media", "users", "hunt_groups", "queues", "auto_attendants", "ring_timeout"}
 )
 _USER_KEYS = frozenset(
-    {"name", "number", "extension", "pack", "barring", "clir", "features", "devices", "voicemail", "sip", "ring_timeout"}
+    {"name", "number", "extension", "pack", "barring", "clir", "features", "devices", "voicemail", "sip", "ring_timeout", "admin"}
 )
 _SIP_KEYS = frozenset({"username", "ha1_md5", "ha1_sha256"})
 _ADDRESS_KEYS = frozenset({"street", "number", "postal_code", "city", "country", "extra"})
@@ -70,6 +70,7 @@ class CustomerCtx:
     # e164 -> (entity, path) for the whole plan: a number is assigned once across customers.
     public_numbers: dict[str, tuple[Entity, PathKey]]
     paths: dict[int, PathKey] = field(default_factory=dict)  # id(entity) -> YAML path
+    feature_schedules: dict[str, str] = field(default_factory=dict)  # night switch codes
     full_numbers: dict[str, Entity] = field(default_factory=dict)
     ids: dict[str, PathKey] = field(default_factory=dict)  # group/queue/AA ids
     pending_targets: list[tuple[Any, str, str, PathKey]] = field(default_factory=list)
@@ -245,6 +246,7 @@ def parse_user(ctx: CustomerCtx, site: Site, raw: Any, path: PathKey) -> User | 
             r.err((*path, "barring"), f"no barring profile {pid!r} (have: {', '.join(ctx.profiles)})")
     features, devices = _pack_features(ctx, m, path, pack)
     ring = ring_seconds(r, m, path, "ring_timeout")
+    admin = r.boolean(m, path, "admin", False)  # a customer admin (the night switch code)
     if name is None or ext is None or pack is None:
         return None
     full = ctx.prefix + site.code + ext
@@ -263,7 +265,7 @@ def parse_user(ctx: CustomerCtx, site: Site, raw: Any, path: PathKey) -> User | 
     user = User(
         name=name, public_number=number, extension=ext, full_number=full, pack=pack,
         barring=profile, clir=r.boolean(m, path, "clir", False), features=features,
-        devices=devices, sip=sip, ring_timeout=ring,
+        devices=devices, sip=sip, ring_timeout=ring, admin=admin,
     )
     ctx.paths[id(user)] = path
     return user

@@ -124,6 +124,7 @@ class User:
     sip: SipCredentials
     # Seconds a call to this user rings before 480; None: the site's, else the switch's.
     ring_timeout: float | None = None
+    admin: bool = False  # a customer admin: may use the night switch code
     site: Site = field(init=False, repr=False, compare=False)
     customer: Customer = field(init=False, repr=False, compare=False)
 
@@ -299,6 +300,8 @@ class Customer:
     schedules: Mapping[str, Schedule]
     sites: tuple[Site, ...]
     emergency_webhook: str | None = None  # POSTed a JSON alert for each emergency call
+    # night switch code -> the schedule it forces (`"*55": {feature: night_switch, ...}`)
+    feature_schedules: Mapping[str, str] = field(default_factory=dict)
     # Indexes, built at load.
     by_full_number: Mapping[str, Entity] = field(default_factory=dict, repr=False)
     users_by_username: Mapping[str, User] = field(default_factory=dict, repr=False)

@@ -87,6 +87,7 @@ class FeatureName(Enum):
     FORWARD_UNREACHABLE_OFF = "forward_unreachable_off"
     CALL_PARK = "call_park"
     CALL_PARK_RETRIEVE = "call_park_retrieve"
+    NIGHT_SWITCH = "night_switch"  # an admin forces a schedule: code + 1 open/2 closed/0 auto
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,6 +113,8 @@ FEATURE_SPECS: dict[FeatureName, FeatureSpec] = {
     FeatureName.FORWARD_UNREACHABLE_OFF: FeatureSpec(PackFeature.CALL_FORWARDING, False),
     FeatureName.CALL_PARK: FeatureSpec(PackFeature.CALL_PARK, False),
     FeatureName.CALL_PARK_RETRIEVE: FeatureSpec(PackFeature.CALL_PARK, False),
+    # gated by the user's `admin: true` in the plan, not by a pack (router._night_switch)
+    FeatureName.NIGHT_SWITCH: FeatureSpec(None, True),
 }
 
 # Used when a customer declares no `feature_codes:`. Echo and tone tests are what a tester

@@ -14,7 +14,7 @@ Order of the rules, and why:
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Union
 
@@ -38,6 +38,7 @@ from .numbers import (
     national_prefix,
 )
 from .packs import FEATURE_SPECS, FeatureName
+from .schedule import NIGHT_SWITCH_DIGITS, NO_FORCED, ForcedModes, ScheduleMode, schedule_open
 
 DecisionTarget = Union[Entity, Site, None]  # noqa: UP007 (runtime alias)
 _MAX_HOPS = 8  # closed-hours routes may chain (group -> auto-attendant -> mailbox)
@@ -50,6 +51,8 @@ class CallContext:
     caller_trunk: Trunk | None
     dialed: str  # a user part ("0612345678") or a whole URI ("sip:112@host;user=phone")
     at: datetime  # naive = local time of the site that owns the schedule
+    # the night switch: (customer id, schedule id) -> forced mode; absent = AUTO
+    forced: ForcedModes = field(default_factory=lambda: NO_FORCED)
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,7 +64,9 @@ class RoutingDecision:
     status: int | None = None  # REJECT: the SIP status to answer with
     reason: str | None = None
     feature: str | None = None  # FEATURE: FeatureName value; VOICEMAIL: "retrieve"/"deposit"
-    argument: str | None = None  # digits after a feature code (a forwarding destination)
+    argument: str | None = None  # digits after a feature code (a forwarding destination);
+    # for the night switch, the ScheduleMode value to set ("open", "closed", "auto")
+    schedule: str | None = None  # the night switch: the schedule id it sets
     number: str | None = None  # what goes on the trunk without E.164 (112, 3639)
     categories: frozenset[CallCategory] = frozenset()
     trace: tuple[str, ...] = ()
@@ -98,7 +103,7 @@ def _from_trunk(plan: Plan, ctx: CallContext, d: Dialed, trace: list[str]) -> Ro
     if owner is None:
         return _reject(trace, 404, f"{e164} is not assigned")
     trace.append(f"{e164} belongs to {owner[0].value} {owner[1].full_number}")
-    return _to_entity(owner[1], ctx.at, trace)
+    return _to_entity(owner[1], ctx.at, trace, forced=ctx.forced)
 
 
 def _from_user(
@@ -125,7 +130,7 @@ def _from_user(
         if user is None or (d.host is not None and plan.customer_for_domain(d.host) is not c):
             return _reject(trace, 404, f"no user {d.name!r} here")
         trace.append(f"SIP username {d.name} is user {user.full_number}")
-        return _internal(caller, user, ctx.at, trace)
+        return _internal(caller, user, ctx.at, trace, ctx.forced)
     if digits[0] in "*#":
         return _feature(c, caller, digits, trace)
     if len(digits) == c.full_number_length and digits.startswith(c.prefix) and digits.isdigit():
@@ -133,12 +138,12 @@ def _from_user(
         if entity is None:
             return _reject(trace, 404, f"no internal number {digits}")
         trace.append(f"full internal number {digits} (prefix {c.prefix}, site {entity.site.code})")
-        return _internal(caller, entity, ctx.at, trace)
+        return _internal(caller, entity, ctx.at, trace, ctx.forced)
     if site.short_dialing and len(digits) == c.extension_length and digits.isdigit():
         entity = site.by_extension.get(digits)
         if entity is not None:
             trace.append(f"short extension {digits} of site {site.code} -> {entity.full_number}")
-            return _internal(caller, entity, ctx.at, trace)
+            return _internal(caller, entity, ctx.at, trace, ctx.forced)
         trace.append(f"{digits} is no extension of site {site.code}; trying the public network")
     return _external(plan, caller, ctx, digits, trace)
 
@@ -164,6 +169,8 @@ def _feature(c: Customer, caller: User, digits: str, trace: list[str]) -> Routin
         if argument and not spec.takes_argument:
             continue
         trace.append(f"feature code {digits[:length]} = {feature.value}")
+        if feature is FeatureName.NIGHT_SWITCH:
+            return _night_switch(c, caller, digits[:length], argument, trace)
         if spec.takes_argument and not argument:
             return _reject(trace, 484, f"{feature.value} needs a destination after {digits}")
         if spec.needs is not None and not caller.has(spec.needs):
@@ -182,33 +189,61 @@ def _feature(c: Customer, caller: User, digits: str, trace: list[str]) -> Routin
     return _reject(trace, 404, f"no feature code {digits}")
 
 
-def _internal(caller: User, entity: Entity, at: datetime, trace: list[str]) -> RoutingDecision:
+def _night_switch(c: Customer, caller: User, code: str, argument: str,
+                  trace: list[str]) -> RoutingDecision:
+    """The night switch code: only the customer's admins may force a schedule; the digit
+    after the code says how (1 open, 2 closed, 0 automatic)."""
+    if not caller.admin:
+        return _reject(trace, 403, f"the night switch is for admins of {c.id}; "
+                       f"{caller.full_number} is not one")
+    schedule = c.feature_schedules.get(code)
+    if schedule is None:  # the loader refuses such a plan; a hand-built one may lack it
+        return _reject(trace, 404, f"night switch code {code} names no schedule")
+    if not argument:
+        return _reject(trace, 484, f"night switch: dial {code} then 1 (open), 2 (closed) "
+                       "or 0 (automatic)")
+    mode = NIGHT_SWITCH_DIGITS.get(argument)
+    if mode is None:
+        return _reject(trace, 404, f"night switch: no mode {argument!r} (1 open, 2 closed, "
+                       "0 automatic)")
+    trace.append(f"night switch: schedule {schedule} set {mode.value} by {caller.full_number}")
+    return RoutingDecision(
+        DecisionKind.FEATURE, target=caller, feature=FeatureName.NIGHT_SWITCH.value,
+        argument=mode.value, schedule=schedule, trace=tuple(trace),
+    )
+
+
+def _internal(caller: User, entity: Entity, at: datetime, trace: list[str],
+              forced: ForcedModes = NO_FORCED) -> RoutingDecision:
     if caller.barring.refused(_INTERNAL):
         return _reject(trace, 403, f"internal calls barred by profile {caller.barring.id}")
-    return _to_entity(entity, at, trace)
+    return _to_entity(entity, at, trace, forced=forced)
 
 
-def _to_entity(entity: Entity, at: datetime, trace: list[str], hops: int = 0) -> RoutingDecision:
+def _to_entity(entity: Entity, at: datetime, trace: list[str], hops: int = 0,
+               forced: ForcedModes = NO_FORCED) -> RoutingDecision:
     if hops > _MAX_HOPS:
         return _reject(trace, 482, "closed-hours routes loop")
     if not isinstance(entity, User) and entity.schedule is not None:
-        is_open, why = entity.schedule.is_open(at, entity.site.timezone)
+        mode = forced.get((entity.customer.id, entity.schedule.id), ScheduleMode.AUTO)
+        is_open, why = schedule_open(entity.schedule, at, entity.site.timezone, mode)
         trace.append(why)
         if not is_open and entity.closed_target is not None:
             trace.append(f"{entity.id} closed: to {entity.closed_target}")
-            return _to_target(entity.closed_target, at, trace, hops + 1)
+            return _to_target(entity.closed_target, at, trace, hops + 1, forced)
     kind = ENTITY_KIND[type(entity)]
     trace.append(f"to {kind.value} {entity.full_number} ({entity.name})")
     return RoutingDecision(kind, target=entity, e164=entity.public_number, trace=tuple(trace))
 
 
-def _to_target(target: Target, at: datetime, trace: list[str], hops: int) -> RoutingDecision:
+def _to_target(target: Target, at: datetime, trace: list[str], hops: int,
+               forced: ForcedModes = NO_FORCED) -> RoutingDecision:
     if target.kind is DecisionKind.VOICEMAIL:
         trace.append(f"to the mailbox of {target.entity.full_number}")
         return RoutingDecision(
             DecisionKind.VOICEMAIL, target=target.entity, feature="deposit", trace=tuple(trace)
         )
-    return _to_entity(target.entity, at, trace, hops)
+    return _to_entity(target.entity, at, trace, hops, forced)
 
 
 def _as_e164(digits: str, country: str, *, inbound: bool = False) -> str | None:
@@ -246,7 +281,7 @@ def _external(
             return _reject(trace, 484, "nothing dialed after the outside-line digit")
     guess = _as_e164(digits, c.country)
     if guess is not None:
-        onnet = _own_number(plan, c, guess, ctx.at, caller, trace)
+        onnet = _own_number(plan, c, guess, ctx, caller, trace)
         if onnet is not None:
             return onnet
     cls = classify_external(digits, c.country)
@@ -258,7 +293,7 @@ def _external(
         # after an outside-line digit it means the caller forgot the trunk prefix.
         return _reject(trace, 484, f"{digits}: dial {np}... for national, {np}{np}... for international")
     if cls.e164 is not None and cls.e164 != guess:
-        onnet = _own_number(plan, c, cls.e164, ctx.at, caller, trace)
+        onnet = _own_number(plan, c, cls.e164, ctx, caller, trace)
         if onnet is not None:
             return onnet
     shown = cls.e164 or cls.digits
@@ -276,13 +311,13 @@ def _external(
 
 
 def _own_number(
-    plan: Plan, c: Customer, e164: str, at: datetime, caller: User, trace: list[str]
+    plan: Plan, c: Customer, e164: str, ctx: CallContext, caller: User, trace: list[str]
 ) -> RoutingDecision | None:
     """The customer's own public numbers stay on the customer's network."""
     owner = plan.owner_of_number(e164)
     if owner is not None and owner[1].customer is c:
         trace.append(f"{e164} is the customer's own number ({owner[0].value} {owner[1].full_number}): kept on-net")
-        return _internal(caller, owner[1], at, trace)
+        return _internal(caller, owner[1], ctx.at, trace, ctx.forced)
     block = c.range_of(e164)
     if block is not None:
         return _reject(trace, 404, f"{e164} is in the customer's block {block} but not assigned")
@@ -308,8 +343,8 @@ def emergency_from_site(site: Site, dialed: str) -> RoutingDecision | None:
     return None
 
 
-def route_application_target(plan: Plan, site: Site, target: str,
-                             at: datetime) -> RoutingDecision:
+def route_application_target(plan: Plan, site: Site, target: str, at: datetime, *,
+                             forced: ForcedModes = NO_FORCED) -> RoutingDecision:
     """Where a call application (an auto-attendant's menu key, dial by extension, a queue's
     overflow) sends its caller. `target` is what `ivr.application.Transfer` carries: a
     full internal number or a short extension of `site`, `voicemail:<full number>`, or an
@@ -321,12 +356,12 @@ def route_application_target(plan: Plan, site: Site, target: str,
         owner = c.by_full_number.get(target.removeprefix("voicemail:"))
         if not isinstance(owner, User):
             return _reject(trace, 404, f"no mailbox {target}")
-        return _to_target(Target(DecisionKind.VOICEMAIL, owner), at, trace, 0)
+        return _to_target(Target(DecisionKind.VOICEMAIL, owner), at, trace, 0, forced)
     digits = target
     entity = c.by_full_number.get(digits) or (
         site.by_extension.get(digits) if len(digits) == c.extension_length else None)
     if entity is not None:
-        return _to_entity(entity, at, trace)
+        return _to_entity(entity, at, trace, forced=forced)
     if not digits.lstrip("+").isdigit():
         return _reject(trace, 404, f"{target!r} is no number")
     if len(digits) <= c.full_number_length and digits.startswith(c.prefix):
@@ -334,7 +369,7 @@ def route_application_target(plan: Plan, site: Site, target: str,
     guess = _as_e164(digits, c.country)
     owner_of = plan.owner_of_number(guess) if guess is not None else None
     if owner_of is not None and owner_of[1].customer is c:
-        return _to_entity(owner_of[1], at, trace)
+        return _to_entity(owner_of[1], at, trace, forced=forced)
     cls = classify_external(digits, c.country)
     if cls.error is not None:
         return _reject(trace, 484 if cls.incomplete else 404, f"{digits}: {cls.error}")

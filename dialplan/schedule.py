@@ -7,8 +7,11 @@ taken as that local time (what an operator types in `wte plan explain --at`).
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime
+from enum import Enum
+from types import MappingProxyType
 from zoneinfo import ZoneInfo
 
 import holidays
@@ -16,6 +19,23 @@ import holidays
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 
 Interval = tuple[int, int]  # minutes since midnight, [start, end)
+
+
+class ScheduleMode(Enum):
+    """The night switch ("basculement jour/nuit"): a customer admin forces a schedule open
+    or closed, or lets it follow its hours and holidays again (AUTO, the default)."""
+
+    OPEN = "open"
+    CLOSED = "closed"
+    AUTO = "auto"
+
+
+# (customer id, schedule id) -> forced mode; a schedule absent from it is AUTO
+ForcedModes = Mapping[tuple[str, str], ScheduleMode]
+NO_FORCED: ForcedModes = MappingProxyType({})
+# The digit an admin dials after the night switch code (`*55` then `2`: closed).
+NIGHT_SWITCH_DIGITS: Mapping[str, ScheduleMode] = MappingProxyType(
+    {"1": ScheduleMode.OPEN, "2": ScheduleMode.CLOSED, "0": ScheduleMode.AUTO})
 
 
 def parse_interval(text: str) -> Interval | None:
@@ -69,6 +89,17 @@ class Schedule:
             if start <= minute < end:
                 return True, f"schedule {self.id}: open {WEEKDAYS[local.weekday()]} {_hm(start)}-{_hm(end)}"
         return False, f"schedule {self.id}: closed {WEEKDAYS[local.weekday()]} {local:%H:%M}"
+
+
+def schedule_open(schedule: Schedule, at: datetime, tz: ZoneInfo,
+                  mode: ScheduleMode = ScheduleMode.AUTO) -> tuple[bool, str]:
+    """Whether `schedule` is open at `at` once the night switch is taken into account, and
+    why: a forced mode wins over the hours and holidays."""
+    if mode is ScheduleMode.OPEN:
+        return True, f"schedule {schedule.id}: forced open by the night switch"
+    if mode is ScheduleMode.CLOSED:
+        return False, f"schedule {schedule.id}: forced closed by the night switch"
+    return schedule.is_open(at, tz)
 
 
 def _hm(minutes: int) -> str:

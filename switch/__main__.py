@@ -11,6 +11,8 @@
     wte devices [--data-dir DIR]
     wte provisioning create-code --user 501412 [--days 7] [--config FILE] [--data-dir DIR]
     wte billing export --month YYYY-MM [--customer ID] [--format csv|json]
+    wte schedule set SCHEDULE open|closed|auto [--customer ID] [--config FILE] [--data-dir DIR]
+    wte schedule list [--config FILE] [--data-dir DIR]
 """
 
 from __future__ import annotations
@@ -103,6 +105,18 @@ def _cmd_billing_export(args: argparse.Namespace) -> int:
     from switch.storage.billing import run_export
 
     return run_export(args, sys.stdout)
+
+
+def _cmd_schedule_set(args: argparse.Namespace) -> int:
+    from switch.schedule_cli import schedule_set_main
+
+    return schedule_set_main(args, sys.stdout, sys.stderr)
+
+
+def _cmd_schedule_list(args: argparse.Namespace) -> int:
+    from switch.schedule_cli import schedule_list_main
+
+    return schedule_list_main(args, sys.stdout, sys.stderr)
 
 
 def _cmd_plan_check(args: argparse.Namespace) -> int:
@@ -215,6 +229,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_export_arguments(bexp, DEFAULT_CONFIG, DEFAULT_DATA)
     bexp.set_defaults(func=_cmd_billing_export)
+
+    sched = sub.add_parser("schedule", help="the night switch: force schedules open or closed")
+    from switch.schedule_cli import add_schedule_arguments
+
+    sset, slist = add_schedule_arguments(sched, DEFAULT_CONFIG, DEFAULT_DATA)
+    sset.set_defaults(func=_cmd_schedule_set)
+    slist.set_defaults(func=_cmd_schedule_list)
     return parser
 
 

@@ -36,6 +36,7 @@ from switch.services.database import DatabaseService
 from switch.services.plan import PlanAccounts, PlanService
 from switch.services.pool import call_admission, pool_service
 from switch.services.ports import CallTimers, Reloadable, Service
+from switch.services.schedules import ScheduleModes
 from switch.settings import SwitchSettings, settings_from_source
 from switch.storage.cli import database_url
 from switch.storage.engine import create_engine
@@ -262,6 +263,7 @@ def build_switch(options: ServeOptions) -> Switch:
     emergency = EmergencyService(engine,
                                  callback_window=settings.emergency.callback_minutes * 60,
                                  webhook_url=settings.emergency.webhook_url)
+    schedules = ScheduleModes(engine)  # the night switch: forced schedule modes
     calls = CallService(
         runtime, LocalAddress(*addresses.as_tuple()),
         plan=plan, accounts=accounts, authority=registration, locations=registration,
@@ -272,6 +274,7 @@ def build_switch(options: ServeOptions) -> Switch:
         prompts=PromptLibrary(options.data_dir / "prompts"),
         admission=call_admission(settings.rating,
                                  CallLimits(**settings.calls.limits.model_dump()), pool),
+        schedule_modes=schedules, schedule_control=schedules,
     )
     http = HttpApi(options.sip_host or settings.sip.host, http_port(options, settings))
     keepalive = NatKeepalive(settings.registrar.nat_ping_interval, runtime=runtime,
@@ -282,7 +285,7 @@ def build_switch(options: ServeOptions) -> Switch:
                     registration, emergency, calls, media, records, reloadable=[plan])
     # started in this order (the schema at head before any reader), stopped in reverse
     switch.services.extend([
-        database, plan, registration, records,
+        database, plan, schedules, registration, records,
         *([pool] if pool is not None else []), media, emergency, calls,
         SwitchBound(http, switch), keepalive,
     ])

@@ -26,6 +26,7 @@ from typing import Any, Protocol
 
 from dialplan import CallContext, MediaMode, RoutingDecision, User, route
 from ivr.application import CallInfo, Digit, DigitSource
+from ivr.night_switch import ScheduleControl
 from rating.cdr import CallRecord
 from switch.b2bua.assembly import EmergencyBuilder, EmergencyParts, assemble
 from switch.b2bua.call import Call, CallState
@@ -34,6 +35,7 @@ from switch.b2bua.decisions import (
     NO_TARGET,
     ApplicationFactory,
     ExhaustedPolicy,
+    FeatureServices,
     Refuse,
     RingLegs,
     RunApplication,
@@ -76,7 +78,9 @@ from switch.services.ports import (
     CallTimers,
     EmergencyHooks,
     Locations,
+    NoScheduleOverrides,
     PlanSource,
+    ScheduleOverrides,
 )
 from switch.sip import Request, Response, SipError, make_response, new_tag
 from switch.transaction import Peer
@@ -136,7 +140,9 @@ class CallService:
                  applications: Mapping[str, ApplicationFactory] = APPLICATIONS,
                  exhausted_policy: ExhaustedPolicy = give_up,
                  admission: CallAdmission | None = None,
-                 wall_clock: Callable[[], float] = time.time) -> None:
+                 wall_clock: Callable[[], float] = time.time,
+                 schedule_modes: ScheduleOverrides | None = None,
+                 schedule_control: ScheduleControl | None = None) -> None:
         self.runtime = runtime
         self.local = local
         self.plan = plan
@@ -152,6 +158,9 @@ class CallService:
         self.exhausted_policy = exhausted_policy  # forwarding and voicemail plug in here
         self.admission = admission if admission is not None else CallAdmission()
         self.clock = wall_clock
+        # the night switch: forced schedule modes for routing, and where *55 stores one
+        self.schedule_modes = schedule_modes or NoScheduleOverrides()
+        self.features = FeatureServices(schedules=schedule_control)
         self.by_call_id: dict[str, DialogRef] = {}
         self.trunk_attempts: Counter[str] = Counter()
         self.resolver = TargetResolver(lambda: locations.location, wall_clock)
@@ -214,13 +223,14 @@ class CallService:
         if decision is None:
             # an aware time: each schedule reads it in its own site's time zone
             now_utc = dt.datetime.now(dt.UTC)
-            decision = route(plan, CallContext(caller, trunk, str(req.uri), now_utc))
+            decision = route(plan, CallContext(caller, trunk, str(req.uri), now_utc,
+                                               forced=self.schedule_modes.forced))
         if trunk is not None and self.emergency is not None:
             decision = callback_override(decision, req, self.emergency.callbacks, self.clock())
         log.info("call %s from=%s dialed=%s decision=%s", req.call_id,
                  caller.full_number if caller else f"trunk:{trunk.id if trunk else '?'}",
                  req.uri, decision.kind.value)
-        handling = handling_for(decision)
+        handling = handling_for(decision, services=self.features)
         if isinstance(handling, Refuse):
             self._refuse(sreq, caller, decision, handling)
             return None

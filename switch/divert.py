@@ -109,10 +109,11 @@ async def transfer_from_application(service: CallService, entry: CallEntry,
         runner.deliver(TransferFailed(target, 404, "no site to route from"))
         return
     decision = route_application_target(service.plan.plan, site, target,
-                                        dt.datetime.now(dt.UTC))
+                                        dt.datetime.now(dt.UTC),
+                                        forced=service.schedule_modes.forced)
     log.info("call %s: application transfer to %s decision=%s", entry.call.a_invite.call_id,
              target, decision.kind.value)
-    handling = handling_for(decision, service.applications)
+    handling = handling_for(decision, service.applications, service.features)
     if isinstance(handling, Refuse):
         runner.deliver(TransferFailed(target, handling.status, handling.reason))
         return

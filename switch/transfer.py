@@ -147,7 +147,8 @@ class TransferHandler:
             runtime.respond(sreq.key, make_response(req, 403, to_tag=new_tag()))
             return
         decision = route(plan, CallContext(transferor, None, str(target_uri),
-                                           dt.datetime.now(dt.UTC)))
+                                           dt.datetime.now(dt.UTC),
+                                           forced=self.calls.schedule_modes.forced))
         if decision.kind is DecisionKind.REJECT:
             runtime.respond(sreq.key, make_response(req, decision.status or 403,
                                                     decision.reason, to_tag=new_tag()))

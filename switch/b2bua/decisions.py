@@ -18,10 +18,18 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from enum import Enum
 
-from dialplan import AutoAttendant, DecisionKind, RoutingDecision
+from dialplan import (
+    AutoAttendant,
+    DecisionKind,
+    FeatureName,
+    RoutingDecision,
+    ScheduleMode,
+    User,
+)
 from ivr.application import CallApplication, CallInfo
 from ivr.auto_attendant import AutoAttendantApp
 from ivr.diagnostics import EchoTest, RecordTest, ToneTest
+from ivr.night_switch import NightSwitch, ScheduleControl
 from switch.sip import Request
 from switch.transaction import Peer
 
@@ -75,9 +83,44 @@ NOT_BUILT: Mapping[DecisionKind, str] = {
 }
 
 
-def _feature(decision: RoutingDecision,
-             applications: Mapping[str, ApplicationFactory]) -> Handling:
+@dataclass(frozen=True, slots=True)
+class FeatureServices:
+    """Switch services a feature's application needs beyond its CallInfo (given to the
+    call service; None: that feature answers 501)."""
+
+    schedules: ScheduleControl | None = None  # the night switch stores its mode here
+
+
+NO_SERVICES = FeatureServices()
+
+
+def _night_switch(decision: RoutingDecision, services: FeatureServices) -> Handling:
+    control, admin = services.schedules, decision.target
+    if (control is None or not isinstance(admin, User) or decision.schedule is None
+            or decision.argument is None):
+        return Refuse(501, "Feature Not Available Yet",
+                      '399 wte "the night switch is not available on this switch"')
+    customer, schedule = admin.customer.id, decision.schedule
+    mode, by = ScheduleMode(decision.argument), admin.full_number
+
+    def factory(info: CallInfo) -> CallApplication:
+        return NightSwitch(info, control, customer, schedule, mode, by)
+
+    return RunApplication(FeatureName.NIGHT_SWITCH.value, factory)
+
+
+# Features whose application needs its decision and a switch service, by feature name.
+SERVICE_FEATURES: Mapping[str, Callable[[RoutingDecision, FeatureServices], Handling]] = {
+    FeatureName.NIGHT_SWITCH.value: _night_switch,
+}
+
+
+def _feature(decision: RoutingDecision, applications: Mapping[str, ApplicationFactory],
+             services: FeatureServices = NO_SERVICES) -> Handling:
     name = decision.feature or ""
+    with_services = SERVICE_FEATURES.get(name)
+    if with_services is not None:
+        return with_services(decision, services)
     factory = applications.get(name)
     if factory is not None:
         return RunApplication(name, factory)
@@ -120,8 +163,12 @@ TABLE: Mapping[DecisionKind,
 
 
 def handling_for(decision: RoutingDecision,
-                 applications: Mapping[str, ApplicationFactory] = APPLICATIONS) -> Handling:
-    """The row of the table for `decision` (every DecisionKind has one: a test checks)."""
+                 applications: Mapping[str, ApplicationFactory] = APPLICATIONS,
+                 services: FeatureServices = NO_SERVICES) -> Handling:
+    """The row of the table for `decision` (every DecisionKind has one: a test checks);
+    `services` reach the features that need more than their CallInfo."""
+    if decision.kind is DecisionKind.FEATURE:
+        return _feature(decision, applications, services)
     return TABLE[decision.kind](decision, applications)
 
 

@@ -15,6 +15,7 @@ from devices.digest import DigestAuthenticator
 from devices.guard import AuthFailureGuard
 from devices.location import LocationService
 from dialplan import Plan, RoutingDecision, User
+from dialplan.schedule import NO_FORCED, ForcedModes
 from emergency.callback import EmergencyCall
 from rating.cdr import CallRecord
 from switch.b2bua.assembly import EmergencyParts
@@ -45,6 +46,21 @@ class CallTimers:
     t2: float = 4.0
     ring_timeout: float = 30.0
     hunt_step: float = 15.0
+
+
+class ScheduleOverrides(Protocol):
+    """The night switch's forced schedule modes routing must honour (issue 12)."""
+
+    @property
+    def forced(self) -> ForcedModes: ...
+
+
+class NoScheduleOverrides:
+    """No night switch: every schedule follows its hours and holidays."""
+
+    @property
+    def forced(self) -> ForcedModes:
+        return NO_FORCED
 
 
 class PlanSource(Protocol):
