@@ -46,6 +46,9 @@ def create_library(user_agent: str = "wte-scenario/pjsua2", log_level: int = 1) 
             cfg.logConfig.level = log_level
             cfg.logConfig.consoleLevel = log_level
             cfg.medConfig.noVad = True
+            # keep the (null) sound device open: pjsua closes it 1 s after it looks idle,
+            # and a call that connected nothing to it then stops sending RTP
+            cfg.medConfig.sndAutoCloseTime = -1
             self.ep.libInit(cfg)
             self.ep.audDevManager().setNullDev()
             self.transports: dict[str, int] = {}
