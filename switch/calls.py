@@ -59,6 +59,7 @@ from switch.call_targets import Target, TargetResolver, hunt_step_for, ring_time
 from switch.dialog.session_timer import uas_negotiate
 from switch.media_service import Anchor, close_media
 from switch.runtime import ServerRequest, SipRuntime
+from switch.services import call_watch  # issue 17: watchers of users' calls
 from switch.services.admission import CallAdmission
 from switch.services.applications import (
     ApplicationMedia,
@@ -72,9 +73,11 @@ from switch.services.ports import (
     Accounts,
     CallerAuthority,
     CallRecords,
+    CallStateObserver,
     CallTimers,
     EmergencyHooks,
     Locations,
+    NoCallObserver,
     PlanSource,
 )
 from switch.sip import Request, Response, SipError, make_response, new_tag
@@ -134,6 +137,7 @@ class CallService:
                  applications: Mapping[str, ApplicationFactory] = APPLICATIONS,
                  exhausted_policy: ExhaustedPolicy = give_up,
                  admission: CallAdmission | None = None,
+                 watch: CallStateObserver | None = None,
                  wall_clock: Callable[[], float] = time.time) -> None:
         self.runtime = runtime
         self.local = local
@@ -150,6 +154,7 @@ class CallService:
         self.exhausted_policy = exhausted_policy  # forwarding and voicemail plug in here
         self.admission = admission if admission is not None else CallAdmission()
         self.clock = wall_clock
+        self.watch = watch or NoCallObserver()  # issue 17: dialog/presence subscriptions
         self.by_call_id: dict[str, DialogRef] = {}
         self.trunk_attempts: Counter[str] = Counter()
         self.resolver = TargetResolver(lambda: locations.location, wall_clock)
@@ -379,6 +384,7 @@ class CallService:
                 if leg.user is not None:
                     entry.leg_users[leg.leg] = leg.user
             steps.append([(leg.invite, leg.dest) for leg in group_legs])
+        call_watch.call_started(self.watch, entry)  # issue 17: the caller's own dialog
         if len(steps) == 1:
             for invite, dest in steps[0]:
                 self.perform(entry, call.add_leg(invite, dest))
@@ -510,6 +516,7 @@ class CallService:
             effects = entry.call.on_leg_timeout(leg, now)  # Timer B: no answer at all
         else:
             effects = entry.call.on_response(leg, resp, now)
+        call_watch.leg_response(self.watch, entry, leg, resp)  # issue 17: ringing/answered
         self.perform(entry, effects)
 
     def _arm(self, entry: CallEntry) -> None:
@@ -560,6 +567,7 @@ class CallService:
         answered = entry.leg_users.get(call.answered_leg) if call.answered_leg is not None else None
         if answered is not None:
             self.resolver.call_ended(answered)
+        call_watch.call_ended(self.watch, entry)  # issue 17: every watched leg ends
         self.records.close(entry.record)
         self.admission.release(call.a_invite.call_id)
         for media in (entry.app, entry.anchor):  # a diverted call may have both
