@@ -44,11 +44,11 @@ def test_pending_active_terminated_and_the_state_header() -> None:
     assert s.state is SubState.PENDING
     assert s.state_header(40.0) == "pending;expires=60"
     s.authorize()
-    assert s.state is SubState.ACTIVE and s.state_header(40.4) == "active;expires=60"
+    assert s.state.value == "active" and s.state_header(40.4) == "active;expires=60"
     s.refresh(500.0)
     assert s.state_header(100.0) == "active;expires=400"
     s.terminate(TerminationReason.TIMEOUT)
-    assert s.state is SubState.TERMINATED
+    assert s.state.value == "terminated"
     assert s.state_header(100.0) == "terminated;reason=timeout"
     s.terminate(TerminationReason.DEACTIVATED)  # ending twice keeps the first reason
     assert s.state_header(100.0) == "terminated;reason=timeout"
