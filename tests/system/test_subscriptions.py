@@ -156,6 +156,23 @@ def test_presence_closes_when_the_phone_unregisters(pj_lib: Any,
         alice.shutdown()
 
 
+def test_pjsua2_buddy_sees_presence_open_then_closed(pj_lib: Any,
+                                                     switch: RunningSwitch) -> None:
+    """An independent stack's presence subscription (pjsua2 buddy, PIDF parsing)."""
+    claire = phone(pj_lib, switch, "501412")
+    alice = phone(pj_lib, switch, "501410")
+    try:
+        buddy = claire.watch(f"sip:501410@{switch.host}:{switch.port}")
+        assert pj_lib.wait_until(lambda: any(s[0] for s in buddy.states), 8), (
+            buddy.states, switch.log_text()[-2000:])
+        alice.account.setRegistration(False)
+        assert pj_lib.wait_until(lambda: bool(buddy.states) and not buddy.states[-1][0], 8), (
+            buddy.states, switch.log_text()[-2000:])
+    finally:
+        alice.shutdown()
+        claire.shutdown()
+
+
 def _comparable(resp: Any) -> tuple[object, ...]:
     """A response without what differs per request (tags, branch, Call-ID, CSeq)."""
     names = sorted(n.lower() for n, _ in resp.headers.items()
