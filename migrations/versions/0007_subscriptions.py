@@ -38,6 +38,7 @@ def upgrade() -> None:
         sa.Column("transport", sa.String(8), nullable=False),
         sa.Column("peer_host", sa.String(255), nullable=False),
         sa.Column("peer_port", sa.Integer(), nullable=False),
+        sa.Column("event_id", sa.String(64), nullable=False),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_subscriptions")),
     )
     op.create_index("ix_subscriptions_expires_at", "subscriptions", ["expires_at"])

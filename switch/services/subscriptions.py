@@ -107,6 +107,15 @@ def _event_package(req: Request) -> str:
     return (req.headers.get("Event") or "").split(";", 1)[0].strip().lower()
 
 
+def _event_id(req: Request) -> str:
+    """The Event header's `id` parameter, echoed in every NOTIFY (RFC 6665 8.2.1)."""
+    for param in (req.headers.get("Event") or "").split(";")[1:]:
+        name, _, value = param.partition("=")
+        if name.strip().lower() == "id":
+            return value.strip()[:64]
+    return ""
+
+
 class SubscriptionService:
     """Notifier of the switch's users' dialog, presence and message-summary state."""
 
@@ -220,6 +229,8 @@ class SubscriptionService:
         dialog = Dialog.uas(req, response)  # 400 without a Contact (RFC 6665 4.1.1)
         sub = Subscription(f"{tag}{secrets.token_hex(4)}", package, aor_key(target), watcher,
                            source, now + expires)
+        if event_id := _event_id(req):
+            sub.extra["id"] = event_id
         live = _Live(sub, dialog, sreq.peer)
         runtime.respond(sreq.key, response)
         if expires == 0:
@@ -424,7 +435,9 @@ class SubscriptionService:
         payload = with_version(body, sub.next_version()) if isinstance(body, tuple) else body
         request = live.dialog.create_request(
             "NOTIFY", self.local.via_for(live.peer.transport),
-            headers=(("Event", sub.package), ("Subscription-State", sub.state_header(now))),
+            headers=(("Event", f"{sub.package};id={sub.extra['id']}" if "id" in sub.extra
+                      else sub.package),
+                     ("Subscription-State", sub.state_header(now))),
             body=payload, content_type=PACKAGES[sub.package].content_type)
         self.notifies_sent += 1
         self.runtime.send_request(request, live.peer,
@@ -498,7 +511,8 @@ class SubscriptionService:
             sub.id, sub.package, sub.resource, sub.watcher, sub.source, sub.expires_at,
             sub.version, d.call_id, d.local_tag, d.remote_tag, str(d.local_uri),
             str(d.remote_uri), str(d.remote_target), tuple(str(r) for r in d.route_set),
-            d.local_seq, d.remote_seq, live.peer.transport, live.peer.host, live.peer.port))
+            d.local_seq, d.remote_seq, live.peer.transport, live.peer.host, live.peer.port,
+            sub.extra.get("id", "")))
 
     def _enqueue(self, op: str, item: StoredSubscription | str) -> None:
         if self._writes is not None and self.repository is not None:
@@ -531,6 +545,8 @@ class SubscriptionService:
             state=DialogState.CONFIRMED)
         sub = Subscription(s.id, s.package, s.resource, s.watcher, s.source, s.expires_at,
                            SubState.ACTIVE, s.version + RESTART_GAP)
+        if s.event_id:
+            sub.extra["id"] = s.event_id
         self._add(_Live(sub, dialog, Peer(s.transport, s.peer_host, s.peer_port)))
 
     def _add(self, live: _Live) -> None:

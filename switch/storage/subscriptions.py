@@ -40,6 +40,7 @@ class SubscriptionRow(Base):
     transport: Mapped[str] = mapped_column(String(8))
     peer_host: Mapped[str] = mapped_column(String(255))
     peer_port: Mapped[int] = mapped_column(Integer)
+    event_id: Mapped[str] = mapped_column(String(64))
 
 
 _FIELDS = [f.name for f in dataclasses.fields(StoredSubscription)]

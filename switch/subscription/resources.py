@@ -70,7 +70,8 @@ class UserActivity:
         return list(self._dialogs.get(user, {}).values())
 
     def in_call(self, user: str) -> bool:
-        return any(d.phase is not DialogPhase.TERMINATED
+        """Talking (a confirmed dialog): presence says "on the phone"; ringing does not."""
+        return any(d.phase is DialogPhase.CONFIRMED
                    for d in self._dialogs.get(user, {}).values())
 
     def set_dnd(self, user: str, on: bool) -> bool:

@@ -39,6 +39,7 @@ class StoredSubscription:
     transport: str
     peer_host: str
     peer_port: int
+    event_id: str = ""  # the `id` parameter of the SUBSCRIBE's Event (RFC 6665 8.2.1)
 
 
 class SubscriptionRepository(Protocol):

@@ -191,6 +191,14 @@ async def test_limit_per_user_answers_403_with_a_warning() -> None:
     assert "limit per user" in (h.responses()[-1].headers.get("Warning") or "")
 
 
+async def test_the_event_id_is_echoed_in_every_notify() -> None:
+    h = await Harness().start()
+    h.request("SUBSCRIBE", "501412", "501410", "dialog;id=blf7")
+    h.request("SUBSCRIBE", "501412", "501410", "dialog", call_id="c2")
+    events = [r.headers.get("Event") for r, _ in h.notifies()]
+    assert events == ["dialog;id=blf7", "dialog"]
+
+
 async def test_expiry_sends_terminated_timeout_and_forgets() -> None:
     h = await Harness().start()
     h.request("SUBSCRIBE", "501412", "501410", "presence", expires=60)

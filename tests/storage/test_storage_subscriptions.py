@@ -18,7 +18,8 @@ def stored(sid: str, expires_at: float = NOW + 600) -> StoredSubscription:
         sid, "dialog", "acme:501410", "acme:501412", "127.0.0.1", expires_at, 3,
         f"call-{sid}@h", f"tag{sid}", "ftag", "<sip:501410@acme.wte.example>",
         '"Claire" <sip:501412@acme.wte.example>', "sip:501412@127.0.0.1:40000",
-        ("<sip:proxy.example;lr>", "<sip:edge.example;lr>"), 4, 2, "UDP", "127.0.0.1", 40000)
+        ("<sip:proxy.example;lr>", "<sip:edge.example;lr>"), 4, 2, "UDP", "127.0.0.1", 40000,
+        "blf7")
 
 
 def test_save_refresh_reload_delete_and_sweep(migrated_url: str) -> None:

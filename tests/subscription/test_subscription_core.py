@@ -190,8 +190,9 @@ def test_message_summary_wire_text() -> None:
 def test_user_activity_reports_an_ended_dialog_once() -> None:
     act = UserActivity()
     act.ringing("u", "c1", DialogDirection.RECIPIENT, Party("sip:a@d"))
-    assert act.in_call("u")
+    assert not act.in_call("u")  # ringing is not talking
     assert act.answered("u", "c1") is not None and act.answered("u", "c1") is None
+    assert act.in_call("u")
     ended = act.ended("u", "c1")
     assert ended is not None and ended.phase is DialogPhase.TERMINATED
     assert [d.phase for d in act.dialogs("u")] == [DialogPhase.TERMINATED]
