@@ -190,7 +190,14 @@ class SubscriptionService:
             await asyncio.sleep(0.05)
         now = self.clock()
         for live in list(self.live.values()):
-            self._notify_one(live, self._body(live.sub.package, live.sub.resource, now), now)
+            sub = live.sub
+            if self.accounts.user_for_aor(sub.resource) is None \
+                    or self.accounts.user_for_aor(sub.watcher) is None:
+                # the plan changed while the switch was down: the user is gone (RFC 6665
+                # 4.2.2 noresource: do not re-subscribe)
+                self._end(live, TerminationReason.NORESOURCE, now)
+                continue
+            self._notify_one(live, self._body(sub.package, sub.resource, now), now)
 
     # -- SUBSCRIBE (RFC 6665 4.2.1) --
 

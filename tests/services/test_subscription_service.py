@@ -4,6 +4,7 @@ dialog fan-out with one version per watcher, and the 403 that says nothing."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterator
 
 import pytest
@@ -18,6 +19,7 @@ from switch.services.caller import CallerCheck
 from switch.services.plan import PlanAccounts
 from switch.services.subscriptions import SubscriptionLimits, SubscriptionService
 from switch.sip import Request, Response, parse_message
+from switch.subscription.store import StoredSubscription
 from switch.transaction import Peer
 from tests.support.server import EXAMPLE_CONFIG
 
@@ -271,3 +273,60 @@ async def test_unknown_package_is_489_with_allow_events_before_any_challenge() -
     assert resp.status == 489 and resp.headers.get("Allow-Events") == \
         "dialog, presence, message-summary"
 
+
+
+class MemoryRepository:
+    def __init__(self) -> None:
+        self.rows: dict[str, StoredSubscription] = {}
+        self.writes = 0
+
+    async def save(self, sub: StoredSubscription) -> None:
+        self.writes += 1
+        self.rows[sub.id] = sub
+
+    async def delete(self, sub_id: str) -> None:
+        self.writes += 1
+        self.rows.pop(sub_id, None)
+
+    async def load_unexpired(self, now: float) -> list[StoredSubscription]:
+        return [r for r in self.rows.values() if r.expires_at > now]
+
+    async def delete_expired(self, now: float) -> int:
+        gone = [k for k, r in self.rows.items() if r.expires_at <= now]
+        for k in gone:
+            del self.rows[k]
+        return len(gone)
+
+
+async def test_one_write_per_subscription_change_none_per_notify_and_restore() -> None:
+    repo = MemoryRepository()
+    h = Harness()
+    h.service.repository = repo
+    await h.start()
+    h.request("SUBSCRIBE", "501412", "501410", "dialog", call_id="r1")
+    h.request("SUBSCRIBE", "501412", "501499", "dialog", call_id="r2")  # refused: no write
+    gone = StoredSubscription(
+        "old", "dialog", "acme:501499", "acme:501412", "127.0.0.1", h.clock.now + 600, 0,
+        "x", "t", "f", "<sip:501499@acme.wte.example>", "<sip:501412@127.0.0.1>",
+        "sip:501412@127.0.0.1:40010", (), 1, 1, "UDP", "127.0.0.1", 40010)
+    for i in range(5):  # five changes, one NOTIFY each
+        h.service.leg_ringing("acme:501410", f"k{i}", "recipient", "sip:x@d", None)
+    await asyncio.sleep(0.05)
+    assert repo.writes == 1 and len(h.notifies()) == 6
+    [row] = repo.rows.values()
+    repo.rows["old"] = gone  # a subscription to a user the plan no longer has
+    await h.service.stop()
+
+    h2 = Harness()
+    h2.service.repository = repo
+    h2.runtime.udp = object()  # type: ignore[assignment]  # "listening": re-NOTIFY at once
+    await h2.start()
+    await asyncio.sleep(0.05)
+    sent = h2.notifies()
+    restored = next(r for r, d in sent if r.call_id == "r1")
+    assert restored.cseq.seq > 100_000  # above anything sent before the restart
+    assert (restored.headers.get("Subscription-State") or "").startswith("active;expires=")
+    [(ended, _)] = [(r, d) for r, d in sent if r.call_id == "x"]
+    assert ended.headers.get("Subscription-State") == "terminated;reason=noresource"
+    assert "old" not in repo.rows and row.id in repo.rows
+    await h2.service.stop()
