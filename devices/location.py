@@ -21,7 +21,7 @@ from __future__ import annotations
 import heapq
 import ipaddress
 import sys
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from enum import Enum
 from typing import Protocol
@@ -165,18 +165,22 @@ class BindingRepository(Protocol):
 class LocationService:
     """In-memory bindings by AOR. Pure: every time is passed in."""
 
-    __slots__ = ("_by_aor", "_count", "_heap")
+    __slots__ = ("_by_aor", "_count", "_heap", "observer")
 
     def __init__(self) -> None:
         self._by_aor: dict[str, dict[str, Binding]] = {}
         self._heap: list[tuple[float, str, str]] = []
         self._count = 0
+        # Told `(aor, True)` when an AOR gets its first binding and `(aor, False)` when it
+        # loses its last one (presence: open/closed). Called synchronously; must not raise.
+        self.observer: Callable[[str, bool], None] | None = None
 
     def __len__(self) -> int:
         return self._count
 
     def _put(self, b: Binding) -> None:
         per = self._by_aor.get(b.aor)
+        first = per is None
         if per is None:
             per = self._by_aor[b.aor] = {}
         key = b.key
@@ -184,6 +188,8 @@ class LocationService:
             self._count += 1
         per[key] = b
         heapq.heappush(self._heap, (b.expires_at, b.aor, key))
+        if first and self.observer is not None:
+            self.observer(b.aor, True)
 
     def _drop(self, aor: str, key: str) -> Binding | None:
         per = self._by_aor.get(aor)
@@ -194,6 +200,8 @@ class LocationService:
             self._count -= 1
             if not per:
                 del self._by_aor[aor]
+                if self.observer is not None:
+                    self.observer(aor, False)
         return old
 
     def apply(self, changes: Iterable[BindingChange]) -> None:

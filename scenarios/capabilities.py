@@ -31,6 +31,9 @@ def _own(step: Step) -> str | None:
 
 
 def _pjsua2(step: Step) -> str | None:
+    if step.kind in (StepKind.SUBSCRIBE, StepKind.EXPECT_NOTIFY):
+        return ("subscriptions (the pjsua2 binding has presence buddies only and hides the "
+                "NOTIFY bodies: use --engine own)")
     if step.kind is StepKind.TRANSFER and step.method != "blind":
         return "attended transfer (blind transfer is supported)"
     if step.kind is StepKind.SEND_DTMF and step.method != "rfc4733":

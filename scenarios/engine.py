@@ -101,6 +101,9 @@ class PhoneDriver:
         self.calls: list[CallView] = []
         self.received = Received()
         self.reg_results: list[int] = []  # final statuses of REGISTER, in order
+        self.sub_results: list[int] = []  # final statuses of SUBSCRIBE, in order
+        self.notifies: list[tuple[str, str]] = []  # (Event, body) of NOTIFYs received
+        self.notify_cursor = 0  # expect_notify looks at NOTIFYs after the last it matched
 
     @property
     def current(self) -> CallView | None:
@@ -135,6 +138,9 @@ class PhoneDriver:
 
     def transfer(self, target: str, method: str) -> None:
         raise self.unsupported(f"{method} transfer")
+
+    def subscribe(self, target: str, event: str) -> None:
+        raise self.unsupported("subscribe")
 
     def send_dtmf(self, digits: str, method: str) -> None:
         raise self.unsupported(f"send_dtmf ({method})")

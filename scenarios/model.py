@@ -60,6 +60,8 @@ class StepKind(Enum):
     HOLD = "hold"
     RESUME = "resume"
     TRANSFER = "transfer"
+    SUBSCRIBE = "subscribe"  # RFC 6665: watch a user's dialog/presence/message-summary
+    EXPECT_NOTIFY = "expect_notify"  # a NOTIFY of that event whose body matches
 
 
 class PhoneKind(Enum):

@@ -443,10 +443,39 @@ class OwnPhone(PhoneDriver):
         call = self.current
         return call.xfer_status if isinstance(call, OwnCall) else None
 
+    def subscribe(self, target: str, event: str) -> None:
+        self._subscribe(target, event, None, new_call_id("wte-sub"), new_tag())
+
+    def _subscribe(self, target: str, event: str, auth: tuple[str, str] | None,
+                   call_id: str, tag: str) -> None:
+        """SUBSCRIBE (RFC 6665), answering one digest challenge; NOTIFYs land in
+        `notifies` (answered in `_request`)."""
+        self.reg_cseq += 1  # one CSeq space is enough: each SUBSCRIBE has its own Call-ID
+        ruri = f"sip:{escape_user(target)}@{self.target[0]}:{self.server.port}"
+        extra = [("Event", event), ("Expires", "600")] + ([auth] if auth else [])
+        headers = self._request_headers(
+            "SUBSCRIBE", self.reg_cseq, f"<{self._aor()}>;tag={tag}",
+            f"<sip:{escape_user(target)}@{self.target[0]}>", call_id, tuple(extra))
+
+        def done(resp: Response | None) -> None:
+            if resp is None:
+                self.sub_results.append(408)
+            elif auth is None and (cred := self._credentials(resp, "SUBSCRIBE", ruri)):
+                self._subscribe(target, event, cred, call_id, tag)
+            else:
+                self.sub_results.append(resp.status)
+
+        self._send(Request("SUBSCRIBE", parse_uri(ruri), headers), done)
+
     def _notify(self, call: OwnCall | None, req: Request) -> None:
-        """A NOTIFY of our REFER: its body is the status line of the new call (RFC 3515
-        2.4.5); a final one (>= 200) ends the step that waits for it."""
-        if call is None or (req.headers.get("Event") or "").split(";")[0].strip() != "refer":
+        """A NOTIFY of a subscription is kept for `expect_notify`; a NOTIFY of our REFER
+        carries the status line of the new call (RFC 3515 2.4.5), and a final one (>= 200)
+        ends the step that waits for it."""
+        event = (req.headers.get("Event") or "").split(";")[0].strip()
+        if event != "refer":
+            self.notifies.append((event, req.body.decode("utf-8", "replace")))
+            return
+        if call is None:
             return
         parts = req.body.split(maxsplit=2)
         if len(parts) >= 2 and parts[0].startswith(b"SIP/") and parts[1].isdigit():

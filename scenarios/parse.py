@@ -337,6 +337,27 @@ def _transfer(step: Step, arg: Any) -> Step:
     return replace(step, target=str(d.get("to", "")), method=method)
 
 
+def _subscribe(step: Step, arg: Any) -> Step:
+    if isinstance(arg, str | int) and not isinstance(arg, bool):
+        arg = {"to": str(arg)}
+    d = _dict(arg, {"to", "event", "expect"})
+    if "to" not in d:
+        raise _ArgError("needs `to` (the user to watch)")
+    event = str(d.get("event", "dialog"))
+    if event not in ("dialog", "presence", "message-summary") and not event.isidentifier():
+        raise _ArgError(f"event {event!r} is not an event package name")
+    return replace(step, target=str(d["to"]), method=event,
+                   status=_int_status(d.get("expect"), 200))
+
+
+def _expect_notify(step: Step, arg: Any) -> Step:
+    d = _dict(arg, {"event", *(m.value for m in Match)})
+    expect = _expectation(d)
+    if expect.match is Match.ABSENT:
+        raise _ArgError("test the body with equals, contains or matches")
+    return replace(step, method=str(d.get("event", "")), expect=expect)
+
+
 _ARGS: dict[StepKind, Callable[[Step, Any], Step]] = {
     StepKind.REGISTER: _register,
     StepKind.UNREGISTER: _none,
@@ -359,6 +380,8 @@ _ARGS: dict[StepKind, Callable[[Step, Any], Step]] = {
     StepKind.HOLD: _none,
     StepKind.RESUME: _none,
     StepKind.TRANSFER: _transfer,
+    StepKind.SUBSCRIBE: _subscribe,
+    StepKind.EXPECT_NOTIFY: _expect_notify,
 }
 
 __all__ = ["DEFAULT_TIMEOUT", "ScenarioFileError", "load_scenario"]

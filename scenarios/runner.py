@@ -189,10 +189,39 @@ class _Run:
             xfer = ph.transfer_status()
             if xfer is None or not 200 <= xfer < 300:
                 raise StepFailed(f"the transfer failed with status {xfer}")
+        elif kind is StepKind.SUBSCRIBE:
+            before = len(ph.sub_results)
+            ph.subscribe(step.target, step.method)
+            if not await self._until(lambda: len(ph.sub_results) > before, step):
+                raise StepFailed(f"no final response to SUBSCRIBE within {step.timeout:g} s")
+            if ph.sub_results[-1] != step.status:
+                raise StepFailed(f"expected SUBSCRIBE status {step.status}, "
+                                 f"got {ph.sub_results[-1]}")
+        elif kind is StepKind.EXPECT_NOTIFY:
+            await self._expect_notify(ph, step)
         elif kind in MEDIA_STEPS:
             from .media_steps import media_step
 
             await media_step(ph, step, self.ctx.pump)
+
+    async def _expect_notify(self, ph: PhoneDriver, step: Step) -> None:
+        """A NOTIFY (of `event`, when given) after the last one matched, whose body passes
+        the expectation: steps in order see the states in order."""
+        expect = step.expect
+        assert expect is not None
+
+        def check() -> bool:
+            for i in range(ph.notify_cursor, len(ph.notifies)):
+                event, body = ph.notifies[i]
+                if (not step.method or event == step.method) and expect.test(body):
+                    ph.notify_cursor = i + 1
+                    return True
+            return False
+
+        if not await self._until(check, step):
+            seen = [e for e, _ in ph.notifies[ph.notify_cursor:]]
+            raise StepFailed(f"no NOTIFY {step.method or ''} with a body {expect} within "
+                             f"{step.timeout:g} s (unmatched since the last: {seen})")
 
     @staticmethod
     def _call(ph: PhoneDriver) -> str:

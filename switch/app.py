@@ -37,10 +37,12 @@ from switch.services.plan import PlanAccounts, PlanService
 from switch.services.pool import call_admission, pool_service
 from switch.services.ports import CallTimers, Reloadable, Service
 from switch.services.schedules import ScheduleModes
+from switch.services.subscriptions import SubscriptionLimits, SubscriptionService
 from switch.settings import SwitchSettings, settings_from_source
 from switch.storage.cli import database_url
 from switch.storage.engine import create_engine
 from switch.storage.pool import SqlPoolStore
+from switch.storage.subscriptions import SqlSubscriptionRepository
 from switch.transport.limits import StreamLimits
 from switch.transport.stream import StreamTransports
 from switch.transport.tls import client_context, server_context_or_none
@@ -264,6 +266,12 @@ def build_switch(options: ServeOptions) -> Switch:
                                  callback_window=settings.emergency.callback_minutes * 60,
                                  webhook_url=settings.emergency.webhook_url)
     schedules = ScheduleModes(engine)  # the night switch: forced schedule modes
+    # issue 17: SUBSCRIBE/PUBLISH/NOTIFY; it watches registrations and calls
+    subscriptions = SubscriptionService(
+        runtime, LocalAddress(*addresses.as_tuple()), plan=plan, accounts=accounts,
+        authority=registration, locations=registration,
+        repository=SqlSubscriptionRepository(engine),
+        limits=SubscriptionLimits(**settings.subscriptions.model_dump()))
     calls = CallService(
         runtime, LocalAddress(*addresses.as_tuple()),
         plan=plan, accounts=accounts, authority=registration, locations=registration,
@@ -275,6 +283,7 @@ def build_switch(options: ServeOptions) -> Switch:
         admission=call_admission(settings.rating,
                                  CallLimits(**settings.calls.limits.model_dump()), pool),
         schedule_modes=schedules, schedule_control=schedules,
+        watch=subscriptions,
     )
     http = HttpApi(options.sip_host or settings.sip.host, http_port(options, settings))
     keepalive = NatKeepalive(settings.registrar.nat_ping_interval, runtime=runtime,
@@ -286,7 +295,7 @@ def build_switch(options: ServeOptions) -> Switch:
     # started in this order (the schema at head before any reader), stopped in reverse
     switch.services.extend([
         database, plan, schedules, registration, records,
-        *([pool] if pool is not None else []), media, emergency, calls,
+        *([pool] if pool is not None else []), media, emergency, calls, subscriptions,
         SwitchBound(http, switch), keepalive,
     ])
     return switch

@@ -62,6 +62,7 @@ from switch.dialog.session_timer import uas_negotiate
 from switch.divert import ApplicationTransfer, DivertMedia, transfer_from_application
 from switch.media_service import Anchor, close_media
 from switch.runtime import ServerRequest, SipRuntime
+from switch.services import call_watch  # issue 17: watchers of users' calls
 from switch.services.admission import CallAdmission
 from switch.services.applications import (
     ApplicationMedia,
@@ -75,9 +76,11 @@ from switch.services.ports import (
     Accounts,
     CallerAuthority,
     CallRecords,
+    CallStateObserver,
     CallTimers,
     EmergencyHooks,
     Locations,
+    NoCallObserver,
     NoScheduleOverrides,
     PlanSource,
     ScheduleOverrides,
@@ -142,7 +145,8 @@ class CallService:
                  admission: CallAdmission | None = None,
                  wall_clock: Callable[[], float] = time.time,
                  schedule_modes: ScheduleOverrides | None = None,
-                 schedule_control: ScheduleControl | None = None) -> None:
+                 schedule_control: ScheduleControl | None = None,
+                 watch: CallStateObserver | None = None) -> None:
         self.runtime = runtime
         self.local = local
         self.plan = plan
@@ -161,6 +165,7 @@ class CallService:
         # the night switch: forced schedule modes for routing, and where *55 stores one
         self.schedule_modes = schedule_modes or NoScheduleOverrides()
         self.features = FeatureServices(schedules=schedule_control)
+        self.watch = watch or NoCallObserver()  # issue 17: dialog/presence subscriptions
         self.by_call_id: dict[str, DialogRef] = {}
         self.trunk_attempts: Counter[str] = Counter()
         self.resolver = TargetResolver(lambda: locations.location, wall_clock)
@@ -391,6 +396,7 @@ class CallService:
                 if leg.user is not None:
                     entry.leg_users[leg.leg] = leg.user
             steps.append([(leg.invite, leg.dest) for leg in group_legs])
+        call_watch.call_started(self.watch, entry)  # issue 17: the caller's own dialog
         if len(steps) == 1:
             for invite, dest in steps[0]:
                 self.perform(entry, call.add_leg(invite, dest))
@@ -522,6 +528,7 @@ class CallService:
             effects = entry.call.on_leg_timeout(leg, now)  # Timer B: no answer at all
         else:
             effects = entry.call.on_response(leg, resp, now)
+        call_watch.leg_response(self.watch, entry, leg, resp)  # issue 17: ringing/answered
         self.perform(entry, effects)
 
     def _arm(self, entry: CallEntry) -> None:
@@ -572,6 +579,7 @@ class CallService:
         answered = entry.leg_users.get(call.answered_leg) if call.answered_leg is not None else None
         if answered is not None:
             self.resolver.call_ended(answered)
+        call_watch.call_ended(self.watch, entry)  # issue 17: every watched leg ends
         self.records.close(entry.record)
         self.admission.release(call.a_invite.call_id)
         if entry.divert is not None:  # the caller left while the application's target rang

@@ -135,6 +135,17 @@ class RatingSettings(_Strict):
         return v
 
 
+class SubscriptionSettings(_Strict):
+    """SUBSCRIBE (RFC 6665): Expires bounds and limits (issue 17)."""
+
+    min_expires: int = Field(default=60, ge=1, description="shorter asks get 423 Min-Expires")
+    max_expires: int = Field(default=3600, ge=1, description="longer asks are shortened")
+    max_per_user: int = Field(default=200, ge=1, description="subscriptions one user may hold")
+    max_per_source: int = Field(default=2000, ge=1,
+                                description="subscriptions from one source address (a site "
+                                            "NAT holds many phones)")
+
+
 class HttpSettings(_Strict):
     port: int | None = Field(default=None, ge=0, le=65535, description="default: SIP port + 4")
 
@@ -149,6 +160,7 @@ class SwitchSettings(_Strict):
     emergency: EmergencySettings = EmergencySettings()
     http: HttpSettings = HttpSettings()
     rating: RatingSettings = RatingSettings()
+    subscriptions: SubscriptionSettings = SubscriptionSettings()
     drain_seconds: float = Field(default=5.0, ge=0)
 
 

@@ -42,6 +42,9 @@ RULES: dict[str, tuple[str, ...]] = {
     "switch/transaction": (*IO, *SERVICE_MODULES, "switch.dialog", "switch.b2bua", "dialplan",
                            "devices", "media"),
     "switch/dialog": (*IO, *SERVICE_MODULES, "switch.b2bua", "media"),
+    # the pure subscription core (RFC 6665 and its event packages, issue 17)
+    "switch/subscription": (*IO, *SERVICE_MODULES, "switch.b2bua", "switch.dialog", "media",
+                            "dialplan", "devices"),
     # the pure call manager: SIP, dialogs, transaction events and the domain interfaces
     "switch/b2bua": (*IO, *SERVICE_MODULES, "media"),
     "media": ("switch", "dialplan", "devices", "emergency", "ivr", "voicemail", "rating"),
@@ -49,7 +52,8 @@ RULES: dict[str, tuple[str, ...]] = {
 }
 
 # Layers that never read the clock (media's two asyncio adapters excepted).
-PURE = ("switch/sip", "switch/transaction", "switch/dialog", "switch/b2bua", *DOMAIN, "media")
+PURE = ("switch/sip", "switch/transaction", "switch/dialog", "switch/b2bua",
+        "switch/subscription", *DOMAIN, "media")
 CLOCK_EXEMPT_FILES = frozenset({"media/clock.py", "media/udp.py"})
 # Known clock reads in pure layers, "file what" -> why it is tolerated for now (each key
 # allows one read, wherever it moves in the file). Each entry is a debt: remove it when the

@@ -126,3 +126,48 @@ class EmergencyHooks(Protocol):
     def started(self, decision: RoutingDecision, caller: User | None, number: str | None,
                 authenticated: bool, nomadic: bool = False) -> None: ...
 
+
+
+class CallStateObserver(Protocol):
+    """Told by the call service when a user's call rings, is answered and ends (issue 17:
+    the `dialog` and `presence` event packages). `user` is the user's key, `aor_key(user)`
+    ("customer:full number"): full numbers are unique inside a customer only. `call_id`
+    names the dialog of that user (the callee leg's own Call-ID, or the caller's).
+    `direction` is "initiator" (the user placed the call) or "recipient"; `remote_uri` and
+    `remote_display` are the other party as that user's phone sees it. Called on the
+    signalling path: must be cheap and must not raise."""
+
+    def leg_ringing(self, user: str, call_id: str, direction: str, remote_uri: str,
+                    remote_display: str | None) -> None: ...
+
+    def leg_answered(self, user: str, call_id: str) -> None: ...
+
+    def leg_ended(self, user: str, call_id: str) -> None: ...
+
+
+class NoCallObserver:
+    """The default `CallStateObserver`: nobody watches."""
+
+    def leg_ringing(self, user: str, call_id: str, direction: str, remote_uri: str,
+                    remote_display: str | None) -> None:
+        return None
+
+    def leg_answered(self, user: str, call_id: str) -> None:
+        return None
+
+    def leg_ended(self, user: str, call_id: str) -> None:
+        return None
+
+
+class MailboxCounts(Protocol):
+    """Voice messages waiting for a user (RFC 3842): `(new, old)`; provided by voicemail.
+    `user` is `aor_key(user)` ("customer:full number")."""
+
+    def counts(self, user: str) -> tuple[int, int]: ...
+
+
+class NoMailboxes:
+    """The default `MailboxCounts` until voicemail provides one: no messages."""
+
+    def counts(self, user: str) -> tuple[int, int]:
+        return (0, 0)

@@ -44,6 +44,9 @@ class PjLibrary:
         for call in ALL_CALLS:
             call.thisown = False
         ALL_CALLS.clear()
+        for buddy in ALL_BUDDIES:
+            buddy.thisown = False
+        ALL_BUDDIES.clear()
         self.ep.hangupAllCalls()
         self.ep.libDestroy()
 
@@ -116,6 +119,24 @@ class PjCall(pj.Call):  # type: ignore[misc]
         self.recorder = None
         self.tone = None
         gc.collect()
+
+
+ALL_BUDDIES: list[PjBuddy] = []
+
+
+class PjBuddy(pj.Buddy):  # type: ignore[misc]
+    """A presence subscription (RFC 3856) of a phone to a user: pjsua2's buddy. `states`
+    holds (online, status text, subscription state name) at each change."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.states: list[tuple[bool, str, str]] = []
+        ALL_BUDDIES.append(self)
+
+    def onBuddyState(self) -> None:
+        info = self.getInfo()
+        online = info.presStatus.status == pj.PJSUA_BUDDY_STATUS_ONLINE
+        self.states.append((online, info.presStatus.statusText, info.subStateName))
 
 
 class PjAccount(pj.Account):  # type: ignore[misc]
@@ -207,6 +228,15 @@ class Phone:
         except pj.Error as exc:
             raise RuntimeError(f"makeCall failed: {exc.info()}") from None
         return call
+
+    def watch(self, target: str) -> PjBuddy:
+        """Subscribe to the presence of `target` (a SIP URI) as pjsua2 buddy."""
+        cfg = pj.BuddyConfig()
+        cfg.uri = target
+        cfg.subscribe = True
+        buddy = PjBuddy()
+        buddy.create(self.account, cfg)
+        return buddy
 
     def hangup_all(self) -> None:
         self.lib.ep.hangupAllCalls()

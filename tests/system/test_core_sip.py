@@ -85,7 +85,7 @@ def test_retransmitted_request_gets_the_same_response(switch: RunningSwitch) -> 
 
 @pytest.mark.parametrize(
     ("method", "status"),
-    [("FROBNICATE", 501), ("SUBSCRIBE", 405), ("PUBLISH", 405)],
+    [("FROBNICATE", 501), ("MESSAGE", 405)],  # SUBSCRIBE/PUBLISH are served (issue 17)
 )
 def test_unknown_and_unsupported_methods(switch: RunningSwitch, method: str, status: int) -> None:
     client = UdpClient(switch.host, switch.port)
@@ -97,6 +97,20 @@ def test_unknown_and_unsupported_methods(switch: RunningSwitch, method: str, sta
         client.close()
     assert resp.status == status
     assert "OPTIONS" in (resp.headers.get("Allow") or "")
+
+
+@pytest.mark.parametrize("method", ["SUBSCRIBE", "PUBLISH"])
+def test_subscribe_and_publish_without_event_are_489(switch: RunningSwitch, method: str) -> None:
+    """RFC 6665 8.2.1: a request without an event package we serve answers 489."""
+    client = UdpClient(switch.host, switch.port)
+    try:
+        client.send(options_request(switch.host, switch.port, method=method,
+                                    local_port=client.local_port))
+        resp = client.recv()
+    finally:
+        client.close()
+    assert resp.status == 489
+    assert "presence" in (resp.headers.get("Allow-Events") or "")
 
 
 @pytest.mark.parametrize(

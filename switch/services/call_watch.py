@@ -1,0 +1,87 @@
+"""What the call service tells a `CallStateObserver` (issue 17), out of switch/calls.py.
+
+Three points of a call matter to the watchers of its users: a callee leg's provisional or
+final response (ringing, answered, failed), the start of a call placed by a user, and the
+end of the call (every user leg ends). The user key is customer-qualified, as full numbers
+are unique inside a customer only.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from switch.b2bua.effects import LegId
+from switch.services.ports import CallStateObserver
+from switch.sip import Response, SipUri
+
+if TYPE_CHECKING:
+    from switch.calls import CallEntry
+
+RECIPIENT = "recipient"
+INITIATOR = "initiator"
+
+
+def _callee_customer(entry: CallEntry) -> str | None:
+    target = entry.decision.target
+    site = getattr(target, "site", None)
+    customer = getattr(site, "customer", None) or getattr(target, "customer", None)
+    if customer is not None:
+        return str(customer.id)
+    return entry.caller.customer.id if entry.caller is not None else None
+
+
+def _leg_key(entry: CallEntry, leg: LegId) -> tuple[str, str] | None:
+    """(user key, the leg's Call-ID) of a leg that rings a user."""
+    number = entry.leg_users.get(leg)
+    customer = _callee_customer(entry) if number is not None else None
+    found = entry.call.leg(leg)
+    if number is None or customer is None or found is None:
+        return None
+    return f"{customer}:{number}", found.invite.call_id
+
+
+def _caller_key(entry: CallEntry) -> str | None:
+    caller = entry.caller
+    return f"{caller.customer.id}:{caller.full_number}" if caller is not None else None
+
+
+def call_started(watch: CallStateObserver, entry: CallEntry) -> None:
+    """A user placed a call: its own dialog, as initiator, early until answered."""
+    key = _caller_key(entry)
+    if key is None:
+        return
+    invite = entry.call.a_invite
+    remote = invite.to.uri if isinstance(invite.to.uri, SipUri) else invite.uri
+    watch.leg_ringing(key, invite.call_id, INITIATOR, str(remote), invite.to.display)
+
+
+def leg_response(watch: CallStateObserver, entry: CallEntry, leg: LegId,
+                 resp: Response) -> None:
+    """A callee leg answered 18x (ringing), 2xx (talking) or failed (>= 300, timeout)."""
+    found = _leg_key(entry, leg)
+    if found is None or resp.status < 180:
+        return
+    key, call_id = found
+    if resp.status < 200:
+        # the caller as the rung phone sees it: the From of the leg's INVITE (CLIR kept)
+        leg_obj = entry.call.leg(leg)
+        shown = leg_obj.invite.from_ if leg_obj is not None else entry.call.a_invite.from_
+        watch.leg_ringing(key, call_id, RECIPIENT, str(shown.uri), shown.display)
+    elif resp.status < 300:
+        watch.leg_answered(key, call_id)
+        caller = _caller_key(entry)
+        if caller is not None:
+            watch.leg_answered(caller, entry.call.a_invite.call_id)
+    else:
+        watch.leg_ended(key, call_id)
+
+
+def call_ended(watch: CallStateObserver, entry: CallEntry) -> None:
+    """The call is over: every user leg and the caller's own dialog end."""
+    for leg in list(entry.leg_users):
+        found = _leg_key(entry, leg)
+        if found is not None:
+            watch.leg_ended(*found)
+    caller = _caller_key(entry)
+    if caller is not None:
+        watch.leg_ended(caller, entry.call.a_invite.call_id)
