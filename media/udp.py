@@ -23,6 +23,7 @@ from media import rtcp
 from media.clock import MediaClock
 from media.codecs import Pcm, get_codec, transcode_table
 from media.dtmf import DtmfDigit
+from media.hold import HoldState, HoldStream, Party, next_state, plan_for
 from media.latch import Addr, Latch
 from media.player import MusicOnHold
 from media.recorder import Recorder, RecordingResult
@@ -358,7 +359,8 @@ class RelayLeg:
 
     The per-packet path (:meth:`_on_rtp`) is a comparison with the latched source, three
     counters, a sequence update and one ``sendto``; rewriting (payload type numbers, PCMU<->PCMA
-    by ``bytes.translate``) happens only when the two legs negotiated differently.
+    by ``bytes.translate``) happens only when the two legs negotiated differently, and on hold
+    (:meth:`Relay.set_hold`: nothing forwarded, music sent on the clock): one flag for both.
     """
 
     def __init__(self, engine: MediaEngine, rtp_sock: socket.socket, rtcp_sock: socket.socket):
@@ -376,7 +378,11 @@ class RelayLeg:
         self.dtmf_payload_type: int | None = None
         self.codec: str | None = None
         self._rewrite = False
+        self._muted = False  # hold: packets from this leg's phone are not forwarded
+        self._divert = False  # _rewrite or _muted: the per-packet path's one extra test
         self._xlate: bytes | None = None
+        self._music: HoldStream | None = None
+        self._music_tick: int | None = None
         self._loop = asyncio.get_running_loop()
         self.rx_packets = self.rx_bytes = self.tx_packets = self.tx_bytes = 0
         self.dropped = 0  # every packet not relayed: malformed plus foreign
@@ -435,6 +441,7 @@ class RelayLeg:
             or self.payload_type != p.payload_type
             or self.dtmf_payload_type != p.dtmf_payload_type
         )
+        self._divert = self._rewrite or self._muted
 
     def _on_rtp(self, data: bytes, addr: Addr) -> None:
         if addr != self.latched:
@@ -464,7 +471,9 @@ class RelayLeg:
         peer = self.peer
         if peer is None or peer.dest is None or peer.transport is None:
             return
-        if self._rewrite:
+        if self._divert:
+            if self._muted:
+                return
             data = self._rewritten(data, peer)
             if not data:
                 return
@@ -487,6 +496,28 @@ class RelayLeg:
         head = bytes((data[0], (data[1] & 0x80) | out_pt)) + data[2:off]
         body = data[off:]
         return head + (body.translate(xlate) if xlate is not None else body)
+
+    # --- hold (driven by Relay.set_hold) ---------------------------------------------------
+    def _mute(self, muted: bool) -> None:
+        self._muted = muted
+        self._divert = self._rewrite or muted
+
+    def _play_music(self, music: MusicOnHold | None) -> None:
+        """Send ``music`` to this leg's phone every tick (None: stop, back to relaying)."""
+        if self._music_tick is not None:
+            self._engine.clock.remove(self._music_tick)
+            self._music_tick = None
+        if music is not None and self.codec is not None and self.payload_type is not None:
+            self._music = self._music or HoldStream()
+            self._music.start(music, self.codec, self.payload_type)
+            self._music_tick = self._engine.clock.add(self._send_music)
+
+    def _send_music(self, now: float) -> None:
+        packet = self._music.packet(now) if self._music is not None else None
+        if packet is not None and self.dest is not None and self.transport is not None:
+            self.transport.sendto(packet, self.dest)
+            self.tx_packets += 1
+            self.tx_bytes += len(packet)
 
     def _on_rtcp(self, data: bytes, addr: Addr) -> None:
         """Forward RTCP unchanged to the other phone; read its report blocks on the way.
@@ -531,6 +562,7 @@ class RelayLeg:
         )
 
     def _close(self) -> None:
+        self._play_music(None)
         for t in (self.transport, self.rtcp_transport):
             if t is not None:
                 t.close()
@@ -544,6 +576,19 @@ class Relay:
         self._engine = engine
         self.leg_a, self.leg_b = leg_a, leg_b
         leg_a.peer, leg_b.peer = leg_b, leg_a
+        self.hold_state = HoldState.TALKING
+
+    def set_hold(self, leg: RelayLeg, holding: bool, music: MusicOnHold | None = None) -> None:
+        """The phone behind ``leg`` put the call on hold (or resumed): while one party holds
+        the relay forwards nothing and the other party hears ``music`` (None: silence)."""
+        party = Party.A if leg is self.leg_a else Party.B
+        self.hold_state = next_state(self.hold_state, party, holding)
+        plan = plan_for(self.hold_state)
+        self.leg_a._mute(not plan.forward_a_to_b)
+        self.leg_b._mute(not plan.forward_b_to_a)
+        for target, wanted in ((self.leg_a, plan.music_to_a), (self.leg_b, plan.music_to_b)):
+            if not wanted or target._music_tick is None:  # a playing track plays on
+                target._play_music(music if wanted else None)
 
     def stats(self) -> tuple[RtpStats, RtpStats]:
         return self.leg_a.stats(), self.leg_b.stats()

@@ -11,6 +11,8 @@
     wte devices [--data-dir DIR]
     wte provisioning create-code --user 501412 [--days 7] [--config FILE] [--data-dir DIR]
     wte billing export --month YYYY-MM [--customer ID] [--format csv|json]
+    wte announcements add FILE --customer ID --name NAME [--config FILE] [--data-dir DIR]
+    wte announcements list [--customer ID] [--data-dir DIR]
 """
 
 from __future__ import annotations
@@ -103,6 +105,12 @@ def _cmd_billing_export(args: argparse.Namespace) -> int:
     from switch.storage.billing import run_export
 
     return run_export(args, sys.stdout)
+
+
+def _cmd_announcements(args: argparse.Namespace) -> int:
+    from switch.announcements import announcements_main
+
+    return announcements_main(args, sys.stdout, sys.stderr)
 
 
 def _cmd_plan_check(args: argparse.Namespace) -> int:
@@ -215,6 +223,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_export_arguments(bexp, DEFAULT_CONFIG, DEFAULT_DATA)
     bexp.set_defaults(func=_cmd_billing_export)
+
+    ann = sub.add_parser("announcements", help="customers' announcements and music on hold")
+    from switch.announcements import add_arguments as add_announcement_arguments
+
+    add_announcement_arguments(ann, DEFAULT_CONFIG, DEFAULT_DATA)
+    ann.set_defaults(func=_cmd_announcements)
     return parser
 
 

@@ -269,7 +269,8 @@ def build_switch(options: ServeOptions) -> Switch:
         timers=CallTimers(t1=t.t1, t2=t.t2, ring_timeout=settings.calls.ring_timeout,
                           hunt_step=settings.calls.hunt_step),
         recordings=options.data_dir / "recordings",
-        prompts=PromptLibrary(options.data_dir / "prompts"),
+        prompts=PromptLibrary(options.data_dir / "prompts",
+                              announcements=options.data_dir / "announcements"),
         admission=call_admission(settings.rating,
                                  CallLimits(**settings.calls.limits.model_dump()), pool),
     )
