@@ -69,7 +69,10 @@ def _sniff(head: bytes) -> tuple[str, str | None]:
     they are no audio container we read. Forcing the decoder spares pydub its ffprobe call
     (the imageio-ffmpeg wheel ships ffmpeg only)."""
     if head[:4] == b"RIFF" and head[8:12] == b"WAVE":
-        return "wav", _wav_decoder(head)
+        decoder = _wav_decoder(head)
+        if decoder is None:
+            raise AnnouncementError("a WAV file without a format we know (fmt chunk)")
+        return "wav", decoder
     if head[:3] == b"ID3" or (len(head) > 1 and head[0] == 0xFF and head[1] & 0xE0 == 0xE0):
         return "mp3", "mp3"
     if head[:4] == b"fLaC":
