@@ -4,11 +4,16 @@
 hold (pjsua2 `setHold`: a re-INVITE with a=sendonly): 501411 then hears the shipped music on
 hold -- its spectrum is made of the track's notes, not of 501410's tone. After the resume
 (re-INVITE, sendrecv) the two hear each other's tones again.
+
+An old-style party (the test carrier, raw SIP) holds with c=0.0.0.0 (RFC 2543, RFC 3264
+section 8.4): the called user hears the music too, and no more of it after the resume.
 """
 
 from __future__ import annotations
 
 import gc
+import secrets
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -17,7 +22,10 @@ import numpy as np
 import pjsua2 as pj
 import pytest
 
+from switch.dialog.sdp import Direction, parse_sdp
+from switch.sip import Response
 from tests.support.audio import dominant_frequency, read_wav
+from tests.support.carrier import SDP, Carrier
 from tests.support.pjphone import Phone, PjCall, make_phone
 from tests.support.server import RunningSwitch, start_switch
 from tools.make_moh import NOTE_HZ
@@ -134,3 +142,77 @@ def test_held_party_hears_music_then_the_other_again(pj_lib: Any, switch: Runnin
     assert abs(heard_by_callee - CALLER_TONE) < 20 and level_b > 100, (heard_by_callee, level_b)
     assert abs(heard_by_caller - CALLEE_TONE) < 20 and level_a > 100, (heard_by_caller, level_a)
     assert band_share(tmp_path / "callee-after.wav", NOTE_HZ) < 0.05
+
+
+def carrier_reinvite(pj_lib: Any, carrier: Carrier, ok: Response, body: bytes, cseq: int,
+                     switch: RunningSwitch) -> Response:
+    """A re-INVITE in the carrier's dialog (RFC 3261 14.1), answered and ACKed."""
+    contact = (ok.headers.get("Contact") or "").strip().strip("<>").split(">")[0]
+    head = (
+        f"Via: SIP/2.0/UDP {carrier.addr[0]}:{carrier.addr[1]};"
+        f"branch=z9hG4bK{secrets.token_hex(6)};rport\r\nMax-Forwards: 70\r\n"
+        f"From: {ok.headers.get('From')}\r\nTo: {ok.headers.get('To')}\r\n"
+        f"Call-ID: {ok.call_id}\r\n")
+    carrier.sock.sendto((
+        f"INVITE {contact} SIP/2.0\r\n{head}CSeq: {cseq} INVITE\r\n"
+        f"Contact: <sip:carrier@{carrier.addr[0]}:{carrier.addr[1]}>\r\n"
+        f"Content-Type: application/sdp\r\nContent-Length: {len(body)}\r\n\r\n"
+    ).encode() + body, (switch.host, switch.port))
+    end = time.monotonic() + 5
+    while time.monotonic() < end:
+        pj_lib.poll(10)
+        got = carrier._recv(0.01)
+        if got is None:
+            continue
+        msg = got[0]
+        if isinstance(msg, Response) and msg.cseq.seq == cseq and msg.status >= 200:
+            carrier.sock.sendto((f"ACK {contact} SIP/2.0\r\n{head}CSeq: {cseq} ACK\r\n"
+                                 "Content-Length: 0\r\n\r\n").encode(),
+                                (switch.host, switch.port))
+            return msg
+    raise AssertionError(f"no answer to the re-INVITE; saw {carrier.received[-3:]}")
+
+
+def test_old_phone_hold_with_zero_address(pj_lib: Any, switch: RunningSwitch,
+                                          phones: dict[str, Phone], tmp_path: Path) -> None:
+    carrier = Carrier(port=switch.carrier_port)
+    callee = phones["501411"].account
+    callee.answer_with = 200
+    try:
+        call_id = carrier.call(switch.host, switch.port, "+33562070411")
+        ok = None
+        for _ in range(100):
+            pj_lib.poll(20)
+            try:
+                ok = carrier.final_response(call_id, timeout=0.05)
+                break
+            except AssertionError:
+                continue
+        assert ok is not None and ok.status == 200, switch.log_text()[-2000:]
+        carrier.ack(ok, switch.host, switch.port)
+        held = callee.incoming[0]
+        assert pj_lib.wait_until(lambda: held.media_active, 5)
+
+        hold = SDP.replace(b"c=IN IP4 127.0.0.1", b"c=IN IP4 0.0.0.0")
+        answer = carrier_reinvite(pj_lib, carrier, ok, hold, 2, switch)
+        assert answer.status == 200
+        sdp = parse_sdp(answer.body)
+        assert sdp.direction_of(sdp.media[0]) is Direction.RECVONLY  # RFC 3264 section 6.1
+        record(pj_lib, [(held, tmp_path / "on-hold.wav")], 2.5)
+
+        assert carrier_reinvite(pj_lib, carrier, ok, SDP, 3, switch).status == 200  # resume
+        pj_lib.wait_until(lambda: False, 0.3)
+        record(pj_lib, [(held, tmp_path / "resumed.wav")], 1.5)
+    finally:
+        pj_lib.ep.hangupAllCalls()
+        pj_lib.wait_until(lambda: all(c.state == pj.PJSIP_INV_STATE_DISCONNECTED
+                                      for c in callee.incoming), 5)
+        callee.incoming.clear()
+        callee.answer_with = None
+        carrier.close()
+    assert band_share(tmp_path / "on-hold.wav", NOTE_HZ) > 0.6
+    _, level = dominant_frequency(tmp_path / "on-hold.wav")
+    assert level > 100
+    # resumed: the carrier sends nothing, so nothing of the music is left either
+    assert band_share(tmp_path / "resumed.wav", NOTE_HZ) < 0.2
+    assert dominant_frequency(tmp_path / "resumed.wav")[1] < 50
