@@ -107,6 +107,16 @@ def plan_for(state: HoldState) -> HoldPlan:
     return _PLANS[state]
 
 
+@dataclass(slots=True)
+class LegHold:
+    """A relay leg's hold state: whether it holds its phone's packets back, and the music it
+    sends (its RTP stream and the media clock's callback handle while it plays)."""
+
+    muted: bool = False
+    stream: HoldStream | None = None
+    tick: int | None = None
+
+
 class HoldStream:
     """The music-on-hold RTP stream of one relay leg.
 

@@ -23,10 +23,11 @@ from media import rtcp
 from media.clock import MediaClock
 from media.codecs import Pcm, get_codec, transcode_table
 from media.dtmf import DtmfDigit
-from media.hold import HoldState, HoldStream, Party, next_state, plan_for
+from media.hold import HoldState, LegHold, Party, next_state, plan_for
 from media.latch import Addr, Latch
 from media.player import MusicOnHold
 from media.recorder import Recorder, RecordingResult
+from media.relay_hold import HoldingLeg
 from media.rtp import RtpError, payload_offset
 from media.session import (
     DigitReceived,
@@ -354,13 +355,13 @@ def _settle(fut: asyncio.Future[RecordingResult], task: asyncio.Future[Recording
         fut.set_result(task.result())
 
 
-class RelayLeg:
+class RelayLeg(HoldingLeg):
     """One side of an anchored call.  Receives from its phone, sends through the other leg.
 
     The per-packet path (:meth:`_on_rtp`) is a comparison with the latched source, three
     counters, a sequence update and one ``sendto``; rewriting (payload type numbers, PCMU<->PCMA
-    by ``bytes.translate``) happens only when the two legs negotiated differently, and on hold
-    (:meth:`Relay.set_hold`: nothing forwarded, music sent on the clock): one flag for both.
+    by ``bytes.translate``) happens only when the two legs negotiated differently, and holding
+    back only on hold (:meth:`Relay.set_hold`, :class:`media.relay_hold.HoldingLeg`).
     """
 
     def __init__(self, engine: MediaEngine, rtp_sock: socket.socket, rtcp_sock: socket.socket):
@@ -378,11 +379,8 @@ class RelayLeg:
         self.dtmf_payload_type: int | None = None
         self.codec: str | None = None
         self._rewrite = False
-        self._muted = False  # hold: packets from this leg's phone are not forwarded
-        self._divert = False  # _rewrite or _muted: the per-packet path's one extra test
         self._xlate: bytes | None = None
-        self._music: HoldStream | None = None
-        self._music_tick: int | None = None
+        self._hold: LegHold | None = None  # set on a first hold (the hot path never reads it)
         self._loop = asyncio.get_running_loop()
         self.rx_packets = self.rx_bytes = self.tx_packets = self.tx_bytes = 0
         self.dropped = 0  # every packet not relayed: malformed plus foreign
@@ -431,17 +429,19 @@ class RelayLeg:
             self.peer._configure()
 
     def _configure(self) -> None:
-        """Decide whether packets to the peer need rewriting (types or codec differ)."""
+        """Decide whether packets to the peer need a look: rewriting (types or codec differ)
+        or holding back (hold).  One flag, so the plain path tests one attribute."""
         p = self.peer
+        held = self._hold is not None and self._hold.muted
         if p is None or self.codec is None or p.codec is None:
+            self._rewrite = held
             return
         self._xlate = transcode_table(self.codec, p.codec)
-        self._rewrite = (
+        self._rewrite = held or (
             self._xlate is not None
             or self.payload_type != p.payload_type
             or self.dtmf_payload_type != p.dtmf_payload_type
         )
-        self._divert = self._rewrite or self._muted
 
     def _on_rtp(self, data: bytes, addr: Addr) -> None:
         if addr != self.latched:
@@ -471,9 +471,7 @@ class RelayLeg:
         peer = self.peer
         if peer is None or peer.dest is None or peer.transport is None:
             return
-        if self._divert:
-            if self._muted:
-                return
+        if self._rewrite:
             data = self._rewritten(data, peer)
             if not data:
                 return
@@ -482,6 +480,8 @@ class RelayLeg:
         peer.tx_bytes += len(data)
 
     def _rewritten(self, data: bytes, peer: RelayLeg) -> bytes:
+        if self._hold is not None and self._hold.muted:
+            return b""  # on hold: nothing crosses
         pt = data[1] & 0x7F
         if pt == self.dtmf_payload_type and peer.dtmf_payload_type is not None:
             out_pt, xlate = peer.dtmf_payload_type, None
@@ -496,28 +496,6 @@ class RelayLeg:
         head = bytes((data[0], (data[1] & 0x80) | out_pt)) + data[2:off]
         body = data[off:]
         return head + (body.translate(xlate) if xlate is not None else body)
-
-    # --- hold (driven by Relay.set_hold) ---------------------------------------------------
-    def _mute(self, muted: bool) -> None:
-        self._muted = muted
-        self._divert = self._rewrite or muted
-
-    def _play_music(self, music: MusicOnHold | None) -> None:
-        """Send ``music`` to this leg's phone every tick (None: stop, back to relaying)."""
-        if self._music_tick is not None:
-            self._engine.clock.remove(self._music_tick)
-            self._music_tick = None
-        if music is not None and self.codec is not None and self.payload_type is not None:
-            self._music = self._music or HoldStream()
-            self._music.start(music, self.codec, self.payload_type)
-            self._music_tick = self._engine.clock.add(self._send_music)
-
-    def _send_music(self, now: float) -> None:
-        packet = self._music.packet(now) if self._music is not None else None
-        if packet is not None and self.dest is not None and self.transport is not None:
-            self.transport.sendto(packet, self.dest)
-            self.tx_packets += 1
-            self.tx_bytes += len(packet)
 
     def _on_rtcp(self, data: bytes, addr: Addr) -> None:
         """Forward RTCP unchanged to the other phone; read its report blocks on the way.
@@ -587,7 +565,7 @@ class Relay:
         self.leg_a._mute(not plan.forward_a_to_b)
         self.leg_b._mute(not plan.forward_b_to_a)
         for target, wanted in ((self.leg_a, plan.music_to_a), (self.leg_b, plan.music_to_b)):
-            if not wanted or target._music_tick is None:  # a playing track plays on
+            if not wanted or not target.playing_music:  # a playing track plays on
                 target._play_music(music if wanted else None)
 
     def stats(self) -> tuple[RtpStats, RtpStats]:

@@ -192,7 +192,7 @@ async def test_closing_a_relay_on_hold_stops_its_music(engine: MediaEngine) -> N
     relay.leg_a.set_remote("127.0.0.1", 9, 0, "PCMU")
     relay.leg_b.set_remote("127.0.0.1", 9, 0, "PCMU")
     relay.set_hold(relay.leg_a, True, music())
-    assert relay.leg_b._music_tick is not None
+    assert relay.leg_b.playing_music
     await relay.close()
-    assert relay.leg_b._music_tick is None
+    assert not relay.leg_b.playing_music
     assert len(engine.clock._callbacks) == 0

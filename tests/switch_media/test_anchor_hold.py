@@ -49,7 +49,7 @@ def direction(answer: bytes) -> Direction:
 
 
 def music_to(anchor: Anchor, side: Side) -> bool:
-    return anchor.relay_leg(side)._music_tick is not None
+    return anchor.relay_leg(side).playing_music
 
 
 @pytest.mark.parametrize(("offer", "expected"), [
@@ -64,12 +64,12 @@ async def test_caller_holds_callee_hears_music_until_resume(anchor: Anchor, offe
     assert parse_sdp(answer).media[0].formats[0] == "8"  # the call's codec stays
     assert anchor.relay.hold_state is HoldState.HELD_BY_A
     assert music_to(anchor, Side.CALLEE) and not music_to(anchor, Side.CALLER)
-    assert anchor.relay.leg_a._muted and anchor.relay.leg_b._muted
+    assert anchor.relay.leg_a.holding_back and anchor.relay.leg_b.holding_back
     answer = anchor.answer_reoffer(Side.CALLER, OFFER)  # resume: sendrecv, a real address
     assert direction(answer) is Direction.SENDRECV
     assert anchor.relay.hold_state is HoldState.TALKING
     assert not music_to(anchor, Side.CALLEE)
-    assert not (anchor.relay.leg_a._muted or anchor.relay.leg_b._muted)
+    assert not (anchor.relay.leg_a.holding_back or anchor.relay.leg_b.holding_back)
 
 
 async def test_old_phone_hold_keeps_the_phone_address(anchor: Anchor) -> None:
@@ -99,7 +99,7 @@ async def test_without_a_source_the_held_party_gets_silence(anchor: Anchor) -> N
     anchor.hold_music = None
     anchor.answer_reoffer(Side.CALLER, OFFER.replace(b"a=sendrecv", b"a=inactive"))
     assert anchor.relay.hold_state is HoldState.HELD_BY_A
-    assert not music_to(anchor, Side.CALLEE) and anchor.relay.leg_a._muted
+    assert not music_to(anchor, Side.CALLEE) and anchor.relay.leg_a.holding_back
 
 
 async def test_transfer_target_replacing_the_holder_is_heard(anchor: Anchor) -> None:

@@ -75,8 +75,17 @@ def record(pj_lib: Any, calls: list[tuple[PjCall, Path]], seconds: float) -> Non
         audio_media(call).startTransmit(rec)
         recorders.append(rec)
     pj_lib.wait_until(lambda: False, seconds)
+    del rec
     recorders.clear()
     gc.collect()
+    # PJSIP's conference bridge removes (and so closes) a port on its own clock thread: the
+    # WAV header gets its sizes a moment later
+    assert pj_lib.wait_until(lambda: all(closed(path) for _c, path in calls), 3)
+
+
+def closed(path: Path) -> bool:
+    head = path.read_bytes()[:8]
+    return len(head) == 8 and head[4:8] != bytes(4)
 
 
 def band_share(path: Path, freqs: tuple[float, ...], *, skip: float = 0.3) -> float:
