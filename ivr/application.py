@@ -147,7 +147,10 @@ class PlayTone:
 
 @dataclass(frozen=True, slots=True)
 class MusicOnHold:
-    """The shared music on hold, until something else plays."""
+    """The shared music on hold, until something else plays: the music of ``customer``
+    (the caller's customer) when it has its own, else the operator's or the shipped one."""
+
+    customer: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

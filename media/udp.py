@@ -23,9 +23,11 @@ from media import rtcp
 from media.clock import MediaClock
 from media.codecs import Pcm, get_codec, transcode_table
 from media.dtmf import DtmfDigit
+from media.hold import HoldState, LegHold, Party, next_state, plan_for
 from media.latch import Addr, Latch
 from media.player import MusicOnHold
 from media.recorder import Recorder, RecordingResult
+from media.relay_hold import HoldingLeg
 from media.rtp import RtpError, payload_offset
 from media.session import (
     DigitReceived,
@@ -389,12 +391,13 @@ def _settle(fut: asyncio.Future[RecordingResult], task: asyncio.Future[Recording
         fut.set_result(task.result())
 
 
-class RelayLeg:
+class RelayLeg(HoldingLeg):
     """One side of an anchored call.  Receives from its phone, sends through the other leg.
 
     The per-packet path (:meth:`_on_rtp`) is a comparison with the latched source, three
     counters, a sequence update and one ``sendto``; rewriting (payload type numbers, PCMU<->PCMA
-    by ``bytes.translate``) happens only when the two legs negotiated differently.
+    by ``bytes.translate``) happens only when the two legs negotiated differently, and holding
+    back only on hold (:meth:`Relay.set_hold`, :class:`media.relay_hold.HoldingLeg`).
     """
 
     def __init__(self, engine: MediaEngine, rtp_sock: socket.socket, rtcp_sock: socket.socket):
@@ -413,6 +416,7 @@ class RelayLeg:
         self.codec: str | None = None
         self._rewrite = False
         self._xlate: bytes | None = None
+        self._hold: LegHold | None = None  # set on a first hold (the hot path never reads it)
         self._loop = asyncio.get_running_loop()
         self.rx_packets = self.rx_bytes = self.tx_packets = self.tx_bytes = 0
         self.dropped = 0  # every packet not relayed: malformed plus foreign
@@ -461,12 +465,15 @@ class RelayLeg:
             self.peer._configure()
 
     def _configure(self) -> None:
-        """Decide whether packets to the peer need rewriting (types or codec differ)."""
+        """Decide whether packets to the peer need a look: rewriting (types or codec differ)
+        or holding back (hold).  One flag, so the plain path tests one attribute."""
         p = self.peer
+        held = self._hold is not None and self._hold.muted
         if p is None or self.codec is None or p.codec is None:
+            self._rewrite = held
             return
         self._xlate = transcode_table(self.codec, p.codec)
-        self._rewrite = (
+        self._rewrite = held or (
             self._xlate is not None
             or self.payload_type != p.payload_type
             or self.dtmf_payload_type != p.dtmf_payload_type
@@ -509,6 +516,8 @@ class RelayLeg:
         peer.tx_bytes += len(data)
 
     def _rewritten(self, data: bytes, peer: RelayLeg) -> bytes:
+        if self._hold is not None and self._hold.muted:
+            return b""  # on hold: nothing crosses
         pt = data[1] & 0x7F
         if pt == self.dtmf_payload_type and peer.dtmf_payload_type is not None:
             out_pt, xlate = peer.dtmf_payload_type, None
@@ -567,6 +576,7 @@ class RelayLeg:
         )
 
     def _close(self) -> None:
+        self._play_music(None)
         for t in (self.transport, self.rtcp_transport):
             if t is not None:
                 t.close()
@@ -580,6 +590,19 @@ class Relay:
         self._engine = engine
         self.leg_a, self.leg_b = leg_a, leg_b
         leg_a.peer, leg_b.peer = leg_b, leg_a
+        self.hold_state = HoldState.TALKING
+
+    def set_hold(self, leg: RelayLeg, holding: bool, music: MusicOnHold | None = None) -> None:
+        """The phone behind ``leg`` put the call on hold (or resumed): while one party holds
+        the relay forwards nothing and the other party hears ``music`` (None: silence)."""
+        party = Party.A if leg is self.leg_a else Party.B
+        self.hold_state = next_state(self.hold_state, party, holding)
+        plan = plan_for(self.hold_state)
+        self.leg_a._mute(not plan.forward_a_to_b)
+        self.leg_b._mute(not plan.forward_b_to_a)
+        for target, wanted in ((self.leg_a, plan.music_to_a), (self.leg_b, plan.music_to_b)):
+            if not wanted or not target.playing_music:  # a playing track plays on
+                target._play_music(music if wanted else None)
 
     def stats(self) -> tuple[RtpStats, RtpStats]:
         return self.leg_a.stats(), self.leg_b.stats()

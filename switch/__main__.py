@@ -13,6 +13,8 @@
     wte billing export --month YYYY-MM [--customer ID] [--format csv|json]
     wte schedule set SCHEDULE open|closed|auto [--customer ID] [--config FILE] [--data-dir DIR]
     wte schedule list [--config FILE] [--data-dir DIR]
+    wte announcements add FILE --customer ID --name NAME [--config FILE] [--data-dir DIR]
+    wte announcements list [--customer ID] [--data-dir DIR]
 """
 
 from __future__ import annotations
@@ -117,6 +119,12 @@ def _cmd_schedule_list(args: argparse.Namespace) -> int:
     from switch.schedule_cli import schedule_list_main
 
     return schedule_list_main(args, sys.stdout, sys.stderr)
+
+
+def _cmd_announcements(args: argparse.Namespace) -> int:
+    from switch.announcements import announcements_main
+
+    return announcements_main(args, sys.stdout, sys.stderr)
 
 
 def _cmd_plan_check(args: argparse.Namespace) -> int:
@@ -236,6 +244,11 @@ def build_parser() -> argparse.ArgumentParser:
     sset, slist = add_schedule_arguments(sched, DEFAULT_CONFIG, DEFAULT_DATA)
     sset.set_defaults(func=_cmd_schedule_set)
     slist.set_defaults(func=_cmd_schedule_list)
+    ann = sub.add_parser("announcements", help="customers' announcements and music on hold")
+    from switch.announcements import add_arguments as add_announcement_arguments
+
+    add_announcement_arguments(ann, DEFAULT_CONFIG, DEFAULT_DATA)
+    ann.set_defaults(func=_cmd_announcements)
     return parser
 
 

@@ -68,6 +68,7 @@ from switch.services.applications import (
     ApplicationMedia,
     ApplicationRunner,
     PromptLibrary,
+    call_customer,
 )
 from switch.services.call_record import new_call_record
 from switch.services.caller import authenticate, callback_override
@@ -289,6 +290,8 @@ class CallService:
             self._refuse(sreq, caller, decision, Refuse(exc.status, exc.reason,
                                                         headers=tuple(exc.headers)))
             return
+        if anchor is not None:  # what a party hears while the other holds
+            anchor.hold_music = self.prompts.music_on_hold_for(call_customer(caller, decision))
         entry = self._start_call(sreq, caller, decision, handling, targets, anchor)
         if entry is None:
             self.admission.release(sreq.request.call_id)

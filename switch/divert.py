@@ -49,6 +49,7 @@ from switch.b2bua.effects import (
 )
 from switch.call_targets import Target, hunt_step_for, ring_timeout_for
 from switch.media_service import Anchor
+from switch.services.applications import call_customer
 from switch.sip import Request, Response, SipError
 from switch.transaction import Peer
 from switch.transfer import latch_onto, target_number
@@ -256,6 +257,9 @@ class ApplicationTransfer:
         anchor = service.media.bridge(self.endpoint, self.leg_b, entry.call.a_invite.body,
                                       caller_host=entry.call.a_peer.host)
         latch_onto(anchor, Side.CALLEE, ok.body, leg.dest.host)
+        # either party may hold from now on: the other hears its customer's music
+        anchor.hold_music = service.prompts.music_on_hold_for(
+            call_customer(entry.caller, entry.decision))
         runner.detach()
         entry.app = None
         entry.anchor = anchor

@@ -21,7 +21,7 @@ import weakref
 from dataclasses import dataclass
 from typing import Protocol
 
-from media import MediaEndpoint, MediaEngine, PortsExhausted, Relay, RelayLeg
+from media import MediaEndpoint, MediaEngine, MusicOnHold, PortsExhausted, Relay, RelayLeg
 from switch.b2bua.effects import Side
 from switch.dialog.offeranswer import (
     MediaCapabilities,
@@ -29,6 +29,7 @@ from switch.dialog.offeranswer import (
     build_answer,
     build_offer,
     negotiated_streams,
+    offered_is_hold,
     rewrite_connection,
 )
 from switch.dialog.sdp import SessionDescription, parse_sdp
@@ -85,6 +86,9 @@ class Anchor:
     versioner_a: SdpVersioner
     versioner_b: SdpVersioner
     codec: str | None = None
+    # what a party hears while the other holds (the call's customer's source, given by the
+    # call service); None: silence
+    hold_music: MusicOnHold | None = None
 
     def offer_for_callee(self) -> bytes:
         leg = self.relay.leg_b
@@ -133,7 +137,12 @@ class Anchor:
 
     def answer_reoffer(self, side: Side, body: bytes, nat_host: str | None = None) -> bytes:
         """Answer a re-INVITE/UPDATE offer from one side (hold, resume, new address) on the
-        relay leg that faces it (RFC 3264 section 8); the other side is not disturbed."""
+        relay leg that faces it (RFC 3264 section 8); the other side gets no re-INVITE.
+
+        A hold (sendonly or inactive, or the RFC 2543 c=0.0.0.0: section 8.4) is answered
+        recvonly or inactive (section 6.1, `build_answer`) and the other party hears
+        `hold_music` from the relay until this side resumes (`set_holding`). A c=0.0.0.0
+        address only says "do not send": the leg keeps the phone's previous address."""
         leg = self.relay_leg(side)
         versioner = self.versioner_a if side is Side.CALLER else self.versioner_b
         offer = parse_sdp(body)
@@ -143,9 +152,17 @@ class Anchor:
         streams = negotiated_streams(answer, offer)
         if streams and streams[0].encoding.upper() in SUPPORTED_CODECS:
             s = streams[0]
-            leg.set_remote(s.remote_address, s.remote_port, s.payload_type, s.encoding.upper(),
-                           s.telephone_event, nat_host=nat_host)
+            if s.remote_address not in ("0.0.0.0", "::"):
+                leg.set_remote(s.remote_address, s.remote_port, s.payload_type,
+                               s.encoding.upper(), s.telephone_event, nat_host=nat_host)
+        if streams:
+            self.set_holding(side, offered_is_hold(offer, offer.media[streams[0].index]))
         return answer.to_bytes()
+
+    def set_holding(self, side: Side, holding: bool) -> None:
+        """This side holds (or resumes, or was replaced by a transfer target): while one
+        side holds the relay bridges nothing and the other side hears `hold_music`."""
+        self.relay.set_hold(self.relay_leg(side), holding, self.hold_music)
 
     async def close(self) -> None:
         await self.relay.close()

@@ -76,8 +76,10 @@ def offer_from_leg(anchor: Anchor, side: Side, session_id: int) -> bytes:
 
 def latch_onto(anchor: Anchor, side: Side, answer_body: bytes,
                nat_host: str | None = None) -> None:
-    """Point the transferor's relay leg at the target that answered."""
+    """Point the transferor's relay leg at the target that answered (a new party: the
+    transferor's hold, if it held before transferring, ends)."""
     leg = anchor.relay_leg(side)
+    anchor.set_holding(side, False)
     answer = parse_sdp(answer_body)
     remote = _first_audio(answer)
     streams = negotiated_streams(answer, answer)

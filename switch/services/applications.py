@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import stat
 import wave
 from collections.abc import Coroutine, Sequence
 from pathlib import Path
@@ -20,6 +21,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from dialplan import RoutingDecision, User
 from ivr.application import (
     Answered,
     AppEvent,
@@ -48,6 +50,7 @@ from ivr.session import ApplicationSession
 from media import DtmfDigit, RecordingResult, load_pcm
 from media import MusicOnHold as MohSource
 from media.codecs import Pcm
+from switch.announcements import CUSTOMER
 
 log = logging.getLogger("switch.applications")
 
@@ -99,7 +102,10 @@ def tone_pcm(freq_hz: float, seconds: float, amplitude: float = 0.3) -> Pcm:
     return (amplitude * 32767 * np.sin(2 * np.pi * freq_hz * t)).astype(np.int16)
 
 
-SHIPPED_PROMPTS = Path(__file__).resolve().parents[2] / "prompts" / "fr"
+SHIPPED = Path(__file__).resolve().parents[2] / "prompts"
+SHIPPED_PROMPTS = SHIPPED / "fr"
+SHIPPED_MOH = SHIPPED / "moh" / "default.wav"  # made by tools/make_moh.py
+MOH_NAME = "moh"  # the announcement (or operator prompt) name of the music on hold
 
 
 def load_wav(path: Path) -> Pcm:
@@ -110,54 +116,123 @@ def load_wav(path: Path) -> Pcm:
         return np.frombuffer(w.readframes(w.getnframes()), dtype="<i2").astype(np.int16)
 
 
-class PromptLibrary:
-    """Named prompts, converted ahead of time (raw 8 kHz s16le, `NAME.pcm`), loaded once,
-    and the music on hold (`moh.pcm` there, else a soft two-tone chime). A name the
-    operator's directory lacks is taken from the prompts shipped with the switch
-    (`prompts/fr/NAME.wav`, made by `tools/make_prompts.py`)."""
+def _load(path: Path) -> Pcm:
+    return load_wav(path) if path.suffix == ".wav" else load_pcm(path)
 
-    def __init__(self, directory: Path | None, shipped: Path | None = SHIPPED_PROMPTS) -> None:
+
+_CHIME = Path("<chime>")
+
+
+def _chime() -> Pcm:
+    """The last resort music on hold: a soft two-tone chime every 2.5 s."""
+    silence = np.zeros(RATE, dtype=np.int16)
+    return np.concatenate([tone_pcm(523.25, 0.4, 0.1), tone_pcm(659.25, 0.6, 0.1),
+                           silence, silence])
+
+
+def _stamp(path: Path) -> int | None:
+    """The file's modification time (ns), None when it is not there."""
+    try:
+        st = path.stat()
+    except OSError:
+        return None
+    return st.st_mtime_ns if stat.S_ISREG(st.st_mode) else None
+
+
+class PromptLibrary:
+    """Named prompts, converted ahead of time (raw 8 kHz s16le, `NAME.pcm`), and the music
+    on hold, found in this order:
+
+    1. the customer's announcements (`announcements/<customer>/NAME.pcm`, added by
+       `wte announcements add`), when the prompt names its customer;
+    2. the operator's prompts (`directory/NAME.pcm`);
+    3. the prompts shipped with the switch (`prompts/fr/NAME.wav`, `tools/make_prompts.py`;
+       the music on hold `prompts/moh/default.wav`, `tools/make_moh.py`).
+
+    Files are loaded once; a lookup only stats the candidates, so an announcement added or
+    replaced while the switch runs is used from the next call on."""
+
+    def __init__(self, directory: Path | None, shipped: Path | None = SHIPPED_PROMPTS, *,
+                 announcements: Path | None = None, shipped_moh: Path | None = SHIPPED_MOH
+                 ) -> None:
         self.directory = directory
         self.shipped = shipped
-        self._cache: dict[PromptItem, Pcm] = {}
-        self._moh: MohSource | None = None
+        self.announcements = announcements
+        self.shipped_moh = shipped_moh
+        self._tones: dict[Tone, Pcm] = {}
+        self._files: dict[Path, tuple[int, Pcm]] = {}
+        self._moh: dict[Path, tuple[int, MohSource]] = {}
+
+    # -- music on hold --
 
     @property
     def music_on_hold(self) -> MohSource:
-        """One shared source for every caller on hold (encoded once per codec)."""
-        if self._moh is None:
-            path = self.directory / "moh.pcm" if self.directory is not None else None
-            if path is not None and path.is_file():
-                self._moh = MohSource(load_pcm(path))
-            else:
-                silence = np.zeros(RATE, dtype=np.int16)
-                chime = np.concatenate([tone_pcm(523.25, 0.4, 0.1), tone_pcm(659.25, 0.6, 0.1),
-                                        silence, silence])
-                self._moh = MohSource(chime)
-        return self._moh
+        """The operator's music on hold (no customer's own)."""
+        return self.music_on_hold_for(None)
+
+    def music_on_hold_for(self, customer_id: str | None) -> MohSource:
+        """The music a party of `customer_id` hears on hold: the customer's `moh`
+        announcement, else the operator's `moh.pcm`, else the shipped track (else a soft
+        chime). One shared source per file for every listener (encoded once per codec)."""
+        key, stamp = self._find(MOH_NAME, customer_id, self.shipped_moh) or (_CHIME, 0)
+        cached = self._moh.get(key)
+        if cached is not None and cached[0] == stamp:
+            return cached[1]
+        try:
+            source = MohSource(_chime() if key is _CHIME else _load(key))
+        except (OSError, ValueError) as exc:  # an empty or unreadable file: never the call's end
+            log.warning("music on hold %s unusable (%s): a chime plays instead", key, exc)
+            key, stamp, source = _CHIME, 0, MohSource(_chime())
+        self._moh[key] = (stamp, source)
+        log.info("music on hold for customer=%s from %s", customer_id, key)
+        return source
+
+    # -- prompts --
 
     def pcm(self, item: PromptItem) -> Pcm:
-        cached = self._cache.get(item)
-        if cached is not None:
-            return cached
         if isinstance(item, Tone):
-            pcm = tone_pcm(item.freq_hz, item.seconds)
-        else:
-            pcm = self._named(Path(item.name).name)
-        self._cache[item] = pcm
-        return pcm
+            cached = self._tones.get(item)
+            if cached is None:
+                cached = self._tones[item] = tone_pcm(item.freq_hz, item.seconds)
+            return cached
+        name = Path(item.name).name
+        shipped = self.shipped / f"{name}.wav" if self.shipped is not None else None
+        found = self._find(name, item.customer, shipped)
+        if found is None:
+            raise FileNotFoundError(f"no prompt {name!r} (customer's, operator's or shipped)")
+        path, stamp = found
+        hit = self._files.get(path)
+        if hit is None or hit[0] != stamp:
+            hit = self._files[path] = (stamp, _load(path))
+        return hit[1]
 
-
-    def _named(self, name: str) -> Pcm:
+    def _find(self, name: str, customer: str | None, shipped: Path | None
+              ) -> tuple[Path, int] | None:
+        """The first existing file for `name`, with its modification time."""
+        candidates: list[Path] = []
+        if customer and self.announcements is not None and CUSTOMER.fullmatch(customer):
+            candidates.append(self.announcements / customer / f"{name}.pcm")
         if self.directory is not None:
-            path = self.directory / f"{name}.pcm"
-            if path.is_file():
-                return load_pcm(path)
-        if self.shipped is not None:
-            wav = self.shipped / f"{name}.wav"
-            if wav.is_file():
-                return load_wav(wav)
-        raise FileNotFoundError(f"no prompt {name!r} (operator's or shipped)")
+            candidates.append(self.directory / f"{name}.pcm")
+        if shipped is not None:
+            candidates.append(shipped)
+        for path in candidates:
+            stamp = _stamp(path)
+            if stamp is not None:
+                return path, stamp
+        return None
+
+
+def call_customer(caller: User | None, decision: RoutingDecision) -> str | None:
+    """Whose music a held party hears: the caller's customer for a call from a user, the
+    called entity's (or the trunk's) customer for a call from the public network."""
+    if caller is not None:
+        return caller.customer.id
+    for owner in (decision.target, decision.trunk):
+        customer = getattr(owner, "customer", None)
+        if customer is not None and isinstance(getattr(customer, "id", None), str):
+            return str(customer.id)
+    return None
 
 
 class ApplicationRunner:
@@ -269,7 +344,7 @@ class ApplicationRunner:
             m.play_tone(cmd.freq_hz)
         elif isinstance(cmd, MusicOnHold):
             self._play_generation += 1
-            m.play_moh(self.moh or self.prompts.music_on_hold)
+            m.play_moh(self.moh or self.prompts.music_on_hold_for(cmd.customer))
         elif isinstance(cmd, StopPlaying):
             m.stop_playing()
         elif isinstance(cmd, Echo):

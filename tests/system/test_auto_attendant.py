@@ -11,6 +11,7 @@ from __future__ import annotations
 import subprocess
 import sys
 import time
+import wave
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -18,10 +19,18 @@ from typing import Any
 import numpy as np
 import pjsua2 as pj
 import pytest
+import yaml
 
 from tests.support.audio import dominant_frequency, read_wav
 from tests.support.pjphone import Phone, carrier_port, make_carrier_phone, make_phone
-from tests.support.server import REPO, RunningSwitch, call_records, config_with, start_switch
+from tests.support.server import (
+    EXAMPLE_CONFIG,
+    REPO,
+    RunningSwitch,
+    call_records,
+    start_switch,
+    write_config,
+)
 
 CONFIRMED = pj.PJSIP_INV_STATE_CONFIRMED
 DISCONNECTED = pj.PJSIP_INV_STATE_DISCONNECTED
@@ -37,11 +46,43 @@ def set_schedule(config: Path, data_dir: Path, mode: str) -> None:
     time.sleep(1.2)  # a running switch applies it within a second
 
 
+GREETING_HZ = 600.0  # the operator's greeting announcement: a tone a test can recognise
+
+
+def attendant_config(tmp: Path, port: int) -> Path:
+    """The example plan, its reception attendant greeting callers with the announcement
+    `accueil` that the operator adds with `wte announcements add`."""
+    data = yaml.safe_load(EXAMPLE_CONFIG.read_text(encoding="utf-8"))
+    reception = data["customers"][0]["sites"][0]["auto_attendants"][0]
+    assert reception["id"] == "reception"
+    reception["greeting"] = "accueil"
+    data.setdefault("switch", {}).setdefault("calls", {})["ring_timeout"] = 10
+    return write_config(tmp / "attendant.yaml", data, carrier_port=port)
+
+
+def add_announcement(config: Path, data_dir: Path, tmp: Path) -> None:
+    wav = tmp / "accueil.wav"
+    rate = 16000  # any rate: the switch converts it once, at upload
+    t = np.arange(int(rate * 2.5)) / rate
+    pcm = (0.4 * 32767 * np.sin(2 * np.pi * GREETING_HZ * t)).astype("<i2")
+    with wave.open(str(wav), "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(rate)
+        w.writeframes(pcm.tobytes())
+    out = subprocess.run([sys.executable, "-m", "switch", "announcements", "add", str(wav),
+                          "--customer", "acme", "--name", "accueil", "--config", str(config),
+                          "--data-dir", str(data_dir)],
+                         cwd=REPO, capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stdout + out.stderr
+
+
 @pytest.fixture(scope="module")
 def setup(pj_lib: Any, tmp_path_factory: pytest.TempPathFactory
           ) -> Iterator[tuple[RunningSwitch, Path]]:
     tmp = tmp_path_factory.mktemp("attendant")
-    config = config_with(tmp, {"calls.ring_timeout": 10}, carrier_port=carrier_port(pj_lib))
+    config = attendant_config(tmp, carrier_port(pj_lib))
+    add_announcement(config, tmp, tmp)
     running = start_switch(tmp, config=config)
     set_schedule(config, running.data_dir, "open")  # the test must not depend on the clock
     yield running, config
@@ -109,7 +150,10 @@ def test_greeting_then_key_0_rings_501410_presenting_the_caller(
     data, rate = read_wav(heard)
     assert len(data) >= rate  # at least a second was heard
     rms = float(np.sqrt(np.mean(data[: 2 * rate] ** 2)))
-    assert rms > 300, rms  # speech, not silence
+    assert rms > 300, rms  # sound, not silence
+    # and it is the announcement the operator added, not the shipped greeting
+    freq, _level = dominant_frequency(heard, skip_seconds=0.2, max_seconds=1.8)
+    assert abs(freq - GREETING_HZ) < 15, freq
     call.dialDtmf("0")  # RFC 4733
     incoming = rings(pj_lib, phones["501410"], switch)
     from_line = next(ln for ln in incoming.incoming_msg.splitlines()
