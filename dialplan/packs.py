@@ -87,6 +87,17 @@ class FeatureName(Enum):
     FORWARD_UNREACHABLE_OFF = "forward_unreachable_off"
     CALL_PARK = "call_park"
     CALL_PARK_RETRIEVE = "call_park_retrieve"
+    # issue 15: personal call features
+    CLIR_ONCE = "clir_once"  # the code, then the number: withhold the identity for this call
+    CLIR_ON = "clir_on"
+    CLIR_OFF = "clir_off"
+    ANONYMOUS_REJECTION_ON = "anonymous_rejection_on"
+    ANONYMOUS_REJECTION_OFF = "anonymous_rejection_off"
+    CALL_WAITING_ON = "call_waiting_on"
+    CALL_WAITING_OFF = "call_waiting_off"
+    CALLBACK_ON_BUSY = "callback_on_busy"
+    SIMULTANEOUS_RING_ON = "simultaneous_ring_on"  # the code, then the number to add
+    SIMULTANEOUS_RING_OFF = "simultaneous_ring_off"
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,6 +123,17 @@ FEATURE_SPECS: dict[FeatureName, FeatureSpec] = {
     FeatureName.FORWARD_UNREACHABLE_OFF: FeatureSpec(PackFeature.CALL_FORWARDING, False),
     FeatureName.CALL_PARK: FeatureSpec(PackFeature.CALL_PARK, False),
     FeatureName.CALL_PARK_RETRIEVE: FeatureSpec(PackFeature.CALL_PARK, False),
+    FeatureName.CLIR_ONCE: FeatureSpec(PackFeature.CLIR, True),
+    FeatureName.CLIR_ON: FeatureSpec(PackFeature.CLIR, False),
+    FeatureName.CLIR_OFF: FeatureSpec(PackFeature.CLIR, False),
+    FeatureName.ANONYMOUS_REJECTION_ON: FeatureSpec(PackFeature.ANONYMOUS_REJECTION, False),
+    FeatureName.ANONYMOUS_REJECTION_OFF: FeatureSpec(PackFeature.ANONYMOUS_REJECTION, False),
+    # call waiting ("double appel") is no row of annex 16.1: every pack has it
+    FeatureName.CALL_WAITING_ON: FeatureSpec(None, False),
+    FeatureName.CALL_WAITING_OFF: FeatureSpec(None, False),
+    FeatureName.CALLBACK_ON_BUSY: FeatureSpec(PackFeature.AUTO_CALLBACK, False),
+    FeatureName.SIMULTANEOUS_RING_ON: FeatureSpec(PackFeature.SIMULTANEOUS_RING, True),
+    FeatureName.SIMULTANEOUS_RING_OFF: FeatureSpec(PackFeature.SIMULTANEOUS_RING, False),
 }
 
 # Used when a customer declares no `feature_codes:`. Echo and tone tests are what a tester
@@ -132,4 +154,14 @@ DEFAULT_FEATURE_CODES: dict[str, FeatureName] = {
     "#62": FeatureName.FORWARD_UNREACHABLE_OFF,
     "*68": FeatureName.CALL_PARK,
     "*88": FeatureName.CALL_PARK_RETRIEVE,
+    "*31": FeatureName.CLIR_ONCE,
+    "*32": FeatureName.CLIR_ON,
+    "#32": FeatureName.CLIR_OFF,
+    "*77": FeatureName.ANONYMOUS_REJECTION_ON,
+    "#77": FeatureName.ANONYMOUS_REJECTION_OFF,
+    "*58": FeatureName.CALL_WAITING_ON,
+    "#58": FeatureName.CALL_WAITING_OFF,
+    "*37": FeatureName.CALLBACK_ON_BUSY,
+    "*63": FeatureName.SIMULTANEOUS_RING_ON,
+    "#63": FeatureName.SIMULTANEOUS_RING_OFF,
 }

@@ -33,13 +33,16 @@ from switch.registration import RegistrationService
 from switch.runtime import SipRuntime
 from switch.services.applications import PromptLibrary
 from switch.services.database import DatabaseService
+from switch.services.personal import PersonalCalls
 from switch.services.plan import PlanAccounts, PlanService
 from switch.services.pool import call_admission, pool_service
 from switch.services.ports import CallTimers, Reloadable, Service
+from switch.services.user_settings import UserSettingsService
 from switch.settings import SwitchSettings, settings_from_source
 from switch.storage.cli import database_url
 from switch.storage.engine import create_engine
 from switch.storage.pool import SqlPoolStore
+from switch.storage.user_settings import SqlUserSettings
 from switch.transport.limits import StreamLimits
 from switch.transport.stream import StreamTransports
 from switch.transport.tls import client_context, server_context_or_none
@@ -262,6 +265,8 @@ def build_switch(options: ServeOptions) -> Switch:
     emergency = EmergencyService(engine,
                                  callback_window=settings.emergency.callback_minutes * 60,
                                  webhook_url=settings.emergency.webhook_url)
+    # issue 15: per-user settings (memory, written through) and what they do to calls
+    user_settings = UserSettingsService(SqlUserSettings(engine))
     calls = CallService(
         runtime, LocalAddress(*addresses.as_tuple()),
         plan=plan, accounts=accounts, authority=registration, locations=registration,
@@ -272,6 +277,7 @@ def build_switch(options: ServeOptions) -> Switch:
         prompts=PromptLibrary(options.data_dir / "prompts"),
         admission=call_admission(settings.rating,
                                  CallLimits(**settings.calls.limits.model_dump()), pool),
+        personal=PersonalCalls(user_settings, plan),
     )
     http = HttpApi(options.sip_host or settings.sip.host, http_port(options, settings))
     keepalive = NatKeepalive(settings.registrar.nat_ping_interval, runtime=runtime,
@@ -282,7 +288,7 @@ def build_switch(options: ServeOptions) -> Switch:
                     registration, emergency, calls, media, records, reloadable=[plan])
     # started in this order (the schema at head before any reader), stopped in reverse
     switch.services.extend([
-        database, plan, registration, records,
+        database, plan, user_settings, registration, records,
         *([pool] if pool is not None else []), media, emergency, calls,
         SwitchBound(http, switch), keepalive,
     ])
