@@ -46,7 +46,7 @@ def test_service_survives_a_restart(migrated_url: str) -> None:
     class _User:  # the two attributes the service reads
         full_number = "501410"
 
-        class customer:  # noqa: N801
+        class customer:
             id = "acme"
 
     async def run() -> None:
