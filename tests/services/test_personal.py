@@ -132,8 +132,12 @@ def test_dnd_busy_treatment_is_the_busy_policy_when_given(plan: Plan,
     routing = personal.route(dial(plan, user(plan, "501411"), "501410"),
                              user(plan, "501411"), invite(), set)
     assert routing is not None and routing.refuse is None and routing.feature is not None
-    handling = asyncio.run(routing.feature)  # type: ignore[arg-type]
-    assert handling.name == "echo_test"
+    pending = routing.feature
+
+    async def run() -> str:
+        return (await pending).name
+
+    assert asyncio.run(run()) == "echo_test"
 
 
 def test_internal_only_user_cannot_forward_to_a_mobile(personal: PersonalCalls, plan: Plan,
