@@ -426,8 +426,10 @@ class CallService:
             for invite, dest in steps[0]:
                 self.perform(entry, call.add_leg(invite, dest))
         elif steps:
-            self.perform(entry, call.start_hunt(
-                steps, hunt_step_for(decision, self.timers.hunt_step), self._now()))
+            step = hunt_step_for(decision, self.timers.hunt_step)
+            if personal is not None and personal.hunt_step is not None:
+                step = personal.hunt_step  # issue 15: the user's sequential ring
+            self.perform(entry, call.start_hunt(steps, step, self._now()))
         return entry
 
     # -- in-dialog requests --

@@ -88,6 +88,7 @@ class PersonalRouting:
     visited: tuple[str, ...] = ()  # users passed through (loop detection)
     withhold: bool = False  # hide the caller's identity (CLIR)
     ring_timeout: float | None = None  # the called user's ring time before forwarding
+    hunt_step: float | None = None  # sequential ring: how long each group rings
     billed: User | None = None  # the forwarding user, for a call forwarded outside
     refuse: Refuse | None = None
     feature: Awaitable[RunApplication] | None = None
@@ -295,6 +296,19 @@ class PersonalCalls:
                     hop = (*routing.hops, Diversion(_aor(called), ForwardReason.SIMULTANEOUS))
                     extra.extend(_with_hops(t, hop) for g in resolve(d, caller, req) for t in g)
             targets = [[*targets[0], *extra], *targets[1:]]
+        if called is not None and settings is not None and settings.sequential and targets:
+            # sequential ring: each number after the phones, one after the other
+            for step in settings.sequential:
+                d = self._route_as(called, step.number)
+                if d.kind not in (DecisionKind.EXTERNAL, DecisionKind.USER):
+                    continue
+                hop = (*routing.hops, Diversion(_aor(called), ForwardReason.SIMULTANEOUS))
+                group = [_with_hops(t, hop) for g in resolve(d, caller, req) for t in g]
+                if group:
+                    targets.append(group)
+            if len(targets) > 1:
+                # the Call hunts with one step length: the first number's ring time
+                routing.hunt_step = settings.sequential[0].seconds
         if not targets and called is not None and settings is not None \
                 and settings.forward_unreachable:
             nxt = self._forward(routing, called, settings.forward_unreachable,

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from dialplan import CallContext, DecisionKind, Plan, RoutingDecision, User, load_plan, route
-from dialplan.user_settings import FeatureOutcome, UserSettings
+from dialplan.user_settings import FeatureOutcome, SequentialStep, UserSettings
 from switch.b2bua.assembly import LegTarget
 from switch.b2bua.decisions import AnswerWith, Exhausted, NextStep
 from switch.services.personal import PersonalCalls, PersonalRouting
@@ -247,3 +247,25 @@ def test_group_members_in_dnd_are_skipped(personal: PersonalCalls, plan: Plan) -
     legs = personal.targets(routing, None, invite(), [[_leg("501410")], [_leg("501412")]],
                             lambda d, c, r: [])
     assert [[t.user for t in g] for g in legs] == [["501412"]]
+
+
+def test_simultaneous_and_sequential_ring_legs(personal: PersonalCalls, plan: Plan) -> None:
+    alice = user(plan, "501410")
+    asyncio.run(personal.settings.update(alice, UserSettings(
+        simultaneous=("0612345678",),
+        sequential=(SequentialStep("0698765432", 8.0),))))
+    routing = personal.route(dial(plan, user(plan, "501412"), "501410"), user(plan, "501412"),
+                             invite("501412"), set)
+    assert routing is not None and routing.refuse is None
+
+    def resolve(d: RoutingDecision, c: User | None, r: Request) -> list[list[LegTarget]]:
+        assert d.kind is DecisionKind.EXTERNAL
+        return [[_leg(None, f"sip:{d.e164}@127.0.0.1:5999;user=phone")]]
+
+    legs = personal.targets(routing, user(plan, "501412"), invite("501412"),
+                            [[_leg("501410")]], resolve)
+    assert [[t.request_uri.split("@")[0] for t in g] for g in legs] == [
+        ["sip:x", "sip:+33612345678"], ["sip:+33698765432"]]
+    assert "reason=follow-me" in dict(legs[0][1].identity_headers)["Diversion"]
+    assert dict(legs[0][0].identity_headers).get("Diversion") is None  # the desk phone
+    assert routing.hunt_step == 8.0
