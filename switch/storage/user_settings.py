@@ -96,8 +96,10 @@ class CallLog:
     missed_unread: int  # missed calls since the user last read the log
 
 
-# an unanswered call to the user, whatever ended it (caller gave up, no answer, busy...)
-_MISSED_DISPOSITIONS = ("no_answer", "cancelled", "busy", "unreachable", "failed", "rejected")
+# an unanswered call to the user, whatever ended it (caller gave up, no answer, busy, or
+# refused by the user's own settings: do not disturb, anonymous rejection)
+_MISSED_DISPOSITIONS = ("no_answer", "cancelled", "busy", "unreachable", "failed", "rejected",
+                        "refused")
 
 
 class SqlUserSettings:
