@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from dialplan import FeatureName
+import datetime as dt
+
+from dialplan import CallContext, DecisionKind, FeatureName, Plan, route
 from dialplan.user_settings import (
     DEFAULT_SETTINGS,
     MAX_SIMULTANEOUS,
@@ -68,3 +70,19 @@ def test_privacy_and_call_waiting_flags() -> None:
     s, outcome = apply_feature(s, FeatureName.CALL_WAITING_OFF, None)
     assert s.clir and s.reject_anonymous and not s.call_waiting
     assert outcome is FeatureOutcome.OFF
+
+
+def test_pack_gating_of_annex_16_1(plan: Plan) -> None:
+    """The Workspace pack (501420) forwards and withholds its number, but has no DND,
+    anonymous rejection or simultaneous ring; Calling (501410) has them all."""
+    at = dt.datetime(2026, 12, 2, 10, 0, tzinfo=dt.UTC)
+    room, alice = plan.user_by_full_number("501420"), plan.user_by_full_number("501410")
+    assert room is not None and alice is not None
+    for dialed, status in (("*78", 403), ("*77", 403), ("*630612345678", 403),
+                           ("*21501410", None), ("*32", None), ("*31501410", None)):
+        d = route(plan, CallContext(room, None, dialed, at))
+        if status is None:
+            assert d.kind is DecisionKind.FEATURE, (dialed, d.trace)
+        else:
+            assert d.kind is DecisionKind.REJECT and d.status == status, (dialed, d.trace)
+        assert route(plan, CallContext(alice, None, dialed, at)).kind is DecisionKind.FEATURE

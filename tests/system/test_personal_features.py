@@ -278,6 +278,33 @@ def test_simultaneous_ring_with_the_carrier_first_answer_wins(
         dial_code(pj_lib, switch, phones["501410"], "#63")
 
 
+def test_clir_for_one_call_and_permanently(pj_lib: Any, switch: RunningSwitch,
+                                           phones: dict[str, Phone], carrier: Carrier) -> None:
+    """*31 + number withholds the identity for that call; *32 on every call, #32 ends it.
+    The trusted carrier still gets the real number in P-Asserted-Identity (RFC 3325)."""
+    def placed(dialed: str) -> Request:
+        phones["501410"].call(f"sip:{dialed}@{switch.host}:{switch.port}")
+        invite, src = carrier.expect_request("INVITE", poll=pj_lib.poll)
+        carrier.answer(invite, src, status=486)
+        pj_lib.ep.hangupAllCalls()
+        pj_lib.wait_until(lambda: False, 0.3)
+        return invite
+
+    once = placed("*310612345678")
+    assert str(once.uri).startswith("sip:+33612345678@")
+    assert "anonymous" in (once.headers.get("From") or "")
+    assert once.headers.get("Privacy") == "id"
+    assert "+33562070410" in (once.headers.get("P-Asserted-Identity") or "")
+    shown = placed("0612345678")
+    assert "+33562070410" in (shown.headers.get("From") or "")
+    dial_code(pj_lib, switch, phones["501410"], "*32")
+    try:
+        assert "anonymous" in (placed("0612345678").headers.get("From") or "")
+    finally:
+        dial_code(pj_lib, switch, phones["501410"], "#32")
+    assert "+33562070410" in (placed("0612345678").headers.get("From") or "")
+
+
 def test_missed_call_in_the_call_log(pj_lib: Any, switch: RunningSwitch,
                                      phones: dict[str, Phone]) -> None:
     call = call_user(phones["501412"], switch, "501410")
