@@ -305,6 +305,25 @@ def test_clir_for_one_call_and_permanently(pj_lib: Any, switch: RunningSwitch,
     assert "+33562070410" in (placed("0612345678").headers.get("From") or "")
 
 
+def test_call_waiting_off_makes_a_user_in_a_call_busy(
+        pj_lib: Any, switch: RunningSwitch, phones: dict[str, Phone]) -> None:
+    dial_code(pj_lib, switch, phones["501410"], "#58")
+    try:
+        phones["501412"].account.answer_with = 200
+        first = call_user(phones["501410"], switch, "501412")
+        assert pj_lib.wait_until(lambda: first.state == CONFIRMED, 5)
+        second = call_user(phones["501411"], switch, "501410")
+        assert final_status(pj_lib, second) == 486
+        assert phones["501410"].account.incoming == []
+    finally:
+        pj_lib.ep.hangupAllCalls()
+        pj_lib.wait_until(lambda: False, 0.5)
+        dial_code(pj_lib, switch, phones["501410"], "*58")
+    call = call_user(phones["501411"], switch, "501410")  # free again: it rings
+    assert pj_lib.wait_until(lambda: len(phones["501410"].account.incoming) == 1, 5)
+    del call
+
+
 def test_missed_call_in_the_call_log(pj_lib: Any, switch: RunningSwitch,
                                      phones: dict[str, Phone]) -> None:
     call = call_user(phones["501412"], switch, "501410")
