@@ -133,6 +133,8 @@ class PersonalCalls:
                                           or feature is FeatureName.CALLBACK_ON_BUSY):
                 return PersonalRouting(decision, feature=self._feature(
                     caller, feature, decision.argument))
+        if decision.kind is DecisionKind.HUNT_GROUP:
+            return PersonalRouting(decision, withhold=withhold)  # members in DND skipped
         if decision.kind is not DecisionKind.USER or not isinstance(decision.target, User):
             return PersonalRouting(decision, withhold=withhold) if withhold else None
         called = decision.target

@@ -16,7 +16,7 @@ from dialplan import CallContext, DecisionKind, Plan, RoutingDecision, User, loa
 from dialplan.user_settings import FeatureOutcome, SequentialStep, UserSettings
 from switch.b2bua.assembly import LegTarget
 from switch.b2bua.decisions import AnswerWith, Exhausted, NextStep
-from switch.services.personal import PersonalCalls, PersonalRouting
+from switch.services.personal import PersonalCalls
 from switch.services.user_settings import UserSettingsService
 from switch.sip import NameAddr, Request, SipUri, parse_message
 from switch.storage.user_settings import CallLog
@@ -241,9 +241,10 @@ def test_forwarded_legs_carry_diversion_and_withheld_ones_privacy(
 
 def test_group_members_in_dnd_are_skipped(personal: PersonalCalls, plan: Plan) -> None:
     assert change(personal, plan, "501410", "*78") is FeatureOutcome.ON
-    decision = dial(plan, user(plan, "501411"), "501401")  # the sales hunt group
+    decision = dial(plan, None, "+33562070401")  # the sales hunt group, from the carrier
     assert decision.kind is DecisionKind.HUNT_GROUP
-    routing = PersonalRouting(decision)
+    routing = personal.route(decision, None, invite("+33612345678"), set)
+    assert routing is not None and routing.refuse is None
     legs = personal.targets(routing, None, invite(), [[_leg("501410")], [_leg("501412")]],
                             lambda d, c, r: [])
     assert [[t.user for t in g] for g in legs] == [["501412"]]
@@ -269,3 +270,15 @@ def test_simultaneous_and_sequential_ring_legs(personal: PersonalCalls, plan: Pl
     assert "reason=follow-me" in dict(legs[0][1].identity_headers)["Diversion"]
     assert dict(legs[0][0].identity_headers).get("Diversion") is None  # the desk phone
     assert routing.hunt_step == 8.0
+
+
+def test_psap_call_back_window_ignores_dnd_and_forwarding(personal: PersonalCalls,
+                                                          plan: Plan) -> None:
+    assert change(personal, plan, "501410", "*78") is FeatureOutcome.ON
+    assert change(personal, plan, "501410", "*21501412") is FeatureOutcome.ON
+    decision = dial(plan, None, "+33562070410")
+    callback = RoutingDecision(DecisionKind.USER, target=decision.target,
+                               trace=(*decision.trace, "emergency call-back window"))
+    assert personal.route(callback, None, invite("112"), set) is None
+    ordinary = personal.route(decision, None, invite("+33612345678"), set)
+    assert ordinary is not None and ordinary.refuse is not None  # DND applies otherwise
