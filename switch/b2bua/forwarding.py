@@ -149,34 +149,3 @@ def forwarding_headers(hops: Sequence[Diversion], target_uri: str
         return ()
     return (("Diversion", diversion_header(hops)),
             ("History-Info", history_info_header(hops, target_uri)))
-
-
-@dataclass(frozen=True, slots=True)
-class ChainEnd:
-    """Following forwarding-always from user to user: the last number, or a loop."""
-
-    number: str
-    hops: tuple[str, ...]  # the users passed through, in order
-    loop: bool = False
-    too_long: bool = False
-
-
-def follow_always(start: str, forward_of: Callable[[str], str | None],
-                  limit: int = MAX_FORWARDS) -> ChainEnd:
-    """Follow forwarding-always from `start` (an internal number): each user forwarding
-    always to another. A number met twice is a loop (RFC 3261 16.3 spirit: answer 482);
-    more than `limit` hops ends the chain too. `forward_of(number)` is the forwarding
-    destination of the user at that internal number, None when it does not forward
-    (or is no user)."""
-    hops = [start]
-    number = start
-    while True:
-        nxt = forward_of(number)
-        if nxt is None:
-            return ChainEnd(number, tuple(hops))
-        if nxt in hops:
-            return ChainEnd(nxt, tuple(hops), loop=True)
-        if len(hops) > limit:
-            return ChainEnd(nxt, tuple(hops), too_long=True)
-        hops.append(nxt)
-        number = nxt
