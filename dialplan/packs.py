@@ -88,6 +88,17 @@ class FeatureName(Enum):
     CALL_PARK = "call_park"
     CALL_PARK_RETRIEVE = "call_park_retrieve"
     NIGHT_SWITCH = "night_switch"  # an admin forces a schedule: code + 1 open/2 closed/0 auto
+    # issue 15: personal call features
+    CLIR_ONCE = "clir_once"  # the code, then the number: withhold the identity for this call
+    CLIR_ON = "clir_on"
+    CLIR_OFF = "clir_off"
+    ANONYMOUS_REJECTION_ON = "anonymous_rejection_on"
+    ANONYMOUS_REJECTION_OFF = "anonymous_rejection_off"
+    CALL_WAITING_ON = "call_waiting_on"
+    CALL_WAITING_OFF = "call_waiting_off"
+    CALLBACK_ON_BUSY = "callback_on_busy"
+    SIMULTANEOUS_RING_ON = "simultaneous_ring_on"  # the code, then the number to add
+    SIMULTANEOUS_RING_OFF = "simultaneous_ring_off"
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,6 +126,17 @@ FEATURE_SPECS: dict[FeatureName, FeatureSpec] = {
     FeatureName.CALL_PARK_RETRIEVE: FeatureSpec(PackFeature.CALL_PARK, False),
     # gated by the user's `admin: true` in the plan, not by a pack (router._night_switch)
     FeatureName.NIGHT_SWITCH: FeatureSpec(None, True),
+    FeatureName.CLIR_ONCE: FeatureSpec(PackFeature.CLIR, True),
+    FeatureName.CLIR_ON: FeatureSpec(PackFeature.CLIR, False),
+    FeatureName.CLIR_OFF: FeatureSpec(PackFeature.CLIR, False),
+    FeatureName.ANONYMOUS_REJECTION_ON: FeatureSpec(PackFeature.ANONYMOUS_REJECTION, False),
+    FeatureName.ANONYMOUS_REJECTION_OFF: FeatureSpec(PackFeature.ANONYMOUS_REJECTION, False),
+    # call waiting ("double appel") is no row of annex 16.1: every pack has it
+    FeatureName.CALL_WAITING_ON: FeatureSpec(None, False),
+    FeatureName.CALL_WAITING_OFF: FeatureSpec(None, False),
+    FeatureName.CALLBACK_ON_BUSY: FeatureSpec(PackFeature.AUTO_CALLBACK, False),
+    FeatureName.SIMULTANEOUS_RING_ON: FeatureSpec(PackFeature.SIMULTANEOUS_RING, True),
+    FeatureName.SIMULTANEOUS_RING_OFF: FeatureSpec(PackFeature.SIMULTANEOUS_RING, False),
 }
 
 # Used when a customer declares no `feature_codes:`. Echo and tone tests are what a tester
@@ -135,4 +157,14 @@ DEFAULT_FEATURE_CODES: dict[str, FeatureName] = {
     "#62": FeatureName.FORWARD_UNREACHABLE_OFF,
     "*68": FeatureName.CALL_PARK,
     "*88": FeatureName.CALL_PARK_RETRIEVE,
+    "*31": FeatureName.CLIR_ONCE,
+    "*32": FeatureName.CLIR_ON,
+    "#32": FeatureName.CLIR_OFF,
+    "*77": FeatureName.ANONYMOUS_REJECTION_ON,
+    "#77": FeatureName.ANONYMOUS_REJECTION_OFF,
+    "*58": FeatureName.CALL_WAITING_ON,
+    "#58": FeatureName.CALL_WAITING_OFF,
+    "*37": FeatureName.CALLBACK_ON_BUSY,
+    "*63": FeatureName.SIMULTANEOUS_RING_ON,
+    "#63": FeatureName.SIMULTANEOUS_RING_OFF,
 }

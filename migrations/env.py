@@ -19,7 +19,8 @@ from sqlalchemy.engine import Connection
 import switch.storage.pool
 import switch.storage.provisioning
 import switch.storage.schedules
-import switch.storage.subscriptions  # noqa: F401
+import switch.storage.subscriptions
+import switch.storage.user_settings  # noqa: F401
 from switch.storage.engine import create_engine
 from switch.storage.models import Base
 

@@ -90,6 +90,21 @@ def _cmd_calls(args: argparse.Namespace) -> int:
     return asyncio.run(list_call_records(database_url(args.data_dir), sys.stdout, args.limit))
 
 
+def _cmd_calllog(args: argparse.Namespace) -> int:
+    from dialplan import User, load_plan_data
+    from dialplan.yamlsource import load_yaml_file
+    from switch.storage.cli import database_url
+    from switch.storage.user_settings import print_call_log
+
+    plan = load_plan_data(load_yaml_file(Path(args.config)))
+    owners = [c.id for c in plan.customers if isinstance(c.by_full_number.get(args.user), User)]
+    if not owners:
+        sys.stdout.write(f"error: no user {args.user} in {args.config}\n")
+        return 1
+    return asyncio.run(print_call_log(database_url(args.data_dir), owners[0], args.user,
+                                      sys.stdout, mark_read=args.mark_read, limit=args.limit))
+
+
 def _cmd_scenario_run(args: argparse.Namespace) -> int:
     from scenarios.cli import scenario_main
 
@@ -186,6 +201,15 @@ def build_parser() -> argparse.ArgumentParser:
     calls.add_argument("--data-dir", default=DEFAULT_DATA, help="where the SQLite database lives")
     calls.add_argument("--limit", type=int, default=100, help="how many records (default 100)")
     calls.set_defaults(func=_cmd_calls)
+
+    clog = sub.add_parser("calllog", help="a user's placed, received and missed calls (JSON)",
+                          description="The first line counts missed calls not read yet.")
+    clog.add_argument("user", help="the user's full internal number, e.g. 501410")
+    clog.add_argument("--config", default=DEFAULT_CONFIG, help="configuration YAML")
+    clog.add_argument("--data-dir", default=DEFAULT_DATA, help="where the SQLite database lives")
+    clog.add_argument("--limit", type=int, default=50, help="how many calls (default 50)")
+    clog.add_argument("--mark-read", action="store_true", help="reset the missed counter")
+    clog.set_defaults(func=_cmd_calllog)
 
     plan = sub.add_parser("plan", help="check or explain a dialplan")
     psub = plan.add_subparsers(dest="plan_command", required=True, metavar="ACTION")

@@ -33,16 +33,19 @@ from switch.registration import RegistrationService
 from switch.runtime import SipRuntime
 from switch.services.applications import PromptLibrary
 from switch.services.database import DatabaseService
+from switch.services.personal import PersonalCalls
 from switch.services.plan import PlanAccounts, PlanService
 from switch.services.pool import call_admission, pool_service
 from switch.services.ports import CallTimers, Reloadable, Service
 from switch.services.schedules import ScheduleModes
 from switch.services.subscriptions import SubscriptionLimits, SubscriptionService
+from switch.services.user_settings import UserSettingsService
 from switch.settings import SwitchSettings, settings_from_source
 from switch.storage.cli import database_url
 from switch.storage.engine import create_engine
 from switch.storage.pool import SqlPoolStore
 from switch.storage.subscriptions import SqlSubscriptionRepository
+from switch.storage.user_settings import SqlUserSettings
 from switch.transport.limits import StreamLimits
 from switch.transport.stream import StreamTransports
 from switch.transport.tls import client_context, server_context_or_none
@@ -272,6 +275,8 @@ def build_switch(options: ServeOptions) -> Switch:
         authority=registration, locations=registration,
         repository=SqlSubscriptionRepository(engine),
         limits=SubscriptionLimits(**settings.subscriptions.model_dump()))
+    # issue 15: per-user settings (memory, written through) and what they do to calls
+    user_settings = UserSettingsService(SqlUserSettings(engine))
     calls = CallService(
         runtime, LocalAddress(*addresses.as_tuple()),
         plan=plan, accounts=accounts, authority=registration, locations=registration,
@@ -285,6 +290,7 @@ def build_switch(options: ServeOptions) -> Switch:
                                  CallLimits(**settings.calls.limits.model_dump()), pool),
         schedule_modes=schedules, schedule_control=schedules,
         watch=subscriptions,
+        personal=PersonalCalls(user_settings, plan),
     )
     http = HttpApi(options.sip_host or settings.sip.host, http_port(options, settings))
     keepalive = NatKeepalive(settings.registrar.nat_ping_interval, runtime=runtime,
@@ -295,7 +301,7 @@ def build_switch(options: ServeOptions) -> Switch:
                     registration, emergency, calls, media, records, reloadable=[plan])
     # started in this order (the schema at head before any reader), stopped in reverse
     switch.services.extend([
-        database, plan, schedules, registration, records,
+        database, plan, schedules, user_settings, registration, records,
         *([pool] if pool is not None else []), media, emergency, calls, subscriptions,
         SwitchBound(http, switch), keepalive,
     ])

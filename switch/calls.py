@@ -73,6 +73,12 @@ from switch.services.applications import (
 from switch.services.call_record import new_call_record
 from switch.services.caller import authenticate, callback_override
 from switch.services.dtmf_info import parse_dtmf_info
+from switch.services.personal import (
+    PersonalCalls,
+    PersonalRouting,
+    ring_forwarded,
+    users_in_calls,
+)
 from switch.services.ports import (
     Accounts,
     CallerAuthority,
@@ -147,7 +153,8 @@ class CallService:
                  wall_clock: Callable[[], float] = time.time,
                  schedule_modes: ScheduleOverrides | None = None,
                  schedule_control: ScheduleControl | None = None,
-                 watch: CallStateObserver | None = None) -> None:
+                 watch: CallStateObserver | None = None,
+                 personal: PersonalCalls | None = None) -> None:
         self.runtime = runtime
         self.local = local
         self.plan = plan
@@ -162,6 +169,7 @@ class CallService:
         self.applications = applications
         self.exhausted_policy = exhausted_policy  # forwarding and voicemail plug in here
         self.admission = admission if admission is not None else CallAdmission()
+        self.personal = personal  # issue 15: DND, forwarding, privacy (services/personal.py)
         self.clock = wall_clock
         # the night switch: forced schedule modes for routing, and where *55 stores one
         self.schedule_modes = schedule_modes or NoScheduleOverrides()
@@ -236,6 +244,18 @@ class CallService:
         log.info("call %s from=%s dialed=%s decision=%s", req.call_id,
                  caller.full_number if caller else f"trunk:{trunk.id if trunk else '?'}",
                  req.uri, decision.kind.value)
+        # issue 15: the called user's own settings may refuse (433, DND), answer a feature
+        # code, or change where the call goes (forwarding always, *31)
+        personal = (self.personal.route(decision, caller, req,
+                                        lambda: users_in_calls(self.by_call_id.values()))
+                    if self.personal is not None else None)
+        if personal is not None:
+            if personal.refuse is not None:
+                self._refuse(sreq, caller, personal.decision, personal.refuse)
+                return None
+            if personal.feature is not None:
+                return self._start_feature(sreq, caller, decision, personal.feature)
+            decision = personal.decision
         handling = handling_for(decision, services=self.features)
         if isinstance(handling, Refuse):
             self._refuse(sreq, caller, decision, handling)
@@ -247,12 +267,15 @@ class CallService:
         if isinstance(handling, RunApplication):
             return self._start_application(sreq, caller, decision, handling)
         targets = self.resolver.targets(decision, caller, req)
+        if personal is not None and self.personal is not None:  # issue 15: simring, Diversion
+            targets = self.personal.targets(personal, caller, req, targets,
+                                            self.resolver.targets)
         if not targets:
             self._refuse(sreq, caller, decision, NO_TARGET)
             return None
         if self.media is not None and req.body and self._anchored(caller, decision):
-            return self._start_anchored(sreq, caller, decision, handling, targets)
-        self._start_call(sreq, caller, decision, handling, targets)
+            return self._start_anchored(sreq, caller, decision, handling, targets, personal)
+        self._start_call(sreq, caller, decision, handling, targets, personal=personal)
         return None
 
     def _refuse(self, sreq: ServerRequest, caller: User | None, decision: RoutingDecision,
@@ -282,7 +305,8 @@ class CallService:
 
     async def _start_anchored(self, sreq: ServerRequest, caller: User | None,
                               decision: RoutingDecision, handling: RingLegs,
-                              targets: list[list[Target]]) -> None:
+                              targets: list[list[Target]],
+                              personal: PersonalRouting | None = None) -> None:
         assert self.media is not None
         try:
             anchor = await self.media.anchor(sreq.request.body)
@@ -292,11 +316,17 @@ class CallService:
             return
         if anchor is not None:  # what a party hears while the other holds
             anchor.hold_music = self.prompts.music_on_hold_for(call_customer(caller, decision))
-        entry = self._start_call(sreq, caller, decision, handling, targets, anchor)
+        entry = self._start_call(sreq, caller, decision, handling, targets, anchor, personal)
         if entry is None:
             self.admission.release(sreq.request.call_id)
             if anchor is not None:
                 await anchor.close()
+
+    async def _start_feature(self, sreq: ServerRequest, caller: User | None,
+                             decision: RoutingDecision,
+                             pending: Awaitable[RunApplication]) -> None:
+        """issue 15: a feature code's change is stored first, then confirmed."""
+        await self._start_application(sreq, caller, decision, await pending)
 
     async def _start_application(self, sreq: ServerRequest, caller: User | None,
                                  decision: RoutingDecision, handling: RunApplication) -> None:
@@ -347,13 +377,16 @@ class CallService:
         self._run_application(entry, name, factory, endpoint, answer)
 
     def _new_entry(self, sreq: ServerRequest, caller: User | None, decision: RoutingDecision,
-                   anchor: Anchor | None) -> CallEntry | None:
+                   anchor: Anchor | None,
+                   personal: PersonalRouting | None = None) -> CallEntry | None:
         req = sreq.request
         if self.runtime.txn.server_request(sreq.key) is None:  # type: ignore[arg-type]
             return None  # cancelled or answered while media was being set up
         t = self.timers
-        call = Call(req, sreq.peer, self.local, self._now(),
-                    ring_timeout_for(decision, t.ring_timeout),
+        ring_timeout = ring_timeout_for(decision, t.ring_timeout)
+        if personal is not None and personal.ring_timeout is not None:
+            ring_timeout = personal.ring_timeout  # issue 15: ring time before forwarding
+        call = Call(req, sreq.peer, self.local, self._now(), ring_timeout,
                     answer_sdp=anchor.answer_for_caller if anchor is not None else _same_body,
                     t1=t.t1, t2=t.t2, exhausted_policy=self.exhausted_policy)
         session = uas_negotiate(req, min_se=MIN_SE, preferred=None)
@@ -361,8 +394,15 @@ class CallService:
             # the caller refreshes and we watch; we do not refresh toward phones ourselves
             call.session_interval = session.negotiated.interval
             call.session_headers = session.headers
-        entry = CallEntry(call, sreq.key, caller, decision,
-                          self._open_record(req, caller, decision), anchor=anchor)
+        record = self._open_record(req, caller, decision)
+        if personal is not None:  # issue 15: forwarded outside, the forwarding user pays
+            record = PersonalCalls.bill(record, personal.billed)
+        entry = CallEntry(call, sreq.key, caller, decision, record, anchor=anchor)
+        if personal is not None and self.personal is not None:
+            # issue 15: forwarding on busy/no answer/unreachable wraps the call's policy
+            call.exhausted_policy = self.personal.policy(
+                personal, caller, req, self.resolver.targets,
+                functools.partial(ring_forwarded, self, entry), call.exhausted_policy)
         self.records.open(entry.record)
         self.by_call_id[req.call_id] = DialogRef(entry, Side.CALLER)
         self.runtime.cancel_listeners[sreq.key] = lambda: self.perform(
@@ -371,8 +411,9 @@ class CallService:
 
     def _start_call(self, sreq: ServerRequest, caller: User | None, decision: RoutingDecision,
                     handling: RingLegs, targets: list[list[Target]],
-                    anchor: Anchor | None = None) -> CallEntry | None:
-        entry = self._new_entry(sreq, caller, decision, anchor)
+                    anchor: Anchor | None = None,
+                    personal: PersonalRouting | None = None) -> CallEntry | None:
+        entry = self._new_entry(sreq, caller, decision, anchor, personal)
         if entry is None:
             return None
         req, call = sreq.request, entry.call
@@ -404,8 +445,10 @@ class CallService:
             for invite, dest in steps[0]:
                 self.perform(entry, call.add_leg(invite, dest))
         elif steps:
-            self.perform(entry, call.start_hunt(
-                steps, hunt_step_for(decision, self.timers.hunt_step), self._now()))
+            step = hunt_step_for(decision, self.timers.hunt_step)
+            if personal is not None and personal.hunt_step is not None:
+                step = personal.hunt_step  # issue 15: the user's sequential ring
+            self.perform(entry, call.start_hunt(steps, step, self._now()))
         return entry
 
     # -- in-dialog requests --

@@ -30,13 +30,13 @@ import logging
 from enum import Enum, auto
 from typing import TYPE_CHECKING, Protocol
 
-from dialplan import RoutingDecision, route_application_target
+from dialplan import RoutingDecision, User, route_application_target
 from dialplan.model import Site
 from ivr.application import TransferFailed
 from media import MediaEndpoint, RelayLeg
 from switch.b2bua.assembly import assemble
 from switch.b2bua.call import Call
-from switch.b2bua.decisions import Refuse, RunApplication, handling_for
+from switch.b2bua.decisions import Refuse, RingMore, RunApplication, handling_for
 from switch.b2bua.effects import (
     Effect,
     Ended,
@@ -50,6 +50,7 @@ from switch.b2bua.effects import (
 from switch.call_targets import Target, hunt_step_for, ring_timeout_for
 from switch.media_service import Anchor
 from switch.services.applications import call_customer
+from switch.services.personal import PersonalCalls, PersonalRouting, users_in_calls
 from switch.sip import Request, Response, SipError
 from switch.transaction import Peer
 from switch.transfer import latch_onto, target_number
@@ -114,6 +115,18 @@ async def transfer_from_application(service: CallService, entry: CallEntry,
                                         forced=service.schedule_modes.forced)
     log.info("call %s: application transfer to %s decision=%s", entry.call.a_invite.call_id,
              target, decision.kind.value)
+    personal: PersonalRouting | None = None
+    if service.personal is not None:  # the target user's DND, forwarding, simultaneous ring
+        personal = service.personal.route(decision, entry.caller, entry.call.a_invite,
+                                          lambda: users_in_calls(service.by_call_id.values()))
+        if personal is not None and personal.refuse is not None:
+            runner.deliver(TransferFailed(target, personal.refuse.status,
+                                          personal.refuse.reason))
+            return
+        if personal is not None and personal.feature is not None:
+            personal = None  # a feature code is no target for an application
+        elif personal is not None:
+            decision = personal.decision
     handling = handling_for(decision, service.applications, service.features)
     if isinstance(handling, Refuse):
         runner.deliver(TransferFailed(target, handling.status, handling.reason))
@@ -127,6 +140,9 @@ async def transfer_from_application(service: CallService, entry: CallEntry,
         runner.deliver(TransferFailed(target, 503, "media cannot be bridged"))
         return
     groups = service.resolver.targets(decision, entry.caller, entry.call.a_invite)
+    if personal is not None and service.personal is not None:
+        groups = service.personal.targets(personal, entry.caller, entry.call.a_invite, groups,
+                                          service.resolver.targets)
     if not groups:
         runner.deliver(TransferFailed(target, 480, "Temporarily Unavailable"))
         return
@@ -138,7 +154,7 @@ async def transfer_from_application(service: CallService, entry: CallEntry,
     if entry.app is not runner or runner.closed:  # the caller left meanwhile
         leg_b._close()
         return
-    divert = ApplicationTransfer(service, entry, target, decision, endpoint, leg_b)
+    divert = ApplicationTransfer(service, entry, target, decision, endpoint, leg_b, personal)
     entry.divert = divert
     divert.ring(groups)
 
@@ -147,7 +163,8 @@ class ApplicationTransfer:
     """One transfer out of an application, from the first ring to its outcome."""
 
     def __init__(self, service: CallService, entry: CallEntry, target: str,
-                 decision: RoutingDecision, endpoint: MediaEndpoint, leg_b: RelayLeg) -> None:
+                 decision: RoutingDecision, endpoint: MediaEndpoint, leg_b: RelayLeg,
+                 personal: PersonalRouting | None = None) -> None:
         self.service = service
         self.entry = entry
         self.target = target
@@ -157,10 +174,19 @@ class ApplicationTransfer:
         self.state = DivertState.RINGING
         self.offer = b""
         self.leg_users: dict[str, str] = {}  # Call-ID of a leg -> the user it rings
+        self.personal = personal
         t = service.timers
+        ring_timeout = ring_timeout_for(decision, t.ring_timeout)
+        if personal is not None and personal.ring_timeout is not None:
+            ring_timeout = personal.ring_timeout  # the user's ring time before forwarding
         self.inner = Call(entry.call.a_invite, NOWHERE, service.local, service._now(),
-                          ring_timeout_for(decision, t.ring_timeout), answer_sdp=_same,
+                          ring_timeout, answer_sdp=_same,
                           t1=t.t1, t2=t.t2, exhausted_policy=service.exhausted_policy)
+        if personal is not None and service.personal is not None:
+            # forwarding on busy/no answer/unreachable, then the switch's own policy
+            self.inner.exhausted_policy = service.personal.policy(
+                personal, entry.caller, entry.call.a_invite, service.resolver.targets,
+                self._ring_more, self.inner.exhausted_policy)
         self._timer: asyncio.TimerHandle | None = None
 
     def _go(self, event: str) -> bool:
@@ -192,9 +218,25 @@ class ApplicationTransfer:
             for req, dest in steps[0]:
                 effects.extend(self.inner.add_leg(req, dest))
         else:
-            effects = self.inner.start_hunt(
-                steps, hunt_step_for(self.decision, service.timers.hunt_step), now)
+            step = hunt_step_for(self.decision, service.timers.hunt_step)
+            if self.personal is not None and self.personal.hunt_step is not None:
+                step = self.personal.hunt_step  # the user's sequential ring
+            effects = self.inner.start_hunt(steps, step, now)
         self._perform(effects)
+
+    def _ring_more(self, groups: list[list[Target]], billed: User | None) -> RingMore | None:
+        """Legs toward the target user's forwarding destination, for the inner call."""
+        invite = self.entry.call.a_invite
+        assembled = assemble(groups, body=self.offer, local=self.service.local,
+                             max_forwards=max(0, (invite.max_forwards or 70) - 1),
+                             first_leg=len(self.inner.legs))
+        for group_legs in assembled:
+            for leg in group_legs:
+                if leg.user is not None:
+                    self.leg_users[leg.invite.call_id] = leg.user
+        self.entry.record = PersonalCalls.bill(self.entry.record, billed)
+        return RingMore(tuple(tuple((leg.invite, leg.dest) for leg in g) for g in assembled),
+                        self.service.timers.ring_timeout)
 
     # -- the inner call's effects --
 
