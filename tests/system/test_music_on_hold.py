@@ -222,6 +222,6 @@ def test_old_phone_hold_with_zero_address(pj_lib: Any, switch: RunningSwitch,
     assert band_share(tmp_path / "on-hold.wav", NOTE_HZ) > 0.6
     _, level = dominant_frequency(tmp_path / "on-hold.wav")
     assert level > 100
-    # resumed: the carrier sends nothing, so nothing of the music is left either
-    assert band_share(tmp_path / "resumed.wav", NOTE_HZ) < 0.2
+    # resumed: the carrier sends nothing, so nothing of the music is left either (the
+    # level says so; the spectrum of near silence is noise, so no band share is asked)
     assert dominant_frequency(tmp_path / "resumed.wav")[1] < 50
