@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from dialplan import CallContext, MediaMode, RoutingDecision, User, route
-from ivr.application import CallInfo, Digit, DigitSource
+from ivr.application import CallInfo
 from ivr.night_switch import ScheduleControl
 from rating.cdr import CallRecord
 from switch.b2bua.assembly import EmergencyBuilder, EmergencyParts, assemble
@@ -57,9 +57,10 @@ from switch.b2bua.effects import (
     Transferred,
 )
 from switch.b2bua.legs import LocalAddress
+from switch.call_requests import MIN_SE, InDialogRequests
 from switch.call_targets import Target, TargetResolver, hunt_step_for, ring_timeout_for
 from switch.dialog.session_timer import uas_negotiate
-from switch.divert import ApplicationTransfer, DivertMedia, transfer_from_application
+from switch.divert import ApplicationControl, ApplicationTransfer, DivertMedia
 from switch.media_service import Anchor, close_media
 from switch.runtime import ServerRequest, SipRuntime
 from switch.services import call_watch  # issue 17: watchers of users' calls
@@ -72,7 +73,6 @@ from switch.services.applications import (
 )
 from switch.services.call_record import new_call_record
 from switch.services.caller import authenticate, callback_override
-from switch.services.dtmf_info import parse_dtmf_info
 from switch.services.personal import (
     PersonalCalls,
     PersonalRouting,
@@ -99,7 +99,6 @@ from switch.transfer import TransferHandler, latch_onto
 log = logging.getLogger("switch.calls")
 
 LINGER_SECONDS = 32.0  # keep an ended call around to absorb retransmissions (64*T1)
-MIN_SE = 90  # RFC 4028 section 5: our Min-SE
 
 
 def _same_body(leg: LegId, body: bytes) -> bytes:
@@ -179,6 +178,7 @@ class CallService:
         self.trunk_attempts: Counter[str] = Counter()
         self.resolver = TargetResolver(lambda: locations.location, wall_clock)
         self.transfers = TransferHandler(self)
+        self.requests = InDialogRequests(self)
         self._tasks: set[asyncio.Future[None]] = set()
 
     # -- lifecycle --
@@ -186,11 +186,11 @@ class CallService:
     async def start(self) -> None:
         rt = self.runtime
         rt.register_handler("INVITE", self.on_invite)
-        rt.register_handler("ACK", self.on_ack)
-        rt.register_handler("BYE", self.on_bye)
-        rt.register_handler("UPDATE", self.on_update)
+        rt.register_handler("ACK", self.requests.on_ack)
+        rt.register_handler("BYE", self.requests.on_bye)
+        rt.register_handler("UPDATE", self.requests.on_update)
         rt.register_handler("REFER", self.transfers.on_refer)
-        rt.register_handler("INFO", self.on_info)
+        rt.register_handler("INFO", self.requests.on_info)
 
     def hang_up_all(self) -> None:
         """A stopping switch hangs its calls up (BYE both sides, records closed) while it
@@ -211,7 +211,7 @@ class CallService:
     def on_invite(self, runtime: SipRuntime, sreq: ServerRequest) -> Awaitable[None] | None:
         req = sreq.request
         if req.to.tag is not None:
-            self._on_reinvite(sreq)
+            self.requests.on_reinvite(sreq)
             return None
         contacts = req.contacts
         if not isinstance(contacts, list) or len(contacts) != 1:
@@ -351,7 +351,7 @@ class CallService:
                          endpoint: ApplicationMedia, answer: bytes) -> None:
         req = entry.call.a_invite
         info = CallInfo(req.call_id, entry.record.caller, str(req.uri), secrets.token_hex(6))
-        entry.app = ApplicationRunner(factory(info), endpoint, _AppControl(self, entry), info,
+        entry.app = ApplicationRunner(factory(info), endpoint, ApplicationControl(self, entry), info,
                                       recordings=self.recordings, prompts=self.prompts)
         log.info("call %s: application %s", req.call_id, name)
         entry.app.start()
@@ -450,81 +450,6 @@ class CallService:
                 step = personal.hunt_step  # issue 15: the user's sequential ring
             self.perform(entry, call.start_hunt(steps, step, self._now()))
         return entry
-
-    # -- in-dialog requests --
-
-    def _on_reinvite(self, sreq: ServerRequest) -> None:
-        """A re-INVITE or UPDATE in an answered call (RFC 3261 14.2, RFC 3311).
-
-        With anchored media the switch answers the offer itself on the relay leg facing the
-        sender (hold gives recvonly, a new address re-latches the relay); session refreshes
-        without a body get the SDP that side already has. Without anchoring the previous
-        SDP is repeated (the far phone keeps its own media)."""
-        req = sreq.request
-        ref = self.by_call_id.get(req.call_id)
-        if ref is None or ref.entry.call.state is not CallState.ANSWERED:
-            self.runtime.respond(sreq.key, make_response(req, 481, to_tag=new_tag()))
-            return
-        entry, side = ref.entry, ref.side
-        body = entry.a_sdp if side is Side.CALLER else entry.b_sdp
-        if req.body and entry.anchor is not None:
-            body = entry.anchor.answer_reoffer(side, req.body, nat_host=sreq.peer.host)
-            if side is Side.CALLER:
-                entry.a_sdp = body
-            else:
-                entry.b_sdp = body
-        headers = [("Contact", entry.call.local.contact(sreq.peer.transport))]
-        if side is Side.CALLER and entry.call.session_interval is not None:
-            session = uas_negotiate(req, min_se=MIN_SE, preferred=None)
-            if session.negotiated is not None:
-                headers.extend(session.headers)
-                entry.call.refresh_session(self._now(), session.negotiated.interval)
-                self._arm(entry)
-        if body:
-            headers.append(("Content-Type", "application/sdp"))
-        self.runtime.respond(sreq.key, make_response(req, 200, headers=headers, body=body))
-
-    def on_update(self, runtime: SipRuntime, sreq: ServerRequest) -> None:
-        if sreq.request.to.tag is None:
-            # RFC 3311 5.2: UPDATE is only meaningful inside a dialog
-            runtime.respond(sreq.key, make_response(sreq.request, 481, to_tag=new_tag()))
-            return
-        self._on_reinvite(sreq)
-
-    def on_ack(self, runtime: SipRuntime, sreq: ServerRequest) -> None:
-        ref = self.by_call_id.get(sreq.request.call_id)
-        if ref is not None and ref.side is Side.CALLER:
-            self.perform(ref.entry, ref.entry.call.on_ack(self._now()))
-
-    def on_bye(self, runtime: SipRuntime, sreq: ServerRequest) -> None:
-        ref = self.by_call_id.get(sreq.request.call_id)
-        if ref is None:
-            runtime.respond(sreq.key, make_response(sreq.request, 481, to_tag=new_tag()))
-            return
-        runtime.respond(sreq.key, make_response(sreq.request, 200))
-        call = ref.entry.call
-        if ref.side is Side.CALLER:
-            self.perform(ref.entry, call.on_bye(Side.CALLER, self._now()))
-        elif call.answered_leg == ref.leg:
-            self.perform(ref.entry, call.on_bye(Side.CALLEE, self._now()))
-
-    def on_info(self, runtime: SipRuntime, sreq: ServerRequest) -> None:
-        """SIP INFO in a call: DTMF (application/dtmf-relay, application/dtmf) for a call
-        application is delivered to it as a digit of source INFO; other INFO is not relayed
-        between the parties yet (RFC 6086 lets us refuse a package we do not handle)."""
-        req = sreq.request
-        ref = self.by_call_id.get(req.call_id)
-        if ref is None or ref.entry.call.state is not CallState.ANSWERED:
-            runtime.respond(sreq.key, make_response(req, 481, to_tag=new_tag()))
-            return
-        app = ref.entry.app
-        digit = parse_dtmf_info(req.headers.get("Content-Type") or "", req.body)
-        if app is None or digit is None:
-            runtime.respond(sreq.key, make_response(req, 415, headers=[
-                ("Accept", "application/dtmf-relay, application/dtmf")]))
-            return
-        runtime.respond(sreq.key, make_response(req, 200))
-        app.deliver(Digit(digit[0], DigitSource.INFO, digit[1]))
 
     # -- effects --
 
@@ -659,21 +584,6 @@ class CallService:
         """Calls in progress (ended ones linger a while to absorb retransmissions)."""
         return sum(1 for ref in self.by_call_id.values()
                    if ref.side is Side.CALLER and ref.entry.call.state is not CallState.ENDED)
-
-
-class _AppControl:
-    """What an application may do to its call (`CallControl`), for one call."""
-
-    def __init__(self, service: CallService, entry: CallEntry) -> None:
-        self.service = service
-        self.entry = entry
-
-    def hang_up(self, cause: str) -> None:
-        self.service.perform(self.entry, self.entry.call.hang_up(self.service._now(), cause))
-
-    def transfer(self, target: str) -> None:
-        """Ring `target` for the application's caller (`switch.divert`)."""
-        self.service._spawn(transfer_from_application(self.service, self.entry, target))
 
 
 __all__ = ["CallEntry", "CallService", "DialogRef", "MediaAnchoring"]

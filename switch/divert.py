@@ -362,8 +362,24 @@ def _same(leg: LegId, body: bytes) -> bytes:
     return body
 
 
+class ApplicationControl:
+    """What an application may do to its call (`CallControl`), for one call."""
+
+    def __init__(self, service: CallService, entry: CallEntry) -> None:
+        self.service = service
+        self.entry = entry
+
+    def hang_up(self, cause: str) -> None:
+        self.service.perform(self.entry, self.entry.call.hang_up(self.service._now(), cause))
+
+    def transfer(self, target: str) -> None:
+        """Ring `target` for the application's caller (`switch.divert`)."""
+        self.service._spawn(transfer_from_application(self.service, self.entry, target))
+
+
 __all__ = [
     "NOWHERE",
+    "ApplicationControl",
     "ApplicationTransfer",
     "DivertMedia",
     "DivertState",
