@@ -37,6 +37,7 @@ from ivr.application import (
     PromptFinished,
     PromptItem,
     Record,
+    Recording,
     RecordingFinished,
     StopPlaying,
     StopRecording,
@@ -136,6 +137,8 @@ class PromptLibrary:
         return self._moh
 
     def pcm(self, item: PromptItem) -> Pcm:
+        if isinstance(item, Recording):  # a message or greeting: read each time, not cached
+            return load_wav(Path(item.path))
         cached = self._cache.get(item)
         if cached is not None:
             return cached
