@@ -17,7 +17,8 @@ from sqlalchemy.engine import Connection
 
 # the modules whose tables live beside their repositories join Base.metadata on import
 import switch.storage.pool
-import switch.storage.provisioning  # noqa: F401
+import switch.storage.provisioning
+import switch.storage.voicemail  # noqa: F401
 from switch.storage.engine import create_engine
 from switch.storage.models import Base
 

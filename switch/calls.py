@@ -32,8 +32,13 @@ from switch.b2bua.call import Call, CallState
 from switch.b2bua.decisions import (
     APPLICATIONS,
     NO_TARGET,
+    AnswerWith,
+    AppContext,
     ApplicationFactory,
+    DecisionPolicy,
+    Exhausted,
     ExhaustedPolicy,
+    InContext,
     Refuse,
     RingLegs,
     RunApplication,
@@ -134,7 +139,9 @@ class CallService:
                  applications: Mapping[str, ApplicationFactory] = APPLICATIONS,
                  exhausted_policy: ExhaustedPolicy = give_up,
                  admission: CallAdmission | None = None,
-                 wall_clock: Callable[[], float] = time.time) -> None:
+                 wall_clock: Callable[[], float] = time.time,
+                 decision_policy: DecisionPolicy | None = None,
+                 settle: Callable[[str], Awaitable[None]] | None = None) -> None:
         self.runtime = runtime
         self.local = local
         self.plan = plan
@@ -148,6 +155,11 @@ class CallService:
         self.prompts = prompts
         self.applications = applications
         self.exhausted_policy = exhausted_policy  # forwarding and voicemail plug in here
+        # voicemail (issue 13): a policy bound to each call's decision (it diverts a user's
+        # calls, not a group's), and the durable work of an application (a message
+        # committed) awaited before the caller's BYE gets its 200 OK
+        self.decision_policy = decision_policy
+        self.settle = settle
         self.admission = admission if admission is not None else CallAdmission()
         self.clock = wall_clock
         self.by_call_id: dict[str, DialogRef] = {}
@@ -218,7 +230,7 @@ class CallService:
         log.info("call %s from=%s dialed=%s decision=%s", req.call_id,
                  caller.full_number if caller else f"trunk:{trunk.id if trunk else '?'}",
                  req.uri, decision.kind.value)
-        handling = handling_for(decision)
+        handling = handling_for(decision, self.applications)
         if isinstance(handling, Refuse):
             self._refuse(sreq, caller, decision, handling)
             return None
@@ -230,6 +242,15 @@ class CallService:
             return self._start_application(sreq, caller, decision, handling)
         targets = self.resolver.targets(decision, caller, req)
         if not targets:
+            # voicemail (issue 13): a user with no registered device reaches the mailbox
+            step = self._policy_for(decision)(Exhausted(480, no_answer=False))
+            factory = (self.applications.get(step.application)
+                       if isinstance(step, AnswerWith) else None)
+            if isinstance(step, AnswerWith) and factory is not None:
+                log.info("call %s: nobody to ring, answering with %s", req.call_id,
+                         step.application)
+                return self._start_application(sreq, caller, decision,
+                                               RunApplication(step.application, factory))
             self._refuse(sreq, caller, decision, NO_TARGET)
             return None
         if self.media is not None and req.body and self._anchored(caller, decision):
@@ -301,7 +322,12 @@ class CallService:
                          endpoint: ApplicationMedia, answer: bytes) -> None:
         req = entry.call.a_invite
         info = CallInfo(req.call_id, entry.record.caller, str(req.uri), secrets.token_hex(6))
-        entry.app = ApplicationRunner(factory(info), endpoint, _AppControl(self, entry), info,
+        if isinstance(factory, InContext):  # voicemail (issue 13): whose mailbox, who calls
+            app = factory.make(info, AppContext(entry.decision, entry.caller,
+                                                entry.call.a_peer.host))
+        else:
+            app = factory(info)
+        entry.app = ApplicationRunner(app, endpoint, _AppControl(self, entry), info,
                                       recordings=self.recordings, prompts=self.prompts)
         log.info("call %s: application %s", req.call_id, name)
         entry.app.start()
@@ -326,6 +352,12 @@ class CallService:
             return
         self._run_application(entry, name, factory, endpoint, answer)
 
+    def _policy_for(self, decision: RoutingDecision) -> ExhaustedPolicy:
+        """The exhausted policy of a call routed by `decision` (voicemail, issue 13)."""
+        if self.decision_policy is None:
+            return self.exhausted_policy
+        return functools.partial(self.decision_policy, decision)
+
     def _new_entry(self, sreq: ServerRequest, caller: User | None, decision: RoutingDecision,
                    anchor: Anchor | None) -> CallEntry | None:
         req = sreq.request
@@ -335,7 +367,7 @@ class CallService:
         call = Call(req, sreq.peer, self.local, self._now(),
                     ring_timeout_for(decision, t.ring_timeout),
                     answer_sdp=anchor.answer_for_caller if anchor is not None else _same_body,
-                    t1=t.t1, t2=t.t2, exhausted_policy=self.exhausted_policy)
+                    t1=t.t1, t2=t.t2, exhausted_policy=self._policy_for(decision))
         session = uas_negotiate(req, min_se=MIN_SE, preferred=None)
         if session.negotiated is not None and not session.negotiated.we_refresh:
             # the caller refreshes and we watch; we do not refresh toward phones ourselves
@@ -432,17 +464,37 @@ class CallService:
         if ref is not None and ref.side is Side.CALLER:
             self.perform(ref.entry, ref.entry.call.on_ack(self._now()))
 
-    def on_bye(self, runtime: SipRuntime, sreq: ServerRequest) -> None:
+    def on_bye(self, runtime: SipRuntime, sreq: ServerRequest) -> Awaitable[None] | None:
         ref = self.by_call_id.get(sreq.request.call_id)
         if ref is None:
             runtime.respond(sreq.key, make_response(sreq.request, 481, to_tag=new_tag()))
-            return
+            return None
+        if ref.side is Side.CALLER and ref.entry.app is not None and self.settle is not None:
+            return self._bye_after_settle(sreq, ref)  # voicemail (issue 13)
         runtime.respond(sreq.key, make_response(sreq.request, 200))
         call = ref.entry.call
         if ref.side is Side.CALLER:
             self.perform(ref.entry, call.on_bye(Side.CALLER, self._now()))
         elif call.answered_leg == ref.leg:
             self.perform(ref.entry, call.on_bye(Side.CALLEE, self._now()))
+        return None
+
+    async def _bye_after_settle(self, sreq: ServerRequest, ref: DialogRef) -> None:
+        """The caller left an application (voicemail, issue 13): the application sees the
+        hang-up and its recording ends, and its durable work (the message's file and row)
+        is committed before the BYE's 200 OK, so a message is stored once the caller has
+        that answer, even if the switch is killed right after."""
+        entry = ref.entry
+        app = entry.app
+        assert app is not None and self.settle is not None
+        try:
+            await app.close("caller hung up")
+            await self.settle(entry.call.a_invite.call_id)
+        except Exception:
+            log.exception("call %s: settling the application failed", sreq.request.call_id)
+        self.runtime.respond(sreq.key, make_response(sreq.request, 200))
+        if ref.side is Side.CALLER:
+            self.perform(entry, entry.call.on_bye(Side.CALLER, self._now()))
 
     def on_info(self, runtime: SipRuntime, sreq: ServerRequest) -> None:
         """SIP INFO in a call: DTMF (application/dtmf-relay, application/dtmf) for a call

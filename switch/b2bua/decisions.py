@@ -17,13 +17,32 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from enum import Enum
 
-from dialplan import DecisionKind, RoutingDecision
+from dialplan import DecisionKind, RoutingDecision, User
 from ivr.application import CallApplication, CallInfo
 from ivr.diagnostics import EchoTest, RecordTest, ToneTest
 from switch.sip import Request
 from switch.transaction import Peer
 
-ApplicationFactory = Callable[[CallInfo], CallApplication]
+
+@dataclass(frozen=True, slots=True)
+class AppContext:
+    """What an application needs of its call beyond `CallInfo` (voicemail: whose mailbox,
+    who calls, from which address for the failure guard)."""
+
+    decision: RoutingDecision
+    caller: User | None
+    source: str  # the caller's address (host)
+
+
+@dataclass(frozen=True, slots=True)
+class InContext:
+    """A factory for an application that needs its call's `AppContext` (the mailbox owner
+    is the decision's target). The call service builds the context when it runs it."""
+
+    make: Callable[[CallInfo, AppContext], CallApplication]
+
+
+ApplicationFactory = Callable[[CallInfo], CallApplication] | InContext
 
 
 class LegKind(Enum):
@@ -70,8 +89,15 @@ APPLICATIONS: Mapping[str, ApplicationFactory] = {
 NOT_BUILT: Mapping[DecisionKind, str] = {
     DecisionKind.QUEUE: "Queue Not Available Yet",
     DecisionKind.AUTO_ATTENDANT: "Auto-Attendant Not Available Yet",
-    DecisionKind.VOICEMAIL: "Voicemail Not Available Yet",
 }
+
+# Voicemail's applications, by name: a deposit by its greeting (the exhausted policy picks
+# busy or unavailable), and the mailbox menu (`*86`). A switch without a voicemail service
+# has none of them: its VOICEMAIL decisions answer 501.
+VOICEMAIL_DEPOSIT = "voicemail_deposit"  # `voicemail:<user>` targets: unavailable greeting
+VOICEMAIL_BUSY = "voicemail_busy"
+VOICEMAIL_UNAVAILABLE = "voicemail_unavailable"
+VOICEMAIL_RETRIEVE = "voicemail_retrieve"
 
 
 def _feature(decision: RoutingDecision,
@@ -90,6 +116,17 @@ def _not_built(decision: RoutingDecision,
     return Refuse(501, reason, f'399 wte "{decision.kind.value} is not available yet"')
 
 
+def _voicemail(decision: RoutingDecision,
+               applications: Mapping[str, ApplicationFactory]) -> Handling:
+    """`*86` ("retrieve") opens the caller's mailbox menu; a `voicemail:` target
+    ("deposit") leaves a message in the target's mailbox."""
+    name = VOICEMAIL_RETRIEVE if decision.feature == "retrieve" else VOICEMAIL_DEPOSIT
+    factory = applications.get(name)
+    if factory is None:
+        return Refuse(501, "Voicemail Not Available Yet", '399 wte "voicemail is not available"')
+    return RunApplication(name, factory)
+
+
 def _reject(decision: RoutingDecision,
             applications: Mapping[str, ApplicationFactory]) -> Handling:
     return Refuse(decision.status or 403, decision.reason or "Forbidden")
@@ -104,7 +141,7 @@ TABLE: Mapping[DecisionKind,
     DecisionKind.FEATURE: _feature,
     DecisionKind.QUEUE: _not_built,
     DecisionKind.AUTO_ATTENDANT: _not_built,
-    DecisionKind.VOICEMAIL: _not_built,
+    DecisionKind.VOICEMAIL: _voicemail,
     DecisionKind.REJECT: _reject,
 }
 
@@ -153,6 +190,9 @@ class AnswerWith:
 
 NextStep = RingMore | GiveUp | AnswerWith
 ExhaustedPolicy = Callable[[Exhausted], NextStep]
+# A policy that knows where the call was routed (voicemail diverts a user's calls, not a
+# group's); the call service binds it to each call's decision.
+DecisionPolicy = Callable[[RoutingDecision, Exhausted], NextStep]
 
 
 def give_up(exhausted: Exhausted) -> NextStep:
