@@ -124,6 +124,8 @@ class User:
     sip: SipCredentials
     # Seconds a call to this user rings before 480; None: the site's, else the switch's.
     ring_timeout: float | None = None
+    # Where voicemail e-mails the user's new messages (issue 13); None: no e-mail.
+    email: str | None = None
     site: Site = field(init=False, repr=False, compare=False)
     customer: Customer = field(init=False, repr=False, compare=False)
 

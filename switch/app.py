@@ -22,7 +22,9 @@ from dialplan import PlanHolder, load_plan_data
 from dialplan.call_limits import CallLimits
 from dialplan.yamlsource import ConfigError, YamlSource, load_yaml_file
 from switch.admin.http import HttpApi
+from switch.b2bua.decisions import APPLICATIONS
 from switch.b2bua.legs import LocalAddress
+from switch.b2bua.voicemail_policy import voicemail_on_exhausted
 from switch.calls import CallService
 from switch.cdr_writer import CdrWriter
 from switch.core_handlers import handle_options
@@ -36,10 +38,12 @@ from switch.services.database import DatabaseService
 from switch.services.plan import PlanAccounts, PlanService
 from switch.services.pool import call_admission, pool_service
 from switch.services.ports import CallTimers, Reloadable, Service
+from switch.services.voicemail import VoicemailService
 from switch.settings import SwitchSettings, settings_from_source
 from switch.storage.cli import database_url
 from switch.storage.engine import create_engine
 from switch.storage.pool import SqlPoolStore
+from switch.storage.voicemail import SqlVoicemailStore
 from switch.transport.limits import StreamLimits
 from switch.transport.stream import StreamTransports
 from switch.transport.tls import client_context, server_context_or_none
@@ -127,6 +131,7 @@ class Switch:
     reloadable: list[Reloadable] = field(default_factory=list)  # SIGHUP
     listening: list[tuple[str, str, int]] = field(default_factory=list)
     stopped: asyncio.Event = field(default_factory=asyncio.Event)
+    voicemail: VoicemailService | None = None  # issue 13: mailboxes, e-mail, MWI counts
 
     @property
     def sip_address(self) -> tuple[str, int, int, int, int]:
@@ -262,6 +267,11 @@ def build_switch(options: ServeOptions) -> Switch:
     emergency = EmergencyService(engine,
                                  callback_window=settings.emergency.callback_minutes * 60,
                                  webhook_url=settings.emergency.webhook_url)
+    # voicemail (issue 13): its applications join the decision table, its policy diverts a
+    # user's unanswered calls, and a caller's BYE is answered once the message is stored
+    voicemail = VoicemailService(SqlVoicemailStore(engine), options.data_dir, holder,
+                                 settings=settings.voicemail,
+                                 guard=lambda: registration.guard)
     calls = CallService(
         runtime, LocalAddress(*addresses.as_tuple()),
         plan=plan, accounts=accounts, authority=registration, locations=registration,
@@ -272,6 +282,8 @@ def build_switch(options: ServeOptions) -> Switch:
         prompts=PromptLibrary(options.data_dir / "prompts"),
         admission=call_admission(settings.rating,
                                  CallLimits(**settings.calls.limits.model_dump()), pool),
+        applications={**APPLICATIONS, **voicemail.applications()},
+        decision_policy=voicemail_on_exhausted, settle=voicemail.settle,
     )
     http = HttpApi(options.sip_host or settings.sip.host, http_port(options, settings))
     keepalive = NatKeepalive(settings.registrar.nat_ping_interval, runtime=runtime,
@@ -279,11 +291,12 @@ def build_switch(options: ServeOptions) -> Switch:
                              host=addresses.host, port=addresses.port)
 
     switch = Switch(options, settings, addresses, runtime, streams, engine, holder, accounts,
-                    registration, emergency, calls, media, records, reloadable=[plan])
+                    registration, emergency, calls, media, records, reloadable=[plan],
+                    voicemail=voicemail)
     # started in this order (the schema at head before any reader), stopped in reverse
     switch.services.extend([
         database, plan, registration, records,
-        *([pool] if pool is not None else []), media, emergency, calls,
+        *([pool] if pool is not None else []), media, emergency, voicemail, calls,
         SwitchBound(http, switch), keepalive,
     ])
     return switch
