@@ -10,9 +10,10 @@ has voicemail (annex 16.1: Calling and Suite, not Workspace, and not switched of
 | --- | --- |
 | the ring timeout ran out (no answer) | unavailable |
 | 486 Busy Here / 600 Busy Everywhere (RFC 3261 21.4.24, 21.6.1) | busy |
-| 480, 408 (unreachable, Timer B), 603 Decline | unavailable |
+| 480, 408 (unreachable, Timer B) | unavailable |
 
-Anything else (a phone answering 488, a 5xx) gives up as before, and so do hunt groups and
+603 Decline is the user's own final answer (RFC 3261 21.6.2): the caller gets it. Anything
+else (a phone answering 488, a 5xx) gives up as before, and so do hunt groups and
 queues: they have their own closed and overflow targets, never a member's mailbox.
 """
 
@@ -30,7 +31,7 @@ from .decisions import (
 )
 
 BUSY_STATUSES = frozenset({486, 600})
-UNAVAILABLE_STATUSES = frozenset({480, 408, 603})
+UNAVAILABLE_STATUSES = frozenset({480, 408})
 
 
 def has_mailbox(decision: RoutingDecision) -> bool:

@@ -1,8 +1,8 @@
 """Every call attempt leaves a record an operator sees with `wte calls` (issue 11).
 
 Refused by barring (403), to an unknown number (404), to a feature that is not built yet
-(501 saying so), cancelled while ringing, and blind-transferred (the record names the
-target and keeps the parties).
+(501 saying so; the mailbox code `*86` is answered since issue 13), cancelled while
+ringing, and blind-transferred (the record names the target and keeps the parties).
 """
 
 from __future__ import annotations
@@ -65,13 +65,14 @@ def refused(pj_lib: Any, switch: RunningSwitch, phone: Phone, dialed: str) -> tu
 @pytest.mark.parametrize(("caller", "dialed", "status", "decisions"), [
     ("501411", "0612345678", 403, {"reject"}),  # 501411 is internal-only: barring
     ("501410", "501499", 404, {"reject"}),  # nobody has this number
-    ("501410", "402", 501, {"queue", "voicemail"}),  # the support queue (or, closed, voicemail)
-    ("501410", "*86", 501, {"voicemail"}),  # the mailbox feature code
+    ("501410", "402", 501, {"queue"}),  # the support queue (closed: its mailbox answers)
     ("501410", "*78", 501, {"feature"}),  # do not disturb
-], ids=["barring", "unknown", "queue", "voicemail", "dnd"])
+], ids=["barring", "unknown", "queue", "dnd"])
 def test_a_refused_attempt_is_recorded(pj_lib: Any, switch: RunningSwitch,
                                        phones: dict[str, Phone], caller: str, dialed: str,
                                        status: int, decisions: set[str]) -> None:
+    if dialed == "402" and _support_closed():
+        pytest.skip("the support queue is closed now: its mailbox answers (issue 13)")
     try:
         got, call_id = refused(pj_lib, switch, phones[caller], dialed)
     finally:
@@ -83,6 +84,18 @@ def test_a_refused_attempt_is_recorded(pj_lib: Any, switch: RunningSwitch,
     assert rec["hangup_side"] == "switch" and rec["answer"] is None
     if status == 501:
         assert "Not Available Yet" in str(rec["cause"])  # the caller is told why, and so are we
+
+
+def _support_closed() -> bool:
+    import datetime as dt
+
+    from dialplan import CallContext, DecisionKind, load_plan, route
+    from tests.support.server import EXAMPLE_CONFIG
+
+    plan = load_plan(EXAMPLE_CONFIG)
+    alice = plan.customers[0].by_full_number["501410"]
+    decision = route(plan, CallContext(alice, None, "402", dt.datetime.now(dt.UTC)))  # type: ignore[arg-type]
+    return decision.kind is DecisionKind.VOICEMAIL
 
 
 def test_a_cancelled_call_is_recorded(pj_lib: Any, switch: RunningSwitch,
