@@ -104,6 +104,7 @@ class VoicemailService:
         self._tasks: set[asyncio.Future[None]] = set()
         self._outbox: asyncio.Task[None] | None = None
         self._wake = asyncio.Event()
+        self._stopping = False
         self.emails_sent = 0
 
     # -- lifecycle --
@@ -120,10 +121,12 @@ class VoicemailService:
             self._outbox = asyncio.create_task(self._run_outbox())
 
     async def stop(self) -> None:
+        self._stopping = True  # a cancel racing a wake-up may be swallowed by wait_for
+        self._wake.set()
         if self._outbox is not None:
             self._outbox.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._outbox
+            with contextlib.suppress(asyncio.CancelledError, asyncio.TimeoutError):
+                await asyncio.wait_for(self._outbox, SETTLE_TIMEOUT)
         if self._tasks:
             await asyncio.wait(list(self._tasks), timeout=SETTLE_TIMEOUT)
 
@@ -305,7 +308,7 @@ class VoicemailService:
     # -- the e-mail outbox --
 
     async def _run_outbox(self) -> None:
-        while True:
+        while not self._stopping:
             try:
                 wait = await self.send_due()
             except asyncio.CancelledError:
@@ -313,6 +316,8 @@ class VoicemailService:
             except Exception:
                 log.exception("voicemail: outbox round failed")
                 wait = 30.0
+            if self._stopping:
+                return
             self._wake.clear()
             with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), timeout=wait)
