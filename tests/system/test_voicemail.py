@@ -41,7 +41,7 @@ DISCONNECTED = pj.PJSIP_INV_STATE_DISCONNECTED
 USERS = ("501410", "501411")
 
 
-def test_config(tmp: Path) -> Path:
+def voicemail_config(tmp: Path) -> Path:
     """The example with a 3 s ring timeout and the sales hunt group closed today (its
     closed target is `voicemail:501410`)."""
     data = yaml.safe_load(EXAMPLE_CONFIG.read_text(encoding="utf-8"))
@@ -60,7 +60,7 @@ def test_config(tmp: Path) -> Path:
 @pytest.fixture(scope="module")
 def switch(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningSwitch]:
     tmp = tmp_path_factory.mktemp("voicemail")
-    running = start_switch(tmp, config=test_config(tmp))
+    running = start_switch(tmp, config=voicemail_config(tmp))
     yield running
     running.stop()
 
@@ -290,7 +290,7 @@ def test_closed_hunt_group_reaches_the_mailbox(pj_lib: Any, switch: RunningSwitc
 
 
 def test_a_deposit_survives_kill_9_right_after_the_bye(pj_lib: Any, tmp_path: Path) -> None:
-    first = start_switch(tmp_path, config=test_config(tmp_path))
+    first = start_switch(tmp_path, config=voicemail_config(tmp_path))
     caller = make_phone(pj_lib, transport="UDP", user="501411", host=first.host,
                         port=first.port, password="demo-501411", register=True)
     try:
@@ -301,7 +301,7 @@ def test_a_deposit_survives_kill_9_right_after_the_bye(pj_lib: Any, tmp_path: Pa
     finally:
         caller.shutdown()
         pj_lib.ep.hangupAllCalls()
-    second = start_switch(tmp_path, config=test_config(tmp_path), port=first.port)
+    second = start_switch(tmp_path, config=voicemail_config(tmp_path), port=first.port)
     try:
         box = messages(second, "501412")
         assert box["new"] == 1, box
