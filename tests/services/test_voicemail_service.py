@@ -122,6 +122,7 @@ async def test_deposit_durable_then_emailed_with_the_wav(tmp_path: Path) -> None
         assert lamp.changed == ["501410"] * 3
     finally:
         await service.stop()
+        await service.store.engine.dispose()
         controller.stop()
 
 
@@ -161,6 +162,7 @@ async def test_smtp_down_the_message_stays_and_the_email_goes_out_later(
             controller.stop()
     finally:
         await service.stop()
+        await service.store.engine.dispose()
 
 
 async def test_a_restart_reloads_mailboxes_and_counts(tmp_path: Path) -> None:
@@ -172,6 +174,7 @@ async def test_a_restart_reloads_mailboxes_and_counts(tmp_path: Path) -> None:
     await service.save_message("501410", recording(tmp_path), caller="501411",
                                caller_name=None, seconds=2.0, urgent=False)
     await service.stop()
+    await service.store.engine.dispose()
     again, _ = await make(tmp_path, free_port(), clock)
     await again.start()
     try:
@@ -181,6 +184,7 @@ async def test_a_restart_reloads_mailboxes_and_counts(tmp_path: Path) -> None:
         assert snap.messages[0].received_local.hour == 9  # 07:00 UTC is 09:00 in Paris
     finally:
         await again.stop()
+        await again.store.engine.dispose()
 
 
 @pytest.mark.parametrize("owner", ["501410"])
@@ -209,3 +213,4 @@ async def test_the_applications_fill_the_voicemail_rows(tmp_path: Path, owner: s
         assert isinstance(factory.make(info, ctx), MailboxMenu)
     finally:
         await service.stop()
+        await service.store.engine.dispose()
