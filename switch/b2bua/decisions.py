@@ -7,8 +7,13 @@ new row here (and, for a media feature, a new application in `ivr/` or `voicemai
 never a branch in the call service or the application runner.
 
 It also holds the seam for what happens when every leg failed or nobody answered
-(`Exhausted`): today the call gives up with the best final status; forwarding on busy/no
-answer (`RingMore`) and voicemail (`AnswerWith`) plug in as an `ExhaustedPolicy`.
+(`Exhausted`): the default gives up with the best final status; forwarding on busy/no
+answer (`RingMore`) and voicemail (`AnswerWith`, `switch/b2bua/voicemail_policy.py`) plug in
+as an `ExhaustedPolicy`, or as a `DecisionPolicy` that also sees where the call was routed.
+
+Applications that need more than `CallInfo` (voicemail: the mailbox owner is the
+decision's target, the caller's address counts wrong PINs) are `InContext` factories: the
+call service gives them an `AppContext`.
 """
 
 from __future__ import annotations
