@@ -237,8 +237,15 @@ class VoicemailService:
         task.add_done_callback(self._tasks.discard)
         if call_id is not None:
             self._pending.setdefault(call_id, set()).add(task)
-            task.add_done_callback(lambda t: self._pending.get(call_id, set()).discard(t))
+            task.add_done_callback(lambda t: self._done(call_id, t))
         return task
+
+    def _done(self, call_id: str, task: asyncio.Future[None]) -> None:
+        pending = self._pending.get(call_id)
+        if pending is not None:
+            pending.discard(task)
+            if not pending:
+                del self._pending[call_id]
 
     def _changed(self, owner: str) -> None:
         try:

@@ -214,3 +214,34 @@ async def test_the_applications_fill_the_voicemail_rows(tmp_path: Path, owner: s
     finally:
         await service.stop()
         await service.store.engine.dispose()
+
+
+async def test_wrong_pins_count_in_the_failure_guard_and_lock_the_mailbox(
+        tmp_path: Path) -> None:
+    from devices.guard import AuthFailureGuard
+    from ivr.application import CallInfo
+    from switch.services.voicemail import _CallActions, guard_key
+
+    clock = Clock()
+    service, _ = await make(tmp_path, free_port(), clock)
+    guard = AuthFailureGuard(max_failures=3, slow_after=2, window=600, block_seconds=300)
+    service.guard = lambda: guard
+    await service.start()
+    try:
+        user = alice(service)
+        assert not service.snapshot(user, "192.0.2.7").locked
+        actions = _CallActions(service, CallInfo("c1", "x", "y", "t"), "192.0.2.7")
+        for _ in range(3):
+            actions.pin_failed("501410")
+        assert guard.failures == 3
+        assert guard.check("192.0.2.7", clock(), account=guard_key("501410")).blocked
+        assert service.snapshot(user, "192.0.2.7").locked
+        # the block is per source and per mailbox key: another mailbox is not locked for
+        # another caller
+        assert not service.snapshot(service.plan.plan.customers[0].by_full_number["501412"],
+                                    "198.51.100.1").locked
+        await service.settle("c1")
+        assert "c1" not in service._pending
+    finally:
+        await service.stop()
+        await service.store.engine.dispose()
