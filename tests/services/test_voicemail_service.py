@@ -245,3 +245,16 @@ async def test_wrong_pins_count_in_the_failure_guard_and_lock_the_mailbox(
     finally:
         await service.stop()
         await service.store.engine.dispose()
+
+
+def test_a_recording_prompt_is_read_from_its_file_each_time(tmp_path: Path) -> None:
+    from ivr.application import Recording
+    from switch.services.applications import PromptLibrary
+
+    path = tmp_path / "message.wav"
+    write_wav(path, tone_pcm(440.0, 0.5))
+    library = PromptLibrary(None)
+    first = library.pcm(Recording(str(path)))
+    assert len(first) == 4000
+    write_wav(path, tone_pcm(440.0, 0.25))  # re-recorded: the new one plays
+    assert len(library.pcm(Recording(str(path)))) == 2000
