@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
-from dialplan import User
+from dialplan import PackFeature, User
 
 if TYPE_CHECKING:
     from switch.services.voicemail import VoicemailService
@@ -63,8 +63,8 @@ class VoicemailRoutes:
         sw = self.api.switch
         service = getattr(sw, "voicemail", None) if sw is not None else None
         user = sw.accounts.user_for_aor(account.aor) if sw is not None else None
-        if service is None or not isinstance(user, User):
-            return web.json_response({"error": "no mailbox"}, status=404)
+        if service is None or not isinstance(user, User) or not user.has(PackFeature.VOICEMAIL):
+            return web.json_response({"error": "no mailbox"}, status=404)  # Workspace lines
         return service, user.full_number
 
     def _message_id(self, request: web.Request) -> str | None:

@@ -263,6 +263,8 @@ def test_unreachable_deposit_and_the_api_refusals(pj_lib: Any, switch: RunningSw
                          ("DELETE", f"/voicemail/v1/messages/{mid}")):
         assert api(switch, method, path, "501410")[0] == 404
     assert messages(switch, "501410")["messages"] == []
+    # a user without voicemail (501411: `voicemail: false`) has no mailbox to read
+    assert api(switch, "GET", "/voicemail/v1/messages", "501411")[0] == 404
     # wrong credentials: 401
     status, _ = api(switch, "GET", "/voicemail/v1/messages", "501412", "wrong-password")
     assert status == 401
