@@ -36,11 +36,14 @@ from .schedule import Schedule
 from .yamlsource import PathKey
 
 _HEX = re.compile(r"[0-9a-f]+")
+# An address an SMTP server accepts (RFC 5321 4.1.2, simplified): local@domain.tld, no
+# spaces, no display name, no angle brackets.
+_EMAIL = re.compile(r"[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)+")
 _SITE_KEYS = frozenset(
     {"code", "name", "address", "timezone", "numbers", "main_number", "trunk", "emergency_trunk", "networks", "short_dialing", "media", "users", "hunt_groups", "queues", "auto_attendants", "ring_timeout"}
 )
 _USER_KEYS = frozenset(
-    {"name", "number", "extension", "pack", "barring", "clir", "features", "devices", "voicemail", "sip", "ring_timeout", "admin"}
+    {"name", "number", "extension", "pack", "barring", "clir", "features", "devices", "voicemail", "sip", "ring_timeout", "admin", "email"}
 )
 _SIP_KEYS = frozenset({"username", "ha1_md5", "ha1_sha256"})
 _ADDRESS_KEYS = frozenset({"street", "number", "postal_code", "city", "country", "extra"})
@@ -247,6 +250,10 @@ def parse_user(ctx: CustomerCtx, site: Site, raw: Any, path: PathKey) -> User | 
     features, devices = _pack_features(ctx, m, path, pack)
     ring = ring_seconds(r, m, path, "ring_timeout")
     admin = r.boolean(m, path, "admin", False)  # a customer admin (the night switch code)
+    email = r.text(m, path, "email")
+    if email is not None and (len(email) > 254 or not _EMAIL.fullmatch(email)):
+        r.err((*path, "email"), f"{email!r} is not an e-mail address (name@domain.tld)")
+        email = None
     if name is None or ext is None or pack is None:
         return None
     full = ctx.prefix + site.code + ext
@@ -265,7 +272,7 @@ def parse_user(ctx: CustomerCtx, site: Site, raw: Any, path: PathKey) -> User | 
     user = User(
         name=name, public_number=number, extension=ext, full_number=full, pack=pack,
         barring=profile, clir=r.boolean(m, path, "clir", False), features=features,
-        devices=devices, sip=sip, ring_timeout=ring, admin=admin,
+        devices=devices, sip=sip, ring_timeout=ring, admin=admin, email=email,
     )
     ctx.paths[id(user)] = path
     return user

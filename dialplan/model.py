@@ -125,6 +125,8 @@ class User:
     # Seconds a call to this user rings before 480; None: the site's, else the switch's.
     ring_timeout: float | None = None
     admin: bool = False  # a customer admin: may use the night switch code
+    # Where voicemail e-mails the user's new messages (issue 13); None: no e-mail.
+    email: str | None = None
     site: Site = field(init=False, repr=False, compare=False)
     customer: Customer = field(init=False, repr=False, compare=False)
 

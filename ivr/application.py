@@ -125,7 +125,16 @@ class Tone:
     seconds: float
 
 
-PromptItem = Prompt | Tone
+@dataclass(frozen=True, slots=True)
+class Recording:
+    """A WAV the switch recorded itself (a voicemail message, a greeting), played as it is
+    (8 kHz mono 16-bit, as the recorder writes it) and read from its path each time, never
+    cached. The path comes from the switch's own storage, never from a caller."""
+
+    path: str
+
+
+PromptItem = Prompt | Tone | Recording
 
 
 @dataclass(frozen=True, slots=True)

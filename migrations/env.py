@@ -20,7 +20,8 @@ import switch.storage.pool
 import switch.storage.provisioning
 import switch.storage.schedules
 import switch.storage.subscriptions
-import switch.storage.user_settings  # noqa: F401
+import switch.storage.user_settings
+import switch.storage.voicemail  # noqa: F401
 from switch.storage.engine import create_engine
 from switch.storage.models import Base
 

@@ -22,7 +22,9 @@ from dialplan import PlanHolder, load_plan_data
 from dialplan.call_limits import CallLimits
 from dialplan.yamlsource import ConfigError, YamlSource, load_yaml_file
 from switch.admin.http import HttpApi
+from switch.b2bua.decisions import APPLICATIONS
 from switch.b2bua.legs import LocalAddress
+from switch.b2bua.voicemail_policy import voicemail_on_exhausted
 from switch.calls import CallService
 from switch.cdr_writer import CdrWriter
 from switch.core_handlers import handle_options
@@ -33,6 +35,7 @@ from switch.registration import RegistrationService
 from switch.runtime import SipRuntime
 from switch.services.applications import PromptLibrary
 from switch.services.database import DatabaseService
+from switch.services.mailbox_lamps import MailboxLamps
 from switch.services.personal import PersonalCalls
 from switch.services.plan import PlanAccounts, PlanService
 from switch.services.pool import call_admission, pool_service
@@ -40,12 +43,14 @@ from switch.services.ports import CallTimers, Reloadable, Service
 from switch.services.schedules import ScheduleModes
 from switch.services.subscriptions import SubscriptionLimits, SubscriptionService
 from switch.services.user_settings import UserSettingsService
+from switch.services.voicemail import VoicemailService
 from switch.settings import SwitchSettings, settings_from_source
 from switch.storage.cli import database_url
 from switch.storage.engine import create_engine
 from switch.storage.pool import SqlPoolStore
 from switch.storage.subscriptions import SqlSubscriptionRepository
 from switch.storage.user_settings import SqlUserSettings
+from switch.storage.voicemail import SqlVoicemailStore
 from switch.transport.limits import StreamLimits
 from switch.transport.stream import StreamTransports
 from switch.transport.tls import client_context, server_context_or_none
@@ -133,6 +138,7 @@ class Switch:
     reloadable: list[Reloadable] = field(default_factory=list)  # SIGHUP
     listening: list[tuple[str, str, int]] = field(default_factory=list)
     stopped: asyncio.Event = field(default_factory=asyncio.Event)
+    voicemail: VoicemailService | None = None  # issue 13: mailboxes, e-mail, MWI counts
 
     @property
     def sip_address(self) -> tuple[str, int, int, int, int]:
@@ -269,14 +275,24 @@ def build_switch(options: ServeOptions) -> Switch:
                                  callback_window=settings.emergency.callback_minutes * 60,
                                  webhook_url=settings.emergency.webhook_url)
     schedules = ScheduleModes(engine)  # the night switch: forced schedule modes
+    # voicemail (issue 13): its applications join the decision table, its policy diverts a
+    # user's unanswered calls, and a caller's BYE is answered once the message is stored
+    voicemail = VoicemailService(SqlVoicemailStore(engine), options.data_dir, holder,
+                                 settings=settings.voicemail,
+                                 guard=lambda: registration.guard)
+    lamps = MailboxLamps(voicemail, holder)  # voicemail's counts <-> message-summary
+    voicemail.message_waiting = lamps
     # issue 17: SUBSCRIBE/PUBLISH/NOTIFY; it watches registrations and calls
     subscriptions = SubscriptionService(
         runtime, LocalAddress(*addresses.as_tuple()), plan=plan, accounts=accounts,
         authority=registration, locations=registration,
-        repository=SqlSubscriptionRepository(engine),
+        repository=SqlSubscriptionRepository(engine), mailboxes=lamps,
         limits=SubscriptionLimits(**settings.subscriptions.model_dump()))
-    # issue 15: per-user settings (memory, written through) and what they do to calls
+    lamps.lamps = subscriptions
+    # issue 15: per-user settings (memory, written through) and what they do to calls;
+    # a user in DND (or busy with call waiting off) reaches its mailbox when it has one
     user_settings = UserSettingsService(SqlUserSettings(engine))
+    applications = {**APPLICATIONS, **voicemail.applications()}
     calls = CallService(
         runtime, LocalAddress(*addresses.as_tuple()),
         plan=plan, accounts=accounts, authority=registration, locations=registration,
@@ -290,7 +306,10 @@ def build_switch(options: ServeOptions) -> Switch:
                                  CallLimits(**settings.calls.limits.model_dump()), pool),
         schedule_modes=schedules, schedule_control=schedules,
         watch=subscriptions,
-        personal=PersonalCalls(user_settings, plan),
+        personal=PersonalCalls(user_settings, plan, decision_policy=voicemail_on_exhausted,
+                               applications=applications),
+        applications=applications,
+        decision_policy=voicemail_on_exhausted, settle=voicemail.settle,
     )
     http = HttpApi(options.sip_host or settings.sip.host, http_port(options, settings))
     keepalive = NatKeepalive(settings.registrar.nat_ping_interval, runtime=runtime,
@@ -298,11 +317,12 @@ def build_switch(options: ServeOptions) -> Switch:
                              host=addresses.host, port=addresses.port)
 
     switch = Switch(options, settings, addresses, runtime, streams, engine, holder, accounts,
-                    registration, emergency, calls, media, records, reloadable=[plan])
+                    registration, emergency, calls, media, records, reloadable=[plan],
+                    voicemail=voicemail)
     # started in this order (the schema at head before any reader), stopped in reverse
     switch.services.extend([
         database, plan, schedules, user_settings, registration, records,
-        *([pool] if pool is not None else []), media, emergency, calls, subscriptions,
+        *([pool] if pool is not None else []), media, emergency, voicemail, calls, subscriptions,
         SwitchBound(http, switch), keepalive,
     ])
     return switch

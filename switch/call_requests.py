@@ -3,6 +3,8 @@ refresh), ACK, BYE and INFO (DTMF for a call application), for the call service.
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Awaitable
 from typing import TYPE_CHECKING
 
 from ivr.application import Digit, DigitSource
@@ -14,7 +16,9 @@ from switch.services.dtmf_info import parse_dtmf_info
 from switch.sip import make_response, new_tag
 
 if TYPE_CHECKING:
-    from switch.calls import CallService
+    from switch.calls import CallService, DialogRef
+
+log = logging.getLogger("switch.calls")
 
 MIN_SE = 90  # RFC 4028 section 5: our Min-SE
 
@@ -68,17 +72,36 @@ class InDialogRequests:
         if ref is not None and ref.side is Side.CALLER:
             self.calls.perform(ref.entry, ref.entry.call.on_ack(self.calls._now()))
 
-    def on_bye(self, runtime: SipRuntime, sreq: ServerRequest) -> None:
+    def on_bye(self, runtime: SipRuntime, sreq: ServerRequest) -> Awaitable[None] | None:
         ref = self.calls.by_call_id.get(sreq.request.call_id)
         if ref is None:
             runtime.respond(sreq.key, make_response(sreq.request, 481, to_tag=new_tag()))
-            return
+            return None
+        if ref.side is Side.CALLER and ref.entry.app is not None and self.calls.settle is not None:
+            return self._bye_after_settle(sreq, ref)  # voicemail (issue 13)
         runtime.respond(sreq.key, make_response(sreq.request, 200))
         call = ref.entry.call
         if ref.side is Side.CALLER:
             self.calls.perform(ref.entry, call.on_bye(Side.CALLER, self.calls._now()))
         elif call.answered_leg == ref.leg:
             self.calls.perform(ref.entry, call.on_bye(Side.CALLEE, self.calls._now()))
+        return None
+
+    async def _bye_after_settle(self, sreq: ServerRequest, ref: DialogRef) -> None:
+        """The caller left an application (voicemail, issue 13): the application sees the
+        hang-up and its recording ends, and its durable work (the message's file and row)
+        is committed before the BYE's 200 OK, so a message is stored once the caller has
+        that answer, even if the switch is killed right after."""
+        calls, entry = self.calls, ref.entry
+        app = entry.app
+        assert app is not None and calls.settle is not None
+        try:
+            await app.close("caller hung up")
+            await calls.settle(entry.call.a_invite.call_id)
+        except Exception:
+            log.exception("call %s: settling the application failed", sreq.request.call_id)
+        calls.runtime.respond(sreq.key, make_response(sreq.request, 200))
+        calls.perform(entry, entry.call.on_bye(Side.CALLER, calls._now()))
 
     def on_info(self, runtime: SipRuntime, sreq: ServerRequest) -> None:
         """SIP INFO in a call: DTMF (application/dtmf-relay, application/dtmf) for a call

@@ -33,9 +33,14 @@ from switch.b2bua.call import Call, CallState
 from switch.b2bua.decisions import (
     APPLICATIONS,
     NO_TARGET,
+    AnswerWith,
+    AppContext,
     ApplicationFactory,
+    DecisionPolicy,
+    Exhausted,
     ExhaustedPolicy,
     FeatureServices,
+    InContext,
     Refuse,
     RingLegs,
     RunApplication,
@@ -153,7 +158,9 @@ class CallService:
                  schedule_modes: ScheduleOverrides | None = None,
                  schedule_control: ScheduleControl | None = None,
                  watch: CallStateObserver | None = None,
-                 personal: PersonalCalls | None = None) -> None:
+                 personal: PersonalCalls | None = None,
+                 decision_policy: DecisionPolicy | None = None,
+                 settle: Callable[[str], Awaitable[None]] | None = None) -> None:
         self.runtime = runtime
         self.local = local
         self.plan = plan
@@ -167,6 +174,11 @@ class CallService:
         self.prompts = prompts
         self.applications = applications
         self.exhausted_policy = exhausted_policy  # forwarding and voicemail plug in here
+        # voicemail (issue 13): a policy bound to each call's decision (it diverts a user's
+        # calls, not a group's), and the durable work of an application (a message
+        # committed) awaited before the caller's BYE gets its 200 OK
+        self.decision_policy = decision_policy
+        self.settle = settle
         self.admission = admission if admission is not None else CallAdmission()
         self.personal = personal  # issue 15: DND, forwarding, privacy (services/personal.py)
         self.clock = wall_clock
@@ -254,9 +266,9 @@ class CallService:
                 self._refuse(sreq, caller, personal.decision, personal.refuse)
                 return None
             if personal.feature is not None:
-                return self._start_feature(sreq, caller, decision, personal.feature)
+                return self._start_feature(sreq, caller, personal.decision, personal.feature)
             decision = personal.decision
-        handling = handling_for(decision, services=self.features)
+        handling = handling_for(decision, self.applications, self.features)
         if isinstance(handling, Refuse):
             self._refuse(sreq, caller, decision, handling)
             return None
@@ -271,6 +283,15 @@ class CallService:
             targets = self.personal.targets(personal, caller, req, targets,
                                             self.resolver.targets)
         if not targets:
+            # voicemail (issue 13): a user with no registered device reaches the mailbox
+            step = self._policy_for(decision)(Exhausted(480, no_answer=False))
+            factory = (self.applications.get(step.application)
+                       if isinstance(step, AnswerWith) else None)
+            if isinstance(step, AnswerWith) and factory is not None:
+                log.info("call %s: nobody to ring, answering with %s", req.call_id,
+                         step.application)
+                return self._start_application(sreq, caller, decision,
+                                               RunApplication(step.application, factory))
             self._refuse(sreq, caller, decision, NO_TARGET)
             return None
         if self.media is not None and req.body and self._anchored(caller, decision):
@@ -351,7 +372,12 @@ class CallService:
                          endpoint: ApplicationMedia, answer: bytes) -> None:
         req = entry.call.a_invite
         info = CallInfo(req.call_id, entry.record.caller, str(req.uri), secrets.token_hex(6))
-        entry.app = ApplicationRunner(factory(info), endpoint, ApplicationControl(self, entry), info,
+        if isinstance(factory, InContext):  # voicemail (issue 13): whose mailbox, who calls
+            app = factory.make(info, AppContext(entry.decision, entry.caller,
+                                                entry.call.a_peer.host))
+        else:
+            app = factory(info)
+        entry.app = ApplicationRunner(app, endpoint, ApplicationControl(self, entry), info,
                                       recordings=self.recordings, prompts=self.prompts)
         log.info("call %s: application %s", req.call_id, name)
         entry.app.start()
@@ -376,6 +402,12 @@ class CallService:
             return
         self._run_application(entry, name, factory, endpoint, answer)
 
+    def _policy_for(self, decision: RoutingDecision) -> ExhaustedPolicy:
+        """The exhausted policy of a call routed by `decision` (voicemail, issue 13)."""
+        if self.decision_policy is None:
+            return self.exhausted_policy
+        return functools.partial(self.decision_policy, decision)
+
     def _new_entry(self, sreq: ServerRequest, caller: User | None, decision: RoutingDecision,
                    anchor: Anchor | None,
                    personal: PersonalRouting | None = None) -> CallEntry | None:
@@ -388,7 +420,7 @@ class CallService:
             ring_timeout = personal.ring_timeout  # issue 15: ring time before forwarding
         call = Call(req, sreq.peer, self.local, self._now(), ring_timeout,
                     answer_sdp=anchor.answer_for_caller if anchor is not None else _same_body,
-                    t1=t.t1, t2=t.t2, exhausted_policy=self.exhausted_policy)
+                    t1=t.t1, t2=t.t2, exhausted_policy=self._policy_for(decision))
         session = uas_negotiate(req, min_se=MIN_SE, preferred=None)
         if session.negotiated is not None and not session.negotiated.we_refresh:
             # the caller refreshes and we watch; we do not refresh toward phones ourselves

@@ -32,11 +32,19 @@ from typing import TYPE_CHECKING, Protocol
 
 from dialplan import RoutingDecision, User, route_application_target
 from dialplan.model import Site
-from ivr.application import TransferFailed
+from ivr.application import CallApplication, CallInfo, TransferFailed
 from media import MediaEndpoint, RelayLeg
 from switch.b2bua.assembly import assemble
 from switch.b2bua.call import Call
-from switch.b2bua.decisions import Refuse, RingMore, RunApplication, handling_for
+from switch.b2bua.decisions import (
+    AppContext,
+    ApplicationFactory,
+    InContext,
+    Refuse,
+    RingMore,
+    RunApplication,
+    handling_for,
+)
 from switch.b2bua.effects import (
     Effect,
     Ended,
@@ -132,7 +140,8 @@ async def transfer_from_application(service: CallService, entry: CallEntry,
         runner.deliver(TransferFailed(target, handling.status, handling.reason))
         return
     if isinstance(handling, RunApplication):
-        runner.replace(handling.factory(runner.info), handling.name)
+        runner.replace(make_application(handling.factory, runner.info, decision, entry),
+                       handling.name)
         return
     endpoint = runner.media
     media = service.media
@@ -181,7 +190,7 @@ class ApplicationTransfer:
             ring_timeout = personal.ring_timeout  # the user's ring time before forwarding
         self.inner = Call(entry.call.a_invite, NOWHERE, service.local, service._now(),
                           ring_timeout, answer_sdp=_same,
-                          t1=t.t1, t2=t.t2, exhausted_policy=service.exhausted_policy)
+                          t1=t.t1, t2=t.t2, exhausted_policy=service._policy_for(decision))
         if personal is not None and service.personal is not None:
             # forwarding on busy/no answer/unreachable, then the switch's own policy
             self.inner.exhausted_policy = service.personal.policy(
@@ -340,7 +349,7 @@ class ApplicationTransfer:
         if factory is None:
             runner.deliver(TransferFailed(self.target, 480, f"{name} unavailable"))
             return
-        runner.replace(factory(runner.info), name)
+        runner.replace(make_application(factory, runner.info, self.decision, self.entry), name)
 
     def cancel(self) -> None:
         """The caller hung up while the target rang."""
@@ -356,6 +365,14 @@ class ApplicationTransfer:
         self.leg_b._close()
         if self.entry.divert is self:
             self.entry.divert = None
+
+
+def make_application(factory: ApplicationFactory, info: CallInfo, decision: RoutingDecision,
+                     entry: CallEntry) -> CallApplication:
+    """The application for the target's own decision (a mailbox knows its owner from it)."""
+    if isinstance(factory, InContext):
+        return factory.make(info, AppContext(decision, entry.caller, entry.call.a_peer.host))
+    return factory(info)
 
 
 def _same(leg: LegId, body: bytes) -> bytes:

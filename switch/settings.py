@@ -144,6 +144,27 @@ class SubscriptionSettings(_Strict):
     max_per_source: int = Field(default=2000, ge=1,
                                 description="subscriptions from one source address (a site "
                                             "NAT holds many phones)")
+class SmtpSettings(_Strict):
+    """The SMTP server voicemail e-mails new messages through (issue 13). Credentials are
+    never in the YAML: `username_env`/`password_env` name environment variables."""
+
+    host: str
+    port: int = Field(default=25, ge=1, le=65535)
+    starttls: bool = Field(default=False, description="STARTTLS (RFC 3207) before login")
+    from_address: str = Field(default="messagerie@localhost", description="the From header")
+    username_env: str | None = Field(default=None, description="env variable: SMTP user")
+    password_env: str | None = Field(default=None, description="env variable: SMTP password")
+    timeout: float = Field(default=15.0, gt=0, description="seconds per SMTP conversation")
+    retry_initial: float = Field(default=30.0, gt=0,
+                                 description="first retry after a failure; doubles each time")
+    retry_max: float = Field(default=3600.0, gt=0, description="longest wait between retries")
+
+
+class VoicemailSettings(_Strict):
+    max_message_seconds: float = Field(default=180.0, ge=5, le=3600,
+                                       description="longest message a caller may leave")
+    smtp: SmtpSettings | None = Field(default=None,
+                                      description="e-mail new messages (off when absent)")
 
 
 class HttpSettings(_Strict):
@@ -161,6 +182,7 @@ class SwitchSettings(_Strict):
     http: HttpSettings = HttpSettings()
     rating: RatingSettings = RatingSettings()
     subscriptions: SubscriptionSettings = SubscriptionSettings()
+    voicemail: VoicemailSettings = VoicemailSettings()
     drain_seconds: float = Field(default=5.0, ge=0)
 
 

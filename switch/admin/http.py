@@ -37,6 +37,7 @@ from emergency.locations import DeclaredLocation, LocationTextError, check_text
 from .health import CheckResult, HealthChecks, HealthReport, disk_free_of, engine_probe
 from .jsonbody import BodyError, parse_json_object
 from .provisioning import mount as mount_provisioning
+from .voicemail_api import mount as mount_voicemail
 
 if TYPE_CHECKING:
     from switch.app import Switch
@@ -128,6 +129,7 @@ class HttpApi:
         app.router.add_get("/api/v1/me/emergency-location", self.get_location)
         app.router.add_put("/api/v1/me/emergency-location", self.put_location)
         mount_provisioning(app, self)  # /provisioning/... and /api/v1/provisioning/codes
+        mount_voicemail(app, self)  # /voicemail/v1/... (issue 13)
         return app
 
     async def start(self, switch: Switch) -> None:

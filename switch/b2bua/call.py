@@ -149,6 +149,8 @@ class Call:
     hunt_steps: list[list[tuple[Request, Peer]]] = field(default_factory=list)
     hunt_step: float = 15.0
     _hunt_deadline: float | None = None
+    # an application answers instead (AnswerWith): the cancelled legs' 487s change nothing
+    diverted: bool = False
     session_headers: tuple[tuple[str, str], ...] = ()
     session_interval: int | None = None
     _session_deadline: float | None = None
@@ -313,7 +315,7 @@ class Call:
         if leg.state in (LegState.TRYING, LegState.EARLY):
             leg.state = LegState.FAILED
         leg.final_status = status
-        if not self.ringing_phase:
+        if not self.ringing_phase or self.diverted:
             return []
         if any(lg.state in (LegState.TRYING, LegState.EARLY) for lg in self.legs):
             return []
@@ -336,6 +338,7 @@ class Call:
         if isinstance(step, AnswerWith):
             # the caller keeps ringing until the adapter answers with the application
             out = self._cancel_others(None)
+            self.diverted = True
             self.hunt_steps = []
             self._ring_deadline = self._hunt_deadline = None
             log.info("call %s: %s, answering with %s", self.a_invite.call_id,

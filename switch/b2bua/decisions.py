@@ -7,8 +7,13 @@ new row here (and, for a media feature, a new application in `ivr/` or `voicemai
 never a branch in the call service or the application runner.
 
 It also holds the seam for what happens when every leg failed or nobody answered
-(`Exhausted`): today the call gives up with the best final status; forwarding on busy/no
-answer (`RingMore`) and voicemail (`AnswerWith`) plug in as an `ExhaustedPolicy`.
+(`Exhausted`): the default gives up with the best final status; forwarding on busy/no
+answer (`RingMore`) and voicemail (`AnswerWith`, `switch/b2bua/voicemail_policy.py`) plug in
+as an `ExhaustedPolicy`, or as a `DecisionPolicy` that also sees where the call was routed.
+
+Applications that need more than `CallInfo` (voicemail: the mailbox owner is the
+decision's target, the caller's address counts wrong PINs) are `InContext` factories: the
+call service gives them an `AppContext`.
 """
 
 from __future__ import annotations
@@ -33,7 +38,26 @@ from ivr.night_switch import NightSwitch, ScheduleControl
 from switch.sip import Request
 from switch.transaction import Peer
 
-ApplicationFactory = Callable[[CallInfo], CallApplication]
+
+@dataclass(frozen=True, slots=True)
+class AppContext:
+    """What an application needs of its call beyond `CallInfo` (voicemail: whose mailbox,
+    who calls, from which address for the failure guard)."""
+
+    decision: RoutingDecision
+    caller: User | None
+    source: str  # the caller's address (host)
+
+
+@dataclass(frozen=True, slots=True)
+class InContext:
+    """A factory for an application that needs its call's `AppContext` (the mailbox owner
+    is the decision's target). The call service builds the context when it runs it."""
+
+    make: Callable[[CallInfo, AppContext], CallApplication]
+
+
+ApplicationFactory = Callable[[CallInfo], CallApplication] | InContext
 
 
 class LegKind(Enum):
@@ -79,8 +103,15 @@ APPLICATIONS: Mapping[str, ApplicationFactory] = {
 # phrase), not a silent 480, and the attempt is recorded.
 NOT_BUILT: Mapping[DecisionKind, str] = {
     DecisionKind.QUEUE: "Queue Not Available Yet",
-    DecisionKind.VOICEMAIL: "Voicemail Not Available Yet",
 }
+
+# Voicemail's applications, by name: a deposit by its greeting (the exhausted policy picks
+# busy or unavailable), and the mailbox menu (`*86`). A switch without a voicemail service
+# has none of them: its VOICEMAIL decisions answer 501.
+VOICEMAIL_DEPOSIT = "voicemail_deposit"  # `voicemail:<user>` targets: unavailable greeting
+VOICEMAIL_BUSY = "voicemail_busy"
+VOICEMAIL_UNAVAILABLE = "voicemail_unavailable"
+VOICEMAIL_RETRIEVE = "voicemail_retrieve"
 
 
 @dataclass(frozen=True, slots=True)
@@ -141,6 +172,15 @@ def _auto_attendant(decision: RoutingDecision,
     if not isinstance(aa, AutoAttendant):  # the router always gives the entity
         return Refuse(500, "Server Internal Error", '399 wte "auto-attendant without its menu"')
     return RunApplication("auto_attendant", functools.partial(AutoAttendantApp.for_entity, aa))
+def _voicemail(decision: RoutingDecision,
+               applications: Mapping[str, ApplicationFactory]) -> Handling:
+    """`*86` ("retrieve") opens the caller's mailbox menu; a `voicemail:` target
+    ("deposit") leaves a message in the target's mailbox."""
+    name = VOICEMAIL_RETRIEVE if decision.feature == "retrieve" else VOICEMAIL_DEPOSIT
+    factory = applications.get(name)
+    if factory is None:
+        return Refuse(501, "Voicemail Not Available Yet", '399 wte "voicemail is not available"')
+    return RunApplication(name, factory)
 
 
 def _reject(decision: RoutingDecision,
@@ -157,7 +197,7 @@ TABLE: Mapping[DecisionKind,
     DecisionKind.FEATURE: _feature,
     DecisionKind.QUEUE: _not_built,
     DecisionKind.AUTO_ATTENDANT: _auto_attendant,
-    DecisionKind.VOICEMAIL: _not_built,
+    DecisionKind.VOICEMAIL: _voicemail,
     DecisionKind.REJECT: _reject,
 }
 
@@ -210,6 +250,9 @@ class AnswerWith:
 
 NextStep = RingMore | GiveUp | AnswerWith
 ExhaustedPolicy = Callable[[Exhausted], NextStep]
+# A policy that knows where the call was routed (voicemail diverts a user's calls, not a
+# group's); the call service binds it to each call's decision.
+DecisionPolicy = Callable[[RoutingDecision, Exhausted], NextStep]
 
 
 def give_up(exhausted: Exhausted) -> NextStep:

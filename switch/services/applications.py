@@ -39,6 +39,7 @@ from ivr.application import (
     PromptFinished,
     PromptItem,
     Record,
+    Recording,
     RecordingFinished,
     StopPlaying,
     StopRecording,
@@ -190,6 +191,8 @@ class PromptLibrary:
     # -- prompts --
 
     def pcm(self, item: PromptItem) -> Pcm:
+        if isinstance(item, Recording):  # a message or greeting: read each time, not cached
+            return load_wav(Path(item.path))
         if isinstance(item, Tone):
             cached = self._tones.get(item)
             if cached is None:

@@ -43,6 +43,7 @@ from switch.b2bua.decisions import (
     APPLICATIONS,
     AnswerWith,
     ApplicationFactory,
+    DecisionPolicy,
     Exhausted,
     ExhaustedPolicy,
     GiveUp,
@@ -105,12 +106,15 @@ def _aor(user: User) -> str:
 class PersonalCalls:
     def __init__(self, settings: UserSettingsService, plan: PlanSource, *,
                  busy_policy: ExhaustedPolicy = give_up,
+                 decision_policy: DecisionPolicy | None = None,
                  applications: Mapping[str, ApplicationFactory] = APPLICATIONS,
                  wall_clock: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.UTC)
                  ) -> None:
         self.settings = settings
         self.plan = plan
         self.busy_policy = busy_policy  # DND and call waiting off: busy treatment
+        # ...or, when given, the policy that knows whose call it is (the user's mailbox)
+        self.decision_policy = decision_policy
         self.applications = applications
         self.now = wall_clock
 
@@ -216,7 +220,9 @@ class PersonalCalls:
 
     def _busy(self, routing: PersonalRouting, why: str) -> PersonalRouting:
         """Busy treatment: the busy policy (voicemail when it plugs in), else 486."""
-        step = self.busy_policy(Exhausted(486, no_answer=False))
+        busy = Exhausted(486, no_answer=False)
+        step = (self.decision_policy(routing.decision, busy) if self.decision_policy is not None
+                else self.busy_policy(busy))
         if isinstance(step, AnswerWith) and step.application in self.applications:
             routing.feature = _ready(RunApplication(step.application,
                                                     self.applications[step.application]))

@@ -368,6 +368,9 @@ def test_the_exhausted_policy_may_answer_with_an_application() -> None:
     assert [r.request.method for r in effects if isinstance(r, SendRequest)] == ["CANCEL"]
     assert StartApplication("voicemail") in effects and responses_to_caller(effects) == []
     assert call.ringing_phase and call.next_deadline() is None  # waits for the adapter
+    # the cancelled leg's 487 does not exhaust the call again (issue 13)
+    assert call.on_response(LegId(0), reply(inv, 487), 30.1) == []
+    assert call.ringing_phase
     answered = call.answer_locally(b"sdp-of-the-switch", 30.2)
     assert [r.status for r in responses_to_caller(answered)] == [200]
     assert call.state is CallState.ANSWERED and call.answered_leg is None

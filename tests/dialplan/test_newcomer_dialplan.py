@@ -234,3 +234,19 @@ async def test_the_call_service_rings_a_user_for_their_own_ring_time(tmp_path: P
     clock[0] += 0.1
     calls._fire(entry)
     assert finals() == [480]
+
+
+def test_user_email_loads_and_a_bad_one_names_file_line_and_field(tmp_path: Path) -> None:
+    """Voicemail e-mails go to the user's `email` (issue 13); the example's demo users have one."""
+    plan = load_plan(EXAMPLE)
+    alice = plan.customers[0].by_full_number["501410"]
+    assert getattr(alice, "email", None) == "alice.martin@acme.example"
+    path = _variant(tmp_path, ("            email: alice.martin@acme.example",
+                               "            email: alice at acme"))
+    with pytest.raises(ConfigError) as exc:
+        load_plan(path)
+    line = next(i for i, ln in enumerate(path.read_text().splitlines(), 1)
+                if "alice at acme" in ln)
+    assert [str(i) for i in exc.value.issues] == [
+        f"{path}:{line}: customers[0].sites[0].users[0].email: 'alice at acme' is not an "
+        "e-mail address (name@domain.tld)"]
