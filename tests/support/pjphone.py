@@ -147,6 +147,7 @@ class PjAccount(pj.Account):  # type: ignore[misc]
         self.reg_events: list[tuple[int, str, int]] = []
         self.request_results: list[RequestResult] = []
         self.incoming: list[PjCall] = []
+        self.mwi: list[str] = []  # message-summary bodies the switch sent (voicemail lamp)
         self.answer_with: int | None = None  # auto-answer incoming calls with this status
         self.tone_freq: float | None = None
         self.record_path: str | None = None
@@ -164,6 +165,13 @@ class PjAccount(pj.Account):  # type: ignore[misc]
             op = pj.CallOpParam()
             op.statusCode = self.answer_with
             call.answer(op)
+
+    def onMwiInfo(self, prm: Any) -> None:
+        """A message-summary NOTIFY (RFC 3842): its body, newest last."""
+        try:
+            self.mwi.append(str(prm.rdata.wholeMsg).split("\r\n\r\n", 1)[-1])
+        except Exception:  # a NOTIFY without rdata: nothing to read
+            self.mwi.append("")
 
     def onRegState(self, prm: pj.OnRegStateParam) -> None:
         self.reg_events.append((prm.code, prm.reason, prm.expiration))
@@ -251,7 +259,7 @@ class Phone:
 
 def make_phone(lib: PjLibrary, *, transport: str, user: str, host: str, port: int,
                password: str | None = None, register: bool = False,
-               reg_timeout: int = 300, realm: str = "*") -> Phone:
+               reg_timeout: int = 300, realm: str = "*", mwi: bool = False) -> Phone:
     """A phone whose account uses `transport` ("UDP", "TCP" or "TLS") toward host:port."""
     param = "" if transport == "UDP" else f";transport={transport.lower()}"
     scheme = "sip"
@@ -274,6 +282,7 @@ def make_phone(lib: PjLibrary, *, transport: str, user: str, host: str, port: in
     acfg.natConfig.sipOutboundUse = 0
     acfg.natConfig.contactRewriteUse = 0
     acfg.natConfig.viaRewriteUse = 0
+    acfg.mwiConfig.enabled = mwi  # SUBSCRIBE to message-summary (RFC 3842)
     acc = PjAccount()
     acc.create(acfg)
     return Phone(lib, acc, transport, f"sip:{user}@{host}")

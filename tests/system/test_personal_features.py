@@ -17,6 +17,7 @@ from typing import Any
 
 import pjsua2 as pj
 import pytest
+import yaml
 
 from dialplan.user_settings import UserSettings
 from switch.sip import Request, Response
@@ -25,7 +26,13 @@ from switch.storage.engine import create_engine
 from switch.storage.user_settings import SqlUserSettings
 from tests.support.carrier import SDP, Carrier
 from tests.support.pjphone import Phone, PjCall, make_phone
-from tests.support.server import REPO, RunningSwitch, config_with, start_switch
+from tests.support.server import (
+    EXAMPLE_CONFIG,
+    REPO,
+    RunningSwitch,
+    start_switch,
+    write_config,
+)
 
 DEMO = {u: f"demo-{u}" for u in ("501410", "501411", "501412")}
 CONFIRMED = pj.PJSIP_INV_STATE_CONFIRMED
@@ -40,11 +47,34 @@ def trunk() -> Iterator[Carrier]:
     c.close()
 
 
+def personal_config(tmp: Path, carrier_port: int) -> Path:
+    """The example without voicemail for the demo users, so that busy, no answer and
+    unreachable show as statuses here (voicemail's own tests show DND and busy reaching
+    the mailbox: tests/system/test_voicemail.py)."""
+    data = yaml.safe_load(EXAMPLE_CONFIG.read_text(encoding="utf-8"))
+    site = data["customers"][0]["sites"][0]
+    for user in site["users"]:
+        user["voicemail"] = False
+    for kind in ("hunt_groups", "queues", "auto_attendants"):  # no mailbox to reach there
+        for entity in site.get(kind, []):
+            for key in [k for k, v in entity.items() if str(v).startswith("voicemail:")]:
+                del entity[key]
+            menus = [entity.get("menu") or {}]
+            while menus:
+                menu = menus.pop()
+                for key, value in list(menu.items()):
+                    if isinstance(value, dict):
+                        menus.append(value.get("menu") or {})
+                    elif str(value).startswith("voicemail:"):
+                        del menu[key]
+    data.setdefault("switch", {}).setdefault("calls", {})["ring_timeout"] = RING_TIMEOUT
+    return write_config(tmp / "personal.yaml", data, carrier_port=carrier_port)
+
+
 @pytest.fixture(scope="module")
 def switch(tmp_path_factory: pytest.TempPathFactory, trunk: Carrier) -> Iterator[RunningSwitch]:
     tmp = tmp_path_factory.mktemp("personal")
-    running = start_switch(tmp, config=config_with(tmp, {"calls.ring_timeout": RING_TIMEOUT},
-                                                   carrier_port=trunk.port))
+    running = start_switch(tmp, config=personal_config(tmp, trunk.port))
     yield running
     running.stop()
 

@@ -68,7 +68,7 @@ def switch(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningSwitch]:
 @pytest.fixture(scope="module")
 def phones(pj_lib: Any, switch: RunningSwitch) -> Iterator[dict[str, Phone]]:
     made = {u: make_phone(pj_lib, transport="UDP", user=u, host=switch.host, port=switch.port,
-                          password=f"demo-{u}", register=True) for u in USERS}
+                          password=f"demo-{u}", register=True, mwi=True) for u in USERS}
     for phone in made.values():
         assert phone.wait_registration(lambda e: e[0] == 200, since=0) is not None
     yield made
@@ -187,9 +187,14 @@ def test_no_answer_deposit_then_listen_and_delete(pj_lib: Any, switch: RunningSw
                                                   phones: dict[str, Phone],
                                                   tmp_path: Path) -> None:
     clear_mailbox(switch, "501410")
+    lamp = phones["501410"].account.mwi
     try:
         deposit(pj_lib, switch, phones["501411"], "501410")
         assert len(phones["501410"].account.incoming) == 1  # it rang first, unanswered
+        # the phone's message-waiting indication (RFC 3842) says one new message
+        assert pj_lib.wait_until(lambda: bool(lamp) and "Voice-Message: 1/0" in lamp[-1], 5), \
+            lamp[-3:]
+        assert "Messages-Waiting: yes" in lamp[-1]
     finally:
         finish(pj_lib, phones)
     # stored before the BYE was answered: listed at once
@@ -228,6 +233,28 @@ def test_no_answer_deposit_then_listen_and_delete(pj_lib: Any, switch: RunningSw
     assert tone_windows(heard, 440) >= 4, "the 440 Hz message was not heard"
     box = messages(switch, "501410")
     assert (box["new"], box["old"], box["messages"]) == (0, 0, [])
+    # deleted: the lamp clears
+    assert pj_lib.wait_until(lambda: "Messages-Waiting: no" in lamp[-1], 5), lamp[-3:]
+
+
+def test_do_not_disturb_sends_callers_to_the_mailbox(pj_lib: Any, switch: RunningSwitch,
+                                                     phones: dict[str, Phone]) -> None:
+    """Issue 15: DND is busy treatment, and busy treatment is the mailbox when the user
+    has one: 501411's call is answered by 501410's busy greeting; 501410 never rings."""
+    code = phones["501410"].call(f"sip:%2A78@{switch.host}:{switch.port}")
+    assert pj_lib.wait_until(lambda: code.state == DISCONNECTED, 15)
+    clear_mailbox(switch, "501410")
+    try:
+        call = deposit(pj_lib, switch, phones["501411"], "501410", seconds=2.0)
+        assert phones["501410"].account.incoming == []
+    finally:
+        finish(pj_lib, phones)
+        undo = phones["501410"].call(f"sip:%2A79@{switch.host}:{switch.port}")
+        assert pj_lib.wait_until(lambda: undo.state == DISCONNECTED, 15)
+    assert any(f"call {call.sip_call_id}: application voicemail_busy" in ln
+               for ln in switch.log_lines)
+    assert messages(switch, "501410")["new"] == 1
+    clear_mailbox(switch, "501410")
 
 
 def test_busy_deposit_uses_the_busy_greeting(pj_lib: Any, switch: RunningSwitch,
