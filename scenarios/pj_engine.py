@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import gc
 import os
+import random
 import tempfile
 import wave
 from typing import Any
@@ -196,6 +197,10 @@ class PjPhone(PhoneDriver):
         acfg.natConfig.sipOutboundUse = 0
         acfg.natConfig.contactRewriteUse = 0
         acfg.natConfig.viaRewriteUse = 0
+        # RTP on a random free range, never pjsua's default 4000: another pjsua2 process
+        # (a test run beside this one) would collide there
+        acfg.mediaConfig.transportConfig.port = random.randrange(20000, 60000, 2)
+        acfg.mediaConfig.transportConfig.portRange = 2000
         return acfg
 
     async def start(self) -> None:

@@ -237,27 +237,8 @@ def test_subscription_survives_a_restart(pj_lib: Any, tmp_path: Path) -> None:
         running.stop()
 
 
-BLF_SCENARIO = """\
-name: busy lamp field of 501410 seen by 501412 (own engine)
-phones:
-  alice: {account: "501410", password: demo-501410, transport: udp, kind: desk}
-  bruno: {account: "501411", password: demo-501411, transport: udp, kind: desk}
-  claire: {account: "501412", password: demo-501412, transport: udp, kind: desk}
-steps:
-  - alice: register
-  - bruno: register
-  - claire: {subscribe: {to: "501410", event: dialog}}
-  - claire: {expect_notify: {event: dialog, contains: 'state="full"'}}
-  - claire: {subscribe: {to: "501499", event: dialog, expect: 403}}
-  - claire: {subscribe: {to: "501410", event: conference, expect: 489}}
-  - bruno: {dial: "501410"}
-  - alice: expect_ringing
-  - claire: {expect_notify: {event: dialog, matches: '<state>early</state>.*sip:501411@'}}
-  - alice: answer
-  - claire: {expect_notify: {event: dialog, contains: "<state>confirmed</state>"}}
-  - bruno: hangup
-  - claire: {expect_notify: {event: dialog, contains: "<state>terminated</state>"}}
-"""
+BLF_SCENARIO = Path(__file__).resolve().parents[1] / "scenarios" / "own_engine" / \
+    "busy_lamp_field.yaml"
 
 
 def test_scenario_steps_subscribe_and_expect_notify(switch: RunningSwitch,
@@ -269,8 +250,7 @@ def test_scenario_steps_subscribe_and_expect_notify(switch: RunningSwitch,
     from scenarios.cli import make_engine, play
     from scenarios.engine import Pump
 
-    path = tmp_path / "blf.yaml"
-    path.write_text(BLF_SCENARIO, encoding="utf-8")
+    path = BLF_SCENARIO
     with pytest.raises(ScenarioFileError) as refused:  # pjsua2 cannot play these steps
         load_scenario(path, engine="pjsua2")
     assert "subscribe" in str(refused.value)

@@ -252,12 +252,13 @@ async def test_register_over_ws_then_a_call_reaches_the_phone_on_its_websocket(
         assert "501410" in str(incoming.headers.get("To"))
         assert _top_via(incoming).startswith("SIP/2.0/WS "), _top_via(incoming)
 
-        # the callee is busy: 486 goes back on the same WebSocket, the caller hears it
-        await callee.send(make_response(incoming, 486, to_tag=new_tag()).to_bytes().decode())
-        ack = await callee.recv()  # the switch's ACK for the 486 (RFC 3261 17.1.1.3)
+        # the callee declines: 603 goes back on the same WebSocket and the caller hears it
+        # (a busy 486 would reach 501410's mailbox since issue 13)
+        await callee.send(make_response(incoming, 603, to_tag=new_tag()).to_bytes().decode())
+        ack = await callee.recv()  # the switch's ACK for the 603 (RFC 3261 17.1.1.3)
         assert isinstance(ack, Request) and ack.method == "ACK", ack
         final = await caller.recv_final()
-        assert final.status >= 400, final
+        assert final.status == 603, final
 
         # unregister so that the binding does not outlive the test
         unreg = await _authenticated(
