@@ -18,6 +18,7 @@ User-Agent) interned, q-values shared; an expiry heap makes `sweep` cost O(expir
 
 from __future__ import annotations
 
+import functools
 import heapq
 import ipaddress
 import sys
@@ -76,8 +77,8 @@ class Binding:
     def destination(self) -> tuple[str, str, int, int | None]:
         """(TRANSPORT, host, port, connection id) a request to this binding is sent to;
         `Peer(*binding.destination())` in the caller. See `destination_for`."""
-        return destination_for(self.contact, self.transport, self.source_host,
-                               self.source_port, self.conn_id, self.path)
+        return _destination(self.contact, self.transport, self.source_host,
+                            self.source_port, self.conn_id, self.path)
 
 
 CONNECTION_ORIENTED = frozenset({"tcp", "tls", "ws", "wss", "sctp"})
@@ -267,3 +268,9 @@ class LocationService:
     def next_expiry(self) -> float | None:
         """When `sweep` next has something to do (for the driver's timer)."""
         return self._heap[0][0] if self._heap else None
+
+
+# Every call looks its callee's bindings up: parsing the Contact and two IP addresses each
+# time was the largest single cost of an anchored call in a py-spy sample (issue 21). The
+# function is pure and its inputs are a binding's own fields, so its answers are cached.
+_destination = functools.lru_cache(maxsize=16384)(destination_for)
