@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import logging
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import Enum, auto
 
@@ -162,6 +163,8 @@ class QueueState:
         self.counters = QueueCounters()
         self.recent_waits: deque[float] = deque(maxlen=RECENT_ANSWERS)
         self._last_offered: str | None = None  # round robin
+        # told each caller's outcome and wait (the switch writes them in its call record)
+        self.on_outcome: Callable[[str, Outcome, float], None] | None = None
 
     # -- agents --
 
@@ -242,6 +245,7 @@ class QueueState:
             self.recent_waits.append(waited)
             log.info("queue call=%s queue=%s outcome=answered agent=%s waited=%.1f",
                      waiter.call_id, self.id, agent.number, waited)
+            self._tell(waiter.call_id, Outcome.ANSWERED, waited)
 
     def _withdraw(self, agent: Agent) -> None:
         """An offered agent logs out: its caller goes back to waiting."""
@@ -328,11 +332,17 @@ class QueueState:
             self.counters.abandoned += 1
             log.info("queue call=%s queue=%s outcome=abandoned waited=%.1f", call_id,
                      self.id, waited)
+            self._tell(call_id, Outcome.ABANDONED, waited)
 
     def _overflowed(self, call_id: str, why: str, waited: float) -> None:
         self.counters.overflowed += 1
         log.info("queue call=%s queue=%s outcome=overflowed why=%s waited=%.1f", call_id,
                  self.id, why, waited)
+        self._tell(call_id, Outcome.OVERFLOWED, waited)
+
+    def _tell(self, call_id: str, outcome: Outcome, waited: float) -> None:
+        if self.on_outcome is not None:
+            self.on_outcome(call_id, outcome, waited)
 
     # -- distribution --
 

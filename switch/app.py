@@ -41,7 +41,7 @@ from switch.services.personal import PersonalCalls
 from switch.services.plan import PlanAccounts, PlanService
 from switch.services.pool import call_admission, pool_service
 from switch.services.ports import CallTimers, Reloadable, Service
-from switch.services.queues import QueueService
+from switch.services.queues import QueueService, call_service_hooks
 from switch.services.schedules import ScheduleModes
 from switch.services.subscriptions import SubscriptionLimits, SubscriptionService
 from switch.services.user_settings import UserSettingsService
@@ -324,9 +324,8 @@ def build_switch(options: ServeOptions) -> Switch:
     switch = Switch(options, settings, addresses, runtime, streams, engine, holder, accounts,
                     registration, emergency, calls, media, records, reloadable=[plan],
                     voicemail=voicemail, queues=queues)
-    # a waiting caller's application, by Call-ID, for the queue's offers
-    queues.runner_for = lambda call_id: (
-        ref.entry.app if (ref := calls.by_call_id.get(call_id)) is not None else None)
+    # a waiting caller's application and call record, by Call-ID
+    queues.runner_for, queues.note = call_service_hooks(calls)
     # started in this order (the schema at head before any reader), stopped in reverse
     switch.services.extend([
         database, plan, schedules, user_settings, registration, records,

@@ -20,19 +20,23 @@ Dispatching runs in a fresh loop callback, never inside an application's own ste
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Protocol, cast
+from typing import TYPE_CHECKING, Protocol, cast
 
 from dialplan import User
 from dialplan.model import Queue
 from ivr.application import AppEvent, CallApplication, CallInfo
-from ivr.queue import Joined, Outcome, QueueState
+from ivr.queue import Joined, JoinOutcome, Outcome, QueueState
 from ivr.queue_agent import AgentLogin
 from ivr.queue_caller import AgentOffered, QueueCallerApp, QueueCallerConfig
 from switch.b2bua.decisions import AppContext, ApplicationFactory, InContext
 from switch.services.ports import PlanSource
+
+if TYPE_CHECKING:
+    from switch.calls import CallService
 
 log = logging.getLogger("switch.queues")
 
@@ -50,10 +54,33 @@ class Deliverable(Protocol):
 
 
 RunnerLookup = Callable[[str], Deliverable | None]
+# (Call-ID, outcome, seconds waited or None): the caller's call record notes it
+RecordNote = Callable[[str, str, float | None], None]
 
 
 def _no_runner(call_id: str) -> Deliverable | None:
     return None
+
+
+def _no_note(call_id: str, outcome: str, waited: float | None) -> None:
+    return None
+
+
+def call_service_hooks(calls: CallService) -> tuple[RunnerLookup, RecordNote]:
+    """How the queues reach a waiting caller's application and call record, by Call-ID."""
+
+    def runner(call_id: str) -> Deliverable | None:
+        ref = calls.by_call_id.get(call_id)
+        return ref.entry.app if ref is not None else None
+
+    def note(call_id: str, outcome: str, waited: float | None) -> None:
+        ref = calls.by_call_id.get(call_id)
+        if ref is not None:
+            ref.entry.record = dataclasses.replace(
+                ref.entry.record, queue_outcome=outcome,
+                queue_wait=round(waited, 1) if waited is not None else None)
+
+    return runner, note
 
 
 @dataclass
@@ -68,9 +95,11 @@ class QueueService:
     """Every queue's state; the call service's observer for agents' calls."""
 
     def __init__(self, plan: PlanSource, *, runner_for: RunnerLookup = _no_runner,
+                 note: RecordNote = _no_note,
                  clock: Callable[[], float] | None = None) -> None:
         self.plan = plan
         self.runner_for = runner_for
+        self.note = note
         self._clock = clock
         self.entries: dict[tuple[str, str], _Entry] = {}  # (customer, queue id)
         self.by_agent: dict[str, set[tuple[str, str]]] = {}  # "customer:number" -> queues
@@ -107,9 +136,13 @@ class QueueService:
                                wrap_up=float(queue.wrap_up), strategy=queue.strategy,
                                now=self.now())
             entry = self.entries[key] = _Entry(queue, state)
+            state.on_outcome = self._outcome
             for number in agents:
                 self.by_agent.setdefault(f"{customer}:{number}", set()).add(key)
         return entry
+
+    def _outcome(self, call_id: str, outcome: Outcome, waited: float) -> None:
+        self.note(call_id, outcome.value, waited)
 
     # -- the applications (decision table rows) --
 
@@ -248,6 +281,10 @@ class _Desk:
 
     def join(self, call_id: str, caller: str, now: float) -> Joined:
         joined = self.entry.state.join(call_id, caller, now)
+        if joined.outcome is JoinOutcome.QUEUED:
+            # until an agent answers or it overflows: a caller who hangs up meanwhile has
+            # its record closed before its application hears of it
+            self.service.note(call_id, Outcome.ABANDONED.value, None)
         self.service.schedule(self.entry)
         return joined
 
@@ -269,4 +306,5 @@ class _Desk:
         self.service.schedule(self.entry)
 
 
-__all__ = ["LOGIN_APPLICATION", "LOGOUT_APPLICATION", "QUEUE_APPLICATION", "QueueService"]
+__all__ = ["LOGIN_APPLICATION", "LOGOUT_APPLICATION", "QUEUE_APPLICATION", "QueueService",
+           "call_service_hooks"]

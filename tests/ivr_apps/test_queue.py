@@ -140,6 +140,20 @@ def test_login_from_the_phone_during_the_codes_own_call_is_busy_until_it_ends() 
     assert q.agents[A1].status is AgentStatus.FREE  # no wrap-up after a non-queue call
 
 
+def test_each_outcome_is_told_with_its_wait() -> None:
+    q = queue(A1, max_waiting=2)
+    told: list[tuple[str, Outcome, float]] = []
+    q.on_outcome = lambda c, o, w: told.append((c, o, w))
+    q.join("c1", "x", 0.0)
+    q.join("c2", "x", 1.0)
+    q.join("c3", "x", 2.0)  # full
+    q.dispatch(3.0)
+    q.agent_call(A1, "leg", True, 5.0)
+    q.leave("c2", Outcome.ABANDONED, 9.0)
+    assert told == [("c3", Outcome.OVERFLOWED, 0.0), ("c1", Outcome.ANSWERED, 5.0),
+                    ("c2", Outcome.ABANDONED, 8.0)]
+
+
 def test_a_caller_who_leaves_while_its_agent_rings_frees_the_agent() -> None:
     q = queue(A1)
     q.join("c1", "x", 0.0)

@@ -166,6 +166,12 @@ def test_queue_serves_the_oldest_first_after_wrap_up_and_overflows_the_last(
     assert figures["waiting"] == 0 and figures["agents_logged_in"] == 1, figures
     pj_lib.ep.hangupAllCalls()
     pj_lib.wait_until(lambda: False, 1.0)
-    record = next(r for r in call_records(switch.data_dir)
-                  if r["call_id"] == first.sip_call_id)
+    records = {r["call_id"]: r for r in call_records(switch.data_dir)}
+    record = records[first.sip_call_id]
     assert record["decision"] == "queue" and record["transferred_to"] == "501410", record
+    assert record["queue_outcome"] == "answered" and 0 <= record["queue_wait"] < 10, record
+    answered = records[ids[0]]
+    assert answered["queue_outcome"] == "answered" and answered["queue_wait"] >= WRAP_UP
+    overflowed = records[ids[1]]
+    assert overflowed["queue_outcome"] == "overflowed", overflowed
+    assert MAX_WAIT <= overflowed["queue_wait"] < MAX_WAIT + 5, overflowed
