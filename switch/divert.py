@@ -158,6 +158,8 @@ async def transfer_from_application(service: CallService, entry: CallEntry,
     if not groups:
         runner.deliver(TransferFailed(target, 480, "Temporarily Unavailable"))
         return
+    if queue_member(entry, decision):
+        groups = shown_as_queue(entry, groups)
     try:
         leg_b = await media.divert_leg()
     except SipError as exc:
@@ -383,6 +385,16 @@ def queue_member(entry: CallEntry, decision: RoutingDecision) -> bool:
     overflow = queue.overflow_target
     return overflow is None or overflow.kind is not DecisionKind.USER or (
         overflow.entity.full_number != user.full_number)
+
+
+def shown_as_queue(entry: CallEntry, groups: list[list[Target]]) -> list[list[Target]]:
+    """A queue's agent sees the caller's number with the queue's name as display name
+    (issue 14: the agent knows which line the caller called)."""
+    queue = entry.decision.target
+    if not isinstance(queue, Queue):
+        return groups
+    return [[dataclasses.replace(t, from_=dataclasses.replace(t.from_, display=queue.name))
+             for t in group] for group in groups]
 
 
 def make_application(factory: ApplicationFactory, info: CallInfo, decision: RoutingDecision,

@@ -111,6 +111,10 @@ def test_queue_serves_the_oldest_first_after_wrap_up_and_overflows_the_last(
     assert pj_lib.wait_until(lambda: first.state == CONFIRMED, 8), queue_log(switch)
     assert pj_lib.wait_until(lambda: bool(agent.account.incoming), 10), queue_log(switch)
     taken = agent.account.incoming[0]
+    from_line = next(ln for ln in taken.incoming_msg.splitlines()
+                     if ln.lower().startswith(("from:", "f:")))
+    # the agent sees the caller's number and the queue's name
+    assert CALLER in from_line and "Support" in from_line, from_line
     assert pj_lib.wait_until(lambda: taken.state == CONFIRMED, 8), queue_log(switch)
     assert pj_lib.wait_until(lambda: bool(lines(
         switch, f"queue call={first.sip_call_id}", "outcome=answered", "agent=501410")), 5)
