@@ -139,7 +139,26 @@ class QueueService:
             state.on_outcome = self._outcome
             for number in agents:
                 self.by_agent.setdefault(f"{customer}:{number}", set()).add(key)
+        elif entry.queue is not queue:  # the plan was reloaded: its settings and agents
+            self._refresh(entry, queue)
         return entry
+
+    def _refresh(self, entry: _Entry, queue: Queue) -> None:
+        """Take a reloaded plan's queue: new plan agents are logged in, agents no longer in
+        the plan are logged out (dynamic agents stay as they are)."""
+        state, key, now = entry.state, (queue.customer.id, queue.id), self.now()
+        old = {a.full_number for a in entry.queue.agents}
+        new = {a.full_number for a in queue.agents}
+        state.max_waiting, state.wrap_up, state.strategy = (
+            queue.max_waiting, float(queue.wrap_up), queue.strategy)
+        for number in sorted(new - old):
+            state.log_in(number, now)
+            self.by_agent.setdefault(f"{key[0]}:{number}", set()).add(key)
+        for number in sorted(old - new):
+            state.log_out(number, now)
+        entry.queue = queue
+        log.info("queue %s follows the reloaded plan (agents +%d -%d)", queue.id,
+                 len(new - old), len(old - new))
 
     def _outcome(self, call_id: str, outcome: Outcome, waited: float) -> None:
         self.note(call_id, outcome.value, waited)
