@@ -48,6 +48,15 @@ def support_of(plan: Any) -> Queue:
     return queue
 
 
+def outcome(records: dict[str, tuple[str, float | None]], call_id: str) -> str:
+    return records[call_id][0]
+
+
+def status(state: Any, agent: str) -> AgentStatus:
+    found: AgentStatus = state.agents[agent].status
+    return found
+
+
 async def settle() -> None:
     for _ in range(3):
         await asyncio.sleep(0)
@@ -75,14 +84,14 @@ async def test_a_caller_is_offered_the_free_agent_and_answered(tmp_path: Path) -
     assert runners["c1"].events == [AgentOffered("501410")]
     assert runners["c1"].commands == [Transfer("501410")]
     service.leg_answered("acme:501410", "agent-leg")  # the agent answered
-    assert records["c1"][0] == "answered"
+    assert outcome(records, "c1") == "answered"
     (figures,) = service.figures()
     assert figures["answered"] == 1 and figures["waiting"] == 0
     assert figures["agents_logged_in"] == 2 and figures["agents_free"] == 1
     state = next(iter(service.entries.values())).state
-    assert state.agents["501410"].status is AgentStatus.BUSY
+    assert status(state, "501410") is AgentStatus.BUSY
     service.leg_ended("acme:501410", "agent-leg")
-    assert state.agents["501410"].status is AgentStatus.WRAP_UP
+    assert status(state, "501410") is AgentStatus.WRAP_UP
     await service.stop()
 
 
