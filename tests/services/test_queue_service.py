@@ -142,3 +142,28 @@ async def test_a_reloaded_plan_changes_the_agents_and_settings(tmp_path: Path) -
     assert (state.wrap_up, state.max_waiting) == (3.0, 4)
     assert service.entries[("acme", "support")].queue is queue
     await service.stop()
+
+
+def test_a_queue_rings_its_agents_without_their_mailbox_and_shows_its_name(
+        tmp_path: Path) -> None:
+    from switch.b2bua.assembly import LegTarget
+    from switch.divert import queue_member, shown_as_queue
+    from switch.sip.address import parse_name_addr
+    from switch.transaction import Peer
+
+    plan = plan_with(tmp_path, overflow="501412")
+    queue = support_of(plan)
+    users = plan.customers[0].by_full_number
+    entry: Any = SimpleNamespace(decision=RoutingDecision(DecisionKind.QUEUE, target=queue))
+    to_agent = RoutingDecision(DecisionKind.USER, target=users["501410"])
+    assert queue_member(entry, to_agent)
+    # the overflow target is a user: it keeps its own forwarding and mailbox
+    assert not queue_member(entry, RoutingDecision(DecisionKind.USER, target=users["501412"]))
+    # an auto-attendant's transfer is no queue's
+    other: Any = SimpleNamespace(decision=RoutingDecision(DecisionKind.AUTO_ATTENDANT))
+    assert not queue_member(other, to_agent)
+    leg = LegTarget("sip:501410@192.0.2.1", Peer("UDP", "192.0.2.1", 0),
+                    parse_name_addr("<sip:501410@acme>"),
+                    parse_name_addr('"Bob" <sip:+33612345678@acme>'), user="501410")
+    ((shown,),) = shown_as_queue(entry, [[leg]])
+    assert shown.from_.display == "Support" and "+33612345678" in str(shown.from_.uri)
