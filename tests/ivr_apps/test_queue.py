@@ -347,3 +347,31 @@ def test_agent_codes_log_in_and_out_and_confirm(queue_ref: str, login: bool,
     assert app.receive(Answered(), 0.1) == [Play((Prompt(prompt, "acme"),),
                                                  interruptible=False)]
     assert app.receive(PromptFinished(), 2.0) == [HangUp("queue agent code")]
+
+
+# -- the plan's queue fields --
+
+
+def _example_with(**support: object) -> str:
+    import yaml
+
+    from tests.support.server import EXAMPLE_CONFIG
+
+    data = yaml.safe_load(EXAMPLE_CONFIG.read_text(encoding="utf-8"))
+    data["customers"][0]["sites"][0]["queues"][0].update(support)
+    return yaml.safe_dump(data, sort_keys=False)
+
+
+def test_queue_fields_load_and_bad_ones_are_refused_naming_the_field() -> None:
+    from dialplan import ConfigError, load_plan_data, parse_yaml_text
+
+    text = _example_with(strategy="round_robin", wrap_up=2, max_wait=45, announce_every=10)
+    plan = load_plan_data(parse_yaml_text(text, "q.yaml"))
+    support = plan.customers[0].sites[0].queues[0]
+    assert (support.strategy, support.wrap_up, support.max_wait, support.announce_every) == (
+        QueueStrategy.ROUND_ROBIN, 2, 45, 10)
+    for field, bad in (("strategy", "random"), ("wrap_up", -1), ("max_wait", 0),
+                       ("announce_every", 1)):
+        with pytest.raises(ConfigError) as exc:
+            load_plan_data(parse_yaml_text(_example_with(**{field: bad}), "q.yaml"))
+        assert any(field in str(i) and i.file == "q.yaml" for i in exc.value.issues), field
