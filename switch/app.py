@@ -50,6 +50,7 @@ from switch.settings import SwitchSettings, settings_from_source
 from switch.storage.cli import database_url
 from switch.storage.engine import create_engine
 from switch.storage.pool import SqlPoolStore
+from switch.storage.queue_agents import SqlQueueAgents
 from switch.storage.subscriptions import SqlSubscriptionRepository
 from switch.storage.user_settings import SqlUserSettings
 from switch.storage.voicemail import SqlVoicemailStore
@@ -296,7 +297,7 @@ def build_switch(options: ServeOptions) -> Switch:
     # a user in DND (or busy with call waiting off) reaches its mailbox when it has one
     user_settings = UserSettingsService(SqlUserSettings(engine))
     # issue 14: call queues; their agents' state follows the users' calls
-    queues = QueueService(plan)
+    queues = QueueService(plan, store=SqlQueueAgents(engine))
     applications = {**APPLICATIONS, **voicemail.applications(), **queues.applications()}
     calls = CallService(
         runtime, LocalAddress(*addresses.as_tuple()),

@@ -7,8 +7,9 @@
   leaves and reports an agent who did not answer through a `QueueDesk` of this service;
 - the agents' calls, as the call service's `CallStateObserver` (a user's call rings, is
   answered, ends): an agent in a call is BUSY, and after a queue call in WRAP_UP;
-- the agents' logins (`*50402` / `#50402`, `ivr.queue_agent.AgentLogin`), kept in
-  memory: a restart logs the plan's agents in again and forgets dynamic agents;
+- the agents' logins (`*50402` / `#50402`, `ivr.queue_agent.AgentLogin`), applied at
+  once and written in the background (`queue_agents`, loaded at start: a restart keeps
+  them; another switch sharing the database sees them at its next start);
 - time: one loop timer per queue on its next wrap-up end or skip expiry.
 
 After each change it asks the state which caller to offer to which free agent
@@ -22,7 +23,8 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
-from collections.abc import Callable, Iterator
+import time
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol, cast
 
@@ -43,6 +45,29 @@ log = logging.getLogger("switch.queues")
 QUEUE_APPLICATION = "queue"
 LOGIN_APPLICATION = "queue_login"  # the FeatureName values of the codes
 LOGOUT_APPLICATION = "queue_logout"
+
+
+class QueueAgentStore(Protocol):
+    """Where agents' logins are kept (`switch.storage.queue_agents.SqlQueueAgents`)."""
+
+    async def store(self, customer: str, queue: str, agent: str, logged_in: bool,
+                    now: float) -> None: ...
+
+    async def logins(self) -> Sequence[AgentLoginRow]: ...
+
+
+class AgentLoginRow(Protocol):
+    @property
+    def customer(self) -> str: ...
+
+    @property
+    def queue(self) -> str: ...
+
+    @property
+    def agent(self) -> str: ...
+
+    @property
+    def logged_in(self) -> bool: ...
 
 
 class Deliverable(Protocol):
@@ -95,9 +120,13 @@ class QueueService:
     """Every queue's state; the call service's observer for agents' calls."""
 
     def __init__(self, plan: PlanSource, *, runner_for: RunnerLookup = _no_runner,
-                 note: RecordNote = _no_note,
-                 clock: Callable[[], float] | None = None) -> None:
+                 note: RecordNote = _no_note, store: QueueAgentStore | None = None,
+                 clock: Callable[[], float] | None = None,
+                 wall_clock: Callable[[], float] = time.time) -> None:
         self.plan = plan
+        self.store = store
+        self.wall_clock = wall_clock
+        self._writes: set[asyncio.Future[None]] = set()
         self.runner_for = runner_for
         self.note = note
         self._clock = clock
@@ -109,13 +138,35 @@ class QueueService:
     async def start(self) -> None:
         for queue in self._plan_queues():
             self._entry(queue)
-        log.info("queues: %d queue(s), agents logged in from the plan", len(self.entries))
+        restored = 0
+        if self.store is not None:  # the logins agents made with their codes
+            try:
+                rows = await self.store.logins()
+            except Exception as exc:  # the plan's agents stay logged in
+                log.warning("queues: cannot read the agents' logins (%s)", exc)
+                rows = []
+            now = self.now()
+            for row in rows:
+                entry = self.entries.get((row.customer, row.queue))
+                if entry is None:
+                    continue
+                if row.logged_in:
+                    entry.state.log_in(row.agent, now)
+                    self.by_agent.setdefault(f"{row.customer}:{row.agent}", set()).add(
+                        (row.customer, row.queue))
+                else:
+                    entry.state.log_out(row.agent, now)
+                restored += 1
+        log.info("queues: %d queue(s), %d agent login(s) restored", len(self.entries),
+                 restored)
 
     async def stop(self) -> None:
         for entry in self.entries.values():
             if entry.timer is not None:
                 entry.timer.cancel()
                 entry.timer = None
+        if self._writes:  # a code just dialed still reaches the database
+            await asyncio.gather(*self._writes, return_exceptions=True)
 
     def now(self) -> float:
         # the applications' deadlines are loop times: so are the queues'
@@ -200,7 +251,18 @@ class QueueService:
         log.info("queue %s agent %s logged %s (logged in: %d)", found.id, agent,
                  "in" if login else "out", entry.state.logged_in)
         self.schedule(entry)
+        if self.store is not None:
+            task = asyncio.ensure_future(self._write(customer, found.id, agent, login))
+            self._writes.add(task)
+            task.add_done_callback(self._writes.discard)
         return found.id
+
+    async def _write(self, customer: str, queue: str, agent: str, login: bool) -> None:
+        assert self.store is not None
+        try:
+            await self.store.store(customer, queue, agent, login, self.wall_clock())
+        except Exception as exc:  # memory has it; a restart would not
+            log.warning("queue %s agent %s: login not stored (%s)", queue, agent, exc)
 
     def _find_queue(self, customer: str, ref: str, agent: str) -> Queue | None:
         for c in self.plan.plan.customers:
