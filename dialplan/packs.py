@@ -172,4 +172,6 @@ DEFAULT_FEATURE_CODES: dict[str, FeatureName] = {
     "*37": FeatureName.CALLBACK_ON_BUSY,
     "*63": FeatureName.SIMULTANEOUS_RING_ON,
     "#63": FeatureName.SIMULTANEOUS_RING_OFF,
+    "*50": FeatureName.QUEUE_LOGIN,  # then the queue's extension: *50402
+    "#50": FeatureName.QUEUE_LOGOUT,
 }
