@@ -24,6 +24,7 @@ from .model import (
     IpNetwork,
     MediaMode,
     Queue,
+    QueueStrategy,
     SipCredentials,
     Site,
     Target,
@@ -51,7 +52,8 @@ _GROUP_KEYS = frozenset(
     {"id", "name", "number", "extension", "strategy", "members", "schedule", "closed", "step", "ring_timeout"}
 )
 _QUEUE_KEYS = frozenset(
-    {"id", "name", "number", "extension", "agents", "max_waiting", "overflow", "schedule", "closed"}
+    {"id", "name", "number", "extension", "agents", "max_waiting", "overflow", "schedule", "closed",
+     "strategy", "wrap_up", "max_wait", "announce_every"}
 )
 
 
@@ -381,10 +383,16 @@ def parse_queue(ctx: CustomerCtx, site: Site, raw: Any, path: PathKey) -> Queue 
     agents = _members(ctx, m, path, "agents")
     max_waiting = r.integer(m, path, "max_waiting", 10, 1, 1000)
     schedule = _schedule_ref(ctx, m, path)
-    if common is None:
+    strategy = r.choice(m, path, "strategy", QueueStrategy, QueueStrategy.LONGEST_IDLE)
+    wrap_up = r.integer(m, path, "wrap_up", 10, 0, 600)
+    max_wait = r.integer(m, path, "max_wait", 300, 1, 7200)
+    announce_every = r.integer(m, path, "announce_every", 30, 5, 600)
+    if common is None or strategy is None:
         return None
     gid, name, number, ext, full = common
-    q = Queue(gid, name, number, ext, full, agents, max_waiting, None, schedule)
+    q = Queue(gid, name, number, ext, full, agents, max_waiting, None, schedule,
+              strategy=strategy, wrap_up=wrap_up, max_wait=max_wait,
+              announce_every=announce_every)
     ctx.paths[id(q)] = path
     _defer_target(ctx, q, "overflow_target", m, path, "overflow")
     _defer_target(ctx, q, "closed_target", m, path, "closed")

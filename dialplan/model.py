@@ -53,6 +53,14 @@ class HuntStrategy(Enum):
     LONGEST_IDLE = "longest_idle"
 
 
+class QueueStrategy(Enum):
+    """Which free agent of a call queue is offered the oldest caller (issue 14)."""
+
+    LONGEST_IDLE = "longest_idle"  # the agent free for the longest time
+    ROUND_ROBIN = "round_robin"  # the agent after the last one offered, in plan order
+    FEWEST_CALLS = "fewest_calls"  # the agent who answered the fewest queue calls
+
+
 @dataclass(frozen=True, slots=True)
 class CivicAddress:
     """Caller location sent with emergency calls (section 2.6.2.1: the number is tied to the
@@ -184,6 +192,10 @@ class Queue:
     overflow_target: Target | None = None
     schedule: Schedule | None = None
     closed_target: Target | None = None
+    strategy: QueueStrategy = QueueStrategy.LONGEST_IDLE
+    wrap_up: int = 10  # seconds after a queue call before the agent is offered another
+    max_wait: int = 300  # seconds a caller waits before the overflow target
+    announce_every: int = 30  # seconds between position announcements
     site: Site = field(init=False, repr=False, compare=False)
     customer: Customer = field(init=False, repr=False, compare=False)
 

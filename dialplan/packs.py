@@ -99,6 +99,9 @@ class FeatureName(Enum):
     CALLBACK_ON_BUSY = "callback_on_busy"
     SIMULTANEOUS_RING_ON = "simultaneous_ring_on"  # the code, then the number to add
     SIMULTANEOUS_RING_OFF = "simultaneous_ring_off"
+    # issue 14: call queue agents, the code then the queue's extension (*50402)
+    QUEUE_LOGIN = "queue_login"
+    QUEUE_LOGOUT = "queue_logout"
 
 
 @dataclass(frozen=True, slots=True)
@@ -137,6 +140,8 @@ FEATURE_SPECS: dict[FeatureName, FeatureSpec] = {
     FeatureName.CALLBACK_ON_BUSY: FeatureSpec(PackFeature.AUTO_CALLBACK, False),
     FeatureName.SIMULTANEOUS_RING_ON: FeatureSpec(PackFeature.SIMULTANEOUS_RING, True),
     FeatureName.SIMULTANEOUS_RING_OFF: FeatureSpec(PackFeature.SIMULTANEOUS_RING, False),
+    FeatureName.QUEUE_LOGIN: FeatureSpec(None, True),
+    FeatureName.QUEUE_LOGOUT: FeatureSpec(None, True),
 }
 
 # Used when a customer declares no `feature_codes:`. Echo and tone tests are what a tester
@@ -167,4 +172,6 @@ DEFAULT_FEATURE_CODES: dict[str, FeatureName] = {
     "*37": FeatureName.CALLBACK_ON_BUSY,
     "*63": FeatureName.SIMULTANEOUS_RING_ON,
     "#63": FeatureName.SIMULTANEOUS_RING_OFF,
+    "*50": FeatureName.QUEUE_LOGIN,  # then the queue's extension: *50402
+    "#50": FeatureName.QUEUE_LOGOUT,
 }

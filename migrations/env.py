@@ -18,6 +18,7 @@ from sqlalchemy.engine import Connection
 # the modules whose tables live beside their repositories join Base.metadata on import
 import switch.storage.pool
 import switch.storage.provisioning
+import switch.storage.queue_agents
 import switch.storage.schedules
 import switch.storage.subscriptions
 import switch.storage.user_settings

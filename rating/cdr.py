@@ -40,6 +40,10 @@ class CallRecord:
     rtcp_jitter_ms: float | None = None
     # the number a transfer connected the remaining party to (RFC 3515 / RFC 3891)
     transferred_to: str | None = None
+    # a call queue's call (issue 14): answered, abandoned or overflowed, and the seconds
+    # it waited (None for an abandoned call: its wait is end - answer)
+    queue_outcome: str | None = None
+    queue_wait: float | None = None
 
     @property
     def duration(self) -> float:

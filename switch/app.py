@@ -34,12 +34,14 @@ from switch.media_service import MediaService
 from switch.registration import RegistrationService
 from switch.runtime import SipRuntime
 from switch.services.applications import PromptLibrary
+from switch.services.call_watch import ObserverFanOut
 from switch.services.database import DatabaseService
 from switch.services.mailbox_lamps import MailboxLamps
 from switch.services.personal import PersonalCalls
 from switch.services.plan import PlanAccounts, PlanService
 from switch.services.pool import call_admission, pool_service
 from switch.services.ports import CallTimers, Reloadable, Service
+from switch.services.queues import QueueService, call_service_hooks
 from switch.services.schedules import ScheduleModes
 from switch.services.subscriptions import SubscriptionLimits, SubscriptionService
 from switch.services.user_settings import UserSettingsService
@@ -48,6 +50,7 @@ from switch.settings import SwitchSettings, settings_from_source
 from switch.storage.cli import database_url
 from switch.storage.engine import create_engine
 from switch.storage.pool import SqlPoolStore
+from switch.storage.queue_agents import SqlQueueAgents
 from switch.storage.subscriptions import SqlSubscriptionRepository
 from switch.storage.user_settings import SqlUserSettings
 from switch.storage.voicemail import SqlVoicemailStore
@@ -139,6 +142,7 @@ class Switch:
     listening: list[tuple[str, str, int]] = field(default_factory=list)
     stopped: asyncio.Event = field(default_factory=asyncio.Event)
     voicemail: VoicemailService | None = None  # issue 13: mailboxes, e-mail, MWI counts
+    queues: QueueService | None = None  # issue 14: call queues, their agents and figures
 
     @property
     def sip_address(self) -> tuple[str, int, int, int, int]:
@@ -292,7 +296,9 @@ def build_switch(options: ServeOptions) -> Switch:
     # issue 15: per-user settings (memory, written through) and what they do to calls;
     # a user in DND (or busy with call waiting off) reaches its mailbox when it has one
     user_settings = UserSettingsService(SqlUserSettings(engine))
-    applications = {**APPLICATIONS, **voicemail.applications()}
+    # issue 14: call queues; their agents' state follows the users' calls
+    queues = QueueService(plan, store=SqlQueueAgents(engine))
+    applications = {**APPLICATIONS, **voicemail.applications(), **queues.applications()}
     calls = CallService(
         runtime, LocalAddress(*addresses.as_tuple()),
         plan=plan, accounts=accounts, authority=registration, locations=registration,
@@ -305,7 +311,7 @@ def build_switch(options: ServeOptions) -> Switch:
         admission=call_admission(settings.rating,
                                  CallLimits(**settings.calls.limits.model_dump()), pool),
         schedule_modes=schedules, schedule_control=schedules,
-        watch=subscriptions,
+        watch=ObserverFanOut(subscriptions, queues),
         personal=PersonalCalls(user_settings, plan, decision_policy=voicemail_on_exhausted,
                                applications=applications),
         applications=applications,
@@ -318,11 +324,13 @@ def build_switch(options: ServeOptions) -> Switch:
 
     switch = Switch(options, settings, addresses, runtime, streams, engine, holder, accounts,
                     registration, emergency, calls, media, records, reloadable=[plan],
-                    voicemail=voicemail)
+                    voicemail=voicemail, queues=queues)
+    # a waiting caller's application and call record, by Call-ID
+    queues.runner_for, queues.note = call_service_hooks(calls)
     # started in this order (the schema at head before any reader), stopped in reverse
     switch.services.extend([
         database, plan, schedules, user_settings, registration, records,
-        *([pool] if pool is not None else []), media, emergency, voicemail, calls, subscriptions,
+        *([pool] if pool is not None else []), media, emergency, voicemail, queues, calls, subscriptions,
         SwitchBound(http, switch), keepalive,
     ])
     return switch

@@ -30,8 +30,8 @@ import logging
 from enum import Enum, auto
 from typing import TYPE_CHECKING, Protocol
 
-from dialplan import RoutingDecision, User, route_application_target
-from dialplan.model import Site
+from dialplan import DecisionKind, RoutingDecision, User, route_application_target
+from dialplan.model import Queue, Site
 from ivr.application import CallApplication, CallInfo, TransferFailed
 from media import MediaEndpoint, RelayLeg
 from switch.b2bua.assembly import assemble
@@ -43,6 +43,7 @@ from switch.b2bua.decisions import (
     Refuse,
     RingMore,
     RunApplication,
+    give_up,
     handling_for,
 )
 from switch.b2bua.effects import (
@@ -57,6 +58,7 @@ from switch.b2bua.effects import (
 )
 from switch.call_targets import Target, hunt_step_for, ring_timeout_for
 from switch.media_service import Anchor
+from switch.services import call_watch
 from switch.services.applications import call_customer
 from switch.services.personal import PersonalCalls, PersonalRouting, users_in_calls
 from switch.sip import Request, Response, SipError
@@ -124,7 +126,8 @@ async def transfer_from_application(service: CallService, entry: CallEntry,
     log.info("call %s: application transfer to %s decision=%s", entry.call.a_invite.call_id,
              target, decision.kind.value)
     personal: PersonalRouting | None = None
-    if service.personal is not None:  # the target user's DND, forwarding, simultaneous ring
+    if service.personal is not None and not queue_member(entry, decision):
+        # the target user's DND, forwarding, simultaneous ring (not for a queue's agent)
         personal = service.personal.route(decision, entry.caller, entry.call.a_invite,
                                           lambda: users_in_calls(service.by_call_id.values()))
         if personal is not None and personal.refuse is not None:
@@ -155,6 +158,8 @@ async def transfer_from_application(service: CallService, entry: CallEntry,
     if not groups:
         runner.deliver(TransferFailed(target, 480, "Temporarily Unavailable"))
         return
+    if queue_member(entry, decision):
+        groups = shown_as_queue(entry, groups)
     try:
         leg_b = await media.divert_leg()
     except SipError as exc:
@@ -188,9 +193,11 @@ class ApplicationTransfer:
         ring_timeout = ring_timeout_for(decision, t.ring_timeout)
         if personal is not None and personal.ring_timeout is not None:
             ring_timeout = personal.ring_timeout  # the user's ring time before forwarding
+        # a queue rings its agent, never the agent's mailbox (the queue keeps its caller)
+        policy = give_up if queue_member(entry, decision) else service._policy_for(decision)
         self.inner = Call(entry.call.a_invite, NOWHERE, service.local, service._now(),
                           ring_timeout, answer_sdp=_same,
-                          t1=t.t1, t2=t.t2, exhausted_policy=service._policy_for(decision))
+                          t1=t.t1, t2=t.t2, exhausted_policy=policy)
         if personal is not None and service.personal is not None:
             # forwarding on busy/no answer/unreachable, then the switch's own policy
             self.inner.exhausted_policy = service.personal.policy(
@@ -321,6 +328,8 @@ class ApplicationTransfer:
         user = self.leg_users.get(leg.invite.call_id)
         if user is not None:
             entry.leg_users[leg_id] = user
+            # the answering user is in a call now (its watchers, a queue's agent state)
+            call_watch.leg_response(service.watch, entry, leg_id, ok)
         number = target_number(self.decision, self.target)
         entry.record = dataclasses.replace(entry.record, transferred_to=number)
         log.info("call %s: application handed the caller to %s", call_id, number)
@@ -365,6 +374,27 @@ class ApplicationTransfer:
         self.leg_b._close()
         if self.entry.divert is self:
             self.entry.divert = None
+
+
+def queue_member(entry: CallEntry, decision: RoutingDecision) -> bool:
+    """The application is a queue's and rings one of its agents (issue 14): any user it
+    rings but its overflow target, which keeps the user's own forwarding and mailbox."""
+    queue, user = entry.decision.target, decision.target
+    if not isinstance(queue, Queue) or not isinstance(user, User):
+        return False
+    overflow = queue.overflow_target
+    return overflow is None or overflow.kind is not DecisionKind.USER or (
+        overflow.entity.full_number != user.full_number)
+
+
+def shown_as_queue(entry: CallEntry, groups: list[list[Target]]) -> list[list[Target]]:
+    """A queue's agent sees the caller's number with the queue's name as display name
+    (issue 14: the agent knows which line the caller called)."""
+    queue = entry.decision.target
+    if not isinstance(queue, Queue):
+        return groups
+    return [[dataclasses.replace(t, from_=dataclasses.replace(t.from_, display=queue.name))
+             for t in group] for group in groups]
 
 
 def make_application(factory: ApplicationFactory, info: CallInfo, decision: RoutingDecision,

@@ -46,6 +46,17 @@ log = logging.getLogger("switch.http")
 
 ADMIN_TOKEN_ENV = "WTE_ADMIN_TOKEN"
 MAX_BODY = 16 * 1024
+# issue 14: per call queue (labels customer and queue), from QueueService.figures()
+QUEUE_FAMILIES: tuple[tuple[str, str, str], ...] = (
+    ("waiting", "gauge", "Callers waiting in the queue."),
+    ("longest_wait", "gauge", "Seconds the oldest waiting caller has waited."),
+    ("agents_logged_in", "gauge", "Agents logged in to the queue."),
+    ("agents_free", "gauge", "Agents free to take a queue call."),
+    ("answered", "counter", "Queue calls an agent answered."),
+    ("abandoned", "counter", "Queue callers who hung up while waiting."),
+    ("overflowed", "counter", "Queue callers sent to the overflow target."),
+    ("service_level", "gauge", "Share of answered queue calls answered within 20 s."),
+)
 
 
 class LocationBody(BaseModel):
@@ -237,6 +248,14 @@ class HttpApi:
                "phone, or malformed.",
                [('{reason="foreign"}', media.get("rtp_foreign_dropped", 0)),
                 ('{reason="malformed"}', media.get("rtp_malformed_dropped", 0))])
+        queues = data.get("queues", [])
+
+        def per_queue(key: str) -> list[tuple[str, Any]]:
+            return [(f'{{customer="{q["customer"]}",queue="{q["queue"]}"}}', q[key])
+                    for q in queues]
+
+        for key, kind, help_text in QUEUE_FAMILIES:
+            family(f"wte_queue_{key}", kind, help_text, per_queue(key))
         return web.Response(text="\n".join(lines) + "\n",
                             content_type="text/plain", charset="utf-8")
 
@@ -261,6 +280,8 @@ class HttpApi:
         body["records_queue"] = sw.records.queue_depth()
         body["streams"] = sw.streams.counters()
         body["media"] = sw.media.counters()
+        queues = getattr(sw, "queues", None)  # issue 14
+        body["queues"] = queues.figures() if queues is not None else []
         return body
 
     def _clock(self) -> float:

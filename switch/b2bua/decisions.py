@@ -31,6 +31,7 @@ from dialplan import (
     ScheduleMode,
     User,
 )
+from dialplan.model import Queue
 from ivr.application import CallApplication, CallInfo
 from ivr.auto_attendant import AutoAttendantApp
 from ivr.diagnostics import EchoTest, RecordTest, ToneTest
@@ -101,9 +102,11 @@ APPLICATIONS: Mapping[str, ApplicationFactory] = {
 
 # Decisions whose feature is not built yet: the caller hears why (501 and its reason
 # phrase), not a silent 480, and the attempt is recorded.
-NOT_BUILT: Mapping[DecisionKind, str] = {
-    DecisionKind.QUEUE: "Queue Not Available Yet",
-}
+NOT_BUILT: Mapping[DecisionKind, str] = {}
+
+# The call queue's caller application (issue 14, `switch/services/queues.py` makes it): a
+# switch without a queue service answers its queues 501.
+QUEUE_CALLER = "queue"
 
 # Voicemail's applications, by name: a deposit by its greeting (the exhausted policy picks
 # busy or unavailable), and the mailbox menu (`*86`). A switch without a voicemail service
@@ -172,6 +175,15 @@ def _auto_attendant(decision: RoutingDecision,
     if not isinstance(aa, AutoAttendant):  # the router always gives the entity
         return Refuse(500, "Server Internal Error", '399 wte "auto-attendant without its menu"')
     return RunApplication("auto_attendant", functools.partial(AutoAttendantApp.for_entity, aa))
+def _queue(decision: RoutingDecision,
+           applications: Mapping[str, ApplicationFactory]) -> Handling:
+    """A caller waits in the queue for a free agent (`ivr.queue_caller`)."""
+    factory = applications.get(QUEUE_CALLER)
+    if factory is None or not isinstance(decision.target, Queue):
+        return Refuse(501, "Queue Not Available Yet", '399 wte "queues are not available"')
+    return RunApplication(QUEUE_CALLER, factory)
+
+
 def _voicemail(decision: RoutingDecision,
                applications: Mapping[str, ApplicationFactory]) -> Handling:
     """`*86` ("retrieve") opens the caller's mailbox menu; a `voicemail:` target
@@ -195,7 +207,7 @@ TABLE: Mapping[DecisionKind,
     DecisionKind.EXTERNAL: lambda d, a: RingLegs(LegKind.TRUNK),
     DecisionKind.EMERGENCY: lambda d, a: RingLegs(LegKind.TRUNK, emergency=True),
     DecisionKind.FEATURE: _feature,
-    DecisionKind.QUEUE: _not_built,
+    DecisionKind.QUEUE: _queue,
     DecisionKind.AUTO_ATTENDANT: _auto_attendant,
     DecisionKind.VOICEMAIL: _voicemail,
     DecisionKind.REJECT: _reject,

@@ -8,6 +8,7 @@ are unique inside a customer only.
 
 from __future__ import annotations
 
+import logging
 from typing import TYPE_CHECKING
 
 from switch.b2bua.effects import LegId
@@ -16,6 +17,8 @@ from switch.sip import Response, SipUri
 
 if TYPE_CHECKING:
     from switch.calls import CallEntry
+
+log = logging.getLogger("switch.call_watch")
 
 RECIPIENT = "recipient"
 INITIATOR = "initiator"
@@ -85,3 +88,33 @@ def call_ended(watch: CallStateObserver, entry: CallEntry) -> None:
     caller = _caller_key(entry)
     if caller is not None:
         watch.leg_ended(caller, entry.call.a_invite.call_id)
+
+
+class ObserverFanOut:
+    """Several `CallStateObserver`s as one (issue 14: the subscriptions and the call
+    queues' agents both watch users' calls). One that raises does not stop the others."""
+
+    def __init__(self, *observers: CallStateObserver) -> None:
+        self.observers = observers
+
+    def leg_ringing(self, user: str, call_id: str, direction: str, remote_uri: str,
+                    remote_display: str | None) -> None:
+        for o in self.observers:
+            try:
+                o.leg_ringing(user, call_id, direction, remote_uri, remote_display)
+            except Exception:
+                log.exception("observer %s failed on leg_ringing", type(o).__name__)
+
+    def leg_answered(self, user: str, call_id: str) -> None:
+        for o in self.observers:
+            try:
+                o.leg_answered(user, call_id)
+            except Exception:
+                log.exception("observer %s failed on leg_answered", type(o).__name__)
+
+    def leg_ended(self, user: str, call_id: str) -> None:
+        for o in self.observers:
+            try:
+                o.leg_ended(user, call_id)
+            except Exception:
+                log.exception("observer %s failed on leg_ended", type(o).__name__)

@@ -70,6 +70,8 @@ class CallRecordRow(Base):
     rtcp_loss: Mapped[float | None] = mapped_column(Double, nullable=True)
     rtcp_jitter_ms: Mapped[float | None] = mapped_column(Double, nullable=True)
     transferred_to: Mapped[str | None] = mapped_column(String(255), nullable=True)  # 0004
+    queue_outcome: Mapped[str | None] = mapped_column(String(16), nullable=True)  # 0011
+    queue_wait: Mapped[float | None] = mapped_column(Double, nullable=True)  # 0011
 
     __table_args__ = (
         Index("ix_call_records_start", "start"),

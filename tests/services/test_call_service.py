@@ -90,7 +90,8 @@ async def test_a_not_yet_built_destination_is_refused_with_its_reason_and_record
     runtime.deliver(invite("+33562070402", "q1"), TRUNK)  # the support queue's number
     final = [r for r in sent if r.status >= 200]
     assert [r.status for r in final] == [501]
-    # the queue, or its voicemail when the office is closed: either way the reason says so
+    # this call service has no queue service (nor voicemail): the queue, or its voicemail
+    # when the office is closed, says so
     assert final[0].reason in ("Queue Not Available Yet", "Voicemail Not Available Yet")
     assert (final[0].headers.get("Warning") or "").startswith('399 wte "')
     assert [r.call_id for r in records.opened] == ["q1"]

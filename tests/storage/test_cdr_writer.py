@@ -256,12 +256,46 @@ def test_migration_0004_transferred_to(db_url: str) -> None:
     db_upgrade(db_url, "0003")
     assert "transferred_to" not in asyncio.run(columns())
     db_upgrade(db_url, "0004")
-    got = asyncio.run(write_and_read([rec(1, transferred_to="+33612345678")]))
-    assert got[0].transferred_to == "+33612345678"
+    assert "transferred_to" in asyncio.run(columns())
     db_downgrade(db_url, "0003")
     assert "transferred_to" not in asyncio.run(columns())
+    # the model writes every column of the head (0011 added the queue's): write there
     db_upgrade(db_url, "head")
-    assert "transferred_to" in asyncio.run(columns())
+    got = asyncio.run(write_and_read([rec(1, transferred_to="+33612345678")]))
+    assert got[0].transferred_to == "+33612345678"
+
+
+def test_migration_0011_queue_outcome(db_url: str) -> None:
+    async def write_and_read(records: list[CallRecord]) -> list[CallRecord]:
+        engine = create_engine(db_url)
+        try:
+            sql = SqlCallRecordRepository(engine)
+            await sql.write_batch([("close", r) for r in records])
+            return list(await sql.recent(10))
+        finally:
+            await engine.dispose()
+
+    async def columns() -> set[str]:
+        from sqlalchemy import inspect
+
+        engine = create_engine(db_url)
+        try:
+            async with engine.connect() as conn:
+                cols = await conn.run_sync(lambda c: inspect(c).get_columns("call_records"))
+                return {c["name"] for c in cols}
+        finally:
+            await engine.dispose()
+
+    queue_columns = {"queue_outcome", "queue_wait"}
+    db_upgrade(db_url, "0010")
+    assert not queue_columns & asyncio.run(columns())
+    db_upgrade(db_url, "0011")
+    assert queue_columns <= asyncio.run(columns())
+    got = asyncio.run(write_and_read([rec(1, queue_outcome="answered", queue_wait=12.5)]))
+    assert (got[0].queue_outcome, got[0].queue_wait) == ("answered", 12.5)
+    db_downgrade(db_url, "0010")
+    assert not queue_columns & asyncio.run(columns())
+    db_upgrade(db_url, "head")
 
 
 CHILD = textwrap.dedent("""
