@@ -296,6 +296,7 @@ def build_switch(options: ServeOptions) -> Switch:
     # issue 15: per-user settings (memory, written through) and what they do to calls;
     # a user in DND (or busy with call waiting off) reaches its mailbox when it has one
     user_settings = UserSettingsService(SqlUserSettings(engine))
+    user_settings.dnd_observer = subscriptions.dnd_changed  # presence shows DND
     # issue 14: call queues; their agents' state follows the users' calls
     queues = QueueService(plan, store=SqlQueueAgents(engine))
     applications = {**APPLICATIONS, **voicemail.applications(), **queues.applications()}

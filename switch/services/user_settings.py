@@ -43,10 +43,24 @@ class UserSettingsService:
         self.store = store
         self.clock = wall_clock
         self._settings: dict[tuple[str, str], UserSettings] = {}
+        # told ("customer:number", on) when a user's DND changes, and for every user in DND
+        # at start: presence shows it (RFC 3856 PIDF, issue 17)
+        self.dnd_observer: Callable[[str, bool], None] | None = None
 
     async def start(self) -> None:
         self._settings = await self.store.load_all()
         log.info("user settings loaded users=%d", len(self._settings))
+        for (customer, number), settings in self._settings.items():
+            if settings.dnd:
+                self._tell_dnd(customer, number, True)
+
+    def _tell_dnd(self, customer: str, number: str, on: bool) -> None:
+        if self.dnd_observer is None:
+            return
+        try:
+            self.dnd_observer(f"{customer}:{number}", on)
+        except Exception:  # presence is a view: never the feature code's failure
+            log.exception("DND observer failed for %s:%s", customer, number)
 
     async def stop(self) -> None:
         return None
@@ -64,8 +78,11 @@ class UserSettingsService:
         if self._settings.get(key, DEFAULT_SETTINGS) == settings:
             return
         await self.store.save(key[0], key[1], settings, self.clock())
+        before = self._settings.get(key, DEFAULT_SETTINGS)
         self._settings[key] = settings
         log.info("user settings changed user=%s settings=%s", user.full_number, settings)
+        if before.dnd != settings.dnd:
+            self._tell_dnd(key[0], key[1], settings.dnd)
 
     async def call_log(self, user: User, *, mark_read: bool = False,
                        limit: int = 50) -> CallLog:

@@ -158,6 +158,35 @@ def test_presence_closes_when_the_phone_unregisters(pj_lib: Any,
         alice.shutdown()
 
 
+def test_presence_shows_do_not_disturb(pj_lib: Any, switch: RunningSwitch) -> None:
+    """501410 turns DND on with *78 (issue 15): its watchers get a PIDF with the RPID
+    `busy` activity and the note "Do not disturb"; *79 takes them away again."""
+    alice = phone(pj_lib, switch, "501410")
+    sub = watcher(switch)
+
+    def dial(code: str) -> None:
+        call = alice.call(f"sip:{code}@{switch.host}:{switch.port}")
+        assert pj_lib.wait_until(lambda: call.state == pj.PJSIP_INV_STATE_DISCONNECTED, 15)
+
+    try:
+        assert sub.subscribe("501410", "presence").status == 200
+        first = _pump_until(pj_lib, sub, lambda n: "<basic>" in n.body, 0)
+        assert first is not None and "Do not disturb" not in first.body
+        seen = len(sub.notifies)
+        dial("%2A78")
+        dnd = _pump_until(pj_lib, sub, lambda n: "Do not disturb" in n.body, seen)
+        assert dnd is not None, switch.log_text()[-2000:]
+        assert "<rpid:busy/>" in dnd.body and "<basic>open</basic>" in dnd.body
+        seen = len(sub.notifies)
+        dial("%2A79")
+        back = _pump_until(pj_lib, sub, lambda n: "<basic>" in n.body
+                           and "Do not disturb" not in n.body, seen)
+        assert back is not None, switch.log_text()[-2000:]
+    finally:
+        sub.close()
+        alice.shutdown()
+
+
 def test_pjsua2_buddy_sees_presence_open_then_closed(pj_lib: Any,
                                                      switch: RunningSwitch) -> None:
     """An independent stack's presence subscription (pjsua2 buddy, PIDF parsing)."""
