@@ -56,6 +56,7 @@ from switch.b2bua.effects import (
     Side,
     StartApplication,
 )
+from switch.b2bua.forwarding import Diversion, ForwardReason, forwarding_headers
 from switch.call_targets import Target, hunt_step_for, ring_timeout_for
 from switch.media_service import Anchor
 from switch.services import call_watch
@@ -160,6 +161,8 @@ async def transfer_from_application(service: CallService, entry: CallEntry,
         return
     if queue_member(entry, decision):
         groups = shown_as_queue(entry, groups)
+    if decision.kind is DecisionKind.EXTERNAL:
+        groups = diverted_by_application(entry, site, groups)
     try:
         leg_b = await media.divert_leg()
     except SipError as exc:
@@ -395,6 +398,26 @@ def shown_as_queue(entry: CallEntry, groups: list[list[Target]]) -> list[list[Ta
         return groups
     return [[dataclasses.replace(t, from_=dataclasses.replace(t.from_, display=queue.name))
              for t in group] for group in groups]
+
+
+def diverted_by_application(entry: CallEntry, site: Site,
+                            groups: list[list[Target]]) -> list[list[Target]]:
+    """An application sending its caller to the public network keeps the caller's number in
+    From, so the carrier is told who redirected the call and that it was on purpose:
+    `Diversion` (RFC 5806) and `History-Info` (RFC 7044) naming the application's public
+    number (the site's main number when it has none), reason `unconditional`."""
+    number = getattr(entry.decision.target, "public_number", None) or site.main_number
+    if number is None:
+        return groups
+    hop = Diversion(f"sip:{number}@{site.customer.sip_domain};user=phone",
+                    ForwardReason.ALWAYS)
+    out: list[list[Target]] = []
+    for group in groups:
+        out.append([dataclasses.replace(t, identity_headers=(
+            *(h for h in t.identity_headers
+              if h[0].lower() not in ("diversion", "history-info")),
+            *forwarding_headers((hop,), t.request_uri))) for t in group])
+    return out
 
 
 def make_application(factory: ApplicationFactory, info: CallInfo, decision: RoutingDecision,

@@ -56,6 +56,8 @@ def attendant_config(tmp: Path, port: int) -> Path:
     reception = data["customers"][0]["sites"][0]["auto_attendants"][0]
     assert reception["id"] == "reception"
     reception["greeting"] = "accueil"
+    assert "8" not in reception["menu"]
+    reception["menu"]["8"] = "0612345678"  # an external number: the carrier's mobile
     data.setdefault("switch", {}).setdefault("calls", {})["ring_timeout"] = 10
     return write_config(tmp / "attendant.yaml", data, carrier_port=port)
 
@@ -253,3 +255,22 @@ def test_closed_schedule_sends_callers_to_the_closed_target(
         assert not phones["501410"].account.incoming
     finally:
         set_schedule(config, switch.data_dir, "open")
+
+
+def test_a_key_to_an_external_number_reaches_the_carrier_with_diversion(
+        pj_lib: Any, switch: RunningSwitch, phones: dict[str, Phone]) -> None:
+    """The attendant keeps the caller's number in From, so the carrier is told who sent
+    the call on: Diversion (RFC 5806) and History-Info (RFC 7044) name the attendant."""
+    call = call_attendant(pj_lib, switch, phones["carrier"])
+    pj_lib.wait_until(lambda: False, 1.0)
+    call.dialDtmf("8")
+    incoming = rings(pj_lib, phones["carrier"], switch)  # the trunk leg, back at the carrier
+    lines = incoming.incoming_msg.splitlines()
+    request_line = lines[0]
+    assert request_line.startswith("INVITE sip:+33612345678@"), request_line
+    diversion = next(ln for ln in lines if ln.lower().startswith("diversion:"))
+    assert "+33562070400" in diversion and "reason=unconditional" in diversion, diversion
+    assert any(ln.lower().startswith("history-info:") and "+33562070400" in ln
+               for ln in lines)
+    from_line = next(ln for ln in lines if ln.lower().startswith(("from:", "f:")))
+    assert CALLER in from_line, from_line
