@@ -19,7 +19,7 @@ depends_on = None
 def upgrade() -> None:
     op.create_table(
         "voicemail_mailboxes",
-        sa.Column("owner", sa.String(32), nullable=False),
+        sa.Column("owner", sa.String(128), nullable=False),
         sa.Column("pin_hash", sa.String(255), nullable=False),
         sa.Column("greeting_unavailable", sa.Boolean(), nullable=False),
         sa.Column("greeting_busy", sa.Boolean(), nullable=False),
@@ -31,7 +31,7 @@ def upgrade() -> None:
     op.create_table(
         "voicemail_messages",
         sa.Column("id", sa.String(32), nullable=False),
-        sa.Column("mailbox", sa.String(32), nullable=False),
+        sa.Column("mailbox", sa.String(128), nullable=False),
         sa.Column("caller", sa.String(64), nullable=False),
         sa.Column("caller_name", sa.String(255), nullable=True),
         sa.Column("received_at", sa.Double(), nullable=False),

@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 from aiohttp import web
 
 from dialplan import PackFeature, User
+from switch.services.voicemail import mailbox_key
 
 if TYPE_CHECKING:
     from switch.services.voicemail import VoicemailService
@@ -56,7 +57,7 @@ class VoicemailRoutes:
         self.api = api
 
     async def _owner(self, request: web.Request) -> tuple[VoicemailService, str] | web.Response:
-        """The authenticated user's mailbox (their full internal number) and the service."""
+        """The authenticated user's mailbox (`customer:number`) and the service."""
         account = await self.api._authenticate(request)
         if isinstance(account, web.Response):
             return account
@@ -65,7 +66,7 @@ class VoicemailRoutes:
         user = sw.accounts.user_for_aor(account.aor) if sw is not None else None
         if service is None or not isinstance(user, User) or not user.has(PackFeature.VOICEMAIL):
             return web.json_response({"error": "no mailbox"}, status=404)  # Workspace lines
-        return service, user.full_number
+        return service, mailbox_key(user)
 
     def _message_id(self, request: web.Request) -> str | None:
         mid = request.match_info.get("id", "")

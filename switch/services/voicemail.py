@@ -85,6 +85,13 @@ class _Mailbox:
         return new, len(self.messages) - new
 
 
+def mailbox_key(user: User) -> str:
+    """A mailbox's identity: customer and full internal number (`customer:number`, as the
+    location service and the subscriptions key users), since full numbers repeat across
+    customers and a mailbox must never be shared between them."""
+    return f"{user.customer.id}:{user.full_number}"
+
+
 class VoicemailService:
     def __init__(self, store: SqlVoicemailStore, data_dir: Path, plan: PlanHolder, *,
                  settings: VoicemailSettings | None = None,
@@ -186,31 +193,32 @@ class VoicemailService:
 
     def snapshot(self, user: User, source: str) -> MailboxSnapshot:
         box = self._mailbox(user)
+        key = mailbox_key(user)
         tz = user.site.timezone
         messages = tuple(StoredMessage(
             m.id, m.caller, m.received_at,
             datetime.fromtimestamp(m.received_at, tz).replace(tzinfo=None), m.duration,
             m.urgent, m.heard, str(self.root / m.audio), m.caller_name)
             for m in box.messages.values())
-        greetings = {Greeting(k): str(self._greeting_path(user.full_number, k))
+        greetings = {Greeting(k): str(self._greeting_path(key, k))
                      for k in box.record.greetings}
         guard = self.guard()
         locked = guard is not None and guard.check(
-            source, self.clock(), account=guard_key(user.full_number)).blocked
-        return MailboxSnapshot(user.full_number, box.record.pin_hash, greetings, messages,
-                               locked)
+            source, self.clock(), account=guard_key(key)).blocked
+        return MailboxSnapshot(key, box.record.pin_hash, greetings, messages, locked)
 
     def _mailbox(self, user: User) -> _Mailbox:
         """The user's mailbox, created on first use with the demo PIN."""
-        box = self.boxes.get(user.full_number)
+        key = mailbox_key(user)
+        box = self.boxes.get(key)
         if box is not None:
             return box
-        record = MailboxRecord(user.full_number, hash_pin(demo_pin(user.full_number)),
+        record = MailboxRecord(key, hash_pin(demo_pin(user.full_number)),
                                frozenset(), user.email, self.clock())
-        box = self.boxes[user.full_number] = _Mailbox(record)
+        box = self.boxes[key] = _Mailbox(record)
         log.info("voicemail: mailbox %s created (PIN: the last four digits of the number)",
-                 user.full_number)
-        self._spawn(None, user.full_number, self._create(record))
+                 key)
+        self._spawn(None, key, self._create(record))
         return box
 
     async def _create(self, record: MailboxRecord) -> None:
@@ -365,9 +373,13 @@ class VoicemailService:
             log.info("voicemail: message %s e-mailed to %s", m.id, user.email)
         return max(0.05, next_in)
 
-    def _user(self, full_number: str) -> User | None:
+    def _user(self, owner: str) -> User | None:
+        """The user of mailbox `owner` (`customer:number`, see `mailbox_key`)."""
+        customer_id, _, number = owner.rpartition(":")
         for customer in self.plan.plan.customers:
-            entity = customer.by_full_number.get(full_number)
+            if customer.id != customer_id:
+                continue
+            entity = customer.by_full_number.get(number)
             if isinstance(entity, User):
                 return entity
         return None

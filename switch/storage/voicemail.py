@@ -42,7 +42,7 @@ from .models import Base
 class MailboxRow(Base):
     __tablename__ = "voicemail_mailboxes"
 
-    owner: Mapped[str] = mapped_column(String(32), primary_key=True)
+    owner: Mapped[str] = mapped_column(String(128), primary_key=True)
     pin_hash: Mapped[str] = mapped_column(String(255))
     greeting_unavailable: Mapped[bool] = mapped_column(Boolean)
     greeting_busy: Mapped[bool] = mapped_column(Boolean)
@@ -55,7 +55,7 @@ class MessageRow(Base):
     __tablename__ = "voicemail_messages"
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True)
-    mailbox: Mapped[str] = mapped_column(String(32))
+    mailbox: Mapped[str] = mapped_column(String(128))
     caller: Mapped[str] = mapped_column(String(64))
     caller_name: Mapped[str | None] = mapped_column(String(255), nullable=True)
     received_at: Mapped[float] = mapped_column(Double)

@@ -93,12 +93,12 @@ async def test_deposit_durable_then_emailed_with_the_wav(tmp_path: Path) -> None
         assert verify_pin("1410", snap.pin_hash) and snap.messages == ()
         await asyncio.sleep(0.1)  # the mailbox row is written in the background
         src = recording(tmp_path)
-        mid = await service.save_message("501410", src, caller="501411",
+        mid = await service.save_message("acme:501410", src, caller="501411",
                                          caller_name="Bruno Petit", seconds=2.0, urgent=True)
-        wav = tmp_path / "voicemail" / "501410" / f"{mid}.wav"
+        wav = tmp_path / "voicemail" / "acme:501410" / f"{mid}.wav"
         assert wav.is_file() and not src.exists()
-        assert service.counts("501410") == (1, 0) and lamp.changed == ["501410"]
-        rows = await service.store.messages("501410")
+        assert service.counts("acme:501410") == (1, 0) and lamp.changed == ["acme:501410"]
+        rows = await service.store.messages("acme:501410")
         assert [(r.id, r.caller, r.urgent) for r in rows] == [(mid, "501411", True)]
         for _ in range(100):
             if inbox.messages:
@@ -114,12 +114,12 @@ async def test_deposit_durable_then_emailed_with_the_wav(tmp_path: Path) -> None
         assert isinstance(payload, bytes) and payload == wav.read_bytes()
         assert (await service.store.unsent()) == []
         # heard, then deleted: the lamp follows each change
-        assert await service.mark_heard("501410", mid)
-        assert service.counts("501410") == (0, 1)
-        assert not await service.delete_message("501411", mid)  # not that mailbox's
-        assert await service.delete_message("501410", mid)
-        assert service.counts("501410") == (0, 0) and not wav.exists()
-        assert lamp.changed == ["501410"] * 3
+        assert await service.mark_heard("acme:501410", mid)
+        assert service.counts("acme:501410") == (0, 1)
+        assert not await service.delete_message("acme:501411", mid)  # not that mailbox's
+        assert await service.delete_message("acme:501410", mid)
+        assert service.counts("acme:501410") == (0, 0) and not wav.exists()
+        assert lamp.changed == ["acme:501410"] * 3
     finally:
         await service.stop()
         await service.store.engine.dispose()
@@ -135,13 +135,13 @@ async def test_smtp_down_the_message_stays_and_the_email_goes_out_later(
     try:
         service.snapshot(alice(service), "127.0.0.1")
         await asyncio.sleep(0.1)
-        mid = await service.save_message("501410", recording(tmp_path), caller="+33612345678",
+        mid = await service.save_message("acme:501410", recording(tmp_path), caller="+33612345678",
                                          caller_name=None, seconds=2.0, urgent=False)
         wait = await service.send_due()
         unsent = await service.store.unsent()
         assert [(m.id, m.email_attempts) for m in unsent] == [(mid, 1)]
         assert unsent[0].email_error and 50 < wait <= 60
-        assert service.counts("501410") == (1, 0)  # the message itself is there
+        assert service.counts("acme:501410") == (1, 0)  # the message itself is there
         # not due yet: nothing tried
         clock.now += 30
         await service.send_due()
@@ -171,14 +171,14 @@ async def test_a_restart_reloads_mailboxes_and_counts(tmp_path: Path) -> None:
     await service.start()
     service.snapshot(alice(service), "127.0.0.1")
     await asyncio.sleep(0.1)
-    await service.save_message("501410", recording(tmp_path), caller="501411",
+    await service.save_message("acme:501410", recording(tmp_path), caller="501411",
                                caller_name=None, seconds=2.0, urgent=False)
     await service.stop()
     await service.store.engine.dispose()
     again, _ = await make(tmp_path, free_port(), clock)
     await again.start()
     try:
-        assert again.counts("501410") == (1, 0)
+        assert again.counts("acme:501410") == (1, 0)
         snap = again.snapshot(alice(again), "127.0.0.1")
         assert len(snap.messages) == 1 and Path(snap.messages[0].audio_path).is_file()
         assert snap.messages[0].received_local.hour == 9  # 07:00 UTC is 09:00 in Paris
@@ -187,7 +187,7 @@ async def test_a_restart_reloads_mailboxes_and_counts(tmp_path: Path) -> None:
         await again.store.engine.dispose()
 
 
-@pytest.mark.parametrize("owner", ["501410"])
+@pytest.mark.parametrize("owner", ["acme:501410"])
 async def test_the_applications_fill_the_voicemail_rows(tmp_path: Path, owner: str) -> None:
     from dialplan import DecisionKind, RoutingDecision
     from ivr.application import CallInfo
@@ -232,9 +232,9 @@ async def test_wrong_pins_count_in_the_failure_guard_and_lock_the_mailbox(
         assert not service.snapshot(user, "192.0.2.7").locked
         actions = _CallActions(service, CallInfo("c1", "x", "y", "t"), "192.0.2.7")
         for _ in range(3):
-            actions.pin_failed("501410")
+            actions.pin_failed("acme:501410")
         assert guard.failures == 3
-        assert guard.check("192.0.2.7", clock(), account=guard_key("501410")).blocked
+        assert guard.check("192.0.2.7", clock(), account=guard_key("acme:501410")).blocked
         assert service.snapshot(user, "192.0.2.7").locked
         # the block is per source and per mailbox key: another mailbox is not locked for
         # another caller
@@ -258,3 +258,17 @@ def test_a_recording_prompt_is_read_from_its_file_each_time(tmp_path: Path) -> N
     assert len(first) == 4000
     write_wav(path, tone_pcm(440.0, 0.25))  # re-recorded: the new one plays
     assert len(library.pcm(Recording(str(path)))) == 2000
+
+
+def test_two_customers_with_the_same_number_have_two_mailboxes(tmp_path: Path) -> None:
+    """Full numbers repeat across customers: a mailbox is keyed by customer and number, so
+    globex's 501410 never reads (or lights the lamp of) acme's 501410's messages."""
+    from dialplan import User, load_plan
+    from switch.services.voicemail import mailbox_key
+    from tests.system.test_subscriptions import two_customer_config
+
+    plan = load_plan(two_customer_config(tmp_path))
+    users = [c.by_full_number["501410"] for c in plan.customers]
+    assert all(isinstance(u, User) for u in users) and len(users) == 2
+    keys = {mailbox_key(u) for u in users if isinstance(u, User)}
+    assert keys == {"acme:501410", "globex:501410"}
