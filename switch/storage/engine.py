@@ -144,3 +144,16 @@ def create_engine(url: str | URL, **kwargs: Any) -> AsyncEngine:
         kwargs["connect_args"] = connect_args
     kwargs.setdefault("pool_pre_ping", True)
     return create_async_engine(u, **kwargs)
+
+
+def upsert_insert(engine: AsyncEngine, table: Any) -> Any:
+    """The dialect's INSERT, which has `on_conflict_do_update` (PostgreSQL and SQLite both
+    do upserts, each with its own construct)."""
+    from sqlalchemy.dialects import postgresql, sqlite
+
+    dialect = engine.dialect.name
+    if dialect == "postgresql":
+        return postgresql.insert(table)
+    if dialect == "sqlite":
+        return sqlite.insert(table)
+    raise NotImplementedError(f"upserts on {dialect}")

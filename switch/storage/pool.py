@@ -18,13 +18,13 @@ from collections.abc import Sequence
 from typing import Any
 
 from sqlalchemy import BigInteger, Double, Index, Integer, String, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from sqlalchemy.orm import Mapped, mapped_column
 
 from rating.bundle import PoolKey
 from rating.cdr import CallRecord
 from rating.live import LiveRater, LiveRating, PoolState
+from switch.storage.engine import upsert_insert
 
 from .cdrs import _FIELDS as _RECORD_FIELDS
 from .models import Base, CallRecordRow
@@ -68,14 +68,6 @@ class _AlreadyCounted(Exception):
     """Rolls back a transaction whose record was counted before."""
 
 
-def _insert(engine: AsyncEngine, table: Any) -> Any:
-    dialect = engine.dialect.name
-    if dialect == "postgresql":
-        return postgresql.insert(table)
-    if dialect == "sqlite":
-        return sqlite.insert(table)
-    raise NotImplementedError(f"pool state on {dialect}")
-
 
 def _where(key: PoolKey) -> Any:
     u = SitePoolUsageRow
@@ -104,7 +96,7 @@ class SqlPoolStore:
                 if result is None:
                     raise _AlreadyCounted  # not rateable after all: write nothing
                 line = result.line
-                ins = _insert(self._engine, RatedCallRow).values(
+                ins = upsert_insert(self._engine, RatedCallRow).values(
                     record_id=line.record_id, customer=line.customer, site=line.site,
                     month=line.month, rate_class=line.rate_class.value, zone=line.zone,
                     seconds=line.seconds, drawn_seconds=line.drawn_seconds,
@@ -123,7 +115,7 @@ class SqlPoolStore:
         return result
 
     async def _lock(self, s: AsyncSession, key: PoolKey, size: int, now: float) -> PoolState:
-        ins = _insert(self._engine, SitePoolUsageRow).values(
+        ins = upsert_insert(self._engine, SitePoolUsageRow).values(
             customer=key.customer, site=key.site, month=key.month, used_seconds=0,
             pool_seconds=size, alerted=0, updated_at=now,
         ).on_conflict_do_nothing(index_elements=[SitePoolUsageRow.customer,

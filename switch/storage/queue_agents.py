@@ -12,12 +12,13 @@ it once this module is imported (migration 0011).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, cast
+from typing import cast
 
 from sqlalchemy import Boolean, Double, String, Table, select
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.orm import Mapped, mapped_column
+
+from switch.storage.engine import upsert_insert
 
 from .models import Base
 
@@ -44,14 +45,6 @@ class QueueAgentLogin:
     changed_at: float
 
 
-def _insert(engine: AsyncEngine) -> Any:
-    dialect = engine.dialect.name
-    if dialect == "postgresql":
-        return postgresql.insert(_TABLE)
-    if dialect == "sqlite":
-        return sqlite.insert(_TABLE)
-    raise NotImplementedError(f"queue agents on {dialect}")
-
 
 class SqlQueueAgents:
     """The repository of agents' logins (`switch.services.queues.QueueAgentStore`)."""
@@ -61,7 +54,7 @@ class SqlQueueAgents:
 
     async def store(self, customer: str, queue: str, agent: str, logged_in: bool,
                     now: float) -> None:
-        ins = _insert(self.engine).values(customer=customer, queue=queue, agent=agent,
+        ins = upsert_insert(self.engine, _TABLE).values(customer=customer, queue=queue, agent=agent,
                                           logged_in=logged_in, changed_at=now)
         upsert = ins.on_conflict_do_update(
             index_elements=[_TABLE.c.customer, _TABLE.c.queue, _TABLE.c.agent],

@@ -18,11 +18,11 @@ from dataclasses import dataclass
 from typing import Any, cast
 
 from sqlalchemy import Double, Index, String, Table, func, select
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.orm import Mapped, mapped_column
 
 from dialplan.schedule import ScheduleMode
+from switch.storage.engine import upsert_insert
 
 from .models import Base
 
@@ -62,14 +62,6 @@ def _record(r: Any) -> ScheduleModeRecord:
     return ScheduleModeRecord(r.customer, r.schedule, mode, float(r.changed_at), r.changed_by)
 
 
-def _insert(engine: AsyncEngine) -> Any:
-    dialect = engine.dialect.name
-    if dialect == "postgresql":
-        return postgresql.insert(_TABLE)
-    if dialect == "sqlite":
-        return sqlite.insert(_TABLE)
-    raise NotImplementedError(f"schedule modes on {dialect}")
-
 
 class SqlScheduleModes:
     """The repository of forced schedule modes."""
@@ -82,7 +74,7 @@ class SqlScheduleModes:
         """Force `schedule` of `customer` to `mode` (AUTO: follow its hours again)."""
         values = dict(customer=customer, schedule=schedule, mode=mode.value, changed_at=now,
                       changed_by=changed_by[:255])
-        ins = _insert(self.engine).values(**values)
+        ins = upsert_insert(self.engine, _TABLE).values(**values)
         upsert = ins.on_conflict_do_update(
             index_elements=[_TABLE.c.customer, _TABLE.c.schedule],
             set_={"mode": ins.excluded.mode, "changed_at": ins.excluded.changed_at,

@@ -19,11 +19,11 @@ from dataclasses import dataclass
 from typing import Any, TextIO
 
 from sqlalchemy import Boolean, Double, String, Text, or_, select
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
 from sqlalchemy.orm import Mapped, mapped_column
 
 from dialplan.user_settings import SequentialStep, UserSettings
+from switch.storage.engine import upsert_insert
 
 from .engine import create_engine
 from .models import Base, CallRecordRow
@@ -66,13 +66,6 @@ def _to_values(settings: UserSettings) -> dict[str, Any]:
     values["sequential"] = json.dumps([[s.number, s.seconds] for s in settings.sequential])
     return values
 
-
-def _insert(engine: AsyncEngine) -> Any:
-    if engine.dialect.name == "postgresql":
-        return postgresql.insert(UserSettingsRow)
-    if engine.dialect.name == "sqlite":
-        return sqlite.insert(UserSettingsRow)
-    raise NotImplementedError(f"user settings on {engine.dialect.name}")
 
 
 class Direction:
@@ -119,8 +112,8 @@ class SqlUserSettings:
                    now: float) -> None:
         """Insert or replace a user's settings (committed when this returns)."""
         values = _to_values(settings)
-        ins = _insert(self._engine).values(customer=customer, number=number, updated_at=now,
-                                           missed_read_at=None, **values)
+        ins = upsert_insert(self._engine, UserSettingsRow).values(
+            customer=customer, number=number, updated_at=now, missed_read_at=None, **values)
         stmt = ins.on_conflict_do_update(
             index_elements=[UserSettingsRow.customer, UserSettingsRow.number],
             set_={**values, "updated_at": now})
@@ -161,8 +154,8 @@ class SqlUserSettings:
 
     async def _mark_read(self, customer: str, number: str, now: float) -> None:
         values = _to_values(UserSettings())
-        ins = _insert(self._engine).values(customer=customer, number=number, updated_at=now,
-                                           missed_read_at=now, **values)
+        ins = upsert_insert(self._engine, UserSettingsRow).values(
+            customer=customer, number=number, updated_at=now, missed_read_at=now, **values)
         stmt = ins.on_conflict_do_update(
             index_elements=[UserSettingsRow.customer, UserSettingsRow.number],
             set_={"missed_read_at": now})
