@@ -20,6 +20,7 @@ from .checks import check_customer, check_plan
 from .fields import Reader
 from .indexes import index_customer, index_plan
 from .loader_attendants import apply_menu_targets, parse_auto_attendant
+from .loader_conferences import parse_conference_rooms
 from .loader_sites import (
     CustomerCtx,
     apply_targets,
@@ -37,7 +38,7 @@ from .yamlsource import ConfigError, ConfigIssue, PathKey, YamlSource, load_yaml
 
 _TOP_KEYS = frozenset({"switch", "customers"})
 _CUSTOMER_KEYS = frozenset(
-    {"id", "name", "sip_domain", "realm", "domains", "prefix", "site_code_length", "extension_length", "outside_line_digit", "country", "emergency_numbers", "barring_profiles", "default_barring", "feature_codes", "trunks", "schedules", "sites", "emergency_webhook"}
+    {"id", "name", "sip_domain", "realm", "domains", "prefix", "site_code_length", "extension_length", "outside_line_digit", "country", "emergency_numbers", "barring_profiles", "default_barring", "feature_codes", "trunks", "schedules", "sites", "emergency_webhook", "conference_rooms"}
 )
 _TRUNK_KEYS = frozenset({"id", "host", "port", "transport", "trusted", "register"})
 _REGISTER_KEYS = frozenset({"username", "realm", "ha1_md5", "ha1_sha256", "secret_ref"})
@@ -195,6 +196,7 @@ def _customer(
         default_barring=default_profile, feature_codes=ctx.feature_codes, trunks=ctx.trunks,
         schedules=ctx.schedules, sites=tuple(sites),
         emergency_webhook=_webhook(r, m, path), feature_schedules=ctx.feature_schedules,
+        conference_rooms=parse_conference_rooms(r, m, path, ctx.full_numbers),
     )
     paths[id(customer)] = path
     for obj in (*ctx.trunks.values(), *sites, *(e for s in sites for e in s.entities())):

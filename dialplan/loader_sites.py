@@ -14,6 +14,7 @@ from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from .fields import Reader
+from .loader_conferences import conference_pin
 from .model import (
     BarringProfile,
     CivicAddress,
@@ -44,7 +45,8 @@ _SITE_KEYS = frozenset(
     {"code", "name", "address", "timezone", "numbers", "main_number", "trunk", "emergency_trunk", "networks", "short_dialing", "media", "users", "hunt_groups", "queues", "auto_attendants", "ring_timeout"}
 )
 _USER_KEYS = frozenset(
-    {"name", "number", "extension", "pack", "barring", "clir", "features", "devices", "voicemail", "sip", "ring_timeout", "admin", "email"}
+    {"name", "number", "extension", "pack", "barring", "clir", "features", "devices", "voicemail", "sip", "ring_timeout", "admin", "email", "conference_pin",
+     "pickup_group"}
 )
 _SIP_KEYS = frozenset({"username", "ha1_md5", "ha1_sha256"})
 _ADDRESS_KEYS = frozenset({"street", "number", "postal_code", "city", "country", "extra"})
@@ -275,6 +277,8 @@ def parse_user(ctx: CustomerCtx, site: Site, raw: Any, path: PathKey) -> User | 
         name=name, public_number=number, extension=ext, full_number=full, pack=pack,
         barring=profile, clir=r.boolean(m, path, "clir", False), features=features,
         devices=devices, sip=sip, ring_timeout=ring, admin=admin, email=email,
+        conference_pin=conference_pin(r, m, path, pack),
+        pickup_group=r.text(m, path, "pickup_group"),
     )
     ctx.paths[id(user)] = path
     return user

@@ -135,6 +135,10 @@ class User:
     admin: bool = False  # a customer admin: may use the night switch code
     # Where voicemail e-mails the user's new messages (issue 13); None: no e-mail.
     email: str | None = None
+    # issue 16: the PIN of the user's personal conference number (Suite pack), None: none;
+    # the pickup group whose ringing calls `*8` answers (None: the user's site)
+    conference_pin: str | None = None
+    pickup_group: str | None = None
     site: Site = field(init=False, repr=False, compare=False)
     customer: Customer = field(init=False, repr=False, compare=False)
 
@@ -294,6 +298,16 @@ class Site:
         return self.emergency_trunk or self.trunk
 
 
+@dataclass(frozen=True, slots=True)
+class ConferenceRoom:
+    """A customer's meet-me room (issue 16), dialled `*71` + its number."""
+
+    number: str  # 1-6 digits, unique in the customer
+    name: str
+    pin: str | None = None  # 4-8 digits; None: anyone of the customer may join
+    owner: str | None = None  # a user's full number: joins without the PIN, owner's keys
+
+
 @dataclass(frozen=True, eq=False)
 class Customer:
     id: str
@@ -316,6 +330,7 @@ class Customer:
     emergency_webhook: str | None = None  # POSTed a JSON alert for each emergency call
     # night switch code -> the schedule it forces (`"*55": {feature: night_switch, ...}`)
     feature_schedules: Mapping[str, str] = field(default_factory=dict)
+    conference_rooms: Mapping[str, ConferenceRoom] = field(default_factory=dict)  # by number
     # Indexes, built at load.
     by_full_number: Mapping[str, Entity] = field(default_factory=dict, repr=False)
     users_by_username: Mapping[str, User] = field(default_factory=dict, repr=False)

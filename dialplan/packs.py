@@ -37,6 +37,7 @@ class PackFeature(Enum):
     AUTO_CALLBACK = "auto_callback"
     VIDEO = "video"
     SOFTPHONE = "softphone"
+    CALL_PICKUP = "call_pickup"  # "interception" (annex 16.1), issue 16
 
 
 # Annex 16.1: the rows ticked in the "Espace de travail" column.
@@ -102,12 +103,19 @@ class FeatureName(Enum):
     # issue 14: call queue agents, the code then the queue's extension (*50402)
     QUEUE_LOGIN = "queue_login"
     QUEUE_LOGOUT = "queue_logout"
+    # issue 16: meet-me rooms (*71 + the room's number), the personal conference number of
+    # a Suite-pack user (*72 alone: one's own; *72 + an extension: that user's), pickup
+    CONFERENCE_ROOM = "conference_room"
+    PERSONAL_CONFERENCE = "personal_conference"
+    GROUP_PICKUP = "group_pickup"
+    DIRECTED_PICKUP = "directed_pickup"  # the code, then the ringing user's extension
 
 
 @dataclass(frozen=True, slots=True)
 class FeatureSpec:
     needs: PackFeature | None  # the pack feature the caller must have, None for diagnostics
     takes_argument: bool  # digits follow the code (a forwarding destination)
+    argument_optional: bool = False  # the code alone is also valid (*72: one's own room)
 
 
 FEATURE_SPECS: dict[FeatureName, FeatureSpec] = {
@@ -126,7 +134,7 @@ FEATURE_SPECS: dict[FeatureName, FeatureSpec] = {
     FeatureName.FORWARD_UNREACHABLE_ON: FeatureSpec(PackFeature.CALL_FORWARDING, True),
     FeatureName.FORWARD_UNREACHABLE_OFF: FeatureSpec(PackFeature.CALL_FORWARDING, False),
     FeatureName.CALL_PARK: FeatureSpec(PackFeature.CALL_PARK, False),
-    FeatureName.CALL_PARK_RETRIEVE: FeatureSpec(PackFeature.CALL_PARK, False),
+    FeatureName.CALL_PARK_RETRIEVE: FeatureSpec(PackFeature.CALL_PARK, True),  # *88 + orbit
     # gated by the user's `admin: true` in the plan, not by a pack (router._night_switch)
     FeatureName.NIGHT_SWITCH: FeatureSpec(None, True),
     FeatureName.CLIR_ONCE: FeatureSpec(PackFeature.CLIR, True),
@@ -142,6 +150,11 @@ FEATURE_SPECS: dict[FeatureName, FeatureSpec] = {
     FeatureName.SIMULTANEOUS_RING_OFF: FeatureSpec(PackFeature.SIMULTANEOUS_RING, False),
     FeatureName.QUEUE_LOGIN: FeatureSpec(None, True),
     FeatureName.QUEUE_LOGOUT: FeatureSpec(None, True),
+    FeatureName.CONFERENCE_ROOM: FeatureSpec(PackFeature.CONFERENCE, True),
+    FeatureName.PERSONAL_CONFERENCE: FeatureSpec(PackFeature.CONFERENCE, True,
+                                                 argument_optional=True),
+    FeatureName.GROUP_PICKUP: FeatureSpec(PackFeature.CALL_PICKUP, False),
+    FeatureName.DIRECTED_PICKUP: FeatureSpec(PackFeature.CALL_PICKUP, True),
 }
 
 # Used when a customer declares no `feature_codes:`. Echo and tone tests are what a tester
@@ -161,7 +174,11 @@ DEFAULT_FEATURE_CODES: dict[str, FeatureName] = {
     "*62": FeatureName.FORWARD_UNREACHABLE_ON,
     "#62": FeatureName.FORWARD_UNREACHABLE_OFF,
     "*68": FeatureName.CALL_PARK,
-    "*88": FeatureName.CALL_PARK_RETRIEVE,
+    "*88": FeatureName.CALL_PARK_RETRIEVE,  # then the orbit: *881
+    "*71": FeatureName.CONFERENCE_ROOM,  # then the room's number: *71800
+    "*72": FeatureName.PERSONAL_CONFERENCE,  # alone, or then a Suite user's extension
+    "*8": FeatureName.GROUP_PICKUP,
+    "*87": FeatureName.DIRECTED_PICKUP,  # then the ringing user's extension: *87410
     "*31": FeatureName.CLIR_ONCE,
     "*32": FeatureName.CLIR_ON,
     "#32": FeatureName.CLIR_OFF,

@@ -171,7 +171,7 @@ def _feature(c: Customer, caller: User, digits: str, trace: list[str]) -> Routin
         trace.append(f"feature code {digits[:length]} = {feature.value}")
         if feature is FeatureName.NIGHT_SWITCH:
             return _night_switch(c, caller, digits[:length], argument, trace)
-        if spec.takes_argument and not argument:
+        if spec.takes_argument and not argument and not spec.argument_optional:
             return _reject(trace, 484, f"{feature.value} needs a destination after {digits}")
         if spec.needs is not None and not caller.has(spec.needs):
             return _reject(

@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import random
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -103,6 +104,8 @@ class EndpointSession:
         self._inband = InbandDetector()
         self._recent: deque[DtmfDigit] = deque(maxlen=8)
         self.recorder: Recorder | None = None
+        # a conference room's tap (issue 16): each tick's received frame, None for a gap
+        self.sink: Callable[[Pcm | None], None] | None = None
         self.dropped = 0
         # RTCP
         self._next_rtcp: float | None = None
@@ -267,6 +270,8 @@ class EndpointSession:
         if self.rx.ssrc is None and self.recorder is None:
             return  # nothing ever received: skip the DSP (music-on-hold listeners)
         frame = self.jitter.pop()
+        if self.sink is not None:
+            self.sink(frame.pcm if frame.kind is FrameKind.AUDIO else None)
         remote = self.remote
         if frame.kind is FrameKind.AUDIO and remote is not None and remote.inband_dtmf:
             for d in self._inband.feed(frame.pcm, now):

@@ -14,7 +14,7 @@ import random
 import secrets
 import socket
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any, cast
 
 import numpy as np
@@ -25,7 +25,7 @@ from media.codecs import Pcm, get_codec, transcode_table
 from media.dtmf import DtmfDigit
 from media.hold import HoldState, LegHold, Party, next_state, plan_for
 from media.latch import Addr, Latch
-from media.player import MusicOnHold
+from media.player import MusicOnHold, Source
 from media.recorder import Recorder, RecordingResult
 from media.relay_hold import HoldingLeg
 from media.rtp import RtpError, payload_offset
@@ -253,6 +253,15 @@ class MediaEndpoint:
     def stop_playing(self) -> None:
         self.session.stop_playing()
         self._drain()
+
+    def play_source(self, source: Source) -> None:
+        """Play any source until replaced (a conference room's feed, issue 16)."""
+        self.session.play(source)
+        self._arm_played()
+
+    def set_sink(self, sink: Callable[[Pcm | None], None] | None) -> None:
+        """Hand each tick's received frame (None: a gap) to `sink` (a conference room)."""
+        self.session.sink = sink
 
     async def wait_played(self) -> bool:
         """Wait for the current playback: True if it ran to its end, False if interrupted."""

@@ -35,6 +35,7 @@ from switch.registration import RegistrationService
 from switch.runtime import SipRuntime
 from switch.services.applications import PromptLibrary
 from switch.services.call_watch import ObserverFanOut
+from switch.services.conferences import ConferenceService, call_service_members
 from switch.services.database import DatabaseService
 from switch.services.mailbox_lamps import MailboxLamps
 from switch.services.personal import PersonalCalls
@@ -299,7 +300,12 @@ def build_switch(options: ServeOptions) -> Switch:
     user_settings.dnd_observer = subscriptions.dnd_changed  # presence shows DND
     # issue 14: call queues; their agents' state follows the users' calls
     queues = QueueService(plan, store=SqlQueueAgents(engine))
-    applications = {**APPLICATIONS, **voicemail.applications(), **queues.applications()}
+    # issue 16: meet-me rooms mixed on the media clock, wrong PINs in the failure guard
+    conferences = ConferenceService(
+        plan, clock=lambda: media.engine.clock if media.engine is not None else None,
+        guard=lambda: registration.guard)
+    applications = {**APPLICATIONS, **voicemail.applications(), **queues.applications(),
+                    **conferences.applications()}
     calls = CallService(
         runtime, LocalAddress(*addresses.as_tuple()),
         plan=plan, accounts=accounts, authority=registration, locations=registration,
@@ -328,6 +334,7 @@ def build_switch(options: ServeOptions) -> Switch:
                     voicemail=voicemail, queues=queues)
     # a waiting caller's application and call record, by Call-ID
     queues.runner_for, queues.note = call_service_hooks(calls)
+    conferences.member_for = call_service_members(calls)
     # started in this order (the schema at head before any reader), stopped in reverse
     switch.services.extend([
         database, plan, schedules, user_settings, registration, records,

@@ -1,0 +1,115 @@
+"""Meet-me conference rooms with real phones (issue 16).
+
+Three registered pjsua2 phones dial the example's room 800 (`*71800`): 501410 is its owner
+and joins without the PIN; 501411 and 501412 type the PIN (RFC 4733). Each phone sends its
+own tone; each phone's recording (what it hears) holds the other two tones and not its own
+loudly: the room mixes every participant's G.711 audio minus their own. Then a caller who
+types a wrong PIN three times is refused and hung up.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pjsua2 as pj
+import pytest
+
+from tests.support.audio import read_wav
+from tests.support.pjphone import Phone, PjCall, make_phone
+from tests.support.server import RunningSwitch, start_switch
+
+CONFIRMED = pj.PJSIP_INV_STATE_CONFIRMED
+DISCONNECTED = pj.PJSIP_INV_STATE_DISCONNECTED
+USERS = ("501410", "501411", "501412")
+# away from the room's cues (600, 900, 1200 Hz) and from each other
+TONES = {"501410": 500.0, "501411": 1000.0, "501412": 1700.0}
+PIN = "4321"
+
+
+@pytest.fixture(scope="module")
+def switch(pj_lib: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningSwitch]:
+    running = start_switch(tmp_path_factory.mktemp("conference"))
+    yield running
+    running.stop()
+
+
+@pytest.fixture(scope="module")
+def phones(pj_lib: Any, switch: RunningSwitch) -> Iterator[dict[str, Phone]]:
+    made = {u: make_phone(pj_lib, transport="UDP", user=u, host=switch.host, port=switch.port,
+                          password=f"demo-{u}", register=True) for u in USERS}
+    for phone in made.values():
+        assert phone.wait_registration(lambda e: e[0] == 200, since=0) is not None
+    yield made
+    pj_lib.ep.hangupAllCalls()
+    pj_lib.wait_until(lambda: False, 0.5)
+    for phone in made.values():
+        phone.shutdown()
+
+
+def lines(switch: RunningSwitch, *words: str) -> list[str]:
+    return [ln for ln in switch.log_lines if all(w in ln for w in words)]
+
+
+def level(data: np.ndarray, rate: int, freq: float) -> float:
+    """The spectrum's magnitude around `freq` (+-15 Hz), per sample."""
+    window = np.hanning(len(data))
+    spectrum = np.abs(np.fft.rfft(data * window)) / len(data)
+    freqs = np.fft.rfftfreq(len(data), 1.0 / rate)
+    band = (freqs > freq - 15) & (freqs < freq + 15)
+    return float(spectrum[band].max())
+
+
+def test_three_phones_hear_each_other_but_not_themselves(
+        pj_lib: Any, switch: RunningSwitch, phones: dict[str, Phone], tmp_path: Path) -> None:
+    room = f"sip:*71800@{switch.host}:{switch.port}"
+    calls: dict[str, PjCall] = {}
+    for user in USERS:
+        call = phones[user].call(room, tone_freq=TONES[user],
+                                 record_path=str(tmp_path / f"{user}.wav"))
+        assert pj_lib.wait_until(lambda c=call: c.state == CONFIRMED and c.media_active, 8), \
+            switch.log_text()[-2000:]
+        if user != "501410":  # the owner joins without the PIN
+            pj_lib.wait_until(lambda: False, 1.0)
+            call.dialDtmf(PIN + "#")
+        assert pj_lib.wait_until(lambda u=user: bool(lines(
+            switch, "conference room=acme:room:800 join", f"caller={u}")), 10), \
+            switch.log_text()[-3000:]
+        calls[user] = call
+    assert lines(switch, "event=joined", "owner=True")
+    # everyone in: listen to the room for a while, then stop the recordings
+    pj_lib.wait_until(lambda: False, 4.0)
+    for call in calls.values():
+        call.stop_media()
+    pj_lib.wait_until(lambda: False, 0.5)
+    for user in USERS:
+        data, rate = read_wav(tmp_path / f"{user}.wav")
+        assert len(data) > 4 * rate, user
+        tail = data[-3 * rate:]  # the last 3 s: all three in the room
+        own = level(tail, rate, TONES[user])
+        others = [level(tail, rate, TONES[o]) for o in USERS if o != user]
+        assert min(others) > 200, (user, own, others)  # both others clearly heard
+        assert own < 0.1 * min(others), (user, own, others)  # never oneself (mix-minus)
+    for call in calls.values():
+        call.hangup(pj.CallOpParam(True))
+    assert pj_lib.wait_until(lambda: all(c.state == DISCONNECTED for c in calls.values()), 8)
+    assert pj_lib.wait_until(lambda: len(lines(
+        switch, "conference room=acme:room:800 leave")) >= 3, 5)
+
+
+def test_a_wrong_pin_is_refused_after_three_tries(
+        pj_lib: Any, switch: RunningSwitch, phones: dict[str, Phone]) -> None:
+    call = phones["501411"].call(f"sip:*71800@{switch.host}:{switch.port}")
+    assert pj_lib.wait_until(lambda: call.state == CONFIRMED and call.media_active, 8)
+    for _ in range(3):
+        pj_lib.wait_until(lambda: False, 1.0)
+        call.dialDtmf("9999#")
+        pj_lib.wait_until(lambda: False, 1.5)
+    # the switch says the code is wrong, goodbye, and hangs up
+    assert pj_lib.wait_until(lambda: call.state == DISCONNECTED, 20), switch.log_text()[-3000:]
+    assert len(lines(switch, f"conference call={call.sip_call_id}", "event=wrong-pin")) == 3
+    assert lines(switch, f"conference call={call.sip_call_id}", "event=refused",
+                 "why=wrong-pin")
+    assert not lines(switch, "join", f"call={call.sip_call_id}")
