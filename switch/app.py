@@ -38,6 +38,7 @@ from switch.services.call_watch import ObserverFanOut
 from switch.services.conferences import ConferenceService, call_service_members
 from switch.services.database import DatabaseService
 from switch.services.mailbox_lamps import MailboxLamps
+from switch.services.park import ParkService
 from switch.services.personal import PersonalCalls
 from switch.services.plan import PlanAccounts, PlanService
 from switch.services.pool import call_admission, pool_service
@@ -304,8 +305,9 @@ def build_switch(options: ServeOptions) -> Switch:
     conferences = ConferenceService(
         plan, clock=lambda: media.engine.clock if media.engine is not None else None,
         guard=lambda: registration.guard)
+    park = ParkService(conferences, timeout=settings.calls.park_timeout)
     applications = {**APPLICATIONS, **voicemail.applications(), **queues.applications(),
-                    **conferences.applications()}
+                    **conferences.applications(), **park.applications()}
     calls = CallService(
         runtime, LocalAddress(*addresses.as_tuple()),
         plan=plan, accounts=accounts, authority=registration, locations=registration,

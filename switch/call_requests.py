@@ -37,7 +37,7 @@ class InDialogRequests:
         without a body get the SDP that side already has. Without anchoring the previous
         SDP is repeated (the far phone keeps its own media)."""
         req = sreq.request
-        ref = self.calls.by_call_id.get(req.call_id)
+        ref = self.calls.dialog_ref(req)
         if ref is None or ref.entry.call.state is not CallState.ANSWERED:
             self.calls.runtime.respond(sreq.key, make_response(req, 481, to_tag=new_tag()))
             return
@@ -68,12 +68,12 @@ class InDialogRequests:
         self.on_reinvite(sreq)
 
     def on_ack(self, runtime: SipRuntime, sreq: ServerRequest) -> None:
-        ref = self.calls.by_call_id.get(sreq.request.call_id)
+        ref = self.calls.dialog_ref(sreq.request)
         if ref is not None and ref.side is Side.CALLER:
             self.calls.perform(ref.entry, ref.entry.call.on_ack(self.calls._now()))
 
     def on_bye(self, runtime: SipRuntime, sreq: ServerRequest) -> Awaitable[None] | None:
-        ref = self.calls.by_call_id.get(sreq.request.call_id)
+        ref = self.calls.dialog_ref(sreq.request)
         if ref is None:
             runtime.respond(sreq.key, make_response(sreq.request, 481, to_tag=new_tag()))
             return None
@@ -108,7 +108,7 @@ class InDialogRequests:
         application is delivered to it as a digit of source INFO; other INFO is not relayed
         between the parties yet (RFC 6086 lets us refuse a package we do not handle)."""
         req = sreq.request
-        ref = self.calls.by_call_id.get(req.call_id)
+        ref = self.calls.dialog_ref(req)
         if ref is None or ref.entry.call.state is not CallState.ANSWERED:
             runtime.respond(sreq.key, make_response(req, 481, to_tag=new_tag()))
             return

@@ -66,6 +66,7 @@ from switch.call_requests import MIN_SE, InDialogRequests
 from switch.call_targets import Target, TargetResolver, hunt_step_for, ring_timeout_for
 from switch.dialog.session_timer import uas_negotiate
 from switch.divert import ApplicationControl, ApplicationTransfer, DivertMedia
+from switch.internal_calls import InternalInvites
 from switch.media_service import Anchor, close_media
 from switch.runtime import ServerRequest, SipRuntime
 from switch.services import call_watch  # issue 17: watchers of users' calls
@@ -190,6 +191,7 @@ class CallService:
         self.trunk_attempts: Counter[str] = Counter()
         self.resolver = TargetResolver(lambda: locations.location, wall_clock)
         self.transfers = TransferHandler(self)
+        self.internal = InternalInvites(local)  # issue 16: INVITEs to itself (park)
         self.requests = InDialogRequests(self)
         self._tasks: set[asyncio.Future[None]] = set()
 
@@ -240,7 +242,10 @@ class CallService:
         trunk = plan.trunk_for_address(sreq.peer.host, sreq.peer.port)
         caller: User | None = None
         decision: RoutingDecision | None = None
-        if trunk is None:
+        internal = self.internal.claim(req, sreq.peer)  # issue 16: a transfer to park
+        if internal is not None:
+            caller, trunk = internal, None
+        elif trunk is None:
             check = authenticate(self.runtime, sreq, plan, self.accounts, self.authority,
                                  self.clock())
             if check is None:
@@ -436,7 +441,7 @@ class CallService:
                 personal, caller, req, self.resolver.targets,
                 functools.partial(ring_forwarded, self, entry), call.exhausted_policy)
         self.records.open(entry.record)
-        self.by_call_id[req.call_id] = DialogRef(entry, Side.CALLER)
+        self.by_call_id[self.internal.key(req.call_id)] = DialogRef(entry, Side.CALLER)
         self.runtime.cancel_listeners[sreq.key] = lambda: self.perform(
             entry, entry.call.on_cancel(self._now()))
         return entry
@@ -604,13 +609,31 @@ class CallService:
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
+    def dialog_ref(self, req: Request) -> DialogRef | None:
+        """Which call (and side) an in-dialog request belongs to. A dialog the switch has
+        with itself (`switch.internal_calls`) has both halves here under one Call-ID: a
+        request to the answering half carries that half's tag in To."""
+        loop = self.by_call_id.get(self.internal.key(req.call_id))
+        if loop is not None and loop.entry.call.a_invite.call_id == req.call_id and (
+                req.to.tag != loop.entry.call.a_invite.from_.tag):
+            return loop
+        return self.by_call_id.get(req.call_id)
+
+    def application_of(self, call_id: str) -> ApplicationRunner | None:
+        """The application running on the call whose caller's Call-ID is `call_id`."""
+        ref = self.by_call_id.get(self.internal.key(call_id)) or self.by_call_id.get(call_id)
+        return ref.entry.app if ref is not None else None
+
     def _forget(self, entry: CallEntry) -> None:
-        call_ids = [entry.call.a_invite.call_id, *(lg.invite.call_id for lg in entry.call.legs),
-                    *entry.extra_call_ids]
+        call_ids = [self.internal.key(entry.call.a_invite.call_id),
+                    *(lg.invite.call_id for lg in entry.call.legs), *entry.extra_call_ids]
         for cid in call_ids:
             ref = self.by_call_id.get(cid)
             if ref is not None and ref.entry is entry:
                 del self.by_call_id[cid]
+        a_id = entry.call.a_invite.call_id
+        if self.internal.key(a_id) not in self.by_call_id:
+            self.internal.forget(a_id)
 
     def __len__(self) -> int:
         """Calls in progress (ended ones linger a while to absorb retransmissions)."""

@@ -85,6 +85,8 @@ class CallSettings(_Strict):
     ring_timeout: float = Field(default=30.0, gt=0,
                                 description="no answer after this: 480 to the caller")
     hunt_step: float = Field(default=15.0, gt=0, description="ring time per member when hunting")
+    park_timeout: float = Field(default=60.0, gt=0, le=3600,
+                                description="a parked call nobody retrieves rings its parker")
     limits: CallLimitSettings = Field(default_factory=lambda: CallLimitSettings(),
                                       description="per account and site (toll fraud brake)")
 

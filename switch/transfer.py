@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING
 
 from dialplan import CallContext, DecisionKind, RoutingDecision, route
 from switch.b2bua.call import CallState
+from switch.b2bua.decisions import RunApplication, handling_for
 from switch.b2bua.effects import Side
 from switch.b2bua.legs import LocalAddress, invite_for_callee
 from switch.dialog.dialog import Dialog
@@ -123,7 +124,7 @@ class TransferHandler:
     def on_refer(self, runtime: SipRuntime, sreq: ServerRequest) -> None:
         """Blind transfer asked by either party of an answered, anchored call (RFC 3515)."""
         req = sreq.request
-        ref = self.calls.by_call_id.get(req.call_id)
+        ref = self.calls.dialog_ref(req)
         if ref is None or ref.entry.call.state is not CallState.ANSWERED:
             runtime.respond(sreq.key, make_response(req, 481, to_tag=new_tag()))
             return
@@ -156,6 +157,12 @@ class TransferHandler:
                                                     decision.reason, to_tag=new_tag()))
             return
         groups = self.calls.resolver.targets(decision, transferor, req)
+        if not groups and isinstance(handling_for(decision, self.calls.applications,
+                                                  self.calls.features), RunApplication):
+            # issue 16: a feature code answered by an application (park): the switch
+            # invites itself on the transferor's behalf (switch/internal_calls.py)
+            groups = [[self.calls.internal.target(transferor, uri_user(target_uri) or "",
+                                                  entry.call.a_invite.from_)]]
         if not groups:
             runtime.respond(sreq.key, make_response(req, 480, to_tag=new_tag()))
             return

@@ -17,7 +17,7 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Protocol, cast
+from typing import TYPE_CHECKING, Protocol, cast
 
 from dialplan import User
 from ivr.application import AppEvent, CallApplication, CallInfo
@@ -34,6 +34,9 @@ from media.conference import ACTION_CUE, JOIN_CUE, LEAVE_CUE, RoomFeed, RoomMixe
 from media.player import Source
 from switch.b2bua.decisions import AppContext, ApplicationFactory, InContext
 from switch.services.ports import PlanSource
+
+if TYPE_CHECKING:
+    from switch.calls import CallService
 
 log = logging.getLogger("switch.conferences")
 
@@ -307,13 +310,11 @@ class _Desk:
             guard.record_failure(self.source, time.time(), account=guard_key(self.room))
 
 
-def call_service_members(calls: object) -> MemberLookup:
+def call_service_members(calls: CallService) -> MemberLookup:
     """How rooms reach a participant's application runner, by Call-ID."""
 
     def member(call_id: str) -> Member | None:
-        ref = getattr(calls, "by_call_id", {}).get(call_id)
-        app = ref.entry.app if ref is not None else None
-        return cast(Member | None, app)
+        return cast(Member | None, calls.application_of(call_id))
 
     return member
 
