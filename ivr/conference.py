@@ -89,7 +89,7 @@ class RoomDesk(Protocol):
 @dataclass(frozen=True, slots=True)
 class ConferenceConfig:
     room: str  # the room's key: "acme:room:800", "acme:pcn:501412"
-    pin: str | None  # None: no PIN asked
+    pin: str | None  # None: no PIN asked; "": asked, and no answer is right
     owner: bool  # the caller owns the room: no PIN, the owner's keys
     customer: str | None = None  # whose announcements the prompts may be
 
@@ -172,7 +172,8 @@ class ConferenceApp(ApplicationBase):
             self._deadline = None
             return []
         if self.state is ConfState.ANSWERING and isinstance(event, Answered):
-            if self.config.pin and not self.config.owner:
+            # "" is a PIN nobody has (an unknown room): asked, never matched
+            if self.config.pin is not None and not self.config.owner:
                 if self.desk.pin_blocked(now):
                     return self._refuse("blocked", now=now)
                 self._go("ask_pin")
