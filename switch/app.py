@@ -31,6 +31,7 @@ from switch.core_handlers import handle_options
 from switch.emergency_service import EmergencyService
 from switch.keepalive import NatKeepalive
 from switch.media_service import MediaService
+from switch.pickup import PickupService
 from switch.registration import RegistrationService
 from switch.runtime import SipRuntime
 from switch.services.applications import PromptLibrary
@@ -306,8 +307,10 @@ def build_switch(options: ServeOptions) -> Switch:
         plan, clock=lambda: media.engine.clock if media.engine is not None else None,
         guard=lambda: registration.guard)
     park = ParkService(conferences, timeout=settings.calls.park_timeout)
+    pickup = PickupService(conferences)
     applications = {**APPLICATIONS, **voicemail.applications(), **queues.applications(),
-                    **conferences.applications(), **park.applications()}
+                    **conferences.applications(), **park.applications(),
+                    **pickup.applications()}
     calls = CallService(
         runtime, LocalAddress(*addresses.as_tuple()),
         plan=plan, accounts=accounts, authority=registration, locations=registration,
@@ -337,6 +340,7 @@ def build_switch(options: ServeOptions) -> Switch:
     # a waiting caller's application and call record, by Call-ID
     queues.runner_for, queues.note = call_service_hooks(calls)
     conferences.member_for = call_service_members(calls)
+    pickup.calls = calls  # the ringing calls a pickup code answers
     # started in this order (the schema at head before any reader), stopped in reverse
     switch.services.extend([
         database, plan, schedules, user_settings, registration, records,

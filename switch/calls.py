@@ -242,9 +242,10 @@ class CallService:
         trunk = plan.trunk_for_address(sreq.peer.host, sreq.peer.port)
         caller: User | None = None
         decision: RoutingDecision | None = None
-        internal = self.internal.claim(req, sreq.peer)  # issue 16: a transfer to park
+        # issue 16: an INVITE from the switch itself (a transfer to park, a pickup)
+        internal = self.internal.claim(req, sreq.peer)
         if internal is not None:
-            caller, trunk = internal, None
+            caller, trunk = internal.user, None
         elif trunk is None:
             check = authenticate(self.runtime, sreq, plan, self.accounts, self.authority,
                                  self.clock())
@@ -274,6 +275,8 @@ class CallService:
                 return self._start_feature(sreq, caller, personal.decision, personal.feature)
             decision = personal.decision
         handling = handling_for(decision, self.applications, self.features)
+        if internal is not None and internal.handling is not None:
+            handling = internal.handling  # issue 16: pickup's bridge answers it
         if isinstance(handling, Refuse):
             self._refuse(sreq, caller, decision, handling)
             return None

@@ -14,9 +14,11 @@ from __future__ import annotations
 import secrets
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 
 from dialplan import User
 from switch.b2bua.assembly import LegTarget
+from switch.b2bua.decisions import RunApplication
 from switch.b2bua.legs import LocalAddress
 from switch.sip import NameAddr, Request, parse_uri
 from switch.transaction import Peer
@@ -26,32 +28,41 @@ LOOP = ";internal"  # the answering half's key in the call service's Call-ID tab
 TOKEN_SECONDS = 32.0  # the INVITE transaction's lifetime (64*T1)
 
 
+@dataclass(frozen=True, slots=True)
+class Claimed:
+    user: User
+    handling: RunApplication | None = None
+
+
 class InternalInvites:
     def __init__(self, local: LocalAddress, clock: Callable[[], float] = time.monotonic
                  ) -> None:
         self.local = local
         self.clock = clock
-        self._pending: dict[str, tuple[User, float]] = {}
+        self._pending: dict[str, tuple[User, float, RunApplication | None]] = {}
         # Call-IDs of the INVITEs the switch answered from itself: both halves of such a
         # dialog live in one call service, the answering half under `call_id + LOOP`
         self.answered: set[str] = set()
 
-    def target(self, user: User, dialed: str, from_: NameAddr) -> LegTarget:
+    def target(self, user: User, dialed: str, from_: NameAddr, *,
+               handling: RunApplication | None = None) -> LegTarget:
         """A leg to the switch itself that the switch will take as a call from `user` to
-        `dialed` (a feature code)."""
+        `dialed` (a feature code), answered by `handling` when given (pickup's bridge)
+        instead of what `dialed` routes to."""
         now = self.clock()
-        for token, (_, at) in list(self._pending.items()):
+        for token, (_, at, _h) in list(self._pending.items()):
             if now - at > TOKEN_SECONDS:
                 del self._pending[token]
         token = secrets.token_urlsafe(16)
-        self._pending[token] = (user, now)
+        self._pending[token] = (user, now, handling)
         ruri = f"sip:{dialed}@{self.local.host}:{self.local.port}"
         return LegTarget(ruri, Peer("UDP", self.local.host, self.local.port),
                          NameAddr(parse_uri(ruri)), from_, ((HEADER, token),),
                          user=user.full_number)
 
-    def claim(self, req: Request, peer: Peer) -> User | None:
-        """The user an INVITE from the switch itself stands for, once; None otherwise."""
+    def claim(self, req: Request, peer: Peer) -> Claimed | None:
+        """The user an INVITE from the switch itself stands for (and the application that
+        answers it, when forced), once; None otherwise."""
         token = req.headers.get(HEADER)
         if token is None or (peer.host, peer.port) != (self.local.host, self.local.port):
             return None
@@ -59,7 +70,7 @@ class InternalInvites:
         if found is None or self.clock() - found[1] > TOKEN_SECONDS:
             return None
         self.answered.add(req.call_id)
-        return found[0]
+        return Claimed(found[0], found[2])
 
     def key(self, call_id: str) -> str:
         """The call service's key of the call answered for INVITE `call_id`."""
