@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from ivr.application import (
     Answered,
     CallInfo,
@@ -28,6 +30,7 @@ from ivr.conference import (
     Removed,
 )
 from ivr.park import ParkedApp, ParkingLot, ParkState, PartnerLeft, RetrieveApp, Retrieved
+from ivr.pickup import BridgeApp, PickedUp, PickupApp, PickupState
 
 INFO = CallInfo("c1", "501411", "sip:*71800@x", "tok")
 
@@ -69,7 +72,7 @@ class Desk:
         self.failures += 1
 
 
-def prompts(cmds: list[object]) -> list[str]:
+def prompts(cmds: Sequence[object]) -> list[str]:
     return [i.name for c in cmds if isinstance(c, Play) for i in c.items
             if isinstance(i, Prompt)]
 
@@ -83,7 +86,7 @@ def test_the_right_pin_joins() -> None:
     assert app.receive(DigitsCollected("4321", CollectEnd.TERMINATOR), 1.0) == []
     assert app.state is ConfState.JOINED and desk.joined == ["c1"]
     app.receive(FarEndHungUp(), 5.0)
-    assert desk.left == ["c1"] and app.state is ConfState.ENDED
+    assert desk.left == ["c1"] and app.state.name == "ENDED"
 
 
 def test_three_wrong_pins_end_the_call_and_count_in_the_guard() -> None:
@@ -200,4 +203,51 @@ def test_retrieve_connects_and_reports_its_hang_up() -> None:
     app = RetrieveApp(INFO, desk, "1")
     assert app.receive(Answered(), 0.0) == [] and app.state is ParkState.CONNECTED
     app.receive(FarEndHungUp(), 4.0)
+    assert desk.hung == ["c1"]
+
+
+# -- pickup --
+
+
+class PickDesk:
+    def __init__(self, picked: str | None) -> None:
+        self.picked = picked
+        self.bridged_calls: list[str] = []
+        self.hung: list[str] = []
+
+    def pick(self, call_id: str, now: float) -> str | None:
+        return self.picked
+
+    def bridged(self, call_id: str, now: float) -> None:
+        self.bridged_calls.append(call_id)
+
+    def hung_up(self, call_id: str) -> None:
+        self.hung.append(call_id)
+
+
+def test_pickup_with_nothing_ringing_says_so() -> None:
+    app = PickupApp(INFO, PickDesk(None))
+    assert prompts(app.receive(Answered(), 0.0)) == ["pickup-none", "goodbye"]
+    assert app.receive(PromptFinished(False), 3.0) == [HangUp("pickup: nothing to pick up")]
+
+
+def test_pickup_connects_or_gives_up_after_its_deadline() -> None:
+    app = PickupApp(INFO, PickDesk("ringing-call"))
+    assert app.receive(Answered(), 0.0) == [] and app.state is PickupState.CONNECTING
+    app.receive(PickedUp("bridge"), 0.5)
+    assert app.state.name == "CONNECTED" and app.next_deadline() is None
+    assert app.receive(PartnerLeft(), 9.0) == [HangUp("pickup: the other party hung up")]
+    late = PickupApp(INFO, PickDesk("ringing-call"))
+    late.receive(Answered(), 0.0)
+    deadline = late.next_deadline()
+    assert deadline is not None
+    assert prompts(late.handle_timer(deadline)) == ["pickup-none", "goodbye"]
+
+
+def test_the_bridge_joins_at_once_and_reports_its_end() -> None:
+    desk = PickDesk(None)
+    app = BridgeApp(INFO, desk)
+    app.receive(Answered(), 0.0)
+    assert app.state is PickupState.CONNECTED and desk.bridged_calls == ["c1"]
+    app.receive(FarEndHungUp(), 2.0)
     assert desk.hung == ["c1"]
