@@ -109,6 +109,7 @@ class FeatureName(Enum):
     PERSONAL_CONFERENCE = "personal_conference"
     GROUP_PICKUP = "group_pickup"
     DIRECTED_PICKUP = "directed_pickup"  # the code, then the ringing user's extension
+    THREE_WAY = "three_way"  # merge one's held and active calls into a conference
 
 
 @dataclass(frozen=True, slots=True)
@@ -155,6 +156,7 @@ FEATURE_SPECS: dict[FeatureName, FeatureSpec] = {
                                                  argument_optional=True),
     FeatureName.GROUP_PICKUP: FeatureSpec(PackFeature.CALL_PICKUP, False),
     FeatureName.DIRECTED_PICKUP: FeatureSpec(PackFeature.CALL_PICKUP, True),
+    FeatureName.THREE_WAY: FeatureSpec(PackFeature.CONFERENCE, False),
 }
 
 # Used when a customer declares no `feature_codes:`. Echo and tone tests are what a tester
@@ -179,6 +181,7 @@ DEFAULT_FEATURE_CODES: dict[str, FeatureName] = {
     "*72": FeatureName.PERSONAL_CONFERENCE,  # alone, or then a Suite user's extension
     "*8": FeatureName.GROUP_PICKUP,
     "*87": FeatureName.DIRECTED_PICKUP,  # then the ringing user's extension: *87410
+    "*3": FeatureName.THREE_WAY,  # on a third line: merge the held and the active call
     "*31": FeatureName.CLIR_ONCE,
     "*32": FeatureName.CLIR_ON,
     "#32": FeatureName.CLIR_OFF,

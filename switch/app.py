@@ -57,6 +57,7 @@ from switch.storage.queue_agents import SqlQueueAgents
 from switch.storage.subscriptions import SqlSubscriptionRepository
 from switch.storage.user_settings import SqlUserSettings
 from switch.storage.voicemail import SqlVoicemailStore
+from switch.three_way import ThreeWayService
 from switch.transport.limits import StreamLimits
 from switch.transport.stream import StreamTransports
 from switch.transport.tls import client_context, server_context_or_none
@@ -308,9 +309,10 @@ def build_switch(options: ServeOptions) -> Switch:
         guard=lambda: registration.guard)
     park = ParkService(conferences, timeout=settings.calls.park_timeout)
     pickup = PickupService(conferences)
+    three_way = ThreeWayService(conferences)
     applications = {**APPLICATIONS, **voicemail.applications(), **queues.applications(),
                     **conferences.applications(), **park.applications(),
-                    **pickup.applications()}
+                    **pickup.applications(), **three_way.applications()}
     calls = CallService(
         runtime, LocalAddress(*addresses.as_tuple()),
         plan=plan, accounts=accounts, authority=registration, locations=registration,
@@ -340,7 +342,7 @@ def build_switch(options: ServeOptions) -> Switch:
     # a waiting caller's application and call record, by Call-ID
     queues.runner_for, queues.note = call_service_hooks(calls)
     conferences.member_for = call_service_members(calls)
-    pickup.calls = calls  # the ringing calls a pickup code answers
+    pickup.calls = three_way.calls = calls  # the calls pickup and three-way look at
     # started in this order (the schema at head before any reader), stopped in reverse
     switch.services.extend([
         database, plan, schedules, user_settings, registration, records,

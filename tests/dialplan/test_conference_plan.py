@@ -85,6 +85,7 @@ def test_bad_fields_name_file_line_and_field(old: str, new: str, field: str,
     ("*881", "call_park_retrieve", "1"),
     ("*8", "group_pickup", None),
     ("*87412", "directed_pickup", "412"),
+    ("*3", "three_way", None),
 ])
 def test_default_codes_route_as_features(dialed: str, feature: str,
                                          argument: str | None) -> None:

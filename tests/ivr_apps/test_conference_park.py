@@ -31,6 +31,7 @@ from ivr.conference import (
 )
 from ivr.park import ParkedApp, ParkingLot, ParkState, PartnerLeft, RetrieveApp, Retrieved
 from ivr.pickup import BridgeApp, PickedUp, PickupApp, PickupState
+from ivr.three_way import MergeState, ThreeWayApp
 
 INFO = CallInfo("c1", "501411", "sip:*71800@x", "tok")
 
@@ -251,3 +252,29 @@ def test_the_bridge_joins_at_once_and_reports_its_end() -> None:
     assert app.state is PickupState.CONNECTED and desk.bridged_calls == ["c1"]
     app.receive(FarEndHungUp(), 2.0)
     assert desk.hung == ["c1"]
+
+
+# -- three-way --
+
+
+class MergeDesk:
+    def __init__(self, merged: int) -> None:
+        self.merged = merged
+        self.hung: list[str] = []
+
+    def merge(self, call_id: str, now: float) -> int:
+        return self.merged
+
+    def hung_up(self, call_id: str) -> None:
+        self.hung.append(call_id)
+
+
+def test_three_way_merges_or_refuses() -> None:
+    desk = MergeDesk(2)
+    app = ThreeWayApp(INFO, desk)
+    assert app.receive(Answered(), 0.0) == [] and app.state is MergeState.MERGED
+    app.receive(FarEndHungUp(), 3.0)
+    assert desk.hung == ["c1"]
+    alone = ThreeWayApp(INFO, MergeDesk(0))
+    assert prompts(alone.receive(Answered(), 0.0)) == ["feature-refused", "goodbye"]
+    assert alone.receive(PromptFinished(False), 2.0) == [HangUp("three-way: nothing to merge")]
