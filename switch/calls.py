@@ -280,7 +280,9 @@ class CallService:
         if isinstance(handling, Refuse):
             self._refuse(sreq, caller, decision, handling)
             return None
-        refusal = self.admission.admit(req.call_id, caller, decision, self.clock())
+        # the switch's own legs (issue 16) are no call of the user's: never limited
+        refusal = (self.admission.admit(req.call_id, caller, decision, self.clock())
+                   if internal is None else None)
         if refusal is not None:  # per-account/site limits (toll fraud brake)
             self._refuse(sreq, caller, decision, refusal)
             return None

@@ -68,16 +68,18 @@ class PickupService:
             if ref.side is not Side.CALLER or id(entry) in seen or not entry.call.ringing_phase:
                 continue
             seen.add(id(entry))
-            if getattr(entry.decision.target, "customer", None) is not picker.customer:
+            # by id: a call that began before a plan reload holds the old plan's objects
+            customer = getattr(entry.decision.target, "customer", None)
+            if getattr(customer, "id", None) != picker.customer.id:
                 continue
             for leg in entry.call.legs:
                 number = entry.leg_users.get(leg.id)
                 if number is None or leg.state not in (LegState.TRYING, LegState.EARLY):
                     continue
                 rung = picker.customer.by_full_number.get(number)
-                if not isinstance(rung, User) or rung is picker:
+                if not isinstance(rung, User) or rung.full_number == picker.full_number:
                     continue
-                if (rung is target) if target is not None else (
+                if (rung.full_number == target.full_number) if target is not None else (
                         pickup_group(rung) == pickup_group(picker)):
                     return entry, number
         return None

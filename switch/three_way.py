@@ -66,11 +66,15 @@ class ThreeWayService:
             seen.add(id(entry))
             if call.state is not CallState.ANSWERED or entry.anchor is None:
                 continue
-            if entry.caller is user:
+            # by number and customer id: a call may hold a reloaded plan's older objects
+            caller = entry.caller
+            if (caller is not None and caller.full_number == user.full_number
+                    and caller.customer.id == user.customer.id):
                 found.append((entry, Side.CALLER))
             elif (call.answered_leg is not None
                   and entry.leg_users.get(call.answered_leg) == user.full_number
-                  and getattr(entry.decision.target, "customer", None) is user.customer):
+                  and getattr(getattr(entry.decision.target, "customer", None), "id", None)
+                  == user.customer.id):
                 found.append((entry, Side.CALLEE))
         return found[:MAX_PARTICIPANTS - 1]
 

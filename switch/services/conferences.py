@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol, cast
 
 from dialplan import User
+from dialplan.packs import Pack
 from ivr.application import AppEvent, CallApplication, CallInfo
 from ivr.conference import (
     MAX_PARTICIPANTS,
@@ -144,7 +145,7 @@ class ConferenceService:
                      or caller.site.by_extension.get(ref))
             target = found if isinstance(found, User) else None
         cid = caller.customer.id if caller is not None else "?"
-        if target is None or caller is None or target.pack.value != "suite":
+        if target is None or caller is None or target.pack is not Pack.SUITE:
             config = ConferenceConfig(f"{cid}:pcn:?", "", False, cid)
         else:
             config = ConferenceConfig(f"{cid}:pcn:{target.full_number}", target.conference_pin,
