@@ -616,8 +616,10 @@ class CallService:
 
     def dialog_ref(self, req: Request) -> DialogRef | None:
         """Which call (and side) an in-dialog request belongs to. A dialog the switch has
-        with itself (`switch.internal_calls`) has both halves here under one Call-ID: a
-        request to the answering half carries that half's tag in To."""
+        with itself (`switch.internal_calls`) has both halves here under one Call-ID; a
+        dialog is the Call-ID *and* the tags (RFC 3261 12.2.2: the To tag is the
+        recipient's local tag), so a request whose To tag is not the inviting half's
+        own From tag is for the answering half."""
         loop = self.by_call_id.get(self.internal.key(req.call_id))
         if loop is not None and loop.entry.call.a_invite.call_id == req.call_id and (
                 req.to.tag != loop.entry.call.a_invite.from_.tag):
