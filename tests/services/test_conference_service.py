@@ -8,6 +8,7 @@ from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
+import pytest
 
 from dialplan import load_plan
 from ivr.application import AppEvent
@@ -133,3 +134,34 @@ def test_an_internal_token_is_good_once_from_the_switch_only() -> None:
     assert internal.claim(_invite(dict(later.identity_headers)[HEADER], "c2"), own) is None
 
 
+
+
+def _ctx(caller: str | None, feature: str, argument: str | None) -> Any:
+    from dialplan import DecisionKind, RoutingDecision
+    from switch.b2bua.decisions import AppContext
+    plan = load_plan(EXAMPLE_CONFIG)
+    user = plan.user_by_full_number(caller) if caller else None
+    decision = RoutingDecision(DecisionKind.FEATURE, target=user, feature=feature,
+                               argument=argument)
+    return AppContext(decision, user, "127.0.0.1")
+
+
+@pytest.mark.parametrize(("caller", "feature", "argument", "room", "pin", "owner"), [
+    ("501410", "conference_room", "800", "acme:room:800", "4321", True),
+    ("501411", "conference_room", "800", "acme:room:800", "4321", False),
+    ("501411", "conference_room", "999", "acme:room:?", "", False),  # unknown: no entry
+    ("501412", "personal_conference", None, "acme:pcn:501412", "2468", True),
+    ("501410", "personal_conference", "412", "acme:pcn:501412", "2468", False),
+    ("501410", "personal_conference", "501412", "acme:pcn:501412", "2468", False),
+    ("501412", "personal_conference", "411", "acme:pcn:?", "", False),  # not a suite user
+    ("501410", "personal_conference", None, "acme:pcn:?", "", False),  # calling pack
+])
+def test_which_room_and_pin_a_code_reaches(caller: str, feature: str, argument: str | None,
+                                           room: str, pin: str, owner: bool) -> None:
+    from ivr.application import CallInfo
+    from ivr.conference import ConferenceApp
+    svc = service({})
+    factory = svc.applications()[feature]
+    app = factory.make(CallInfo("c", caller, "x", "t"), _ctx(caller, feature, argument))  # type: ignore[union-attr]
+    assert isinstance(app, ConferenceApp)
+    assert (app.config.room, app.config.pin, app.config.owner) == (room, pin, owner)

@@ -113,3 +113,25 @@ def test_a_wrong_pin_is_refused_after_three_tries(
     assert lines(switch, f"conference call={call.sip_call_id}", "event=refused",
                  "why=wrong-pin")
     assert not lines(switch, "join", f"call={call.sip_call_id}")
+
+
+def test_the_owner_removes_the_last_participant(
+        pj_lib: Any, switch: RunningSwitch, phones: dict[str, Phone]) -> None:
+    room = f"sip:*71800@{switch.host}:{switch.port}"
+    owner = phones["501410"].call(room)
+    assert pj_lib.wait_until(lambda: owner.state == CONFIRMED and owner.media_active, 8)
+    guest = phones["501412"].call(room)
+    assert pj_lib.wait_until(lambda: guest.state == CONFIRMED and guest.media_active, 8)
+    pj_lib.wait_until(lambda: False, 1.0)
+    guest.dialDtmf(PIN + "#")
+    assert pj_lib.wait_until(lambda: bool(lines(
+        switch, f"conference call={guest.sip_call_id}", "event=joined")), 10)
+    owner.dialDtmf("2")  # the owner's key: remove the participant who joined last
+    assert pj_lib.wait_until(lambda: guest.state == DISCONNECTED, 15), \
+        switch.log_text()[-3000:]
+    assert lines(switch, f"conference call={owner.sip_call_id}", "event=remove",
+                 "removed=501412")
+    assert lines(switch, f"conference call={guest.sip_call_id}", "event=removed")
+    assert owner.state == CONFIRMED  # the owner stays
+    owner.hangup(pj.CallOpParam(True))
+    assert pj_lib.wait_until(lambda: owner.state == DISCONNECTED, 5)
