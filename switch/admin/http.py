@@ -33,6 +33,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
 from devices.accounts import Account, ha1
 from devices.logsafe import printable
 from emergency.locations import DeclaredLocation, LocationTextError, check_text
+from switch.webrtc.http import mount as mount_webrtc
 
 from .health import CheckResult, HealthChecks, HealthReport, disk_free_of, engine_probe
 from .jsonbody import BodyError, parse_json_object
@@ -141,6 +142,7 @@ class HttpApi:
         app.router.add_put("/api/v1/me/emergency-location", self.put_location)
         mount_provisioning(app, self)  # /provisioning/... and /api/v1/provisioning/codes
         mount_voicemail(app, self)  # /voicemail/v1/... (issue 13)
+        mount_webrtc(app, self)  # /api/v1/webrtc/credentials, /softphone (issue 23)
         return app
 
     async def start(self, switch: Switch) -> None:
