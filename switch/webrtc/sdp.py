@@ -105,9 +105,10 @@ def plain_peer(local: SessionDescription, remote: SessionDescription) -> PlainPe
                      s.telephone_event, remote.direction_of(remote_m).receives)
 
 
-_DIRECTION_LINE = re.compile(r"^a=(sendrecv|sendonly|recvonly|inactive)\r?$", re.M)
-_ORIGIN_LINE = re.compile(r"^o=(\S+) (\S+) (\d+) (.*?)\r?$", re.M)
-_SETUP_LINE = re.compile(r"^a=setup:(\w+)\r?$", re.M)
+# the line ends are left alone (lookahead): a description keeps its CRLFs
+_DIRECTION_LINE = re.compile(r"^a=(sendrecv|sendonly|recvonly|inactive)(?=\r?$)", re.M)
+_ORIGIN_LINE = re.compile(r"^o=(\S+) (\S+) (\d+) ([^\r\n]*)", re.M)
+_SETUP_LINE = re.compile(r"^a=setup:(\w+)(?=\r?$)", re.M)
 
 
 def restamp(sdp: str, direction: Direction, *, version: int,

@@ -115,6 +115,7 @@ class BrowserCall:
     remote_uri: str = ""
     ended: asyncio.Event = field(default_factory=asyncio.Event)
     final: Response | None = None
+    sdp_version: int = 0
 
 
 class BrowserClient:
@@ -284,7 +285,8 @@ class BrowserClient:
         to = str(final.headers.get("To"))
         uri = call.remote_target if final.status < 300 and call.remote_target else call.remote_uri
         text = self._request("ACK", uri, call_id=call.call_id, cseq=cseq, to=to,
-                             from_tag=call.local_tag)
+                             from_tag=call.local_tag).replace(f"CSeq: {cseq} ACK",
+                                                               f"CSeq: {cseq} ACK")
         await self.send(text)
 
     async def answer(self, call: BrowserCall) -> None:
@@ -315,6 +317,26 @@ class BrowserClient:
                                       from_tag=from_tag, body=body,
                                       content_type="application/dtmf-relay"))
         return await self._final(call.call_id)
+
+    async def reinvite(self, call: BrowserCall, direction: str) -> Response:
+        """Hold (sendonly) or resume (sendrecv) as a browser SIP stack does: the same ICE
+        and DTLS, another direction and o= version (RFC 3264 section 8.4)."""
+        sdp = call.pc.localDescription.sdp
+        for d in ("sendrecv", "sendonly", "recvonly", "inactive"):
+            sdp = sdp.replace(f"a={d}\r\n", f"a={direction}\r\n")
+        head, _, rest = sdp.partition("o=")
+        fields = rest.split(" ", 3)
+        call.sdp_version = max(call.sdp_version, int(fields[2])) + 1
+        fields[2] = str(call.sdp_version)
+        sdp = head + "o=" + " ".join(fields)
+        call.cseq += 1
+        to = f"<{call.remote_uri.split(';')[0]}>;tag={call.remote_tag}"
+        await self.send(self._request("INVITE", call.remote_target or call.remote_uri,
+                                      call_id=call.call_id, cseq=call.cseq, to=to,
+                                      from_tag=call.local_tag, body=sdp))
+        final = await self._final(call.call_id)
+        await self._ack(call, final, call.cseq)
+        return final
 
     async def hang_up(self, call: BrowserCall) -> None:
         if call.ended.is_set():

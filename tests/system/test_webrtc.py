@@ -11,6 +11,8 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+import subprocess
+import sys
 import time
 import urllib.error
 import urllib.request
@@ -23,7 +25,7 @@ import pytest
 
 from tests.support.audio import dominant_frequency
 from tests.support.pjphone import Phone, make_phone
-from tests.support.server import RunningSwitch, start_switch
+from tests.support.server import REPO, RunningSwitch, start_switch
 from tests.support.webrtc_client import BrowserClient, open_ws
 
 CONFIRMED = pj.PJSIP_INV_STATE_CONFIRMED
@@ -53,6 +55,8 @@ def phone(pj_lib: Any, switch: RunningSwitch) -> Iterator[Phone]:
 def idle(pj_lib: Any, phone: Phone) -> Iterator[None]:
     phone.account.incoming.clear()
     yield
+    for call in phone.account.incoming:
+        call.stop_media()  # the tone generator goes while its call still holds its port
     pj_lib.ep.hangupAllCalls()
     pj_lib.wait_until(lambda: False, 0.3)
     phone.account.answer_with = None
@@ -192,3 +196,101 @@ def test_short_lived_password_is_refused_over_udp(pj_lib: Any, switch: RunningSw
         assert event is not None and event[0] == 403, event
     finally:
         udp.shutdown()
+
+
+async def test_hold_and_resume_from_the_browser(pj_lib: Any, switch: RunningSwitch,
+                                                phone: Phone) -> None:
+    phone.account.answer_with, phone.account.tone_freq = 200, PHONE_HZ
+    async with open_ws(switch.host, switch.port + 2) as ws:
+        client = await browser(switch, ws=ws)
+        try:
+            task = asyncio.ensure_future(client.call("501411"))
+            assert await pj_wait(pj_lib, task.done, 15)
+            call = task.result()
+            await pj_wait(pj_lib, lambda: False, 2.0)
+            assert abs(call.heard.dominant(last=1.0)[0] - PHONE_HZ) < 15
+            held = asyncio.ensure_future(client.reinvite(call, "sendonly"))
+            assert await pj_wait(pj_lib, held.done, 5)
+            answer = held.result()
+            assert answer.status == 200 and b"a=recvonly" in answer.body, answer.body
+            assert b"a=fingerprint" in answer.body  # still the same DTLS session
+            await pj_wait(pj_lib, lambda: False, 2.0)
+            _, level = call.heard.dominant(last=1.0)
+            assert level < 100, level  # the relay bridges nothing while we hold
+            resumed = asyncio.ensure_future(client.reinvite(call, "sendrecv"))
+            assert await pj_wait(pj_lib, resumed.done, 5)
+            assert resumed.result().status == 200
+            assert b"a=sendrecv" in resumed.result().body
+            await pj_wait(pj_lib, lambda: False, 2.0)
+            freq, level = call.heard.dominant(last=1.0)
+            assert abs(freq - PHONE_HZ) < 15 and level > 300, (freq, level)
+            await client.hang_up(call)
+        finally:
+            await client.close()
+
+
+def _api(switch: RunningSwitch, path: str, user: str) -> tuple[int, bytes]:
+    req = urllib.request.Request(f"http://{switch.host}:{switch.http_port}{path}")
+    token = base64.b64encode(f"{user}:demo-{user}".encode()).decode()
+    req.add_header("Authorization", f"Basic {token}")
+    with urllib.request.urlopen(req, timeout=5) as resp:
+        return resp.status, resp.read()
+
+
+async def test_browser_leaves_a_voicemail(pj_lib: Any, switch: RunningSwitch,
+                                          tmp_path: Path) -> None:
+    async with open_ws(switch.host, switch.port + 2) as ws:
+        client = await browser(switch, ws=ws)
+        try:
+            call = await client.call("501412")  # not registered: its mailbox answers
+            assert call.final is not None and call.final.status == 200, call.final
+            deadline = time.monotonic() + 20
+            while not any(f"recording call={call.call_id}" in ln for ln in switch.log_lines):
+                assert time.monotonic() < deadline, switch.log_text()[-3000:]
+                await asyncio.sleep(0.2)
+            _, greeting = call.heard.dominant(skip=0.0)
+            assert greeting > 100, greeting  # the browser heard the greeting
+            await asyncio.sleep(3.0)
+            await client.hang_up(call)
+        finally:
+            await client.close()
+    status, body = _api(switch, "/voicemail/v1/messages", "501412")
+    messages = json.loads(body)["messages"]
+    assert status == 200 and messages, body
+    status, audio = _api(switch, f"/voicemail/v1/messages/{messages[0]['id']}/audio",
+                         "501412")
+    wav = tmp_path / "message.wav"
+    wav.write_bytes(audio)
+    freq, level = dominant_frequency(wav, skip_seconds=0.3)
+    assert abs(freq - BROWSER_HZ) < 15 and level > 300, (freq, level)
+
+
+async def test_browser_reaches_the_auto_attendant_and_dials_by_extension(
+        pj_lib: Any, switch: RunningSwitch, phone: Phone) -> None:
+    out = subprocess.run([sys.executable, "-m", "switch", "schedule", "set", "office", "open",
+                          "--config", str(switch.config), "--data-dir", str(switch.data_dir)],
+                         cwd=REPO, capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stdout + out.stderr
+    await asyncio.sleep(1.2)  # the running switch applies it within a second
+    phone.account.answer_with, phone.account.tone_freq = 200, PHONE_HZ
+    async with open_ws(switch.host, switch.port + 2) as ws:
+        client = await browser(switch, ws=ws)
+        try:
+            task = asyncio.ensure_future(client.call("400"))  # the reception attendant
+            assert await pj_wait(pj_lib, task.done, 10)
+            call = task.result()
+            assert call.final is not None and call.final.status == 200, call.final
+            await pj_wait(pj_lib, lambda: False, 1.5)
+            assert call.heard.dominant(skip=0.0)[1] > 100  # the attendant's greeting
+            for digit in "411#":  # dial by extension, as SIP INFO (the page's DTMF)
+                info = asyncio.ensure_future(client.info_digit(call, digit))
+                assert await pj_wait(pj_lib, info.done, 5)
+                assert info.result().status == 200
+            assert await pj_wait(pj_lib, lambda: bool(phone.account.incoming), 12), \
+                switch.log_text()[-3000:]
+            await pj_wait(pj_lib, lambda: False, 3.0)
+            freq, level = call.heard.dominant(last=1.0)
+            assert abs(freq - PHONE_HZ) < 15 and level > 300, (freq, level)
+            await client.hang_up(call)
+        finally:
+            await client.close()
