@@ -294,3 +294,28 @@ async def test_browser_reaches_the_auto_attendant_and_dials_by_extension(
             await client.hang_up(call)
         finally:
             await client.close()
+
+
+async def test_rfc4733_digits_from_a_desk_phone_reach_the_browser_as_tones(
+        pj_lib: Any, switch: RunningSwitch, phone: Phone) -> None:
+    async with open_ws(switch.host, switch.port + 2) as ws:
+        client = await browser(switch, ws=ws)
+        try:
+            pj_call = phone.call(f"sip:501410@{switch.host}:{switch.port}")  # no tone
+            incoming = asyncio.ensure_future(client.incoming.get())
+            assert await pj_wait(pj_lib, incoming.done, 10)
+            call = incoming.result()
+            await client.answer(call)
+            assert await pj_wait(pj_lib, lambda: pj_call.state == CONFIRMED, 10)
+            await pj_wait(pj_lib, lambda: False, 1.0)
+            call.heard.clear()
+            pj_call.dialDtmf("5")  # RFC 4733 events (pjsua2's default)
+            await pj_wait(pj_lib, lambda: False, 1.0)
+            freq, level = call.heard.dominant(skip=0.0)
+            # "5" is 770 Hz + 1336 Hz (ITU-T Q.23): the gateway plays the pair in-band
+            assert min(abs(freq - 770), abs(freq - 1336)) < 20 and level > 100, (freq, level)
+            pj_call.hangup(pj.CallOpParam(True))
+            ended = asyncio.ensure_future(call.ended.wait())
+            assert await pj_wait(pj_lib, ended.done, 5)
+        finally:
+            await client.close()
