@@ -149,11 +149,12 @@ class WebRtcEdge:
             if msg.method == "INVITE" and msg.body and is_webrtc(msg.body):
                 self.webrtc_conns.add(conn.conn_id)
                 return self._browser_offer(conn, msg)
-            if msg.method == "BYE" and msg.call_id in self.legs:
+            leg = self.legs.get(msg.call_id)
+            if msg.method == "BYE" and leg is not None and leg.conn_id == conn.conn_id:
                 self._close(msg.call_id)
             return raw
         leg = self.legs.get(msg.call_id)
-        if leg is None or msg.cseq.method != "INVITE":
+        if leg is None or msg.cseq.method != "INVITE" or leg.conn_id != conn.conn_id:
             return raw
         if 100 < msg.status < 300 and msg.body and is_webrtc(msg.body):
             return self._browser_answer(leg, msg)
@@ -166,6 +167,8 @@ class WebRtcEdge:
     def _browser_offer(self, conn: EdgeConnection, req: Request) -> bytes | None:
         body = req.body.decode("utf-8", "replace")
         leg = self.legs.get(req.call_id)
+        if leg is not None and leg.conn_id != conn.conn_id:
+            return req.to_bytes()  # another connection's Call-ID: not its leg to change
         if leg is None:
             if req.to.tag is not None:
                 return req.to_bytes()  # a re-INVITE of a dialog we do not know: unchanged
