@@ -69,6 +69,7 @@ class PhoneKind(Enum):
     DECT = "dect"
     SOFTPHONE = "softphone"
     CARRIER = "carrier"
+    WEBRTC = "webrtc"  # a browser: SIP over WebSocket, WebRTC media (scenarios.webrtc_engine)
 
 
 class CallState(Enum):
