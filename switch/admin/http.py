@@ -250,6 +250,14 @@ class HttpApi:
                "phone, or malformed.",
                [('{reason="foreign"}', media.get("rtp_foreign_dropped", 0)),
                 ('{reason="malformed"}', media.get("rtp_malformed_dropped", 0))])
+        webrtc = data.get("webrtc", {})  # issue 23
+        family("wte_webrtc_legs", "gauge", "Browser (WebRTC) call legs the gateway holds.",
+               [("", webrtc.get("legs", 0))])
+        family("wte_webrtc_legs_total", "counter",
+               "WebRTC legs opened, refused over webrtc.max_legs, or failed in aiortc.",
+               [('{outcome="opened"}', webrtc.get("legs_opened", 0)),
+                ('{outcome="refused"}', webrtc.get("legs_refused", 0)),
+                ('{outcome="failed"}', webrtc.get("gateway_errors", 0))])
         queues = data.get("queues", [])
 
         def per_queue(key: str) -> list[tuple[str, Any]]:
@@ -282,6 +290,8 @@ class HttpApi:
         body["records_queue"] = sw.records.queue_depth()
         body["streams"] = sw.streams.counters()
         body["media"] = sw.media.counters()
+        if sw.webrtc is not None:  # issue 23
+            body["webrtc"] = {"legs": len(sw.webrtc.edge.legs), **sw.webrtc.edge.counters}
         queues = getattr(sw, "queues", None)  # issue 14
         body["queues"] = queues.figures() if queues is not None else []
         return body

@@ -30,6 +30,7 @@ from tests.support.webrtc_client import BrowserClient, open_ws
 
 CONFIRMED = pj.PJSIP_INV_STATE_CONFIRMED
 DISCONNECTED = pj.PJSIP_INV_STATE_DISCONNECTED
+ADMIN_TOKEN = "webrtc-test-admin-token"
 BROWSER_HZ = 700.0
 PHONE_HZ = 440.0
 
@@ -37,7 +38,8 @@ PHONE_HZ = 440.0
 @pytest.fixture(scope="module")
 def switch(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningSwitch]:
     tmp = tmp_path_factory.mktemp("webrtc")
-    running = start_switch(tmp, env={"WTE_WEBRTC_SECRET": "test-secret-0123456789abcdef"})
+    running = start_switch(tmp, env={"WTE_WEBRTC_SECRET": "test-secret-0123456789abcdef",
+                                     "WTE_ADMIN_TOKEN": ADMIN_TOKEN})
     yield running
     running.stop()
 
@@ -182,6 +184,11 @@ async def test_echo_test_returns_the_browsers_own_tone(switch: RunningSwitch) ->
             await asyncio.sleep(4.0)
             freq, level = call.heard.dominant(last=2.0)
             assert abs(freq - BROWSER_HZ) < 15 and level > 300, (freq, level)
+            req = urllib.request.Request(f"http://{switch.host}:{switch.http_port}/metrics")
+            req.add_header("Authorization", f"Bearer {ADMIN_TOKEN}")
+            with urllib.request.urlopen(req, timeout=5) as resp:
+                metrics = resp.read().decode()
+            assert "wte_webrtc_legs 1" in metrics, metrics  # this call's leg, held now
             await client.hang_up(call)
         finally:
             await client.close()
