@@ -185,6 +185,9 @@ class WebRtcSettings(_Strict):
     stun_servers: list[str] = Field(default_factory=list, description='"stun:host:port" '
                                     "for the gateway's ICE candidates behind NAT")
     max_legs: int = Field(default=200, ge=0, description="WebRTC legs at once (aiortc CPU)")
+    public_ws_url: str | None = Field(default=None, description="the WebSocket URL browsers "
+                                      "register on, when a TLS proxy (the portal's) serves "
+                                      "WSS elsewhere; default: this switch's WS/WSS port")
 
 
 class SwitchSettings(_Strict):

@@ -67,10 +67,12 @@ class SoftphoneRoutes:
         a = sw.addresses
         log.info("webrtc credentials issued user=%s expires=%d", printable(account.username),
                  issued.expires)
+        public = sw.settings.webrtc.public_ws_url  # behind the portal's TLS proxy
         return web.json_response(
             {"username": issued.username, "password": issued.password, "realm": issued.realm,
              "expires": issued.expires, "domain": host,
-             "ws_url": f"ws://{host}:{a.ws_port}/", "wss_url": f"wss://{host}:{a.wss_port}/"},
+             "ws_url": public or f"ws://{host}:{a.ws_port}/",
+             "wss_url": public or f"wss://{host}:{a.wss_port}/"},
             headers={"Cache-Control": "no-store"})
 
     async def page(self, request: web.Request) -> web.StreamResponse:

@@ -326,3 +326,43 @@ async def test_rfc4733_digits_from_a_desk_phone_reach_the_browser_as_tones(
             assert await pj_wait(pj_lib, ended.done, 5)
         finally:
             await client.close()
+
+
+async def test_a_desk_phone_transfers_the_browser_to_another_phone(
+        pj_lib: Any, switch: RunningSwitch, phone: Phone, tmp_path: Path) -> None:
+    target = make_phone(pj_lib, transport="UDP", user="501412", host=switch.host,
+                        port=switch.port, password="demo-501412", register=True)
+    heard_by_target = tmp_path / "target-heard.wav"
+    try:
+        assert target.wait_registration(lambda e: e[0] == 200, since=0) is not None
+        target.account.answer_with, target.account.tone_freq = 200, 880.0
+        target.account.record_path = str(heard_by_target)
+        phone.account.answer_with = 200
+        async with open_ws(switch.host, switch.port + 2) as ws:
+            client = await browser(switch, ws=ws)
+            try:
+                task = asyncio.ensure_future(client.call("501411"))
+                assert await pj_wait(pj_lib, task.done, 15)
+                call = task.result()
+                answered = phone.account.incoming[0]
+                assert await pj_wait(pj_lib, lambda: answered.state == CONFIRMED, 5)
+                # RFC 3515: the desk phone hands the browser to 501412
+                answered.xfer(f"sip:501412@{switch.host}:{switch.port}", pj.CallOpParam(True))
+                assert await pj_wait(pj_lib, lambda: bool(target.account.incoming), 8), \
+                    switch.log_text()[-3000:]
+                new = target.account.incoming[0]
+                assert await pj_wait(pj_lib, lambda: new.state == CONFIRMED, 5)
+                assert await pj_wait(pj_lib, lambda: answered.state == DISCONNECTED, 5)
+                await pj_wait(pj_lib, lambda: False, 2.5)
+                freq, level = call.heard.dominant(last=1.0)  # the browser hears the target
+                assert abs(freq - 880) < 15 and level > 300, (freq, level)
+                new.stop_media()
+                await client.hang_up(call)
+                assert await pj_wait(pj_lib, lambda: new.state == DISCONNECTED, 5)
+            finally:
+                await client.close()
+    finally:
+        pj_lib.ep.hangupAllCalls()
+        target.shutdown()
+    freq, level = dominant_frequency(heard_by_target, skip_seconds=0.5)
+    assert abs(freq - BROWSER_HZ) < 15 and level > 300, (freq, level)
