@@ -19,8 +19,11 @@ import asyncio
 import base64
 import json
 import multiprocessing as mp
+import secrets
+import socket
 import sys
 import tempfile
+import threading
 import time
 import urllib.request
 from dataclasses import dataclass
@@ -29,7 +32,13 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.common import bench_switch, pin_to_core, process_cpu_seconds, report
+from bench.common import (
+    bench_switch,
+    percentile,
+    pin_to_core,
+    process_cpu_seconds,
+    report,
+)
 from scenarios.switchproc import run_config
 
 HOLD_S = 8.0
@@ -46,6 +55,42 @@ class Result:
     healthy: int
     cpu: float  # switch CPU seconds over HOLD_S with the calls up
     idle: float  # the same with no call
+    options_ms: tuple[float, float]  # SIP OPTIONS round trip p50, p99 with the calls up
+    idle_options_ms: tuple[float, float]
+
+
+def options_rtt(host: str, port: int, seconds: float) -> tuple[float, float]:
+    """OPTIONS every 50 ms for `seconds`: the p50 and p99 round trip in ms. aiortc runs in
+    the switch's one event loop, so this is what WebRTC media costs the signalling."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sock.bind(("127.0.0.1", 0))
+    sock.settimeout(1.0)
+    lport = sock.getsockname()[1]
+    rtts: list[float] = []
+    end = time.monotonic() + seconds
+    while time.monotonic() < end:
+        branch = "z9hG4bK" + secrets.token_hex(6)
+        msg = (f"OPTIONS sip:{host}:{port} SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:{lport};"
+               f"branch={branch}\r\nMax-Forwards: 70\r\nFrom: <sip:bench@127.0.0.1>;tag=b\r\n"
+               f"To: <sip:{host}>\r\nCall-ID: {branch}\r\nCSeq: 1 OPTIONS\r\n"
+               "Content-Length: 0\r\n\r\n").encode()
+        t0 = time.monotonic()
+        sock.sendto(msg, (host, port))
+        try:
+            while branch.encode() not in sock.recv(65535):
+                pass
+            rtts.append((time.monotonic() - t0) * 1000)
+        except TimeoutError:
+            rtts.append(1000.0)
+        time.sleep(0.05)
+    sock.close()
+    return percentile(rtts, 50), percentile(rtts, 99)
+
+
+def _timed(host: str, port: int, out: list[tuple[float, float]]) -> threading.Thread:
+    thread = threading.Thread(target=lambda: out.append(options_rtt(host, port, HOLD_S - 1)))
+    thread.start()
+    return thread
 
 
 def credentials(host: str, http_port: int) -> dict[str, str]:
@@ -96,24 +141,30 @@ def measure(switch_pid: int, host: str, port: int, creds: dict[str, str], codec:
     parent, child = ctx.Pipe()
     proc = ctx.Process(target=client, args=(child, host, port, creds["username"],
                                             creds["password"], codec, calls))
+    idle_rtt: list[tuple[float, float]] = []
+    probe = _timed(host, port, idle_rtt)
     before = process_cpu_seconds(switch_pid)
     time.sleep(HOLD_S)
     idle = process_cpu_seconds(switch_pid) - before
+    probe.join()
     proc.start()
     try:
         if not parent.poll(60):
             raise RuntimeError("the browsers never got their calls up")
         answered = parent.recv()
+        busy_rtt: list[tuple[float, float]] = []
+        probe = _timed(host, port, busy_rtt)
         before = process_cpu_seconds(switch_pid)
         time.sleep(HOLD_S)
         cpu = process_cpu_seconds(switch_pid) - before
+        probe.join()
         parent.send("hang up")
         healthy = parent.recv() if parent.poll(60) else 0
     finally:
         proc.join(30)
         if proc.is_alive():
             proc.kill()
-    return Result(codec, calls, answered, healthy, cpu, idle)
+    return Result(codec, calls, answered, healthy, cpu, idle, busy_rtt[0], idle_rtt[0])
 
 
 def main() -> None:
@@ -143,7 +194,9 @@ def main() -> None:
                      f"{r.answered} up, {r.healthy} hear their echo; switch core "
                      f"{100 * r.cpu / HOLD_S:.0f}% (idle {100 * r.idle / HOLD_S:.0f}%); "
                      f"{100 * per_call:.2f}% of a core per call -> ~{capacity} calls per "
-                     "core at 80%"))
+                     f"core at 80%; OPTIONS p50/p99 {r.options_ms[0]:.1f}/"
+                     f"{r.options_ms[1]:.1f} ms (idle {r.idle_options_ms[0]:.1f}/"
+                     f"{r.idle_options_ms[1]:.1f})"))
     report(f"WebRTC calls through the gateway (echo *43), "
            f"{HOLD_S:.0f} s windows, switch pinned to core 0", rows)
 
