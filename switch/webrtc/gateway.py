@@ -133,6 +133,7 @@ class WebRtcGateway:
         self.stun_servers = stun_servers
         self.label = label
         self.sock: socket.socket | None = None
+        self.rtcp_sock: socket.socket | None = None
         self.port = 0
         self.pc: RTCPeerConnection | None = None
         self.track = SwitchAudioTrack()
@@ -141,6 +142,7 @@ class WebRtcGateway:
         self.remote_sdp: str | None = None
         self.codec: str | None = None  # negotiated with the browser, for logs and bench
         self._transport: asyncio.DatagramTransport | None = None
+        self._rtcp: asyncio.DatagramTransport | None = None
         self._tasks: set[asyncio.Task[None]] = set()
         self._seq = secrets.randbelow(1 << 16)
         self._ts = secrets.randbelow(1 << 32)
@@ -154,13 +156,26 @@ class WebRtcGateway:
     # -- plain side --
 
     def open(self) -> int:
+        """Bind an even RTP port and the RTCP port above it (RFC 3550 section 11): the
+        relay sends its RTCP reports to port + 1, which must be ours, not a stranger's."""
         family = socket.AF_INET6 if ":" in self.host else socket.AF_INET
-        sock = socket.socket(family, socket.SOCK_DGRAM)
-        sock.setblocking(False)
-        sock.bind((self.host, 0))
-        self.sock = sock
-        self.port = sock.getsockname()[1]
-        return self.port
+        for _ in range(50):
+            sock = socket.socket(family, socket.SOCK_DGRAM)
+            sock.setblocking(False)
+            sock.bind((self.host, 0))
+            port = int(sock.getsockname()[1])
+            if port % 2 == 0 and port < 65535:
+                rtcp = socket.socket(family, socket.SOCK_DGRAM)
+                rtcp.setblocking(False)
+                try:
+                    rtcp.bind((self.host, port + 1))
+                except OSError:
+                    rtcp.close()
+                else:
+                    self.sock, self.rtcp_sock, self.port = sock, rtcp, port
+                    return port
+            sock.close()
+        raise OSError("no free RTP/RTCP port pair for a WebRTC leg")
 
     async def _listen(self) -> None:
         if self._transport is None and self.sock is not None:
@@ -168,6 +183,9 @@ class WebRtcGateway:
             transport, _ = await loop.create_datagram_endpoint(lambda: _PlainSide(self),
                                                                sock=self.sock)
             self._transport = transport
+            if self.rtcp_sock is not None:  # the relay's reports: read and dropped
+                self._rtcp, _ = await loop.create_datagram_endpoint(
+                    asyncio.DatagramProtocol, sock=self.rtcp_sock)
 
     def set_peer(self, peer: PlainPeer) -> None:
         """Where the switch side listens and which G.711 it wants (from the plain SDP)."""
@@ -319,5 +337,9 @@ class WebRtcGateway:
             self._transport.close()
         elif self.sock is not None:
             self.sock.close()
+        if self._rtcp is not None:
+            self._rtcp.close()
+        elif self.rtcp_sock is not None:
+            self.rtcp_sock.close()
         log.info("webrtc %s closed (frames to switch=%d, to browser=%d)", self.label,
                  self.frames_in, self.frames_out)
