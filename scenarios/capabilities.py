@@ -16,6 +16,7 @@ from .model import PhoneKind, Scenario, Step, StepKind
 
 ENGINES = ("own", "pjsua2")
 CARRIER_ENGINE = "own"
+WEBRTC_ENGINE = "webrtc"  # browsers (kind: webrtc) are always played by aiortc (issue 23)
 
 _MEDIA = frozenset({StepKind.SEND_DTMF, StepKind.PLAY_TONE, StepKind.PLAY_WAV,
                     StepKind.EXPECT_TONE, StepKind.EXPECT_SILENCE, StepKind.EXPECT_DTMF})
@@ -37,11 +38,21 @@ def _pjsua2(step: Step) -> str | None:
     if step.kind is StepKind.TRANSFER and step.method != "blind":
         return "attended transfer (blind transfer is supported)"
     if step.kind is StepKind.SEND_DTMF and step.method != "rfc4733":
-        return "in-band DTMF (RFC 4733 DTMF is supported)"
+        return f"{step.method} DTMF (RFC 4733 DTMF is supported)"
     return None
 
 
-_REFUSALS: dict[str, Callable[[Step], str | None]] = {"own": _own, "pjsua2": _pjsua2}
+def _webrtc(step: Step) -> str | None:
+    if step.kind in (StepKind.SUBSCRIBE, StepKind.EXPECT_NOTIFY, StepKind.TRANSFER,
+                     StepKind.EXPECT_DTMF, StepKind.PLAY_WAV):
+        return f"{step.kind.value} (a browser phone registers, calls, holds, hears and sends tones)"
+    if step.kind is StepKind.SEND_DTMF and step.method != "info":
+        return "send_dtmf with `method: info` only (aiortc negotiates no telephone-event)"
+    return None
+
+
+_REFUSALS: dict[str, Callable[[Step], str | None]] = {"own": _own, "pjsua2": _pjsua2,
+                                                      WEBRTC_ENGINE: _webrtc}
 
 
 def refusal(engine: str, step: Step) -> str | None:
@@ -58,7 +69,9 @@ def engine_issues(scenario: Scenario, engine: str) -> list[ConfigIssue]:
     for step in steps:
         if step.phone is None:
             continue  # `wait` needs no phone
-        name = CARRIER_ENGINE if kinds.get(step.phone) is PhoneKind.CARRIER else engine
+        kind = kinds.get(step.phone)
+        name = (CARRIER_ENGINE if kind is PhoneKind.CARRIER
+                else WEBRTC_ENGINE if kind is PhoneKind.WEBRTC else engine)
         why = refusal(name, step)
         if why is not None:
             issues.append(ConfigIssue(step.where.file, step.where.line,

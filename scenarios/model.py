@@ -26,6 +26,11 @@ tests/scenarios/blind_transfer.yaml). Attended transfer is not supported by eith
 A carrier phone (`kind: carrier`) without `address` is the switch's carrier trunk: the
 runner moves the trunk of a switch it starts to a free port and listens there; against
 `--target` it listens on the example's 127.0.0.1:5090.
+
+A browser phone (`kind: webrtc`, issue 23) is played by aiortc whatever the engine
+(`scenarios.webrtc_engine`): SIP over WebSocket (the target's port + 2) with a short-lived
+password it fetches from the HTTP API (port + 4) with its `password`, WebRTC media. It
+sends digits as SIP INFO only: `send_dtmf: {digits: "1", method: info}`.
 """
 
 from __future__ import annotations
@@ -69,6 +74,7 @@ class PhoneKind(Enum):
     DECT = "dect"
     SOFTPHONE = "softphone"
     CARRIER = "carrier"
+    WEBRTC = "webrtc"  # a browser: SIP over WebSocket, WebRTC media (scenarios.webrtc_engine)
 
 
 class CallState(Enum):

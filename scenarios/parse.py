@@ -109,8 +109,11 @@ def _phone(src: YamlSource, name: str, raw: Any, names: set[str]) -> Phone:
     except ValueError:
         raise _Bad((*path, "kind"), f"kind {kind_s!r} is not one of "
                    f"{', '.join(k.value for k in PhoneKind)}") from None
-    transport = str(d.get("transport", "udp")).upper()
-    if transport not in TRANSPORTS:
+    default_transport = "ws" if kind is PhoneKind.WEBRTC else "udp"
+    transport = str(d.get("transport", default_transport)).upper()
+    if kind is PhoneKind.WEBRTC and transport != "WS":
+        raise _Bad((*path, "transport"), "a webrtc phone speaks SIP over WebSocket (ws)")
+    if transport not in TRANSPORTS and kind is not PhoneKind.WEBRTC:
         raise _Bad((*path, "transport"), f"transport {transport.lower()!r} is not udp, tcp or tls")
     # a carrier without `address` is the switch's carrier trunk, resolved by the runner
     address = str(d.get("address", ""))
@@ -300,8 +303,8 @@ def _dtmf(step: Step, arg: Any) -> Step:
     if not digits or any(c not in "0123456789*#ABCD" for c in digits.upper()):
         raise _ArgError(f"digits {digits!r}: use 0-9, *, #, A-D")
     method = str(d.get("method", "rfc4733")).lower()
-    if method not in ("rfc4733", "inband"):
-        raise _ArgError("method is rfc4733 or inband")
+    if method not in ("rfc4733", "inband", "info"):
+        raise _ArgError("method is rfc4733, inband or info (SIP INFO dtmf-relay)")
     return replace(step, digits=digits.upper(), method=method)
 
 

@@ -83,7 +83,7 @@ class _Run:
                                   time.monotonic() - t0, (), failure)
         try:
             for spec in map(self.ctx.resolve, self.sc.phones):
-                eng = self.ctx.carrier_engine if spec.kind is PhoneKind.CARRIER else self.ctx.engine
+                eng = self._engine_for(spec)
                 drv = eng.phone(spec, self.ctx.target)
                 self.phones[spec.name] = drv
                 await drv.start()
@@ -101,6 +101,15 @@ class _Run:
                     await drv.stop()
         return ScenarioResult(self.sc.name, self.sc.file, self.ctx.engine.name, not failure,
                               time.monotonic() - t0, tuple(self.results), failure)
+
+    def _engine_for(self, spec: Phone) -> Engine:
+        if spec.kind is PhoneKind.CARRIER:
+            return self.ctx.carrier_engine
+        if spec.kind is PhoneKind.WEBRTC:  # issue 23: a browser, whatever --engine says
+            from .webrtc_engine import WebRtcEngine  # aiortc is loaded only when needed
+
+            return WebRtcEngine()
+        return self.ctx.engine
 
     async def _steps(self, steps: tuple[Step, ...]) -> None:
         for step in steps:

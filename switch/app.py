@@ -63,6 +63,7 @@ from switch.transport.stream import StreamTransports
 from switch.transport.tls import client_context, server_context_or_none
 from switch.transport.udp import start_udp
 from switch.transport.ws import listen_ws
+from switch.webrtc.service import WebRtcService
 
 log = logging.getLogger("switch")
 
@@ -147,6 +148,7 @@ class Switch:
     stopped: asyncio.Event = field(default_factory=asyncio.Event)
     voicemail: VoicemailService | None = None  # issue 13: mailboxes, e-mail, MWI counts
     queues: QueueService | None = None  # issue 14: call queues, their agents and figures
+    webrtc: WebRtcService | None = None  # issue 23: browsers' calls and credentials
 
     @property
     def sip_address(self) -> tuple[str, int, int, int, int]:
@@ -336,9 +338,10 @@ def build_switch(options: ServeOptions) -> Switch:
                              bindings=registration.location.all_bindings,
                              host=addresses.host, port=addresses.port)
 
+    webrtc = WebRtcService(settings.webrtc, addresses.host, streams, registration)  # issue 23
     switch = Switch(options, settings, addresses, runtime, streams, engine, holder, accounts,
                     registration, emergency, calls, media, records, reloadable=[plan],
-                    voicemail=voicemail, queues=queues)
+                    voicemail=voicemail, queues=queues, webrtc=webrtc)
     # a waiting caller's application and call record, by Call-ID
     queues.runner_for, queues.note = call_service_hooks(calls)
     conferences.member_for = call_service_members(calls)
@@ -347,6 +350,7 @@ def build_switch(options: ServeOptions) -> Switch:
     switch.services.extend([
         database, plan, schedules, user_settings, registration, records,
         *([pool] if pool is not None else []), media, emergency, voicemail, queues, calls, subscriptions,
+        webrtc,
         SwitchBound(http, switch), keepalive,
     ])
     return switch

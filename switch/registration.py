@@ -34,6 +34,7 @@ from switch.runtime import ServerRequest, SipRuntime
 from switch.sip import Request, SipUri, make_response, new_tag
 from switch.storage.bindings import SqlBindingRepository
 from switch.transaction import Peer, stamp_received
+from switch.webrtc.credentials import EphemeralCredentials, verify_digest
 
 if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncEngine
@@ -65,6 +66,8 @@ class RegistrationService:
         self.registrar: Registrar | None = None
         self.digest: DigestAuthenticator | None = None
         self.guard: AuthFailureGuard | None = None
+        # issue 23: browsers' short-lived passwords, over WS/WSS only (set by the app)
+        self.ephemeral: EphemeralCredentials | None = None
         self.repo: SqlBindingRepository | None = None
         self._sweeper: asyncio.Task[None] | None = None
 
@@ -135,7 +138,8 @@ class RegistrationService:
         now = self.clock()
         host = req.uri.host if isinstance(req.uri, SipUri) else ""
         realm = self.realm_for_host(host)
-        result = self.digest.verify(req, realm, self.directory, now)
+        result = verify_digest(self.digest, req, realm, self.directory, now,
+                               transport=sreq.peer.transport, ephemeral=self.ephemeral)
         if result.outcome in (AuthOutcome.NO_CREDENTIALS, AuthOutcome.STALE):
             headers = self.digest.challenge_headers(
                 realm, now, stale=result.outcome is AuthOutcome.STALE, request=req)

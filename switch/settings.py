@@ -173,6 +173,25 @@ class HttpSettings(_Strict):
     port: int | None = Field(default=None, ge=0, le=65535, description="default: SIP port + 4")
 
 
+class WebRtcSettings(_Strict):
+    """Issue 23: browsers calling through the switch (switch/webrtc/)."""
+
+    enabled: bool = Field(default=True, description="terminate WebRTC legs with aiortc")
+    credential_ttl: float = Field(default=600.0, ge=60, le=86400, description="seconds a "
+                                  "browser's short-lived SIP password lives (ttl to 2 ttl)")
+    secret_env: str = Field(default="WTE_WEBRTC_SECRET", description="env variable holding "
+                            "the credential secret (shared by every node); unset: a random "
+                            "secret per process (credentials die with it)")
+    prefer: list[str] = Field(default_factory=lambda: ["PCMU", "opus"], description="browser "
+                              "codecs in preference order (PCMU: no Opus transcoding)")
+    stun_servers: list[str] = Field(default_factory=list, description='"stun:host:port" '
+                                    "for the gateway's ICE candidates behind NAT")
+    max_legs: int = Field(default=200, ge=0, description="WebRTC legs at once (aiortc CPU)")
+    public_ws_url: str | None = Field(default=None, description="the WebSocket URL browsers "
+                                      "register on, when a TLS proxy (the portal's) serves "
+                                      "WSS elsewhere; default: this switch's WS/WSS port")
+
+
 class SwitchSettings(_Strict):
     sip: SipSettings = SipSettings()
     transaction: TransactionSettings = TransactionSettings()
@@ -185,6 +204,7 @@ class SwitchSettings(_Strict):
     rating: RatingSettings = RatingSettings()
     subscriptions: SubscriptionSettings = SubscriptionSettings()
     voicemail: VoicemailSettings = VoicemailSettings()
+    webrtc: WebRtcSettings = WebRtcSettings()  # issue 23
     drain_seconds: float = Field(default=5.0, ge=0)
 
 

@@ -33,6 +33,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
 from devices.accounts import Account, ha1
 from devices.logsafe import printable
 from emergency.locations import DeclaredLocation, LocationTextError, check_text
+from switch.webrtc.http import mount as mount_webrtc
 
 from .health import CheckResult, HealthChecks, HealthReport, disk_free_of, engine_probe
 from .jsonbody import BodyError, parse_json_object
@@ -141,6 +142,7 @@ class HttpApi:
         app.router.add_put("/api/v1/me/emergency-location", self.put_location)
         mount_provisioning(app, self)  # /provisioning/... and /api/v1/provisioning/codes
         mount_voicemail(app, self)  # /voicemail/v1/... (issue 13)
+        mount_webrtc(app, self)  # /api/v1/webrtc/credentials, /softphone (issue 23)
         return app
 
     async def start(self, switch: Switch) -> None:
@@ -248,6 +250,14 @@ class HttpApi:
                "phone, or malformed.",
                [('{reason="foreign"}', media.get("rtp_foreign_dropped", 0)),
                 ('{reason="malformed"}', media.get("rtp_malformed_dropped", 0))])
+        webrtc = data.get("webrtc", {})  # issue 23
+        family("wte_webrtc_legs", "gauge", "Browser (WebRTC) call legs the gateway holds.",
+               [("", webrtc.get("legs", 0))])
+        family("wte_webrtc_legs_total", "counter",
+               "WebRTC legs opened, refused over webrtc.max_legs, or failed in aiortc.",
+               [('{outcome="opened"}', webrtc.get("legs_opened", 0)),
+                ('{outcome="refused"}', webrtc.get("legs_refused", 0)),
+                ('{outcome="failed"}', webrtc.get("gateway_errors", 0))])
         queues = data.get("queues", [])
 
         def per_queue(key: str) -> list[tuple[str, Any]]:
@@ -280,6 +290,8 @@ class HttpApi:
         body["records_queue"] = sw.records.queue_depth()
         body["streams"] = sw.streams.counters()
         body["media"] = sw.media.counters()
+        if sw.webrtc is not None:  # issue 23
+            body["webrtc"] = {"legs": len(sw.webrtc.edge.legs), **sw.webrtc.edge.counters}
         queues = getattr(sw, "queues", None)  # issue 14
         body["queues"] = queues.figures() if queues is not None else []
         return body

@@ -20,6 +20,7 @@ from switch.registration import guard_account
 from switch.runtime import ServerRequest, SipRuntime
 from switch.services.ports import Accounts, CallbackLookup, CallerAuthority
 from switch.sip import Request, SipUri, make_response, new_tag, uri_user
+from switch.webrtc.credentials import verify_digest
 
 log = logging.getLogger("switch.calls")
 
@@ -69,7 +70,11 @@ def authenticate(runtime: SipRuntime, sreq: ServerRequest, plan: Plan, accounts:
         runtime.respond(sreq.key, make_response(req, 403, to_tag=new_tag()))
         return None
 
-    result = digest.verify(req, realm, accounts, now, proxy=True)
+    # issue 23: a browser's short-lived password is also accepted over WS/WSS (getattr:
+    # authorities written before it, such as test doubles, have none)
+    result = verify_digest(digest, req, realm, accounts, now, proxy=True,
+                           transport=sreq.peer.transport,
+                           ephemeral=getattr(authority, "ephemeral", None))
     if result.outcome in (AuthOutcome.NO_CREDENTIALS, AuthOutcome.STALE):
         # no guard before the challenge: a phone behind a blocked NAT address must still
         # be able to send the credentials the guard admits for it (devices.guard)

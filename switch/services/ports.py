@@ -19,6 +19,7 @@ from dialplan.schedule import NO_FORCED, ForcedModes
 from emergency.callback import EmergencyCall
 from rating.cdr import CallRecord
 from switch.b2bua.assembly import EmergencyParts
+from switch.webrtc.credentials import EphemeralCredentials
 
 
 @runtime_checkable
@@ -89,6 +90,10 @@ class CallerAuthority(Protocol):
 
     @property
     def guard(self) -> AuthFailureGuard | None: ...
+
+    @property
+    def ephemeral(self) -> EphemeralCredentials | None:
+        """Issue 23: browsers' short-lived passwords (WS/WSS only), or None."""
 
 
 class Locations(Protocol):

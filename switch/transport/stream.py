@@ -19,7 +19,7 @@ import socket
 import ssl
 import struct
 from collections.abc import Callable
-from typing import cast
+from typing import Any, cast
 
 from switch.sip import SipParseError, StreamFramer
 from switch.transaction import Peer
@@ -144,6 +144,9 @@ class StreamTransports:
                  client_ssl: ssl.SSLContext | None = None,
                  limits: StreamLimits | None = None) -> None:
         self.deliver = deliver
+        # issue 23: switch.webrtc.edge.WebRtcEdge, set by the app; WS connections pass SIP
+        # messages through it (their SDP rewritten for browsers)
+        self.ws_edge: Any = None
         self.max_size = max_size
         # `idle_timeout` (settings.sip.tcp_idle_timeout) is how long a registered phone's
         # connection may stay idle; `limits`, when given, wins over it

@@ -116,11 +116,31 @@ class WsConnection(StreamConnection):
             return
         assert self.peer is not None
         self.delivered()
+        edge = self.owner.ws_edge
+        if edge is not None:  # issue 23: browsers' WebRTC SDP rewritten (switch.webrtc.edge)
+            rewritten = edge.inbound(self, message)
+            if rewritten is None:
+                return
+            message = rewritten
         self.owner.deliver(message, self.peer)  # RFC 7118 section 5: one message, one frame
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        edge = self.owner.ws_edge
+        if edge is not None:
+            edge.closed(self)
+        super().connection_lost(exc)
 
     # -- outbound --
 
     def send(self, data: bytes) -> None:
+        """Send one SIP message; through the WebRTC edge when there is one (issue 23)."""
+        edge = self.owner.ws_edge
+        if edge is not None and data.strip():
+            edge.outbound(self, data)
+        else:
+            self.send_frame(data)
+
+    def send_frame(self, data: bytes) -> None:
         """Send one SIP message as one WebSocket message (RFC 7118 section 5)."""
         if self.ws.state is not State.OPEN or self.transport is None or not self.ready:
             log.debug("%s connection %d not open; message dropped", self.name, self.conn_id)
