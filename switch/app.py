@@ -143,6 +143,8 @@ class Switch:
     stopped: asyncio.Event = field(default_factory=asyncio.Event)
     voicemail: VoicemailService | None = None  # issue 13: mailboxes, e-mail, MWI counts
     queues: QueueService | None = None  # issue 14: call queues, their agents and figures
+    user_settings: UserSettingsService | None = None  # issue 18: the API changes settings
+    schedules: ScheduleModes | None = None  # issue 18: the API's night switch
 
     @property
     def sip_address(self) -> tuple[str, int, int, int, int]:
@@ -325,7 +327,8 @@ def build_switch(options: ServeOptions) -> Switch:
 
     switch = Switch(options, settings, addresses, runtime, streams, engine, holder, accounts,
                     registration, emergency, calls, media, records, reloadable=[plan],
-                    voicemail=voicemail, queues=queues)
+                    voicemail=voicemail, queues=queues, user_settings=user_settings,
+                    schedules=schedules)
     # a waiting caller's application and call record, by Call-ID
     queues.runner_for, queues.note = call_service_hooks(calls)
     # started in this order (the schema at head before any reader), stopped in reverse

@@ -131,6 +131,7 @@ class HttpApi:
         self.data_dir = data_dir
         self._runner: web.AppRunner | None = None
         self._health_engine: Any = None
+        self.rest: Any = None  # the REST API's context (switch.admin.rest.ApiContext)
 
     def build_app(self) -> web.Application:
         app = web.Application(client_max_size=MAX_BODY, middlewares=[_plain_errors])
@@ -141,6 +142,12 @@ class HttpApi:
         app.router.add_put("/api/v1/me/emergency-location", self.put_location)
         mount_provisioning(app, self)  # /provisioning/... and /api/v1/provisioning/codes
         mount_voicemail(app, self)  # /voicemail/v1/... (issue 13)
+        if self.switch is not None:  # issue 18: the REST API under /api/v1, docs, portal
+            from .rest_mount import mount as mount_rest
+
+            data_dir = self.data_dir if self.data_dir is not None else \
+                self.switch.options.data_dir
+            self.rest = mount_rest(app, self.switch, Path(data_dir))
         return app
 
     async def start(self, switch: Switch) -> None:
