@@ -15,6 +15,8 @@
     wte schedule list [--config FILE] [--data-dir DIR]
     wte announcements add FILE --customer ID --name NAME [--config FILE] [--data-dir DIR]
     wte announcements list [--customer ID] [--data-dir DIR]
+    wte tokens create --role operator|customer-admin [--customer ID] [--name TEXT]
+    wte tokens list [--customer ID] | wte tokens revoke ID
 """
 
 from __future__ import annotations
@@ -134,6 +136,12 @@ def _cmd_schedule_list(args: argparse.Namespace) -> int:
     from switch.schedule_cli import schedule_list_main
 
     return schedule_list_main(args, sys.stdout, sys.stderr)
+
+
+def _cmd_tokens(args: argparse.Namespace) -> int:
+    from switch.admin.tokens_cli import tokens_main
+
+    return tokens_main(args, sys.stdout, sys.stderr)
 
 
 def _cmd_announcements(args: argparse.Namespace) -> int:
@@ -273,6 +281,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_announcement_arguments(ann, DEFAULT_CONFIG, DEFAULT_DATA)
     ann.set_defaults(func=_cmd_announcements)
+    tokens = sub.add_parser("tokens", help="admin API tokens: create (shown once), list, revoke")
+    from switch.admin.tokens_cli import add_arguments as add_token_arguments
+
+    add_token_arguments(tokens, DEFAULT_CONFIG, DEFAULT_DATA)
+    tokens.set_defaults(func=_cmd_tokens)
     return parser
 
 
