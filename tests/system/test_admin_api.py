@@ -1,0 +1,233 @@
+"""The admin and self-service REST API on a running switch (issue 18): tokens and roles,
+scope answered 404, a user's forwarding set through the API and followed by a pjsua2
+call, the dialplan replaced (refused with line and field, then accepted) and rolled back,
+the night switch and queue agents, and an audit entry for each change."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pjsua2 as pj
+import pytest
+import yaml
+
+from tests.support.api import ApiClient
+from tests.support.pjphone import Phone, make_phone
+from tests.support.server import REPO, RunningSwitch, start_switch, write_config
+from tests.system.test_subscriptions import OTHER_DOMAIN, two_customer_config
+
+OPERATOR = "operator-test-token-0123456789"
+DISCONNECTED = pj.PJSIP_INV_STATE_DISCONNECTED
+
+
+def api_config(tmp: Path) -> Path:
+    """Two customers (acme and globex, each with a 501410); acme's 501411 without
+    voicemail, so that its DND shows as a busy status (tests/system/test_portal_browser.py)."""
+    data = yaml.safe_load(two_customer_config(tmp).read_text(encoding="utf-8"))
+    for site in data["customers"][0]["sites"]:
+        for user in site.get("users", []):
+            if user.get("number") == "+33562070411":
+                user["voicemail"] = False
+    return write_config(tmp / "api.yaml", data)
+
+
+@pytest.fixture(scope="module")
+def switch(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningSwitch]:
+    tmp = tmp_path_factory.mktemp("api")
+    running = start_switch(tmp / "var", config=api_config(tmp),
+                           env={"WTE_ADMIN_TOKEN": OPERATOR})
+    yield running
+    running.stop()
+
+
+@pytest.fixture(scope="module")
+def base(switch: RunningSwitch) -> ApiClient:
+    return ApiClient(f"http://{switch.host}:{switch.http_port}")
+
+
+@pytest.fixture(scope="module")
+def op(base: ApiClient) -> ApiClient:
+    return base.with_token(OPERATOR)
+
+
+def phone(pj_lib: Any, switch: RunningSwitch, user: str) -> Phone:
+    p = make_phone(pj_lib, transport="UDP", user=user, host=switch.host, port=switch.port,
+                   password=f"demo-{user}", register=True)
+    assert p.wait_registration(lambda e: e[0] == 200, since=0) is not None
+    return p
+
+
+def test_openapi_document_and_docs_are_served(base: ApiClient) -> None:
+    doc = base.get("/api/v1/openapi.json")
+    assert doc.status == 200
+    assert doc.body["openapi"].startswith("3.")
+    assert "/customers/{customer_id}/users" in doc.body["paths"]
+    assert "HTTPBearer" in doc.body["components"]["securitySchemes"]
+    docs = base.get("/api/v1/docs")
+    assert docs.status == 200 and "swagger-ui-bundle.js" in docs.body
+    script = base.get("/api/v1/docs/static/swagger-ui-bundle.js")
+    assert script.status == 200 and len(script.raw) > 100_000  # served locally
+    assert base.get("/portal/index.html").status == 200
+
+
+def test_operator_token_creates_a_customer_admin_scoped_to_its_customer(
+        base: ApiClient, op: ApiClient) -> None:
+    assert base.get("/api/v1/customers").status == 401
+    assert base.with_token("wte_not-a-token").get("/api/v1/customers").status == 401
+    assert {c["id"] for c in op.get("/api/v1/customers").body} == {"acme", "globex"}
+
+    made = op.post("/api/v1/tokens", {"role": "customer-admin", "customer": "acme",
+                                      "name": "acme portal"})
+    assert made.status == 201, made.body
+    admin = base.with_token(made.body["token"])
+    listed = op.get("/api/v1/tokens").body
+    assert any(t["id"] == made.body["id"] for t in listed)
+    assert all("token" not in t for t in listed)  # never shown again
+
+    assert [c["id"] for c in admin.get("/api/v1/customers").body] == ["acme"]
+    users = admin.get("/api/v1/customers/acme/users")
+    assert users.status == 200
+    assert "501410" in {u["number"] for u in users.body}
+    # another customer's users, and a customer that does not exist: the same 404
+    theirs = admin.get("/api/v1/customers/globex/users")
+    nobody = admin.get("/api/v1/customers/no-such-customer/users")
+    assert theirs.status == nobody.status == 404
+    assert theirs.body == nobody.body
+    assert admin.get("/api/v1/audit").status == 404  # operators only
+    assert admin.post("/api/v1/tokens", {"role": "operator"}).status == 404  # no escalation
+
+    assert op.request("DELETE", f"/api/v1/tokens/{made.body['id']}").status == 204
+    assert admin.get("/api/v1/customers").status == 401  # revoked
+
+
+def test_cli_tokens_create_list_revoke(switch: RunningSwitch, base: ApiClient) -> None:
+    def wte(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "switch", "tokens", *args,
+                               "--data-dir", str(switch.data_dir)], cwd=REPO,
+                              capture_output=True, text=True, timeout=60,
+                              env={**os.environ, "WTE_ADMIN_TOKEN": ""})
+
+    out = wte("create", "--role", "customer-admin", "--customer", "globex",
+              "--config", str(switch.config))
+    assert out.returncode == 0, out.stderr
+    made = json.loads(out.stdout)
+    admin = base.with_token(made["token"])
+    assert [c["id"] for c in admin.get("/api/v1/customers").body] == ["globex"]
+    assert admin.get("/api/v1/customers/acme/users").status == 404
+    listing = wte("list")
+    assert made["id"] in listing.stdout and made["token"] not in listing.stdout
+    assert wte("create", "--role", "customer-admin").returncode == 2  # no customer
+    assert wte("revoke", made["id"]).returncode == 0
+    assert admin.get("/api/v1/customers").status == 401
+
+
+def test_user_logs_in_with_sip_credentials_sees_only_itself(base: ApiClient) -> None:
+    bad = base.post("/api/v1/session", {"username": "501410", "password": "wrong"})
+    unknown = base.post("/api/v1/session", {"username": "509999", "password": "wrong"})
+    assert bad.status == unknown.status == 401 and bad.body == unknown.body
+    alice = base.login("501410", "demo-501410")
+    me = alice.get("/api/v1/me").body
+    assert (me["role"], me["customer"], me["user"]) == ("user", "acme", "501410")
+    assert alice.get("/api/v1/customers/acme/users").status == 404  # not an admin
+    gus = base.login("501410", "demo-other", domain=OTHER_DOMAIN)
+    assert gus.get("/api/v1/me").body["customer"] == "globex"
+    assert gus.request("DELETE", "/api/v1/session").status == 204
+    assert gus.get("/api/v1/me").status == 401  # logged out
+
+
+def test_forwarding_set_through_the_api_is_followed_by_a_call(
+        pj_lib: Any, switch: RunningSwitch, base: ApiClient) -> None:
+    alice = base.login("501410", "demo-501410")
+    got = alice.put("/api/v1/me/settings", {"forward_always": "501412"})
+    assert got.status == 200 and got.body["forward_always"] == "501412"
+    a, b, c = (phone(pj_lib, switch, u) for u in ("501410", "501411", "501412"))
+    try:
+        b.call(f"sip:501410@{switch.host}:{switch.port}")
+        assert pj_lib.wait_until(lambda: len(c.account.incoming) == 1, 8), \
+            switch.log_text()[-3000:]
+        assert a.account.incoming == []  # forwarded: Alice's phone never rang
+        pj_lib.ep.hangupAllCalls()
+        pj_lib.wait_until(lambda: False, 0.3)
+        assert alice.put("/api/v1/me/settings", {"forward_always": ""}).body[
+            "forward_always"] is None
+        # a barred destination is refused with its field: 501411 calls internally only
+        bruno = base.login("501411", "demo-501411")
+        barred = bruno.put("/api/v1/me/settings", {"forward_always": "0612345678"})
+        assert barred.status == 422 and barred.body["error"].startswith("forward_always")
+    finally:
+        pj_lib.ep.hangupAllCalls()
+        for p in (a, b, c):
+            p.shutdown()
+
+
+def test_bad_plan_is_refused_with_line_and_field_then_rollback(
+        switch: RunningSwitch, base: ApiClient, op: ApiClient) -> None:
+    original = op.get("/api/v1/plan")
+    assert original.status == 200 and "ACME Industries" in original.body
+    generation = base.get("/healthz").body["checks"]["plan"]["generation"]
+
+    broken = original.body.replace("pack: suite", "pack: deluxe", 1)
+    line = broken.splitlines().index(
+        next(x for x in broken.splitlines() if "pack: deluxe" in x)) + 1
+    refused = op.request("PUT", "/api/v1/plan", raw=broken.encode(),
+                         content_type="application/yaml")
+    assert refused.status == 422, refused.body
+    issue = refused.body["issues"][0]
+    assert issue["line"] == line and issue["field"].endswith(".pack"), issue
+    assert base.get("/healthz").body["checks"]["plan"]["generation"] == generation
+    assert op.get("/api/v1/plan").body == original.body  # the file stays too
+
+    renamed = original.body.replace("name: Alice Martin", "name: Alice Renamed", 1)
+    accepted = op.request("PUT", "/api/v1/plan", raw=renamed.encode(),
+                          content_type="application/yaml")
+    assert accepted.status == 200, accepted.body
+    assert base.get("/healthz").body["checks"]["plan"]["generation"] == generation + 1
+    names = {u["number"]: u["name"] for u in op.get("/api/v1/customers/acme/users").body}
+    assert names["501410"] == "Alice Renamed"
+    assert op.get("/api/v1/plan/versions").body[0]["name"] == accepted.body["kept"]
+
+    back = op.post("/api/v1/plan/rollback")
+    assert back.status == 200, back.body
+    names = {u["number"]: u["name"] for u in op.get("/api/v1/customers/acme/users").body}
+    assert names["501410"] == "Alice Martin"
+    assert op.get("/api/v1/plan").body == original.body
+
+
+def test_night_switch_and_queue_agents_through_the_api(op: ApiClient) -> None:
+    closed = op.put("/api/v1/customers/acme/schedules/office/mode", {"mode": "closed"})
+    assert closed.status == 200 and closed.body["mode"] == "closed"
+    assert closed.body["open_now"] is False
+    assert op.put("/api/v1/customers/acme/schedules/office/mode",
+                  {"mode": "auto"}).body["mode"] == "auto"
+    out = op.put("/api/v1/customers/acme/queues/support/agents/501412",
+                 {"logged_in": False})
+    assert out.status == 200
+    assert {a["number"]: a["status"] for a in out.body["agents"]}["501412"] == "logged_out"
+    back = op.put("/api/v1/customers/acme/queues/support/agents/501412", {"logged_in": True})
+    assert {a["number"]: a["status"] for a in back.body["agents"]}["501412"] == "free"
+
+
+def test_audit_log_has_each_change(op: ApiClient) -> None:
+    entries = op.get("/api/v1/audit?limit=500").body
+    actions = {e["action"] for e in entries}
+    assert {"token.create", "token.revoke", "user.settings", "plan.refused", "plan.put",
+            "plan.rollback", "schedule.mode", "queue.agent"} <= actions, actions
+    put = next(e for e in entries if e["action"] == "plan.put")
+    assert put["actor"] == "env:WTE_ADMIN_TOKEN" and put["source"] == "127.0.0.1"
+    assert put["at"] > 0
+
+
+def test_call_records_filters_and_csv(op: ApiClient) -> None:
+    rows = op.get("/api/v1/customers/acme/calls?user=501411").body
+    assert rows and all("501411" in (r["caller"], r["callee"]) for r in rows)
+    csv = op.get("/api/v1/customers/acme/calls?format=csv&user=501411")
+    assert csv.status == 200
+    lines = csv.raw.decode().splitlines()
+    assert lines[0].startswith("id,call_id,caller") and len(lines) == len(rows) + 1
+    assert op.get("/api/v1/customers/globex/calls?user=501411").body == []
