@@ -33,6 +33,7 @@ from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import HTMLResponse, JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from devices.logsafe import printable
 from dialplan import Customer, User
@@ -249,8 +250,8 @@ def build_rest_app(ctx: ApiContext) -> FastAPI:
                   servers=[{"url": PREFIX}], root_path_in_servers=False)
     app.state.ctx = ctx
 
-    @app.exception_handler(HTTPException)
-    async def _http_error(request: Request, exc: HTTPException) -> JSONResponse:
+    @app.exception_handler(StarletteHTTPException)  # FastAPI's and Starlette's own (body)
+    async def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         return JSONResponse({"error": str(exc.detail).lower()}, status_code=exc.status_code,
                             headers=exc.headers)
 
