@@ -7,7 +7,7 @@
     wte plan explain FILE --from 501410 --dial 0612345678 [--at 2026-12-25T10:00]
     wte calls [--data-dir DIR] [--limit N]
     wte scenario run FILE... [--target HOST:PORT] [--engine own|pjsua2] [--junit out.xml]
-                             [--carrier HOST:PORT]
+                             [--carrier HOST:PORT] [--api-token TOKEN]
     wte devices [--data-dir DIR]
     wte provisioning create-code --user 501412 [--days 7] [--config FILE] [--data-dir DIR]
     wte billing export --month YYYY-MM [--customer ID] [--format csv|json]
@@ -111,7 +111,7 @@ def _cmd_scenario_run(args: argparse.Namespace) -> int:
     from scenarios.cli import scenario_main
 
     return scenario_main(list(args.files), args.target, args.engine, args.junit, sys.stdout,
-                         carrier=args.carrier)
+                         carrier=args.carrier, api_token=args.api_token)
 
 
 def _cmd_devices(args: argparse.Namespace) -> int:
@@ -247,6 +247,10 @@ def build_parser() -> argparse.ArgumentParser:
     srun.add_argument("--carrier", default=None, metavar="HOST:PORT",
                       help="where the target's carrier trunk points (with --target; default "
                       "the example's 127.0.0.1:5090)")
+    srun.add_argument("--api-token", default=None, metavar="TOKEN",
+                      help="with --target: read call records (expect_record) through the "
+                      "switch's admin API on its HTTP port (SIP port + 4) with this operator "
+                      "or customer-admin token")
     srun.set_defaults(func=_cmd_scenario_run)
 
     devices = sub.add_parser("devices", help="list the devices seen registering (JSON lines)",

@@ -48,6 +48,8 @@ class RecordOut(BaseModel):
     transferred_to: str | None
     queue_outcome: str | None
     queue_wait: float | None
+    rtcp_loss: float | None
+    rtcp_jitter_ms: float | None
 
 
 class ActiveCallOut(BaseModel):
@@ -88,10 +90,10 @@ Format = Annotated[str, Query(pattern="^(json|csv)$")]
 
 async def _records(ctx: ApiContext, customer: str | None, user: str | None, site: str | None,
                    since: float | None, until: float | None, disposition: str | None,
-                   missed: bool, limit: int) -> list[CallRecord]:
+                   missed: bool, limit: int, call_id: str | None = None) -> list[CallRecord]:
     records = await query_call_records(
         ctx.switch.engine, customer=customer, user=user, site=site, since=since,
-        until=until, disposition=disposition, limit=limit)
+        until=until, disposition=disposition, limit=limit, call_id=call_id)
     if missed:  # a user's missed calls: received and not answered
         records = [r for r in records if user is not None and r.callee == user
                    and r.answer is None and (r.disposition or "") in MISSED]
@@ -119,14 +121,16 @@ async def customer_calls(customer_id: CustomerId, user: Text = None, site: Text 
 async def all_calls(customer: Text = None, user: Text = None, site: Text = None,
                     since: float | None = None, until: float | None = None,
                     disposition: Text = None, missed: bool = False, limit: Limit = 100,
-                    format: Format = "json", who: Principal = Depends(admin),
+                    format: Format = "json",
+                    call_id: Annotated[str | None, Query(max_length=255)] = None,
+                    who: Principal = Depends(admin),
                     ctx: ApiContext = Depends(context)) -> Any:
     if who.role is not Role.OPERATOR:
         if customer is not None and customer != who.customer:
             return _csv([]) if format == "csv" else []
         customer = who.customer
     records = await _records(ctx, customer, user, site, since, until, disposition, missed,
-                             limit)
+                             limit, call_id)
     return _csv(records) if format == "csv" else [_out(r) for r in records]
 
 

@@ -166,7 +166,7 @@ class SqlAdminApi:
 async def query_call_records(engine: AsyncEngine, *, customer: str | None = None,
                              user: str | None = None, site: str | None = None,
                              since: float | None = None, until: float | None = None,
-                             disposition: str | None = None,
+                             disposition: str | None = None, call_id: str | None = None,
                              limit: int = 100) -> list[Any]:
     """Call records (rating.cdr.CallRecord), newest first, filtered: a user's calls are
     those it placed or received (its full internal number, caller or callee)."""
@@ -188,6 +188,8 @@ async def query_call_records(engine: AsyncEngine, *, customer: str | None = None
         stmt = stmt.where(R.start < until)
     if disposition is not None:
         stmt = stmt.where(R.disposition == disposition)
+    if call_id is not None:
+        stmt = stmt.where(R.call_id == call_id)
     sessions = async_sessionmaker(engine, expire_on_commit=False)
     async with sessions() as s:
         return [_record(r) for r in (await s.execute(stmt)).scalars()]

@@ -231,3 +231,47 @@ def test_call_records_filters_and_csv(op: ApiClient) -> None:
     lines = csv.raw.decode().splitlines()
     assert lines[0].startswith("id,call_id,caller") and len(lines) == len(rows) + 1
     assert op.get("/api/v1/customers/globex/calls?user=501411").body == []
+
+
+ANSWERED_SCENARIO = """\
+name: an answered call, its record read through the API
+phones:
+  chloe: {account: "502411", password: demo-502411}
+  david: {account: "502412", password: demo-502412}
+steps:
+  - chloe: register
+  - david: register
+  - david: {dial: "502411"}
+  - chloe: {expect_ringing: {timeout: 5}}
+  - chloe: answer
+  - david: {expect_state: confirmed}
+  - wait: 0.2
+  - david: hangup
+  - chloe: {expect_state: disconnected}
+  - david: {expect_record: {field: disposition, equals: answered}}
+  - david: {expect_record: {field: callee, equals: "502411"}}
+"""
+
+
+def test_scenario_runner_reads_records_through_the_api(switch: RunningSwitch,
+                                                      tmp_path: Path) -> None:
+    """`wte scenario run --target ... --api-token ...`: expect_record on a switch the runner
+    did not start, through GET /api/v1/calls?call_id=...; a wrong token fails the step.
+    (Users no other test of this module registers: their phones are gone but their
+    bindings stay until they expire.)"""
+    scenario = tmp_path / "answered.yaml"
+    scenario.write_text(ANSWERED_SCENARIO, encoding="utf-8")
+
+    def run(token: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "switch", "scenario", "run", str(scenario),
+             "--target", f"{switch.host}:{switch.port}",
+             "--carrier", f"127.0.0.1:{switch.carrier_port}", "--api-token", token],
+            cwd=REPO, capture_output=True, text=True, timeout=120)
+
+    good = run(OPERATOR)
+    assert good.returncode == 0, [x for x in good.stdout.splitlines() if "FAIL" in x or "failed:" in x]
+    assert "expect_record disposition equals 'answered'" in good.stdout
+    bad = run("wte_wrong")
+    assert bad.returncode == 1
+    assert "refused the token (401)" in bad.stdout
