@@ -142,19 +142,23 @@ class HttpApi:
         app.router.add_put("/api/v1/me/emergency-location", self.put_location)
         mount_provisioning(app, self)  # /provisioning/... and /api/v1/provisioning/codes
         mount_voicemail(app, self)  # /voicemail/v1/... (issue 13)
-        if self.switch is not None:  # issue 18: the REST API under /api/v1, docs, portal
-            from .rest_mount import mount as mount_rest
-
-            data_dir = self.data_dir if self.data_dir is not None else \
-                self.switch.options.data_dir
-            self.rest = mount_rest(app, self.switch, Path(data_dir))
         return app
+
+    def _mount_rest(self, app: web.Application, switch: Switch) -> None:
+        """Issue 18: the REST API under /api/v1, its docs and the portal (a whole switch:
+        they read its plan, services and database)."""
+        from .rest_mount import mount as mount_rest
+
+        data_dir = self.data_dir if self.data_dir is not None else switch.options.data_dir
+        self.rest = mount_rest(app, switch, Path(data_dir))
 
     async def start(self, switch: Switch) -> None:
         self.switch = switch
         if self.health is None:
             self.health = self._default_health(switch)
-        self._runner = web.AppRunner(self.build_app(), access_log=None)
+        app = self.build_app()
+        self._mount_rest(app, switch)
+        self._runner = web.AppRunner(app, access_log=None)
         await self._runner.setup()
         site = web.TCPSite(self._runner, self.host, self.port, reuse_address=True)
         await site.start()
