@@ -54,7 +54,7 @@ log = logging.getLogger("switch.api")
 
 PREFIX = "/api/v1"
 MAX_BODY = 16 * 1024
-MAX_PLAN_BODY = 4 * 1024 * 1024  # a whole dialplan (PUT /plan)
+MAX_PLAN_BODY = 8 * 1024 * 1024  # a whole dialplan (PUT /plan), an announcement's audio
 DOCS_STATIC = f"{PREFIX}/docs/static"
 
 Scope = MutableMapping[str, Any]
@@ -193,7 +193,9 @@ class BodyLimit:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        limit = MAX_PLAN_BODY if scope["path"].endswith(f"{PREFIX}/plan") else MAX_BODY
+        path = scope["path"]
+        limit = MAX_PLAN_BODY if path.endswith(f"{PREFIX}/plan") or "/announcements/" in path \
+            else MAX_BODY
         length = dict(scope.get("headers") or []).get(b"content-length")
         if length is not None and (not length.isdigit() or int(length) > limit):
             await _send_json(send, 413, {"error": "request body too large"})
@@ -239,7 +241,7 @@ def _validation_message(exc: RequestValidationError) -> str:
 
 
 def build_rest_app(ctx: ApiContext) -> FastAPI:
-    from . import rest_calls, rest_directory, rest_plan, rest_self, rest_tokens
+    from . import rest_calls, rest_directory, rest_media, rest_plan, rest_self, rest_tokens
 
     app = FastAPI(title="wte switch API", version="1",
                   description="Administration and self-service of the wte switch. Operators "
@@ -273,6 +275,6 @@ def build_rest_app(ctx: ApiContext) -> FastAPI:
                                    swagger_css_url=f"{DOCS_STATIC}/swagger-ui.css",
                                    swagger_favicon_url=f"{DOCS_STATIC}/favicon-32x32.png")
 
-    for module in (rest_self, rest_tokens, rest_directory, rest_calls, rest_plan):
+    for module in (rest_self, rest_tokens, rest_directory, rest_calls, rest_plan, rest_media):
         app.include_router(module.router)
     return app

@@ -275,3 +275,38 @@ def test_scenario_runner_reads_records_through_the_api(switch: RunningSwitch,
     bad = run("wte_wrong")
     assert bad.returncode == 1
     assert "refused the token (401)" in bad.stdout
+
+
+def _wav(seconds: float, rate: int = 16000) -> bytes:
+    import io
+    import math
+    import struct
+    import wave
+
+    buf = io.BytesIO()
+    with wave.open(buf, "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(rate)
+        w.writeframes(b"".join(struct.pack("<h", int(8000 * math.sin(2 * math.pi * 440 * i
+                                                                         / rate)))
+                               for i in range(int(seconds * rate))))
+    return buf.getvalue()
+
+
+def test_announcement_upload_is_decoded_once_and_listed(op: ApiClient) -> None:
+    made = op.request("PUT", "/api/v1/customers/acme/announcements/api-welcome",
+                      raw=_wav(1.5), content_type="audio/wav")
+    assert made.status == 201, made.body
+    assert abs(made.body["seconds"] - 1.5) < 0.05  # stored at 8 kHz, same length
+    listed = op.get("/api/v1/customers/acme/announcements").body
+    assert {"customer": "acme", "name": "api-welcome", "seconds": made.body["seconds"]} \
+        in listed
+    junk = op.request("PUT", "/api/v1/customers/acme/announcements/junk",
+                      raw=b"not audio at all" * 10, content_type="audio/wav")
+    assert junk.status == 422
+    assert "junk" not in {a["name"] for a in op.get(
+        "/api/v1/customers/acme/announcements").body}
+    entries = op.get("/api/v1/audit?customer=acme").body
+    assert any(e["action"] == "announcement.upload" and e["target"] == "acme/api-welcome"
+               for e in entries)
