@@ -199,6 +199,13 @@ class _Run:
                                  f"got {ph.sub_results[-1]}")
         elif kind is StepKind.EXPECT_NOTIFY:
             await self._expect_notify(ph, step)
+        elif kind is StepKind.SETTINGS:
+            if ph.spec.kind is PhoneKind.CARRIER:
+                raise StepFailed("a carrier has no settings")
+            from .api_steps import change_settings
+
+            await change_settings(self.ctx.target[0], self.ctx.target[1], ph.spec.account,
+                                  ph.spec.password, step.body, step.timeout)
         elif kind in MEDIA_STEPS:
             from .media_steps import media_step
 
