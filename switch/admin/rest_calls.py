@@ -150,7 +150,7 @@ async def active_calls(customer_id: CustomerId, who: Principal = Depends(admin),
     c = ctx.customer(who, customer_id)
     return [ActiveCallOut(id=r.id, call_id=r.call_id, caller=r.caller, callee=r.callee,
                           dialed=r.dialed, customer=r.customer,
-                          state=entry.call.state.value, start=r.start, answer=r.answer)
+                          state=entry.call.state.name.lower(), start=r.start, answer=r.answer)
             for entry, r in _active(ctx) if r.customer == c.id]
 
 

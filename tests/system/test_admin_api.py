@@ -310,3 +310,33 @@ def test_announcement_upload_is_decoded_once_and_listed(op: ApiClient) -> None:
     entries = op.get("/api/v1/audit?customer=acme").body
     assert any(e["action"] == "announcement.upload" and e["target"] == "acme/api-welcome"
                for e in entries)
+
+
+def test_active_calls_listed_and_hung_up_by_an_admin(
+        pj_lib: Any, switch: RunningSwitch, op: ApiClient) -> None:
+    admin = op.with_token(op.post("/api/v1/tokens", {"role": "customer-admin",
+                                                     "customer": "acme"}).body["token"])
+    a, c = phone(pj_lib, switch, "501410"), phone(pj_lib, switch, "501412")
+    try:
+        c.account.answer_with = 200
+        call = a.call(f"sip:501412@{switch.host}:{switch.port}")
+        assert pj_lib.wait_until(lambda: call.state == pj.PJSIP_INV_STATE_CONFIRMED, 8), \
+            call.states
+        active = admin.get("/api/v1/customers/acme/active-calls").body
+        mine = [x for x in active if x["caller"] == "501410" and x["callee"] == "501412"]
+        assert len(mine) == 1 and mine[0]["state"] == "answered", active
+        assert admin.get("/api/v1/customers/globex/active-calls").status == 404
+        assert admin.request("DELETE", "/api/v1/customers/acme/active-calls/nope").status == 404
+        gone = admin.request("DELETE", f"/api/v1/customers/acme/active-calls/{mine[0]['id']}")
+        assert gone.status == 204
+        assert pj_lib.wait_until(lambda: call.state == DISCONNECTED, 5), call.states
+        assert all(x["id"] != mine[0]["id"] for x in
+                   admin.get("/api/v1/customers/acme/active-calls").body)
+        audit = op.get("/api/v1/audit?customer=acme").body
+        assert any(e["action"] == "call.hang_up" and e["target"] == mine[0]["id"]
+                   for e in audit)
+    finally:
+        pj_lib.ep.hangupAllCalls()
+        pj_lib.wait_until(lambda: False, 0.3)
+        a.shutdown()
+        c.shutdown()
