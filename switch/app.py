@@ -39,7 +39,7 @@ from switch.services.database import DatabaseService
 from switch.services.mailbox_lamps import MailboxLamps
 from switch.services.personal import PersonalCalls
 from switch.services.plan import PlanAccounts, PlanService
-from switch.services.pool import call_admission, pool_service
+from switch.services.pool import PoolService, call_admission, pool_service
 from switch.services.ports import CallTimers, Reloadable, Service
 from switch.services.queues import QueueService, call_service_hooks
 from switch.services.schedules import ScheduleModes
@@ -145,6 +145,7 @@ class Switch:
     queues: QueueService | None = None  # issue 14: call queues, their agents and figures
     user_settings: UserSettingsService | None = None  # issue 18: the API changes settings
     schedules: ScheduleModes | None = None  # issue 18: the API's night switch
+    pool: PoolService | None = None  # issue 18: the sites' minute bundles (rating on)
 
     @property
     def sip_address(self) -> tuple[str, int, int, int, int]:
@@ -328,7 +329,7 @@ def build_switch(options: ServeOptions) -> Switch:
     switch = Switch(options, settings, addresses, runtime, streams, engine, holder, accounts,
                     registration, emergency, calls, media, records, reloadable=[plan],
                     voicemail=voicemail, queues=queues, user_settings=user_settings,
-                    schedules=schedules)
+                    schedules=schedules, pool=pool)
     # a waiting caller's application and call record, by Call-ID
     queues.runner_for, queues.note = call_service_hooks(calls)
     # started in this order (the schema at head before any reader), stopped in reverse

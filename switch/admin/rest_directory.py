@@ -47,6 +47,15 @@ class SiteOut(BaseModel):
     auto_attendants: int
 
 
+class BundleOut(BaseModel):
+    site: str
+    month: str
+    active_users: int
+    size_seconds: int
+    used_seconds: int
+    used_percent: float
+
+
 class UserOut(BaseModel):
     number: str
     extension: str
@@ -159,6 +168,29 @@ async def sites(customer_id: CustomerId, who: Principal = Depends(admin),
                     hunt_groups=len(s.hunt_groups), queues=len(s.queues),
                     auto_attendants=len(s.auto_attendants))
             for s in ctx.customer(who, customer_id).sites]
+
+
+@router.get("/customers/{customer_id}/sites/{site_code}/bundle", response_model=BundleOut,
+            summary="the site's pooled minute bundle this month (404 when rating is off)")
+async def bundle(customer_id: CustomerId, site_code: Ref, who: Principal = Depends(admin),
+                 ctx: ApiContext = Depends(context)) -> BundleOut:
+    from rating.bundle import PoolKey, month_of
+    from rating.export import sites_from_plan
+
+    c = ctx.customer(who, customer_id)
+    site = c.sites_by_code.get(site_code)
+    pool = ctx.switch.pool
+    if site is None or pool is None:
+        raise not_found()
+    month = month_of(ctx.clock(), site.timezone)
+    info = sites_from_plan(ctx.switch.plan_holder.plan)[(c.id, site.code)]
+    size = info.pool_seconds(pool.config)
+    states = await pool.store.states(month)
+    state = states.get(PoolKey(c.id, site.code, month))
+    used = state.used if state is not None else 0
+    return BundleOut(site=site.code, month=month, active_users=info.active_users(pool.config),
+                     size_seconds=size, used_seconds=used,
+                     used_percent=round(100.0 * used / size, 1) if size else 0.0)
 
 
 def _registered(ctx: ApiContext, user: User) -> int:

@@ -34,6 +34,8 @@ def api_config(tmp: Path) -> Path:
         for user in site.get("users", []):
             if user.get("number") == "+33562070411":
                 user["voicemail"] = False
+    # live rating on: the sites' minute bundles (GET .../sites/{code}/bundle)
+    data["switch"]["rating"] = {"file": str(REPO / "config" / "rating.yaml")}
     return write_config(tmp / "api.yaml", data)
 
 
@@ -340,3 +342,15 @@ def test_active_calls_listed_and_hung_up_by_an_admin(
         pj_lib.wait_until(lambda: False, 0.3)
         a.shutdown()
         c.shutdown()
+
+
+def test_site_bundle_usage(op: ApiClient) -> None:
+    got = op.get("/api/v1/customers/acme/sites/01/bundle")
+    assert got.status == 200, got.body
+    rating = yaml.safe_load((REPO / "config" / "rating.yaml").read_text(encoding="utf-8"))
+    assert got.body["active_users"] >= 3  # calling and suite users of site 01
+    assert got.body["size_seconds"] > 0 and got.body["size_seconds"] % 60 == 0
+    assert 0 <= got.body["used_seconds"] <= got.body["size_seconds"] or \
+        got.body["used_percent"] >= 100
+    assert len(got.body["month"]) == 7 and rating
+    assert op.get("/api/v1/customers/acme/sites/99/bundle").status == 404
