@@ -316,6 +316,28 @@ async def my_message_delete(message_id: str, who: Principal = Depends(principal)
     return Response(status_code=204)
 
 
+class PinBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    pin: str = Field(min_length=1, max_length=32, description="4 to 8 digits")
+
+
+@router.put("/me/voicemail/pin", status_code=204, summary="change my voicemail PIN")
+async def my_voicemail_pin(body: PinBody, request: Request,
+                           who: Principal = Depends(principal),
+                           ctx: ApiContext = Depends(context)) -> Response:
+    from voicemail.pin import MAX_LENGTH, MIN_LENGTH, valid_pin
+
+    owner = _mailbox(ctx, who)
+    service = ctx.switch.voicemail
+    assert service is not None
+    if not valid_pin(body.pin):
+        raise HTTPException(422, f"pin: {MIN_LENGTH} to {MAX_LENGTH} digits")
+    service._mailbox(ctx.me(who))  # created on first use, as the phone menu does
+    await service.set_pin(owner, body.pin)
+    await ctx.audit(who, request, "voicemail.pin", owner, customer=who.customer)
+    return Response(status_code=204)
+
+
 @router.get("/me/calls", response_model=CallLogOut,
             summary="my placed, received and missed calls")
 async def my_calls(limit: Annotated[int, Query(ge=1, le=500)] = 50, mark_read: bool = False,

@@ -354,3 +354,38 @@ def test_site_bundle_usage(op: ApiClient) -> None:
         got.body["used_percent"] >= 100
     assert len(got.body["month"]) == 7 and rating
     assert op.get("/api/v1/customers/acme/sites/99/bundle").status == 404
+
+
+def test_user_changes_its_voicemail_pin(switch: RunningSwitch, base: ApiClient) -> None:
+    import asyncio
+    import time
+
+    from sqlalchemy import select
+
+    from switch.storage.cli import database_url
+    from switch.storage.engine import create_engine
+    from switch.storage.voicemail import MailboxRow
+    from voicemail.pin import verify_pin
+
+    alice = base.login("501410", "demo-501410")
+    assert alice.put("/api/v1/me/voicemail/pin", {"pin": "12"}).status == 422
+    assert alice.put("/api/v1/me/voicemail/pin", {"pin": "2468"}).status == 204
+    bruno = base.login("501411", "demo-501411")  # no mailbox: nothing to change
+    assert bruno.put("/api/v1/me/voicemail/pin", {"pin": "2468"}).status == 404
+
+    async def stored() -> str | None:
+        engine = create_engine(database_url(str(switch.data_dir)))
+        try:
+            async with engine.connect() as conn:
+                return (await conn.execute(select(MailboxRow.pin_hash).where(
+                    MailboxRow.owner == "acme:501410"))).scalar_one_or_none()
+        finally:
+            await engine.dispose()
+
+    end = time.monotonic() + 5
+    while True:  # the row is created in the background on first use
+        pin_hash = asyncio.run(stored())
+        if pin_hash is not None and verify_pin("2468", pin_hash):
+            break
+        assert time.monotonic() < end, pin_hash
+        time.sleep(0.1)
