@@ -102,6 +102,14 @@ def test_operator_token_creates_a_customer_admin_scoped_to_its_customer(
     assert theirs.status == nobody.status == 404
     assert theirs.body == nobody.body
     assert admin.get("/api/v1/audit").status == 404  # operators only
+    # its users' settings, not another customer's (globex has a 501410 too)
+    assert admin.put("/api/v1/customers/acme/users/501412/settings",
+                     {"call_waiting": False}).body["call_waiting"] is False
+    assert admin.put("/api/v1/customers/acme/users/501412/settings",
+                     {"call_waiting": True}).status == 200
+    assert admin.put("/api/v1/customers/globex/users/501410/settings",
+                     {"dnd": True}).status == 404
+    assert op.get("/api/v1/customers/globex/users/501410/settings").body["dnd"] is False
     assert admin.post("/api/v1/tokens", {"role": "operator"}).status == 404  # no escalation
 
     assert op.request("DELETE", f"/api/v1/tokens/{made.body['id']}").status == 204
