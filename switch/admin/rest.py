@@ -206,18 +206,16 @@ class BodyLimit:
             nonlocal seen
             message = await receive()
             seen += len(message.get("body", b""))
-            if seen > limit:
-                raise _TooLarge
+            if seen > limit:  # a chunked body: no Content-Length to refuse it by
+                raise _TooLarge(413, "request body too large")
             return message
 
-        try:
-            await self.app(scope, limited, send)
-        except _TooLarge:
-            await _send_json(send, 413, {"error": "request body too large"})
+        await self.app(scope, limited, send)
 
 
-class _TooLarge(Exception):
-    pass
+class _TooLarge(StarletteHTTPException):
+    """Raised while the route reads the body: FastAPI passes HTTP exceptions through its
+    body parsing (anything else becomes a 400), and the handler answers 413."""
 
 
 async def _send_json(send: Send, status: int, body: dict[str, Any]) -> None:

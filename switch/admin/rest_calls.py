@@ -127,7 +127,7 @@ async def all_calls(customer: Text = None, user: Text = None, site: Text = None,
                     ctx: ApiContext = Depends(context)) -> Any:
     if who.role is not Role.OPERATOR:
         if customer is not None and customer != who.customer:
-            return _csv([]) if format == "csv" else []
+            raise not_found()  # another customer's, or none: the same answer
         customer = who.customer
     records = await _records(ctx, customer, user, site, since, until, disposition, missed,
                              limit, call_id)

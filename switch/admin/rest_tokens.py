@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Depends, HTTPException, Query, Request
 from fastapi.responses import Response
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -63,8 +63,6 @@ async def create_token(body: TokenBody, request: Request, who: Principal = Depen
     else:
         if body.customer is None:
             if who.role is Role.OPERATOR:
-                from fastapi import HTTPException
-
                 raise HTTPException(422, "customer: required for a customer-admin token")
             customer = who.customer
         else:

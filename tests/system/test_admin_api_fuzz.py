@@ -3,7 +3,8 @@ requests for every operation (valid and invalid ones), sends them to a running s
 with an operator token, and checks that no answer is a 5xx and that every answer matches
 the document (status documented, body within its schema).
 
-Bounded: a few examples per operation (`MAX_EXAMPLES`), about half a minute in all.
+Bounded by count, not by a timer: `MAX_EXAMPLES` per operation (about 900 requests,
+10 to 30 s here depending on the machine's load).
 Left out: `POST /session` (every wrong password counts in the failure guard, which would
 slow the whole run) and `POST /plan/rollback` (it would restore an older plan: the
 rollback is tested in test_admin_api.py)."""
@@ -79,5 +80,4 @@ def test_no_5xx_and_every_answer_matches_the_document(switch: RunningSwitch) -> 
     assert sent >= len(operations), sent
     print(f"fuzzed {len(operations)} operations with {sent} requests in {elapsed:.1f} s")
     assert not failures, "\n".join(failures)
-    assert elapsed < 60, f"fuzzing took {elapsed:.0f} s"
     assert switch.proc.poll() is None  # still running
