@@ -8,7 +8,7 @@ place for authentication and scoping. aiohttp stays the server (health, metrics,
 provisioning, voicemail and their contracts are unchanged); `aiohttp-asgi` hands it every
 request under /api/v1 that no aiohttp route claims (aiohttp resolves the longest path
 prefix first). One process, one loop: the routes call the running services directly.
-The interactive docs use the Swagger UI files of the `swagger-ui-bundle` package, served
+The interactive docs use the Swagger UI files of the `fastapi-offline` package, served
 locally: nothing is fetched from the internet at run time.
 
 Errors answer `{"error": "..."}` like the rest of the HTTP port. A missing or bad token:
@@ -271,7 +271,7 @@ def build_rest_app(ctx: ApiContext) -> FastAPI:
                                    title="wte switch API",
                                    swagger_js_url=f"{DOCS_STATIC}/swagger-ui-bundle.js",
                                    swagger_css_url=f"{DOCS_STATIC}/swagger-ui.css",
-                                   swagger_favicon_url=f"{DOCS_STATIC}/favicon-32x32.png")
+                                   swagger_favicon_url=f"{DOCS_STATIC}/favicon.png")
 
     for module in (rest_self, rest_tokens, rest_directory, rest_calls, rest_plan, rest_media):
         app.include_router(module.router)

@@ -4,7 +4,8 @@ switch's aiohttp application (issue 18).
 - `/api/v1/...`: the FastAPI application through aiohttp-asgi, for every path under
   /api/v1 that no aiohttp route claims (the emergency location and provisioning codes
   keep theirs: aiohttp resolves the longest registered prefix first);
-- `/api/v1/docs/static/`: the Swagger UI files of the `swagger-ui-bundle` package;
+- `/api/v1/docs/static/`: the Swagger UI files the `fastapi-offline` package ships
+  (Swagger UI 5, which reads OpenAPI 3.1; nothing fetched from the internet);
 - `/portal/`: the web portal, static HTML and JavaScript shipped in the package
   (switch/admin/portal/), calling the API from the browser.
 """
@@ -40,12 +41,12 @@ def mount(app: web.Application, switch: Switch, data_dir: Path) -> ApiContext:
     install_sessions(sessions)
     ctx = ApiContext(switch=switch, store=SqlAdminApi(switch.engine), sessions=sessions,
                      data_dir=data_dir)
-    try:
-        from swagger_ui_bundle import swagger_ui_path
+    try:  # Swagger UI 5 (OpenAPI 3.1), as the fastapi-offline package ships it
+        import fastapi_offline
 
-        app.router.add_static(DOCS_STATIC, Path(str(swagger_ui_path)))
+        app.router.add_static(DOCS_STATIC, Path(fastapi_offline.__file__).parent / "static")
     except ImportError:  # the docs page then lacks its script; the API itself works
-        log.warning("swagger-ui-bundle is not installed: /api/v1/docs has no files")
+        log.warning("fastapi-offline is not installed: /api/v1/docs has no files")
     app.router.add_get("/portal", _portal_index)
     app.router.add_get("/portal/", _portal_index)
     app.router.add_static("/portal", PORTAL)

@@ -154,3 +154,20 @@ def test_admin_page_shows_a_caller_waiting_in_a_queue(
         pj_lib.ep.hangupAllCalls()
         chloe.shutdown()
         op.put("/api/v1/customers/acme/schedules/office/mode", {"mode": "auto"})
+
+
+def test_interactive_docs_render_the_openapi_document(
+        switch: RunningSwitch, browser: Any, tmp_path: Path) -> None:
+    """/api/v1/docs: Swagger UI from the switch's own files (no internet), reading the
+    OpenAPI 3.1 document: every operation listed."""
+    from selenium.webdriver.common.by import By
+
+    browser.get(f"http://{switch.host}:{switch.http_port}/api/v1/docs")
+    wait_for(browser, lambda d: "wte switch API" in d.find_element(
+        By.CSS_SELECTOR, ".swagger-ui .info .title").text, timeout=20)
+    paths = {e.text.replace("\u200b", "") for e in browser.find_elements(
+        By.CSS_SELECTOR, ".opblock-summary-path")}
+    assert "/customers/{customer_id}/queues" in paths and "/plan/rollback" in paths, paths
+    shot = tmp_path / "api-docs.png"
+    assert browser.save_screenshot(str(shot)) and shot.stat().st_size > 1000
+    print(f"screenshot: {shot}")
