@@ -195,7 +195,7 @@ class BodyLimit:
             return
         path = scope["path"]
         limit = MAX_PLAN_BODY if path.endswith(f"{PREFIX}/plan") or "/announcements/" in path \
-            else MAX_BODY
+            or "/voicemail/greetings/" in path else MAX_BODY
         length = dict(scope.get("headers") or []).get(b"content-length")
         if length is not None and (not length.isdigit() or int(length) > limit):
             await _send_json(send, 413, {"error": "request body too large"})

@@ -12,6 +12,7 @@ import re
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Request
+from fastapi import Path as PathParam
 from fastapi.responses import FileResponse, Response
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -335,6 +336,52 @@ async def my_voicemail_pin(body: PinBody, request: Request,
     service._mailbox(ctx.me(who))  # created on first use, as the phone menu does
     await service.set_pin(owner, body.pin)
     await ctx.audit(who, request, "voicemail.pin", owner, customer=who.customer)
+    return Response(status_code=204)
+
+
+@router.put("/me/voicemail/greetings/{kind}", status_code=204,
+            openapi_extra={"requestBody": {"required": True, "content": {
+                "audio/wav": {"schema": {"type": "string", "format": "binary"}},
+                "audio/mpeg": {"schema": {"type": "string", "format": "binary"}}}}},
+            summary="upload my busy, unavailable or name greeting (WAV or MP3 body)")
+async def my_greeting(kind: Annotated[str, PathParam(pattern="^(unavailable|busy|name)$")],
+                      request: Request, who: Principal = Depends(principal),
+                      ctx: ApiContext = Depends(context)) -> Response:
+    """Decoded once to 8 kHz mono (the announcements' code, off the loop) and stored as
+    the greeting the phone menu would have recorded."""
+    import asyncio
+    import contextlib
+    import os
+    import tempfile
+    from pathlib import Path
+
+    from media.audio import write_wav
+    from switch.announcements import AnnouncementError, decode_upload
+    from voicemail.store import Greeting
+
+    owner = _mailbox(ctx, who)
+    service = ctx.switch.voicemail
+    assert service is not None
+    body = await request.body()
+    if not body:
+        raise HTTPException(400, "the body is the audio file")
+    fd, upload = tempfile.mkstemp(prefix="wte-greeting-", dir=ctx.data_dir)
+    wav = f"{upload}.wav"
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(body)
+        pcm = await asyncio.to_thread(decode_upload, Path(upload))
+        await asyncio.to_thread(write_wav, wav, pcm)
+        service._mailbox(ctx.me(who))
+        await service.set_greeting(owner, Greeting(kind), Path(wav))
+    except AnnouncementError as exc:
+        raise HTTPException(422, str(exc)) from None
+    finally:
+        for leftover in (upload, wav):
+            with contextlib.suppress(OSError):
+                os.unlink(leftover)
+    await ctx.audit(who, request, "voicemail.greeting", f"{owner}/{kind}",
+                    {"bytes": len(body)}, customer=who.customer)
     return Response(status_code=204)
 
 

@@ -397,3 +397,21 @@ def test_user_changes_its_voicemail_pin(switch: RunningSwitch, base: ApiClient) 
             break
         assert time.monotonic() < end, pin_hash
         time.sleep(0.1)
+
+
+def test_user_uploads_a_greeting(switch: RunningSwitch, base: ApiClient) -> None:
+    import wave
+
+    alice = base.login("501410", "demo-501410")
+    put = alice.request("PUT", "/api/v1/me/voicemail/greetings/busy", raw=_wav(1.0),
+                        content_type="audio/wav")
+    assert put.status == 204, put.body
+    assert alice.request("PUT", "/api/v1/me/voicemail/greetings/busy", raw=b"junk" * 50,
+                         content_type="audio/wav").status == 422
+    assert alice.request("PUT", "/api/v1/me/voicemail/greetings/other", raw=_wav(1.0),
+                         content_type="audio/wav").status == 422
+    stored = list(switch.data_dir.rglob("greeting-busy.wav"))
+    assert len(stored) == 1 and "501410" in str(stored[0])
+    with wave.open(str(stored[0])) as w:  # decoded once: what the phone menu records
+        assert (w.getframerate(), w.getnchannels()) == (8000, 1)
+        assert abs(w.getnframes() / 8000 - 1.0) < 0.05
