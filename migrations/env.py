@@ -15,9 +15,8 @@ import os
 from alembic import context
 from sqlalchemy.engine import Connection
 
-import switch.storage.admin_api
-
 # the modules whose tables live beside their repositories join Base.metadata on import
+import switch.storage.admin_api
 import switch.storage.pool
 import switch.storage.provisioning
 import switch.storage.queue_agents
