@@ -332,6 +332,12 @@ def test_active_calls_listed_and_hung_up_by_an_admin(
         call = a.call(f"sip:501412@{switch.host}:{switch.port}")
         assert pj_lib.wait_until(lambda: call.state == pj.PJSIP_INV_STATE_CONFIRMED, 8), \
             call.states
+        regs = admin.get("/api/v1/customers/acme/registrations").body
+        assert {"501410", "501412"} <= {r["user"] for r in regs}
+        assert all(r["transport"] == "udp" and r["source"].startswith("127.0.0.1:")
+                   for r in regs if r["user"] in ("501410", "501412"))
+        users = {u["number"]: u for u in admin.get("/api/v1/customers/acme/users").body}
+        assert users["501410"]["registered"] >= 1
         active = admin.get("/api/v1/customers/acme/active-calls").body
         mine = [x for x in active if x["caller"] == "501410" and x["callee"] == "501412"]
         assert len(mine) == 1 and mine[0]["state"] == "answered", active
@@ -415,3 +421,17 @@ def test_user_uploads_a_greeting(switch: RunningSwitch, base: ApiClient) -> None
     with wave.open(str(stored[0])) as w:  # decoded once: what the phone menu records
         assert (w.getframerate(), w.getnchannels()) == (8000, 1)
         assert abs(w.getnframes() / 8000 - 1.0) < 0.05
+
+
+def test_directory_of_a_customer(op: ApiClient) -> None:
+    sites = {s["code"]: s for s in op.get("/api/v1/customers/acme/sites").body}
+    assert set(sites) == {"01", "02"} and sites["01"]["queues"] == 1
+    groups = op.get("/api/v1/customers/acme/hunt-groups").body
+    assert [(g["number"], g["members"]) for g in groups] == [("501401", ["501410", "501412"])]
+    attendants = op.get("/api/v1/customers/acme/auto-attendants").body
+    assert attendants and attendants[0]["number"] == "501400" and attendants[0]["keys"]
+    queue = op.get("/api/v1/customers/acme/queues/support").body
+    assert queue["number"] == "501402" and {a["number"] for a in queue["agents"]} == {
+        "501410", "501412"}
+    assert op.get("/api/v1/customers/globex/hunt-groups").body == []
+    assert op.get("/api/v1/customers/globex/queues/support").status == 404
