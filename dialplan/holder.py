@@ -36,3 +36,8 @@ class PlanHolder:
         self._plan = new
         self.generation += 1
         return []
+
+    def install(self, plan: Plan) -> None:
+        """Swap in a plan validated elsewhere (the admin API's PUT /plan, issue 18)."""
+        self._plan = plan
+        self.generation += 1

@@ -16,6 +16,7 @@ from alembic import context
 from sqlalchemy.engine import Connection
 
 # the modules whose tables live beside their repositories join Base.metadata on import
+import switch.storage.admin_api
 import switch.storage.pool
 import switch.storage.provisioning
 import switch.storage.queue_agents

@@ -1,4 +1,5 @@
-"""`wte scenario run FILE... [--target HOST:PORT] [--engine own|pjsua2] [--junit out.xml]`.
+"""`wte scenario run FILE... [--target HOST:PORT [--api-token TOKEN]] [--engine own|pjsua2]
+[--junit out.xml]`.
 
 Without --target, a switch is started for the run (the example configuration with a short
 ring timeout, free loopback ports, its carrier trunk moved to a free port where the
@@ -20,7 +21,7 @@ from .junit import write_junit
 from .model import EXAMPLE_CARRIER, Scenario
 from .own import OwnEngine
 from .parse import ScenarioFileError, load_scenario
-from .records import RecordReader
+from .records import ApiRecordReader, RecordReader, RecordSource
 from .runner import RunContext, ScenarioResult, run_scenarios
 from .switchproc import run_config, start_switch
 
@@ -76,10 +77,16 @@ def make_engine(name: str, pump: Pump, pj_library: object | None = None) -> Engi
 
 async def play(scenarios: list[Scenario], target: tuple[str, int], engine: Engine, pump: Pump,
                out: TextIO, data_dir: str | None = None,
-               carrier: str = EXAMPLE_CARRIER) -> list[ScenarioResult]:
+               carrier: str = EXAMPLE_CARRIER,
+               api_token: str | None = None) -> list[ScenarioResult]:
     """Play loaded scenarios against a running switch (the pytest entry point); `carrier`
-    is the "host:port" its carrier trunk points at."""
-    records = RecordReader(data_dir) if data_dir else None
+    is the "host:port" its carrier trunk points at. Call records are read from `data_dir`'s
+    database, or with `api_token` through the switch's admin API (HTTP port: SIP + 4)."""
+    records: RecordSource | None = None
+    if api_token:
+        records = ApiRecordReader(f"http://{target[0]}:{target[1] + 4}", api_token)
+    elif data_dir:
+        records = RecordReader(data_dir)
     ctx = RunContext(target, engine, OwnEngine(), pump, records,
                      concurrency=1 if engine.name == "pjsua2" else 50, carrier=carrier)
     try:
@@ -90,7 +97,7 @@ async def play(scenarios: list[Scenario], target: tuple[str, int], engine: Engin
 
 
 def scenario_main(files: list[str], target: str | None, engine: str, junit: str | None,
-                  out: TextIO, carrier: str | None = None) -> int:
+                  out: TextIO, carrier: str | None = None, api_token: str | None = None) -> int:
     """Run scenario files; 0 when all passed, 1 when any failed, 2 on a usage error.
 
     `carrier` ("host:port") is where the target switch's carrier trunk points; only with
@@ -108,7 +115,7 @@ def scenario_main(files: list[str], target: str | None, engine: str, junit: str 
     results: list[ScenarioResult] = []
     if scenarios:
         try:
-            results = _run(scenarios, target, engine, out, carrier)
+            results = _run(scenarios, target, engine, out, carrier, api_token)
         except (ValueError, RuntimeError, OSError) as exc:
             out.write(f"error: {exc}\n")
             return 2
@@ -122,7 +129,8 @@ def scenario_main(files: list[str], target: str | None, engine: str, junit: str 
 
 
 def _run(scenarios: list[Scenario], target: str | None, engine_name: str,
-         out: TextIO, carrier: str | None = None) -> list[ScenarioResult]:
+         out: TextIO, carrier: str | None = None,
+         api_token: str | None = None) -> list[ScenarioResult]:
     if carrier is not None:
         if target is None:
             raise ValueError("a carrier address goes with --target (a switch the runner "
@@ -133,7 +141,7 @@ def _run(scenarios: list[Scenario], target: str | None, engine_name: str,
     try:
         if target is not None:
             return asyncio.run(play(scenarios, parse_target(target), engine, pump, out,
-                                    carrier=carrier or EXAMPLE_CARRIER))
+                                    carrier=carrier or EXAMPLE_CARRIER, api_token=api_token))
         with tempfile.TemporaryDirectory(prefix="wte-scenarios-") as tmp:
             data_dir = Path(tmp)
             switch = start_switch(data_dir, run_config(data_dir))  # trunk on a free port

@@ -18,6 +18,11 @@ A scenario file::
 Instead of the top-level `steps`, each phone may carry its own `steps:` list; the phones'
 lists then run side by side. Every waiting step takes `timeout` (seconds, default 5).
 
+`settings: {dnd: true}` (or forward_always, forward_busy, forward_no_answer,
+forward_no_answer_seconds, forward_unreachable, clir, reject_anonymous, call_waiting) has
+the phone's user change its call settings through the switch's admin API (logged in with
+its SIP credentials on the HTTP port, the SIP port + 4), as the web portal does.
+
 `transfer: "412"` (or `{to: "412", method: blind}`) makes a phone in a call ask for a blind
 transfer (RFC 3515 REFER); the step passes when the final NOTIFY reports a 2xx, which the
 switch sends once the target has answered: give the target its own `steps:` list (see
@@ -67,6 +72,7 @@ class StepKind(Enum):
     TRANSFER = "transfer"
     SUBSCRIBE = "subscribe"  # RFC 6665: watch a user's dialog/presence/message-summary
     EXPECT_NOTIFY = "expect_notify"  # a NOTIFY of that event whose body matches
+    SETTINGS = "settings"  # the phone's user changes its call settings through the API
 
 
 class PhoneKind(Enum):
@@ -155,6 +161,7 @@ class Step:
     path: str = ""  # play_wav
     headers: tuple[tuple[str, str], ...] = ()  # dial: extra headers (e.g. a From to present)
     from_user: str = ""  # dial: the user part of From to present
+    body: str = ""  # settings: the JSON body of PUT /api/v1/me/settings
 
     def describe(self) -> str:
         who = f"{self.phone}: " if self.phone else ""
@@ -178,6 +185,8 @@ class Step:
             parts.append(f"{self.frequency:g} Hz")
         if self.kind is StepKind.WAIT:
             parts.append(f"{self.seconds:g} s")
+        if self.body:
+            parts.append(self.body)
         return f" {' '.join(parts)}" if parts else ""
 
 

@@ -361,6 +361,24 @@ def _expect_notify(step: Step, arg: Any) -> Step:
     return replace(step, method=str(d.get("event", "")), expect=expect)
 
 
+# what `settings:` may change (PUT /api/v1/me/settings of the switch's admin API)
+SETTINGS_KEYS = frozenset({"forward_always", "forward_busy", "forward_no_answer",
+                           "forward_no_answer_seconds", "forward_unreachable", "dnd", "clir",
+                           "reject_anonymous", "call_waiting"})
+
+
+def _settings(step: Step, arg: Any) -> Step:
+    import json
+
+    d = _dict(arg, set(SETTINGS_KEYS))
+    if not d:
+        raise _ArgError(f"give at least one of {', '.join(sorted(SETTINGS_KEYS))}")
+    for key, value in d.items():
+        if not isinstance(value, bool | str | int | float):
+            raise _ArgError(f"{key}: a number, a word or true/false")
+    return replace(step, body=json.dumps(d, sort_keys=True))
+
+
 _ARGS: dict[StepKind, Callable[[Step, Any], Step]] = {
     StepKind.REGISTER: _register,
     StepKind.UNREGISTER: _none,
@@ -380,6 +398,7 @@ _ARGS: dict[StepKind, Callable[[Step, Any], Step]] = {
     StepKind.EXPECT_TONE: _tone,
     StepKind.EXPECT_SILENCE: _silence,
     StepKind.EXPECT_DTMF: _dtmf,
+    StepKind.SETTINGS: _settings,
     StepKind.HOLD: _none,
     StepKind.RESUME: _none,
     StepKind.TRANSFER: _transfer,

@@ -19,7 +19,7 @@ from switch.sip import Request, Response, parse_message
 from .capabilities import engine_issues
 from .engine import MEDIA_STEPS, Engine, NotSupported, PhoneDriver, Pump, StepFailed
 from .model import EXAMPLE_CARRIER, CallState, Phone, PhoneKind, Scenario, Step, StepKind
-from .records import RecordReader, record_field
+from .records import RecordSource, record_field
 
 REGISTER_EXPIRES = 300
 
@@ -53,7 +53,7 @@ class RunContext:
     engine: Engine
     carrier_engine: Engine  # carriers are always played by the own engine
     pump: Pump
-    records: RecordReader | None = None
+    records: RecordSource | None = None
     concurrency: int = 50
     # "host:port" of the switch's carrier trunk: where carrier phones without an address
     # (or with the example's) listen; a switch the runner starts gets a free port here
@@ -208,6 +208,13 @@ class _Run:
                                  f"got {ph.sub_results[-1]}")
         elif kind is StepKind.EXPECT_NOTIFY:
             await self._expect_notify(ph, step)
+        elif kind is StepKind.SETTINGS:
+            if ph.spec.kind is PhoneKind.CARRIER:
+                raise StepFailed("a carrier has no settings")
+            from .api_steps import change_settings
+
+            await change_settings(self.ctx.target[0], self.ctx.target[1], ph.spec.account,
+                                  ph.spec.password, step.body, step.timeout)
         elif kind in MEDIA_STEPS:
             from .media_steps import media_step
 
@@ -281,8 +288,8 @@ class _Run:
         assert step.expect is not None
         reader = self.ctx.records
         if reader is None:
-            raise StepFailed("call records are out of reach: the runner reads them only from "
-                             "a switch it started itself (no --target)")
+            raise StepFailed("call records are out of reach: with --target, give the "
+                             "switch's API a token (--api-token)")
         call = ph.current
         if call is None:
             raise StepFailed("the phone has no call")
@@ -290,7 +297,10 @@ class _Run:
         found = [False]
 
         async def poll() -> bool:
-            rec = await reader.find(call.call_id)
+            try:
+                rec = await reader.find(call.call_id)
+            except PermissionError as exc:
+                raise StepFailed(str(exc)) from None
             if rec is None or rec.end is None:
                 return False
             found[0] = True

@@ -7,7 +7,7 @@
     wte plan explain FILE --from 501410 --dial 0612345678 [--at 2026-12-25T10:00]
     wte calls [--data-dir DIR] [--limit N]
     wte scenario run FILE... [--target HOST:PORT] [--engine own|pjsua2] [--junit out.xml]
-                             [--carrier HOST:PORT]
+                             [--carrier HOST:PORT] [--api-token TOKEN]
     wte devices [--data-dir DIR]
     wte provisioning create-code --user 501412 [--days 7] [--config FILE] [--data-dir DIR]
     wte billing export --month YYYY-MM [--customer ID] [--format csv|json]
@@ -15,6 +15,8 @@
     wte schedule list [--config FILE] [--data-dir DIR]
     wte announcements add FILE --customer ID --name NAME [--config FILE] [--data-dir DIR]
     wte announcements list [--customer ID] [--data-dir DIR]
+    wte tokens create --role operator|customer-admin [--customer ID] [--name TEXT]
+    wte tokens list [--customer ID] | wte tokens revoke ID
 """
 
 from __future__ import annotations
@@ -109,7 +111,7 @@ def _cmd_scenario_run(args: argparse.Namespace) -> int:
     from scenarios.cli import scenario_main
 
     return scenario_main(list(args.files), args.target, args.engine, args.junit, sys.stdout,
-                         carrier=args.carrier)
+                         carrier=args.carrier, api_token=args.api_token)
 
 
 def _cmd_devices(args: argparse.Namespace) -> int:
@@ -134,6 +136,12 @@ def _cmd_schedule_list(args: argparse.Namespace) -> int:
     from switch.schedule_cli import schedule_list_main
 
     return schedule_list_main(args, sys.stdout, sys.stderr)
+
+
+def _cmd_tokens(args: argparse.Namespace) -> int:
+    from switch.admin.tokens_cli import tokens_main
+
+    return tokens_main(args, sys.stdout, sys.stderr)
 
 
 def _cmd_announcements(args: argparse.Namespace) -> int:
@@ -239,6 +247,10 @@ def build_parser() -> argparse.ArgumentParser:
     srun.add_argument("--carrier", default=None, metavar="HOST:PORT",
                       help="where the target's carrier trunk points (with --target; default "
                       "the example's 127.0.0.1:5090)")
+    srun.add_argument("--api-token", default=None, metavar="TOKEN",
+                      help="with --target: read call records (expect_record) through the "
+                      "switch's admin API on its HTTP port (SIP port + 4) with this operator "
+                      "or customer-admin token")
     srun.set_defaults(func=_cmd_scenario_run)
 
     devices = sub.add_parser("devices", help="list the devices seen registering (JSON lines)",
@@ -273,6 +285,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_announcement_arguments(ann, DEFAULT_CONFIG, DEFAULT_DATA)
     ann.set_defaults(func=_cmd_announcements)
+    tokens = sub.add_parser("tokens", help="admin API tokens: create (shown once), list, revoke")
+    from switch.admin.tokens_cli import add_arguments as add_token_arguments
+
+    add_token_arguments(tokens, DEFAULT_CONFIG, DEFAULT_DATA)
+    tokens.set_defaults(func=_cmd_tokens)
     return parser
 
 

@@ -42,7 +42,7 @@ from switch.services.mailbox_lamps import MailboxLamps
 from switch.services.park import ParkService
 from switch.services.personal import PersonalCalls
 from switch.services.plan import PlanAccounts, PlanService
-from switch.services.pool import call_admission, pool_service
+from switch.services.pool import PoolService, call_admission, pool_service
 from switch.services.ports import CallTimers, Reloadable, Service
 from switch.services.queues import QueueService, call_service_hooks
 from switch.services.schedules import ScheduleModes
@@ -149,6 +149,9 @@ class Switch:
     voicemail: VoicemailService | None = None  # issue 13: mailboxes, e-mail, MWI counts
     queues: QueueService | None = None  # issue 14: call queues, their agents and figures
     webrtc: WebRtcService | None = None  # issue 23: browsers' calls and credentials
+    user_settings: UserSettingsService | None = None  # issue 18: the API changes settings
+    schedules: ScheduleModes | None = None  # issue 18: the API's night switch
+    pool: PoolService | None = None  # issue 18: the sites' minute bundles (rating on)
 
     @property
     def sip_address(self) -> tuple[str, int, int, int, int]:
@@ -341,7 +344,8 @@ def build_switch(options: ServeOptions) -> Switch:
     webrtc = WebRtcService(settings.webrtc, addresses.host, streams, registration)  # issue 23
     switch = Switch(options, settings, addresses, runtime, streams, engine, holder, accounts,
                     registration, emergency, calls, media, records, reloadable=[plan],
-                    voicemail=voicemail, queues=queues, webrtc=webrtc)
+                    voicemail=voicemail, queues=queues, user_settings=user_settings,
+                    schedules=schedules, pool=pool, webrtc=webrtc)
     # a waiting caller's application and call record, by Call-ID
     queues.runner_for, queues.note = call_service_hooks(calls)
     conferences.member_for = call_service_members(calls)

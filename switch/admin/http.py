@@ -18,7 +18,6 @@ anything unexpected a JSON 500, logged here. Peer text is escaped before it is l
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import hmac
 import logging
@@ -30,11 +29,12 @@ from typing import TYPE_CHECKING, Any
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
 
-from devices.accounts import Account, ha1
+from devices.accounts import Account
 from devices.logsafe import printable
 from emergency.locations import DeclaredLocation, LocationTextError, check_text
 from switch.webrtc.http import mount as mount_webrtc
 
+from .auth import LoginRefused, check_password
 from .health import CheckResult, HealthChecks, HealthReport, disk_free_of, engine_probe
 from .jsonbody import BodyError, parse_json_object
 from .provisioning import mount as mount_provisioning
@@ -132,6 +132,7 @@ class HttpApi:
         self.data_dir = data_dir
         self._runner: web.AppRunner | None = None
         self._health_engine: Any = None
+        self.rest: Any = None  # the REST API's context (switch.admin.rest.ApiContext)
 
     def build_app(self) -> web.Application:
         app = web.Application(client_max_size=MAX_BODY, middlewares=[_plain_errors])
@@ -145,11 +146,21 @@ class HttpApi:
         mount_webrtc(app, self)  # /api/v1/webrtc/credentials, /softphone (issue 23)
         return app
 
+    def _mount_rest(self, app: web.Application, switch: Switch) -> None:
+        """Issue 18: the REST API under /api/v1, its docs and the portal (a whole switch:
+        they read its plan, services and database)."""
+        from .rest_mount import mount as mount_rest
+
+        data_dir = self.data_dir if self.data_dir is not None else switch.options.data_dir
+        self.rest = mount_rest(app, switch, Path(data_dir))
+
     async def start(self, switch: Switch) -> None:
         self.switch = switch
         if self.health is None:
             self.health = self._default_health(switch)
-        self._runner = web.AppRunner(self.build_app(), access_log=None)
+        app = self.build_app()
+        self._mount_rest(app, switch)
+        self._runner = web.AppRunner(app, access_log=None)
         await self._runner.setup()
         site = web.TCPSite(self._runner, self.host, self.port, reuse_address=True)
         await site.start()
@@ -317,28 +328,14 @@ class HttpApi:
         guard = sw.registration.guard
         if guard is None:  # the registration service has not started yet
             return web.json_response({"error": "starting"}, status=503)
-        key = f"{user}@{realm}"
-        now = self._clock()
-        verdict = guard.check(source, now, account=key)
-        if verdict.blocked:
-            log.info("http authentication refused (guard) source=%s user=%s",
-                     printable(source), printable(user))
-            return web.json_response(
-                {"error": "too many failed attempts"}, status=429,
-                headers={"Retry-After": str(max(1, round(verdict.delay)))})
-        account: Account | None = sw.accounts.find(user, realm)
-        # the same work for unknown users as for known ones: no user enumeration
-        expected = account.ha1_md5 if account else "0" * 32
-        if not hmac.compare_digest(ha1(user, realm, password, "MD5"), expected) or account is None:
-            after = guard.record_failure(source, now, account=key)
-            log.info("http authentication failed source=%s user=%s", printable(source),
-                     printable(user))
-            delay = max(verdict.delay, after.delay if not after.blocked else 0.0)
-            if delay > 0:
-                await asyncio.sleep(delay)  # back-off: a guesser waits, a user hardly
+        try:  # the same check as the REST API's login (switch.admin.auth)
+            return await check_password(guard, sw.accounts.find, source, user, realm,
+                                        password, self._clock())
+        except LoginRefused as exc:
+            if exc.status == 429:
+                return web.json_response({"error": "too many failed attempts"}, status=429,
+                                         headers={"Retry-After": str(exc.retry_after or 1)})
             return self._challenge()
-        guard.record_success(source, now, account=key)
-        return account
 
     @staticmethod
     def _challenge() -> web.Response:
