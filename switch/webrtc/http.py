@@ -6,11 +6,12 @@
 - `GET /softphone` (and its two files under `/softphone/`): the page, static HTML and
   JavaScript with no build step and nothing fetched from the internet.
 
-Who is "authenticated": `authenticated_user` below, the one place to change. Today it is
-HTTP Basic with the user's SIP credentials, through the same failure guard as SIP digest
-(`HttpApi._authenticate`, as `/api/v1/me/emergency-location`). The portal's session login
-(issue 18) plugs in there: look the session cookie up first and return its user's
-`Account`, and keep Basic as the fallback for scripts.
+Who is "authenticated": `authenticated_user` below, the one place to change. A user's
+portal session (`Authorization: Bearer <session token>` from `POST /api/v1/session`,
+issue 18, `switch.admin.auth.verify_session`) comes first; HTTP Basic with the user's SIP
+credentials, through the same failure guard as SIP digest (`HttpApi._authenticate`, as
+`/api/v1/me/emergency-location`), stays as the fallback for scripts. Operator and
+customer-admin tokens get nothing here: a browser softphone is a user's own.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from aiohttp import web
 
 from devices.accounts import Account
 from devices.logsafe import printable
+from switch.admin.auth import Role, verify_session
 
 if TYPE_CHECKING:
     from switch.admin.http import HttpApi
@@ -39,7 +41,17 @@ _CSP = ("default-src 'self'; connect-src 'self' ws: wss:; media-src 'self' blob:
 async def authenticated_user(api: HttpApi, request: web.Request) -> Account | web.Response:
     """The user an HTTP request acts for, or the response refusing it (401, 429, 503).
 
-    The portal session (issue 18) goes here, before the Basic fallback."""
+    A portal session token first (issue 18), then HTTP Basic."""
+    header = request.headers.get("Authorization", "")
+    if header[:7].lower() == "bearer ":
+        principal = verify_session(header[7:].strip())
+        sw = api.switch
+        if principal is not None and principal.role is Role.USER and sw is not None:
+            realm = sw.accounts.realm_for_host(request.host.split(":")[0])
+            account = sw.accounts.find(principal.name, realm)
+            if account is not None:
+                return account
+        return web.json_response({"error": "unauthorized"}, status=401)
     return await api._authenticate(request)
 
 

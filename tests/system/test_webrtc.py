@@ -116,6 +116,18 @@ def test_credentials_route_refuses_wrong_passwords(switch: RunningSwitch) -> Non
     assert headers.get("WWW-Authenticate", "").startswith("Basic")
 
 
+def test_portal_session_gets_credentials_and_admin_tokens_do_not(switch: RunningSwitch) -> None:
+    """The softphone opened from the portal signs in with the portal's session (issue 18):
+    a user's session token gets its own short-lived password; a bad token gets 401."""
+    from tests.support.api import ApiClient
+    base = ApiClient(f"http://{switch.host}:{switch.http_port}")
+    user = base.login("501411", "demo-501411")
+    got = user.post("/api/v1/webrtc/credentials")
+    assert got.status == 200, got.body
+    assert got.body["username"] == "501411" and got.body["password"] != "demo-501411"
+    assert base.with_token("not-a-session").post("/api/v1/webrtc/credentials").status == 401
+
+
 @pytest.mark.parametrize("codecs", [("opus",), ("PCMU",)], ids=["opus", "pcmu"])
 async def test_browser_calls_a_desk_phone_and_each_hears_the_other(
         pj_lib: Any, switch: RunningSwitch, phone: Phone, tmp_path: Path,

@@ -187,7 +187,9 @@
 
   async function fetchCredentials() {
     const headers = {};
+    const session = sessionStorage.getItem("wte-token");  // the portal's login (issue 18)
     if (ua.login) headers.Authorization = "Basic " + btoa(`${ua.login.user}:${ua.login.password}`);
+    else if (session) headers.Authorization = "Bearer " + session;
     const resp = await fetch("/api/v1/webrtc/credentials", { method: "POST", headers, credentials: "same-origin" });
     if (resp.status === 401) throw new Error("Wrong extension or password.");
     if (resp.status === 429) throw new Error("Too many failed attempts: wait a few minutes.");
@@ -513,6 +515,10 @@
     status("Signed out");
   });
   setCallUi("idle", "Signed out");
+  // opened from the portal: its session gets the short-lived SIP password, no second sign-in
+  if (sessionStorage.getItem("wte-token")) {
+    signIn("", "").catch((e) => { status("Signed out"); error(e.message); });
+  }
   if (!window.isSecureContext) error("This page needs HTTPS (or localhost) for the microphone.");
 
   // read-only state for the page's own tests (tests/system/test_softphone_page.py)
