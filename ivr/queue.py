@@ -88,6 +88,8 @@ class Outcome(Enum):
     ANSWERED = "answered"
     ABANDONED = "abandoned"  # the caller hung up while waiting
     OVERFLOWED = "overflowed"
+    CALLBACK = "callback"  # the caller hung up to be called back, keeping its place
+    CALLED_BACK = "called_back"  # its place reached an agent: the agent, then it, rung
 
 
 class JoinOutcome(Enum):
@@ -108,6 +110,7 @@ class Offer:
 
     call_id: str
     agent: str
+    callback: str | None = None  # a callback: call the agent, then this number
 
 
 @dataclass
@@ -129,6 +132,7 @@ class Waiter:
     entered: float
     agent: str | None = None  # the agent ringing for it
     skip: dict[str, float] = field(default_factory=dict)  # agent -> skipped until
+    callback: str | None = None  # the number to call back (the caller hung up)
 
 
 class AgentTransitionError(Exception):
@@ -140,6 +144,7 @@ class QueueCounters:
     answered: int = 0
     abandoned: int = 0
     overflowed: int = 0
+    called_back: int = 0  # callbacks whose agent answered (the caller was then rung)
     answered_in_time: int = 0  # within SERVICE_LEVEL_SECONDS
 
     @property
@@ -153,11 +158,12 @@ class QueueState:
 
     def __init__(self, queue_id: str, agents: tuple[str, ...], *, max_waiting: int,
                  wrap_up: float, strategy: QueueStrategy = QueueStrategy.LONGEST_IDLE,
-                 now: float = 0.0) -> None:
+                 now: float = 0.0, skills: dict[str, int] | None = None) -> None:
         self.id = queue_id
         self.max_waiting = max_waiting
         self.wrap_up = wrap_up
         self.strategy = strategy
+        self.skills: dict[str, int] = dict(skills or {})  # agent -> weight, higher first
         self.agents: dict[str, Agent] = {a: Agent(a, idle_since=now) for a in agents}
         self.waiting: dict[str, Waiter] = {}  # insertion order = arrival order
         self.counters = QueueCounters()
@@ -237,7 +243,14 @@ class QueueState:
         agent.queue_call = True
         agent.answered += 1
         self._go(agent, AgentInput.ANSWERED, now)
-        if waiter is not None:
+        if waiter is not None and waiter.callback is not None:
+            waited = now - waiter.entered
+            self.counters.called_back += 1
+            log.info("queue call=%s queue=%s outcome=called_back agent=%s waited=%.1f "
+                     "number=%s", waiter.call_id, self.id, agent.number, waited,
+                     waiter.callback)
+            self._tell(waiter.call_id, Outcome.CALLED_BACK, waited)
+        elif waiter is not None:
             waited = now - waiter.entered
             self.counters.answered += 1
             if waited <= SERVICE_LEVEL_SECONDS:
@@ -277,6 +290,19 @@ class QueueState:
         log.info("queue call=%s queue=%s event=joined caller=%s position=%d", call_id,
                  self.id, caller, position)
         return Joined(JoinOutcome.QUEUED, position)
+
+    def request_callback(self, call_id: str, number: str, now: float) -> int:
+        """The caller hangs up and is called back at `number` when its place reaches an
+        agent: it keeps its place (returned; 0 when it no longer waits)."""
+        waiter = self.waiting.get(call_id)
+        if waiter is None or waiter.agent is not None:
+            return 0
+        waiter.callback = number
+        position = self.position(call_id)
+        log.info("queue call=%s queue=%s event=callback-requested number=%s position=%d "
+                 "waited=%.1f", call_id, self.id, number, position, now - waiter.entered)
+        self._tell(call_id, Outcome.CALLBACK, now - waiter.entered)
+        return position
 
     def position(self, call_id: str) -> int:
         """1 for the oldest waiting caller; 0 when `call_id` does not wait."""
@@ -360,7 +386,7 @@ class QueueState:
             agent.offered_to = waiter.call_id
             waiter.agent = agent.number
             self._last_offered = agent.number
-            offers.append(Offer(waiter.call_id, agent.number))
+            offers.append(Offer(waiter.call_id, agent.number, waiter.callback))
             log.info("queue call=%s queue=%s event=offer agent=%s waited=%.1f",
                      waiter.call_id, self.id, agent.number, now - waiter.entered)
         return offers
@@ -370,6 +396,9 @@ class QueueState:
                 and waiter.skip.get(a.number, 0.0) <= now]
         if not free:
             return None
+        if self.skills:  # the highest skill among the free agents, then the strategy
+            best = max(self.skills.get(a.number, 0) for a in free)
+            free = [a for a in free if self.skills.get(a.number, 0) == best]
         if self.strategy is QueueStrategy.ROUND_ROBIN:
             order = list(self.agents)
             start = order.index(self._last_offered) + 1 if self._last_offered in order else 0

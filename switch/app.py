@@ -31,6 +31,7 @@ from switch.core_handlers import handle_options
 from switch.emergency_service import EmergencyService
 from switch.keepalive import NatKeepalive
 from switch.media_service import MediaService
+from switch.originate import Originator
 from switch.registration import RegistrationService
 from switch.runtime import SipRuntime
 from switch.services.applications import PromptLibrary
@@ -328,6 +329,7 @@ def build_switch(options: ServeOptions) -> Switch:
                     voicemail=voicemail, queues=queues)
     # a waiting caller's application and call record, by Call-ID
     queues.runner_for, queues.note = call_service_hooks(calls)
+    queues.originator = Originator(calls)  # calls the switch places (queue callbacks)
     # started in this order (the schema at head before any reader), stopped in reverse
     switch.services.extend([
         database, plan, schedules, user_settings, registration, records,

@@ -62,6 +62,7 @@ from switch.b2bua.effects import (
     Transferred,
 )
 from switch.b2bua.legs import LocalAddress
+from switch.b2bua.originate import Presented
 from switch.call_requests import MIN_SE, InDialogRequests
 from switch.call_targets import Target, TargetResolver, hunt_step_for, ring_timeout_for
 from switch.dialog.session_timer import uas_negotiate
@@ -143,6 +144,10 @@ class CallEntry:
     anchor: Anchor | None = None
     app: ApplicationRunner | None = None
     divert: ApplicationTransfer | None = None  # the application's Transfer ringing its target
+    # a call the switch placed (switch/originate.py): the identity its application's
+    # Transfer presents, and who is told when it ends (an agent's queue state)
+    presented: Presented | None = None
+    on_end: Callable[[CallEntry], None] | None = None
 
 
 class CallService:
@@ -587,6 +592,8 @@ class CallService:
         self.admission.release(call.a_invite.call_id)
         if entry.divert is not None:  # the caller left while the application's target rang
             entry.divert.cancel()
+        if entry.on_end is not None:  # an originated call's party (switch/originate.py)
+            entry.on_end(entry)
         for media in (entry.app, entry.anchor):  # a diverted call may have both
             if media is not None:
                 self._spawn(close_media(media))

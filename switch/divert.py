@@ -57,6 +57,7 @@ from switch.b2bua.effects import (
     StartApplication,
 )
 from switch.b2bua.forwarding import Diversion, ForwardReason, forwarding_headers
+from switch.b2bua.originate import present_as
 from switch.call_targets import Target, hunt_step_for, ring_timeout_for
 from switch.media_service import Anchor
 from switch.services import call_watch
@@ -161,7 +162,9 @@ async def transfer_from_application(service: CallService, entry: CallEntry,
         return
     if queue_member(entry, decision):
         groups = shown_as_queue(entry, groups)
-    if decision.kind is DecisionKind.EXTERNAL:
+    if entry.presented is not None:  # a call the switch placed: its own identity
+        groups = present_as(groups, entry.presented)
+    elif decision.kind is DecisionKind.EXTERNAL:
         groups = diverted_by_application(entry, site, groups)
     try:
         leg_b = await media.divert_leg()
