@@ -23,7 +23,16 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import Enum, auto
 
-from switch.sip import Headers, NameAddr, Request, Response, new_call_id, new_tag, parse_uri
+from switch.sip import (
+    Headers,
+    NameAddr,
+    Request,
+    Response,
+    new_branch,
+    new_call_id,
+    new_tag,
+    parse_uri,
+)
 
 from .assembly import LegTarget
 from .call import Call, CallState, Leg
@@ -73,9 +82,13 @@ def origination_request(presented: Presented, target_uri: str,
                         max_forwards: int = 70) -> Request:
     """The INVITE the virtual caller of an originated call stands for: it never goes on the
     wire; the legs are built from it (Max-Forwards) and the call record names it."""
-    items = [("From", str(presented.from_.with_tag(new_tag()))), ("To", f"<{target_uri}>"),
+    # Via and Contact name nowhere: the inner call answers this "caller" in memory only
+    # (a dialog needs a Contact, RFC 3261 12.1.1)
+    items = [("Via", f"SIP/2.0/UDP 0.0.0.0:0;branch={new_branch()}"),
+             ("From", str(presented.from_.with_tag(new_tag()))), ("To", f"<{target_uri}>"),
              ("Call-ID", new_call_id()), ("CSeq", "1 INVITE"),
-             ("Max-Forwards", str(max_forwards)), ("Allow", ALLOW)]
+             ("Max-Forwards", str(max_forwards)), ("Allow", ALLOW),
+             ("Contact", "<sip:wte@0.0.0.0:0>")]
     return Request("INVITE", parse_uri(target_uri), Headers(items), b"")
 
 

@@ -212,8 +212,10 @@ def test_queue_serves_the_oldest_first_after_wrap_up_and_overflows_the_last(
 
 def test_a_caller_who_asks_for_a_callback_is_called_back_when_the_agent_frees(
         pj_lib: Any, switch: RunningSwitch, phones: dict[str, Phone]) -> None:
-    agent, carrier = phones["501410"], phones["carrier"]
+    agent, other, carrier = phones["501410"], phones["501411"], phones["carrier"]
     queue_uri = f"sip:{QUEUE}@{switch.host}:{switch.port}"
+    code = other.call(f"sip:#50402@{switch.host}:{switch.port}")  # 501411 out (again)
+    assert pj_lib.wait_until(lambda: code.state == DISCONNECTED, 20), queue_log(switch)
     pj_lib.wait_until(lambda: False, WRAP_UP + 0.5)  # the previous test's wrap-up
     before = len(agent.account.incoming)
     agent.account.answer_with = 200
@@ -228,6 +230,7 @@ def test_a_caller_who_asks_for_a_callback_is_called_back_when_the_agent_frees(
     cid = waiting.sip_call_id
     assert pj_lib.wait_until(lambda: bool(lines(switch, f"queue call={cid}", "event=position")),
                              5), queue_log(switch)
+    pj_lib.wait_until(lambda: False, 2.0)  # media flowing both ways first
     waiting.dialDtmf("5")  # RFC 4733: the queue's callback key
     assert pj_lib.wait_until(lambda: bool(lines(
         switch, f"queue call={cid}", "event=callback-requested", f"number={CALLER}",
