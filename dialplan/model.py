@@ -59,6 +59,7 @@ class QueueStrategy(Enum):
     LONGEST_IDLE = "longest_idle"  # the agent free for the longest time
     ROUND_ROBIN = "round_robin"  # the agent after the last one offered, in plan order
     FEWEST_CALLS = "fewest_calls"  # the agent who answered the fewest queue calls
+    RING_ALL = "ring_all"  # every free agent rings at once; the first to answer wins
 
 
 @dataclass(frozen=True, slots=True)

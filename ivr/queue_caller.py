@@ -73,6 +73,7 @@ class AgentOffered:
     switch's queue service through the runner's ``deliver``)."""
 
     agent: str  # full internal number
+    others: tuple[str, ...] = ()  # ring all: these agents ring at the same time
 
 
 class QueueDesk(Protocol):
@@ -176,6 +177,7 @@ class QueueCallerApp(ApplicationBase):
         self.state = CallerState.WAITING
         self.entered = 0.0
         self.agent: str | None = None  # the agent ringing
+        self.others: tuple[str, ...] = ()  # ring all: the other agents ringing
         self._announce_at: float | None = None
         self._leave_at: float | None = None  # max wait
         self._guard: float | None = None  # LEAVING: hang up even without PromptFinished
@@ -202,7 +204,7 @@ class QueueCallerApp(ApplicationBase):
         if isinstance(event, Answered) and self.state is CallerState.WAITING:
             return self._answered(now)
         if isinstance(event, AgentOffered):
-            return self._offered(event.agent, now)
+            return self._offered(event.agent, now, event.others)
         if isinstance(event, TransferFailed):
             return self._transfer_failed(event, now)
         if isinstance(event, PromptFinished):
@@ -274,21 +276,26 @@ class QueueCallerApp(ApplicationBase):
         minutes = min(59, math.ceil(seconds / 60))
         return (*say_number(minutes), Prompt("minute" if minutes == 1 else "minutes"))
 
-    def _offered(self, agent: str, now: float) -> list[Command]:
+    def _offered(self, agent: str, now: float, others: tuple[str, ...] = ()
+                 ) -> list[Command]:
         if self.state not in (CallerState.ANNOUNCING, CallerState.HOLD):
-            # not waiting any more (leaving, overflowing): the agent is free again
-            self.desk.no_answer(self.info.call_id, agent, now)
+            # not waiting any more (leaving, overflowing): the agents are free again
+            for number in (agent, *others):
+                self.desk.no_answer(self.info.call_id, number, now)
             return []
         self._go(_I.RING_AGENT)
-        self.agent = agent
-        self._log("ring-agent", agent=agent, waited=f"{now - self.entered:.1f}")
-        return [Transfer(agent)]
+        self.agent, self.others = agent, others
+        target = ",".join((agent, *others))  # ring all: one Transfer forks to every agent
+        self._log("ring-agent", agent=target, waited=f"{now - self.entered:.1f}")
+        return [Transfer(target)]
 
     def _transfer_failed(self, event: TransferFailed, now: float) -> list[Command]:
         if self.state is CallerState.RINGING_AGENT:
             agent, self.agent = self.agent or event.target, None
-            self._log("agent-failed", agent=agent, status=event.status)
-            self.desk.no_answer(self.info.call_id, agent, now)
+            others, self.others = self.others, ()
+            self._log("agent-failed", agent=",".join((agent, *others)), status=event.status)
+            for number in (agent, *others):
+                self.desk.no_answer(self.info.call_id, number, now)
             if self._leave_at is not None and now >= self._leave_at:
                 self.desk.leave(self.info.call_id, Outcome.OVERFLOWED, now)
                 return self._overflow(now, "max-wait")

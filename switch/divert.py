@@ -122,7 +122,8 @@ async def transfer_from_application(service: CallService, entry: CallEntry,
     if site is None:
         runner.deliver(TransferFailed(target, 404, "no site to route from"))
         return
-    decision = route_application_target(service.plan.plan, site, target,
+    together = target.split(",")  # a queue's ring all: its agents, rung at once
+    decision = route_application_target(service.plan.plan, site, together[0],
                                         dt.datetime.now(dt.UTC),
                                         forced=service.schedule_modes.forced)
     log.info("call %s: application transfer to %s decision=%s", entry.call.a_invite.call_id,
@@ -157,6 +158,8 @@ async def transfer_from_application(service: CallService, entry: CallEntry,
     if personal is not None and service.personal is not None:
         groups = service.personal.targets(personal, entry.caller, entry.call.a_invite, groups,
                                           service.resolver.targets)
+    if len(together) > 1 and queue_member(entry, decision):
+        groups = rung_together(service, entry, site, together, groups)
     if not groups:
         runner.deliver(TransferFailed(target, 480, "Temporarily Unavailable"))
         return
@@ -337,6 +340,8 @@ class ApplicationTransfer:
             # the answering user is in a call now (its watchers, a queue's agent state)
             call_watch.leg_response(service.watch, entry, leg_id, ok)
         number = target_number(self.decision, self.target)
+        if "," in self.target and user is not None:  # ring all: the agent who answered
+            number = user
         entry.record = dataclasses.replace(entry.record, transferred_to=number)
         log.info("call %s: application handed the caller to %s", call_id, number)
 
@@ -380,6 +385,22 @@ class ApplicationTransfer:
         self.leg_b._close()
         if self.entry.divert is self:
             self.entry.divert = None
+
+
+def rung_together(service: CallService, entry: CallEntry, site: Site, numbers: list[str],
+                  groups: list[list[Target]]) -> list[list[Target]]:
+    """A queue's ring all (issue 14): the phones of every agent in `numbers` ring in one
+    group, the first to answer wins (the others are cancelled, RFC 3261 16.7 done by a
+    B2BUA). Only the queue's own users are rung; anything else in the list is ignored."""
+    legs = [t for g in groups for t in g]
+    now = dt.datetime.now(dt.UTC)
+    for number in numbers[1:]:
+        decision = route_application_target(service.plan.plan, site, number, now,
+                                            forced=service.schedule_modes.forced)
+        if decision.kind is DecisionKind.USER and queue_member(entry, decision):
+            legs.extend(t for g in service.resolver.targets(decision, entry.caller,
+                                                           entry.call.a_invite) for t in g)
+    return [legs] if legs else []
 
 
 def queue_member(entry: CallEntry, decision: RoutingDecision) -> bool:

@@ -341,11 +341,11 @@ class QueueService:
                 self._call_back(entry, offer.call_id, offer.agent, offer.callback)
                 continue
             runner = self.runner_for(offer.call_id)
-            if runner is None or runner.closed:  # the caller is gone: free the agent
+            if runner is None or runner.closed:  # the caller is gone: free the agents
                 state.leave(offer.call_id, Outcome.ABANDONED, now)
                 self.schedule(entry)
                 continue
-            runner.deliver(cast(AppEvent, AgentOffered(offer.agent)))
+            runner.deliver(cast(AppEvent, AgentOffered(offer.agent, offer.others)))
         self._arm(entry, now)
 
     def _arm(self, entry: _Entry, now: float) -> None:

@@ -429,3 +429,55 @@ def test_queue_fields_load_and_bad_ones_are_refused_naming_the_field() -> None:
         with pytest.raises(ConfigError) as exc:
             load_plan_data(parse_yaml_text(_example_with(**{field: bad}), "q.yaml"))
         assert any(field in str(i) and i.file == "q.yaml" for i in exc.value.issues), field
+
+
+def test_ring_all_offers_every_free_agent_and_the_first_to_answer_wins() -> None:
+    state = QueueState("q", (A1, A2, A3), max_waiting=10, wrap_up=0.0,
+                       strategy=QueueStrategy.RING_ALL)
+    state.agent_call(A3, "own", True, 0.0)  # busy: not rung
+    state.join("c1", "x", 1.0)
+    assert state.dispatch(1.0) == [Offer("c1", A1, None, (A2,))]
+    assert {state.agents[a].status for a in (A1, A2)} == {AgentStatus.OFFERED}
+    state.join("c2", "y", 2.0)
+    assert state.dispatch(2.0) == []  # nobody free: both ring for c1
+    state.agent_call(A2, "leg-a2", True, 5.0)  # A2 answered
+    assert state.agents[A2].status is AgentStatus.BUSY
+    assert state.agents[A1].status is AgentStatus.FREE  # its ring was cancelled
+    assert state.counters.answered == 1 and "c1" not in state.waiting
+    assert state.dispatch(5.0) == [Offer("c2", A1)]  # the only free agent left
+
+
+def test_ring_all_where_nobody_answers_keeps_the_place_and_skips_them() -> None:
+    state = QueueState("q", (A1, A2), max_waiting=10, wrap_up=0.0,
+                       strategy=QueueStrategy.RING_ALL)
+    app = caller(state)
+    app.receive(Answered(), 0.0)
+    offers = state.dispatch(0.0)
+    assert offers == [Offer("c1", A1, None, (A2,))]
+    assert app.receive(AgentOffered(A1, (A2,)), 0.1) == [Transfer(f"{A1},{A2}")]
+    assert app.receive(TransferFailed(f"{A1},{A2}", 480), 10.0) == [MusicOnHold("acme")]
+    assert all(a.status is AgentStatus.FREE for a in state.agents.values())
+    assert state.position("c1") == 1 and state.dispatch(10.0) == []  # both skipped a while
+    assert state.dispatch(10.0 + 31) == [Offer("c1", A1, None, (A2,))]
+
+
+def test_ring_all_with_skills_rings_only_the_best() -> None:
+    state = QueueState("q", (A1, A2, A3), max_waiting=10, wrap_up=0.0,
+                       strategy=QueueStrategy.RING_ALL, skills={A2: 3, A3: 3})
+    state.join("c1", "x", 0.0)
+    (offer,) = state.dispatch(0.0)
+    assert {offer.agent, *offer.others} == {A2, A3}
+    assert state.agents[A1].status is AgentStatus.FREE
+
+
+def test_a_callback_waiter_is_offered_to_one_agent_even_with_ring_all() -> None:
+    state = QueueState("q", (A1, A2), max_waiting=10, wrap_up=0.0,
+                       strategy=QueueStrategy.RING_ALL)
+    state.agent_call(A1, "busy1", True, 0.0)
+    state.agent_call(A2, "busy2", True, 0.0)
+    state.join("c1", "x", 0.0)
+    assert state.request_callback("c1", "+33612345678", 1.0) == 1
+    state.agent_call(A1, "busy1", False, 2.0)
+    state.agent_call(A2, "busy2", False, 2.0)
+    (offer,) = state.dispatch(2.0)
+    assert offer.callback == "+33612345678" and offer.others == ()
