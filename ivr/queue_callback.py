@@ -38,6 +38,9 @@ log = logging.getLogger("ivr.queue_callback")
 
 ANNOUNCE = "queue-callback-agent"
 FAILED = "queue-callback-failed"
+# callback on busy (*37, `ivr.busy_callback`) uses the same steps with its own prompts
+BUSY_FREE = "busy-callback-free"
+BUSY_FAILED = "busy-callback-failed"
 PROMPT_GUARD = 30.0  # the longest a prompt may play before the next step anyway
 
 
@@ -61,14 +64,18 @@ TRANSITIONS: dict[tuple[CallbackState, CallbackState], str] = {
 
 
 class CallbackConnect(ApplicationBase):
-    """Announce the callback to the agent, then ring the caller's number."""
+    """Announce the callback to the party the switch called first, then ring `number`
+    (a queue's agent then the caller; for `*37` the caller then the user now free)."""
 
     def __init__(self, info: CallInfo, queue_id: str, number: str,
-                 customer: str | None) -> None:
+                 customer: str | None, *, announce: str = ANNOUNCE,
+                 failed: str = FAILED) -> None:
         self.info = info
         self.queue_id = queue_id
         self.number = number
         self.customer = customer
+        self.announce = announce
+        self.failed = failed
         self.state = CallbackState.WAITING
         self._guard: float | None = None
 
@@ -91,7 +98,7 @@ class CallbackConnect(ApplicationBase):
             self._go(CallbackState.ANNOUNCING)
             self._guard = now + PROMPT_GUARD
             self._log("announce")
-            return [Play((Prompt(ANNOUNCE, self.customer),), interruptible=False)]
+            return [Play((Prompt(self.announce, self.customer),), interruptible=False)]
         if isinstance(event, PromptFinished):
             if self.state is CallbackState.ANNOUNCING:
                 return self._call()
@@ -101,7 +108,7 @@ class CallbackConnect(ApplicationBase):
             self._go(CallbackState.FAILING)
             self._guard = now + PROMPT_GUARD
             self._log(f"caller-unreachable status={event.status}")
-            return [Play((Prompt(FAILED, self.customer),), interruptible=False)]
+            return [Play((Prompt(self.failed, self.customer),), interruptible=False)]
         return []
 
     def next_deadline(self) -> float | None:
