@@ -332,13 +332,14 @@ def build_switch(options: ServeOptions) -> Switch:
     # a waiting caller's application and call record, by Call-ID
     queues.runner_for, queues.note = call_service_hooks(calls)
     # calls the switch places: queue callbacks, callback on busy (*37)
-    queues.originator = busy_callbacks.originator = Originator(calls)
+    originator = queues.originator = busy_callbacks.originator = Originator(calls)
     if calls.personal is not None:
         calls.personal.busy_callbacks = busy_callbacks
     # started in this order (the schema at head before any reader), stopped in reverse
     switch.services.extend([
         database, plan, schedules, user_settings, registration, records,
-        *([pool] if pool is not None else []), media, emergency, voicemail, queues, calls, subscriptions,
+        *([pool] if pool is not None else []), media, emergency, voicemail, queues, calls, originator,
+        subscriptions,
         SwitchBound(http, switch), keepalive,
     ])
     return switch

@@ -112,14 +112,28 @@ class Originator:
     def place(self, spec: Origination) -> OriginatedCall:
         call = OriginatedCall(self, spec)
         self.active.add(call)
-        task = asyncio.ensure_future(call.run())
+        task = asyncio.ensure_future(self._run(call))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
         return call
 
-    def stop(self) -> None:
+    async def _run(self, call: OriginatedCall) -> None:
+        try:
+            await call.run()
+        except Exception:  # a bug must not leave the requester waiting forever
+            log.exception("%s: origination to %s failed", call.spec.label, call.spec.target)
+            call.fail(500, "Server Internal Error")
+
+    # -- Service: started with the switch; stopping cancels what still rings --
+
+    async def start(self) -> None:
+        return None
+
+    async def stop(self) -> None:
         for call in list(self.active):
             call.cancel()
+        if self._tasks:
+            await asyncio.gather(*self._tasks, return_exceptions=True)
 
 
 class OriginatedCall:
@@ -296,6 +310,9 @@ class OriginatedCall:
         calls.perform(entry, [])
         if spec.on_answered is not None:
             spec.on_answered(entry)
+
+    def fail(self, status: int, reason: str) -> None:
+        self._fail(status, reason)
 
     def _fail(self, status: int, reason: str) -> None:
         if self.state in (OriginState.FAILED, OriginState.CANCELLED, OriginState.ANSWERED):
