@@ -72,7 +72,8 @@ def test_star37_calls_back_the_caller_then_the_busy_user_once_free(
     code = alice.call(f"sip:*37{target}")
     assert pj_lib.wait_until(lambda: code.state == CONFIRMED, 8), log_of(switch)
     assert pj_lib.wait_until(lambda: code.state == DISCONNECTED, 15), log_of(switch)
-    assert any("event=requested" in ln and "callee=501411" in ln for ln in switch.log_lines)
+    assert pj_lib.wait_until(lambda: any("event=requested" in ln and "callee=501411" in ln
+                                         for ln in switch.log_lines), 5), log_of(switch)
     # 501411 is still talking: nobody is called yet
     pj_lib.wait_until(lambda: False, 2.0)
     assert not alice.account.incoming

@@ -71,8 +71,9 @@ def test_ring_all_rings_every_free_agent_and_the_first_to_answer_takes_the_calle
         second.answer(op)
         assert pj_lib.wait_until(lambda: second.state == CONFIRMED, 8)
         assert pj_lib.wait_until(lambda: first.state == DISCONNECTED, 8)  # cancelled
-        assert any(f"queue call={call.sip_call_id}" in ln and "outcome=answered" in ln
-                   and "agent=501411" in ln for ln in switch.log_lines)
+        assert pj_lib.wait_until(lambda: any(
+            f"queue call={call.sip_call_id}" in ln and "outcome=answered" in ln
+            and "agent=501411" in ln for ln in switch.log_lines), 5), switch.log_text()[-3000:]
         call.hangup(pj.CallOpParam(True))
         assert pj_lib.wait_until(lambda: second.state == DISCONNECTED, 8)
         pj_lib.wait_until(lambda: False, 1.0)
