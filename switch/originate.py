@@ -43,12 +43,7 @@ from switch.b2bua.assembly import assemble
 from switch.b2bua.call import Call, disposition_for
 from switch.b2bua.decisions import give_up
 from switch.b2bua.effects import (
-    Effect,
-    Ended,
     LegId,
-    RespondCaller,
-    SendRequest,
-    SendStateless,
     Side,
 )
 from switch.b2bua.originate import (
@@ -61,7 +56,8 @@ from switch.b2bua.originate import (
 )
 from switch.call_targets import hunt_step_for
 from switch.calls import CallEntry, CallService, DialogRef
-from switch.divert import NOWHERE, ApplicationControl
+from switch.divert import ApplicationControl
+from switch.inner_call import NOWHERE, InnerCall
 from switch.services.applications import ApplicationRunner
 from switch.services.call_record import new_call_record
 from switch.sip import Request, Response, SipError
@@ -145,12 +141,12 @@ class OriginatedCall:
         self.spec = spec
         self.state = OriginState.ROUTING
         self.inner: Call | None = None
+        self.pump: InnerCall | None = None
         self.endpoint: MediaEndpoint | None = None
         self.offer = b""
         self.record: CallRecord | None = None
         self.decision = RoutingDecision(DecisionKind.REJECT)  # routed in run()
         self.leg_users: dict[str, str] = {}  # Call-ID of a leg -> the user it rings
-        self._timer: asyncio.TimerHandle | None = None
 
     def _go(self, state: OriginState) -> None:
         self.state = next_state(self.state, state)
@@ -207,60 +203,10 @@ class OriginatedCall:
                     self.leg_users[leg.invite.call_id] = leg.user
             steps.append([(leg.invite, leg.dest) for leg in group_legs])
         self._go(OriginState.RINGING)
-        if len(steps) == 1:
-            effects: list[Effect] = []
-            for req, dest in steps[0]:
-                effects.extend(self.inner.add_leg(req, dest))
-        else:
-            step = hunt_step_for(decision, t.hunt_step)
-            effects = self.inner.start_hunt(steps, step, calls._now())
-        self._perform(effects)
-
-    def _perform(self, effects: list[Effect]) -> None:
-        rt = self.calls.runtime
-        for eff in effects:
-            if isinstance(eff, SendRequest):
-                if eff.leg is not None:
-                    rt.send_request(eff.request, eff.dest,
-                                    functools.partial(self._on_response, eff.leg))
-                else:
-                    rt.send_request(eff.request, eff.dest)
-            elif isinstance(eff, SendStateless):
-                if eff.dest is not NOWHERE:
-                    rt.send_raw(eff.data, eff.dest)
-            elif isinstance(eff, RespondCaller):  # what the virtual caller would be told
-                status = eff.response.status
-                if 200 <= status < 300:
-                    self._answered(eff.response)
-                elif status >= 300:
-                    self._fail(status, eff.response.reason)
-            elif isinstance(eff, Ended) and self.state is OriginState.RINGING:
-                self._fail(eff.status, eff.cause)
-        self._arm()
-
-    def _on_response(self, leg: LegId, resp: Response) -> None:
-        inner = self.inner
-        if inner is None:
-            return
-        now = self.calls._now()
-        if resp.status == 408 and not resp.headers.get("Call-ID"):
-            self._perform(inner.on_leg_timeout(leg, now))
-        else:
-            self._perform(inner.on_response(leg, resp, now))
-
-    def _arm(self) -> None:
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
-        inner = self.inner
-        deadline = inner.next_deadline() if inner and self.state is OriginState.RINGING else None
-        if deadline is not None:
-            self._timer = self.calls.runtime.loop.call_at(deadline, self._fire)
-
-    def _fire(self) -> None:
-        self._timer = None
-        if self.inner is not None:
-            self._perform(self.inner.handle_timer(self.calls._now()))
+        self.pump = InnerCall(calls.runtime, self.inner,
+                              ringing=lambda: self.state is OriginState.RINGING,
+                              on_answer=self._answered, on_failure=self._fail)
+        self.pump.ring(steps, hunt_step_for(decision, t.hunt_step))
 
     # -- outcomes --
 
@@ -280,7 +226,8 @@ class OriginatedCall:
         except (SipError, ValueError) as exc:
             log.info("%s call=%s: unusable answer (%s), hanging up", spec.label,
                      self.record.call_id, exc)
-            self._perform(inner.hang_up(now, "no usable media"))
+            if self.pump is not None:
+                self.pump.perform(inner.hang_up(now, "no usable media"))
             self._close_later()
             self._closed_record(488, "no usable media in the answer", answered=True)
             if spec.on_failed is not None:
@@ -333,8 +280,8 @@ class OriginatedCall:
         ringing = self.state is OriginState.RINGING
         self._go(OriginState.CANCELLED)
         self.owner.active.discard(self)
-        if ringing and self.inner is not None:
-            self._perform(self.inner.on_cancel(self.calls._now()))
+        if ringing and self.inner is not None and self.pump is not None:
+            self.pump.perform(self.inner.on_cancel(self.calls._now()))
         self._closed_record(487, "cancelled by the switch", answered=False)
         self._close_later()
 
@@ -347,9 +294,8 @@ class OriginatedCall:
         self.calls.records.close(self.record)
 
     def _close_later(self) -> None:
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
+        if self.pump is not None:
+            self.pump.stop_timer()
         if self.endpoint is not None:
             task = asyncio.ensure_future(self._close_endpoint())
             self.owner._tasks.add(task)
