@@ -9,7 +9,9 @@
 - `*37`: the personal-features service asks `request(user)` (feature-on when a busy call
   of the last `REQUEST_WINDOW` seconds is remembered, feature-refused otherwise).
 
-When a user's last call ends it looks for requests whose two parties are now free and
+When a user's last call ends (or any call record closes: the `*37` call itself is an
+application call the observer does not see) it looks for requests whose two parties are
+now free and
 has the switch call the caller (`switch.originate`), presenting the user it wanted; when
 the caller answers it hears `busy-callback-free` and that user rings presenting the
 caller (`ivr.queue_callback.CallbackConnect` with the callback-on-busy prompts).
@@ -54,6 +56,10 @@ class BusyCallbacks:
     # -- what the call records say --
 
     def record_closed(self, record: CallRecord) -> None:
+        if self.book.pending():
+            # a call ended (the *37 code's own call among them: an application call the
+            # call observer does not see): the parties may both be free now
+            self._schedule()
         if (record.disposition == "busy" and record.decision == "user"
                 and record.customer and record.caller and record.callee
                 and record.caller != record.callee):
@@ -73,7 +79,7 @@ class BusyCallbacks:
             log.info("busy callback of %s refused: no busy call to call back",
                      user.full_number)
             return FeatureOutcome.REFUSED
-        self._schedule()  # the code's own call ends first: checked again then
+        # served once the code's own call ended (its record closes) and both are free
         return FeatureOutcome.ON
 
     # -- CallStateObserver --
