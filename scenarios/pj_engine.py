@@ -44,8 +44,6 @@ def create_library(user_agent: str = "wte-scenario/pjsua2", log_level: int = 1) 
             cfg.uaConfig.threadCnt = 0
             cfg.uaConfig.mainThreadOnly = False
             cfg.uaConfig.userAgent = user_agent
-            # pjsua's default is 4 calls per library: a queue test holds more at once
-            cfg.uaConfig.maxCalls = 32
             cfg.logConfig.level = log_level
             cfg.logConfig.consoleLevel = log_level
             cfg.medConfig.noVad = True
