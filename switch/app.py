@@ -35,7 +35,7 @@ from switch.originate import Originator
 from switch.registration import RegistrationService
 from switch.runtime import SipRuntime
 from switch.services.applications import PromptLibrary
-from switch.services.busy_callback import BusyCallbacks, BusyRecords
+from switch.services.busy_callback import BusyCallbacks
 from switch.services.call_watch import ObserverFanOut
 from switch.services.database import DatabaseService
 from switch.services.mailbox_lamps import MailboxLamps
@@ -301,12 +301,12 @@ def build_switch(options: ServeOptions) -> Switch:
     user_settings.dnd_observer = subscriptions.dnd_changed  # presence shows DND
     # issue 14: call queues; their agents' state follows the users' calls
     queues = QueueService(plan, store=SqlQueueAgents(engine))
-    busy_callbacks = BusyCallbacks(plan)  # *37: the busy calls, from the closed records
+    busy_callbacks = BusyCallbacks(plan)  # *37: busy calls from the closed call records
     applications = {**APPLICATIONS, **voicemail.applications(), **queues.applications()}
     calls = CallService(
         runtime, LocalAddress(*addresses.as_tuple()),
         plan=plan, accounts=accounts, authority=registration, locations=registration,
-        records=BusyRecords(pool or records, busy_callbacks), media=media, emergency=emergency,
+        records=pool or records, media=media, emergency=emergency,
         timers=CallTimers(t1=t.t1, t2=t.t2, ring_timeout=settings.calls.ring_timeout,
                           hunt_step=settings.calls.hunt_step),
         recordings=options.data_dir / "recordings",
@@ -335,6 +335,7 @@ def build_switch(options: ServeOptions) -> Switch:
     originator = queues.originator = busy_callbacks.originator = Originator(calls)
     if calls.personal is not None:
         calls.personal.busy_callbacks = busy_callbacks
+    calls.ended_hooks.append(busy_callbacks.record_closed)  # *37 learns the busy calls
     # started in this order (the schema at head before any reader), stopped in reverse
     switch.services.extend([
         database, plan, schedules, user_settings, registration, records,

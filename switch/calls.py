@@ -197,6 +197,8 @@ class CallService:
         self.transfers = TransferHandler(self)
         self.requests = InDialogRequests(self)
         self._tasks: set[asyncio.Future[None]] = set()
+        # told every closed call record, after it is written (switch/services/busy_callback)
+        self.ended_hooks: list[Callable[[CallRecord], None]] = []
 
     # -- lifecycle --
 
@@ -594,6 +596,11 @@ class CallService:
             entry.divert.cancel()
         if entry.on_end is not None:  # an originated call's party (switch/originate.py)
             entry.on_end(entry)
+        for hook in self.ended_hooks:  # callback on busy learns the busy calls here
+            try:
+                hook(entry.record)
+            except Exception:
+                log.exception("call %s: ended hook failed", call.a_invite.call_id)
         for media in (entry.app, entry.anchor):  # a diverted call may have both
             if media is not None:
                 self._spawn(close_media(media))

@@ -2,8 +2,8 @@
 
 `BusyCallbacks` learns three things and acts on them:
 
-- which user called which user and found it busy: the call records the call service
-  closes pass through `BusyRecords` (a decorator of the real sink) on their way;
+- which user called which user and found it busy: the call service tells it each call
+  record it closes (`CallService.ended_hooks`);
 - which users are in a call: it is one of the call service's `CallStateObserver`s
   (a user's call rings, is answered, ends);
 - `*37`: the personal-features service asks `request(user)` (feature-on when a busy call
@@ -30,7 +30,7 @@ from ivr.busy_callback import BusyCallbackBook, Callback
 from ivr.queue_callback import BUSY_FAILED, BUSY_FREE, CallbackConnect
 from rating.cdr import CallRecord
 from switch.b2bua.originate import Presented
-from switch.services.ports import CallRecords, PlanSource
+from switch.services.ports import PlanSource
 from switch.sip import NameAddr, SipUri
 
 if TYPE_CHECKING:
@@ -154,25 +154,4 @@ class BusyCallbacks:
         return None
 
 
-class BusyRecords:
-    """The call records' sink, telling `BusyCallbacks` of each closed record."""
-
-    def __init__(self, inner: CallRecords, busy: BusyCallbacks) -> None:
-        self.inner = inner
-        self.busy = busy
-
-    def open(self, record: CallRecord) -> None:
-        self.inner.open(record)
-
-    def answered(self, record: CallRecord) -> None:
-        self.inner.answered(record)
-
-    def close(self, record: CallRecord) -> None:
-        self.inner.close(record)
-        try:
-            self.busy.record_closed(record)
-        except Exception:  # the record is written; callback on busy is best effort
-            log.exception("busy callback: record %s", record.id)
-
-
-__all__ = ["BusyCallbacks", "BusyRecords"]
+__all__ = ["BusyCallbacks"]
