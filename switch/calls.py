@@ -590,12 +590,12 @@ class CallService:
         if answered is not None:
             self.resolver.call_ended(answered)
         call_watch.call_ended(self.watch, entry)  # issue 17: every watched leg ends
+        if entry.on_end is not None:  # an originated call's owner (switch/originate.py)
+            entry.on_end(entry)  # may still note its outcome in the record
         self.records.close(entry.record)
         self.admission.release(call.a_invite.call_id)
         if entry.divert is not None:  # the caller left while the application's target rang
             entry.divert.cancel()
-        if entry.on_end is not None:  # an originated call's party (switch/originate.py)
-            entry.on_end(entry)
         for hook in self.ended_hooks:  # callback on busy learns the busy calls here
             try:
                 hook(entry.record)

@@ -93,6 +93,8 @@ class Origination:
     ring_timeout: float | None = None
     label: str = "originate"  # for log lines
     on_answered: Callable[[CallEntry], None] | None = None
+    # the answered call ends; its record is still open (the owner may note an outcome)
+    on_ended: Callable[[CallEntry], None] | None = None
     on_failed: Callable[[int, str], None] | None = None
     record: Callable[[CallRecord], CallRecord] | None = None  # extra record fields
 
@@ -241,10 +243,10 @@ class OriginatedCall:
         calls.records.answered(entry.record)
         calls.by_call_id[leg.invite.call_id] = DialogRef(entry, Side.CALLER)
         user = self.leg_users.get(leg.invite.call_id)
-        if user is not None:  # the answering user is in a call (its watchers, a queue)
-            key = f"{spec.site.customer.id}:{user}"
+        key = f"{spec.site.customer.id}:{user}" if user is not None else None
+        if key is not None:  # the answering user is in a call (its watchers, a queue)
             calls.watch.leg_answered(key, leg.invite.call_id)
-            entry.on_end = functools.partial(_ended, calls, key, leg.invite.call_id)
+        entry.on_end = functools.partial(_ended, calls, key, leg.invite.call_id, spec.on_ended)
         info = CallInfo(leg.invite.call_id, user or spec.target, str(leg.invite.uri),
                         secrets.token_hex(6))
         entry.app = ApplicationRunner(spec.application(info), endpoint,
@@ -310,8 +312,12 @@ class OriginatedCall:
                 log.debug("originate: endpoint close failed", exc_info=True)
 
 
-def _ended(calls: CallService, key: str, call_id: str, entry: CallEntry) -> None:
-    calls.watch.leg_ended(key, call_id)
+def _ended(calls: CallService, key: str | None, call_id: str,
+           then: Callable[[CallEntry], None] | None, entry: CallEntry) -> None:
+    if key is not None:
+        calls.watch.leg_ended(key, call_id)
+    if then is not None:
+        then(entry)
 
 
 def _callee(decision: RoutingDecision, target: str) -> str:

@@ -50,7 +50,7 @@ from switch.services.ports import PlanSource
 from switch.sip import NameAddr, SipUri
 
 if TYPE_CHECKING:
-    from switch.calls import CallService
+    from switch.calls import CallEntry, CallService
     from switch.originate import Originator
 
 log = logging.getLogger("switch.queues")
@@ -58,6 +58,8 @@ log = logging.getLogger("switch.queues")
 QUEUE_APPLICATION = "queue"
 LOGIN_APPLICATION = "queue_login"  # the FeatureName values of the codes
 LOGOUT_APPLICATION = "queue_logout"
+# a callback's record when its agent answered but the caller's number could not be reached
+CALLBACK_FAILED = "callback_failed"
 
 
 class QueueAgentStore(Protocol):
@@ -396,13 +398,22 @@ class QueueService:
                 rec, caller=own, queue_outcome=Outcome.CALLED_BACK.value,
                 queue_wait=round(now - waited_from, 1) if waited_from is not None else None)
 
+        def ended(placed: CallEntry) -> None:
+            # the agent answered but the caller's number never did: say so in the record
+            if placed.record.transferred_to is None:
+                placed.record = dataclasses.replace(placed.record,
+                                                    queue_outcome=CALLBACK_FAILED)
+                log.info("queue call=%s queue=%s outcome=%s agent=%s number=%s", call_id,
+                         queue.id, CALLBACK_FAILED, agent, number)
+
         log.info("queue call=%s queue=%s event=callback agent=%s number=%s", call_id,
                  queue.id, agent, number)
         self.originator.place(Origination(
             site=queue.site, target=agent, presented=to_agent,
             application=lambda info: CallbackConnect(info, queue.id, number, customer),
             then_presented=to_caller, decision=RoutingDecision(DecisionKind.QUEUE, queue),
-            label=f"queue {queue.id} callback", on_failed=failed, record=record))
+            label=f"queue {queue.id} callback", on_failed=failed, on_ended=ended,
+            record=record))
 
     # -- figures --
 

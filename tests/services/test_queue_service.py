@@ -5,6 +5,7 @@ observer, login codes, figures, and a reloaded plan."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -16,6 +17,7 @@ from dialplan.model import Queue
 from ivr.application import Answered, AppEvent, CallInfo, Transfer
 from ivr.queue import AgentStatus
 from ivr.queue_caller import AgentOffered, QueueCallerApp
+from rating.cdr import CallRecord
 from switch.b2bua.decisions import AppContext, InContext, RunApplication, handling_for
 from switch.services.queues import QUEUE_APPLICATION, QueueService
 
@@ -220,6 +222,16 @@ async def test_a_callback_calls_the_agent_as_the_caller_then_the_caller_as_the_q
     assert records["c1"][0] == "called_back"
     (figures,) = service.figures()
     assert figures["called_back"] == 1 and figures["answered"] == 0
+    # the record says so when the caller's number never answered the agent's call
+    opened = again.record(CallRecord("r1", "leg", "501410", "501410", "sip:501410@x",
+                                     "queue", "01", "acme", 0.0))
+    assert opened.queue_outcome == "called_back" and opened.caller == "+33562070402"
+    placed = SimpleNamespace(record=opened)
+    again.on_ended(placed)
+    assert placed.record.queue_outcome == "callback_failed"
+    reached = SimpleNamespace(record=dataclasses.replace(opened, transferred_to="+336"))
+    again.on_ended(reached)
+    assert reached.record.queue_outcome == "called_back"
     await service.stop()
 
 
