@@ -104,3 +104,33 @@ def test_star37_calls_back_the_caller_then_the_busy_user_once_free(
     placed = [r for r in records if r["caller"] == "501411" and r["callee"] == "501410"
               and r["transferred_to"] == "501411"]
     assert len(placed) == 1 and placed[0]["answer"] is not None, records[-3:]
+
+
+def test_a_callback_the_caller_refuses_is_recorded_and_not_retried(
+        pj_lib: Any, switch: RunningSwitch, phones: dict[str, Phone]) -> None:
+    alice, bruno = phones["501410"], phones["501411"]
+    target = f"@{switch.host}:{switch.port}"
+    pj_lib.ep.hangupAllCalls()
+    pj_lib.wait_until(lambda: False, 1.0)
+    alice_before, bruno_before = len(alice.account.incoming), len(bruno.account.incoming)
+    bruno.account.answer_with = 486  # busy, and nobody else in a call this time
+    busy = alice.call(f"sip:501411{target}")
+    assert pj_lib.wait_until(lambda: busy.state == DISCONNECTED, 10), log_of(switch)
+    alice.account.answer_with = 486  # 501410 refuses the switch's call back
+    code = alice.call(f"sip:*37{target}")
+    assert pj_lib.wait_until(lambda: code.state == DISCONNECTED, 15), log_of(switch)
+    assert pj_lib.wait_until(lambda: len(alice.account.incoming) > alice_before, 10), \
+        log_of(switch)
+    assert pj_lib.wait_until(lambda: any(
+        "busy callback call=" in ln and "failed status=486" in ln
+        for ln in switch.log_lines), 10), log_of(switch)
+    pj_lib.wait_until(lambda: False, 3.0)
+    assert len(alice.account.incoming) == alice_before + 1  # not retried
+    # 501411 rang once, for the busy call; never for the callback
+    assert len(bruno.account.incoming) == bruno_before + 1
+    alice.account.answer_with = bruno.account.answer_with = None
+    refused = [r for r in call_records(switch.data_dir)
+               if r["caller"] == "501411" and r["callee"] == "501410"
+               and r["disposition"] == "busy"]
+    assert len(refused) == 1 and refused[0]["answer"] is None, refused
+    assert refused[0]["status"] == 486, refused
