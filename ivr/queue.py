@@ -320,6 +320,14 @@ class QueueState:
         self._tell(call_id, Outcome.CALLBACK, now - waiter.entered)
         return position
 
+    def restore_callback(self, call_id: str, number: str, entered: float) -> None:
+        """A callback kept across a restart (the store's rows, oldest first) takes its
+        place back in the line."""
+        if call_id not in self.waiting:
+            self.waiting[call_id] = Waiter(call_id, number, entered, callback=number)
+            log.info("queue call=%s queue=%s event=callback-restored number=%s position=%d",
+                     call_id, self.id, number, len(self.waiting))
+
     def position(self, call_id: str) -> int:
         """1 for the oldest waiting caller; 0 when `call_id` does not wait."""
         for i, cid in enumerate(self.waiting, 1):

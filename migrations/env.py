@@ -19,6 +19,7 @@ from sqlalchemy.engine import Connection
 import switch.storage.pool
 import switch.storage.provisioning
 import switch.storage.queue_agents
+import switch.storage.queue_callbacks
 import switch.storage.schedules
 import switch.storage.subscriptions
 import switch.storage.user_settings

@@ -53,6 +53,7 @@ from switch.storage.cli import database_url
 from switch.storage.engine import create_engine
 from switch.storage.pool import SqlPoolStore
 from switch.storage.queue_agents import SqlQueueAgents
+from switch.storage.queue_callbacks import SqlQueueCallbacks
 from switch.storage.subscriptions import SqlSubscriptionRepository
 from switch.storage.user_settings import SqlUserSettings
 from switch.storage.voicemail import SqlVoicemailStore
@@ -300,7 +301,8 @@ def build_switch(options: ServeOptions) -> Switch:
     user_settings = UserSettingsService(SqlUserSettings(engine))
     user_settings.dnd_observer = subscriptions.dnd_changed  # presence shows DND
     # issue 14: call queues; their agents' state follows the users' calls
-    queues = QueueService(plan, store=SqlQueueAgents(engine))
+    queues = QueueService(plan, store=SqlQueueAgents(engine),
+                          callbacks=SqlQueueCallbacks(engine))
     busy_callbacks = BusyCallbacks(plan)  # *37: busy calls from the closed call records
     applications = {**APPLICATIONS, **voicemail.applications(), **queues.applications()}
     calls = CallService(

@@ -30,9 +30,10 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import datetime as dt
+import functools
 import logging
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol, cast
 
@@ -69,6 +70,34 @@ class QueueAgentStore(Protocol):
                     now: float) -> None: ...
 
     async def logins(self) -> Sequence[AgentLoginRow]: ...
+
+
+class QueueCallbackStore(Protocol):
+    """Where waiting callbacks are kept (`switch.storage.queue_callbacks`)."""
+
+    async def add(self, customer: str, queue: str, call_id: str, number: str,
+                  entered_at: float) -> None: ...
+
+    async def remove(self, customer: str, queue: str, call_id: str) -> None: ...
+
+    async def waiting(self) -> Sequence[QueueCallbackRow]: ...
+
+
+class QueueCallbackRow(Protocol):
+    @property
+    def customer(self) -> str: ...
+
+    @property
+    def queue(self) -> str: ...
+
+    @property
+    def call_id(self) -> str: ...
+
+    @property
+    def number(self) -> str: ...
+
+    @property
+    def entered_at(self) -> float: ...
 
 
 class AgentLoginRow(Protocol):
@@ -136,10 +165,12 @@ class QueueService:
 
     def __init__(self, plan: PlanSource, *, runner_for: RunnerLookup = _no_runner,
                  note: RecordNote = _no_note, store: QueueAgentStore | None = None,
+                 callbacks: QueueCallbackStore | None = None,
                  clock: Callable[[], float] | None = None,
                  wall_clock: Callable[[], float] = time.time) -> None:
         self.plan = plan
         self.store = store
+        self.callbacks = callbacks  # callbacks kept across a restart
         self.wall_clock = wall_clock
         self._writes: set[asyncio.Future[None]] = set()
         self.runner_for = runner_for
@@ -174,8 +205,29 @@ class QueueService:
                 else:
                     entry.state.log_out(row.agent, now)
                 restored += 1
-        log.info("queues: %d queue(s), %d agent login(s) restored", len(self.entries),
-                 restored)
+        kept = await self._restore_callbacks()
+        log.info("queues: %d queue(s), %d agent login(s), %d callback(s) restored",
+                 len(self.entries), restored, kept)
+
+    async def _restore_callbacks(self) -> int:
+        if self.callbacks is None:
+            return 0
+        try:
+            rows = await self.callbacks.waiting()
+        except Exception as exc:  # the switch runs; those callers are not called back
+            log.warning("queues: cannot read the waiting callbacks (%s)", exc)
+            return 0
+        now, wall = self.now(), self.wall_clock()
+        kept = 0
+        for row in rows:  # oldest first: their places in the line
+            entry = self.entries.get((row.customer, row.queue))
+            if entry is None:
+                continue
+            entry.state.restore_callback(row.call_id, row.number,
+                                         now - max(0.0, wall - row.entered_at))
+            self.schedule(entry)
+            kept += 1
+        return kept
 
     async def stop(self) -> None:
         for entry in self.entries.values():
@@ -204,7 +256,7 @@ class QueueService:
                                wrap_up=float(queue.wrap_up), strategy=queue.strategy,
                                now=self.now(), skills=dict(queue.skills))
             entry = self.entries[key] = _Entry(queue, state)
-            state.on_outcome = self._outcome
+            state.on_outcome = functools.partial(self._outcome, entry)
             for number in agents:
                 self.by_agent.setdefault(f"{customer}:{number}", set()).add(key)
         elif entry.queue is not queue:  # the plan was reloaded: its settings and agents
@@ -229,8 +281,34 @@ class QueueService:
         log.info("queue %s follows the reloaded plan (agents +%d -%d)", queue.id,
                  len(new - old), len(old - new))
 
-    def _outcome(self, call_id: str, outcome: Outcome, waited: float) -> None:
+    def _outcome(self, entry: _Entry, call_id: str, outcome: Outcome, waited: float) -> None:
         self.note(call_id, outcome.value, waited)
+        if outcome is Outcome.CALLBACK:  # kept across a restart until called back
+            waiter = entry.state.waiting.get(call_id)
+            if waiter is not None and waiter.callback:
+                self._callback_kept(entry, call_id, waiter.callback, waited)
+        elif outcome is Outcome.CALLED_BACK:
+            self._callback_kept(entry, call_id, "", waited)
+
+    def _callback_kept(self, entry: _Entry, call_id: str, number: str, waited: float) -> None:
+        """Write a requested callback (or, with no number, its end) in the background."""
+        store = self.callbacks
+        if store is None:
+            return
+        customer, queue = entry.queue.customer.id, entry.queue.id
+        if number:
+            write = store.add(customer, queue, call_id, number, self.wall_clock() - waited)
+        else:
+            write = store.remove(customer, queue, call_id)
+        task = asyncio.ensure_future(self._write_callback(write, call_id))
+        self._writes.add(task)
+        task.add_done_callback(self._writes.discard)
+
+    async def _write_callback(self, write: Awaitable[None], call_id: str) -> None:
+        try:
+            await write
+        except Exception as exc:  # memory has it; a restart would not
+            log.warning("queue callback %s not stored (%s)", call_id, exc)
 
     # -- the applications (decision table rows) --
 
