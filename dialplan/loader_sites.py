@@ -55,7 +55,7 @@ _GROUP_KEYS = frozenset(
 )
 _QUEUE_KEYS = frozenset(
     {"id", "name", "number", "extension", "agents", "max_waiting", "overflow", "schedule", "closed",
-     "strategy", "wrap_up", "max_wait", "announce_every"}
+     "strategy", "wrap_up", "max_wait", "announce_every", "callback_key", "skills"}
 )
 
 
@@ -380,6 +380,26 @@ def parse_hunt_group(ctx: CustomerCtx, site: Site, raw: Any, path: PathKey) -> H
     return g
 
 
+def _skills(ctx: CustomerCtx, m: dict[str, Any], path: PathKey) -> tuple[tuple[str, int], ...]:
+    """``skills: {"501410": 5}``: an agent's weight (0-100), higher offered first."""
+    raw = m.get("skills")
+    if raw is None:
+        return ()
+    if not isinstance(raw, dict):
+        ctx.r.err((*path, "skills"), "expected a mapping of agent number to skill weight")
+        return ()
+    out: list[tuple[str, int]] = []
+    for ref, weight in raw.items():
+        p = (*path, "skills", str(ref))
+        if not isinstance(ctx.full_numbers.get(str(ref)), User):
+            ctx.r.err(p, f"no user with internal number {ref!r}")
+        elif isinstance(weight, bool) or not isinstance(weight, int) or not 0 <= weight <= 100:
+            ctx.r.err(p, f"skill weight {weight!r} is not an integer 0-100")
+        else:
+            out.append((str(ref), weight))
+    return tuple(out)
+
+
 def parse_queue(ctx: CustomerCtx, site: Site, raw: Any, path: PathKey) -> Queue | None:
     r = ctx.r
     m = r.mapping(raw, path, _QUEUE_KEYS)
@@ -391,12 +411,18 @@ def parse_queue(ctx: CustomerCtx, site: Site, raw: Any, path: PathKey) -> Queue 
     wrap_up = r.integer(m, path, "wrap_up", 10, 0, 600)
     max_wait = r.integer(m, path, "max_wait", 300, 1, 7200)
     announce_every = r.integer(m, path, "announce_every", 30, 5, 600)
+    callback_key = r.text(m, path, "callback_key")
+    if callback_key is not None and (len(callback_key) != 1
+                                     or callback_key not in "0123456789*#"):
+        r.err((*path, "callback_key"), f"{callback_key!r} is not one key (0-9, * or #)")
+        callback_key = None
+    skills = _skills(ctx, m, path)
     if common is None or strategy is None:
         return None
     gid, name, number, ext, full = common
     q = Queue(gid, name, number, ext, full, agents, max_waiting, None, schedule,
               strategy=strategy, wrap_up=wrap_up, max_wait=max_wait,
-              announce_every=announce_every)
+              announce_every=announce_every, callback_key=callback_key, skills=skills)
     ctx.paths[id(q)] = path
     _defer_target(ctx, q, "overflow_target", m, path, "overflow")
     _defer_target(ctx, q, "closed_target", m, path, "closed")

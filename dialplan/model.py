@@ -59,6 +59,7 @@ class QueueStrategy(Enum):
     LONGEST_IDLE = "longest_idle"  # the agent free for the longest time
     ROUND_ROBIN = "round_robin"  # the agent after the last one offered, in plan order
     FEWEST_CALLS = "fewest_calls"  # the agent who answered the fewest queue calls
+    RING_ALL = "ring_all"  # every free agent rings at once; the first to answer wins
 
 
 @dataclass(frozen=True, slots=True)
@@ -200,6 +201,12 @@ class Queue:
     wrap_up: int = 10  # seconds after a queue call before the agent is offered another
     max_wait: int = 300  # seconds a caller waits before the overflow target
     announce_every: int = 30  # seconds between position announcements
+    # the key a waiting caller presses to hang up and be called back, keeping its place
+    # in the line (None: no callback)
+    callback_key: str | None = None
+    # agent full number -> skill weight: among free agents the higher skill is offered
+    # first, ties broken by the strategy (agents not listed weigh 0)
+    skills: tuple[tuple[str, int], ...] = ()
     site: Site = field(init=False, repr=False, compare=False)
     customer: Customer = field(init=False, repr=False, compare=False)
 

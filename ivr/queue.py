@@ -11,8 +11,10 @@ An agent's status follows `AGENT_TRANSITIONS`:
 
 - ``LOGGED_OUT`` agents are never offered a call (the plan's agents start logged in; a
   feature code logs them out and in);
-- ``FREE`` agents may be offered the oldest waiting caller, chosen by the queue's
-  strategy (longest idle, round robin, fewest calls);
+- ``FREE`` agents may be offered the oldest waiting caller: among the free agents those
+  with the highest skill weight (the plan's ``skills``), then by the queue's strategy
+  (longest idle, round robin, fewest calls), or all of them at once (ring all: the first
+  to answer takes the caller, the others' offers end);
 - ``OFFERED``: the agent's phone rings for a queue caller; if it does not answer within
   its ring time (or is busy) it is skipped for that caller (`SKIP_SECONDS`) and the
   next free agent is tried;
@@ -88,6 +90,8 @@ class Outcome(Enum):
     ANSWERED = "answered"
     ABANDONED = "abandoned"  # the caller hung up while waiting
     OVERFLOWED = "overflowed"
+    CALLBACK = "callback"  # the caller hung up to be called back, keeping its place
+    CALLED_BACK = "called_back"  # its place reached an agent: the agent, then it, rung
 
 
 class JoinOutcome(Enum):
@@ -108,6 +112,8 @@ class Offer:
 
     call_id: str
     agent: str
+    callback: str | None = None  # a callback: call the agent, then this number
+    others: tuple[str, ...] = ()  # ring all: these agents ring at the same time
 
 
 @dataclass
@@ -129,6 +135,7 @@ class Waiter:
     entered: float
     agent: str | None = None  # the agent ringing for it
     skip: dict[str, float] = field(default_factory=dict)  # agent -> skipped until
+    callback: str | None = None  # the number to call back (the caller hung up)
 
 
 class AgentTransitionError(Exception):
@@ -140,6 +147,7 @@ class QueueCounters:
     answered: int = 0
     abandoned: int = 0
     overflowed: int = 0
+    called_back: int = 0  # callbacks whose agent answered (the caller was then rung)
     answered_in_time: int = 0  # within SERVICE_LEVEL_SECONDS
 
     @property
@@ -153,11 +161,12 @@ class QueueState:
 
     def __init__(self, queue_id: str, agents: tuple[str, ...], *, max_waiting: int,
                  wrap_up: float, strategy: QueueStrategy = QueueStrategy.LONGEST_IDLE,
-                 now: float = 0.0) -> None:
+                 now: float = 0.0, skills: dict[str, int] | None = None) -> None:
         self.id = queue_id
         self.max_waiting = max_waiting
         self.wrap_up = wrap_up
         self.strategy = strategy
+        self.skills: dict[str, int] = dict(skills or {})  # agent -> weight, higher first
         self.agents: dict[str, Agent] = {a: Agent(a, idle_since=now) for a in agents}
         self.waiting: dict[str, Waiter] = {}  # insertion order = arrival order
         self.counters = QueueCounters()
@@ -237,7 +246,16 @@ class QueueState:
         agent.queue_call = True
         agent.answered += 1
         self._go(agent, AgentInput.ANSWERED, now)
-        if waiter is not None:
+        if waiter is not None:  # ring all: the others stop ringing for it
+            self._end_offers(waiter.call_id, now)
+        if waiter is not None and waiter.callback is not None:
+            waited = now - waiter.entered
+            self.counters.called_back += 1
+            log.info("queue call=%s queue=%s outcome=called_back agent=%s waited=%.1f "
+                     "number=%s", waiter.call_id, self.id, agent.number, waited,
+                     waiter.callback)
+            self._tell(waiter.call_id, Outcome.CALLED_BACK, waited)
+        elif waiter is not None:
             waited = now - waiter.entered
             self.counters.answered += 1
             if waited <= SERVICE_LEVEL_SECONDS:
@@ -248,12 +266,23 @@ class QueueState:
             self._tell(waiter.call_id, Outcome.ANSWERED, waited)
 
     def _withdraw(self, agent: Agent) -> None:
-        """An offered agent logs out: its caller goes back to waiting."""
-        if agent.offered_to is not None:
-            waiter = self.waiting.get(agent.offered_to)
-            if waiter is not None:
-                waiter.agent = None
+        """An offered agent logs out: its caller goes back to waiting (unless other
+        agents still ring for it)."""
+        call_id, agent.offered_to = agent.offered_to, None
+        waiter = self.waiting.get(call_id or "")
+        if waiter is not None and not self._ringing_for(waiter.call_id):
+            waiter.agent = None
+
+    def _ringing_for(self, call_id: str) -> list[Agent]:
+        return [a for a in self.agents.values() if a.offered_to == call_id]
+
+    def _end_offers(self, call_id: str, now: float) -> None:
+        """Every agent still offered `call_id` is free again (or busy with its own call)."""
+        for agent in self._ringing_for(call_id):
             agent.offered_to = None
+            self._go(agent, AgentInput.OFFER_ENDED, now)
+            if agent.calls:
+                self._go(agent, AgentInput.CALL_STARTED, now)
 
     @property
     def logged_in(self) -> int:
@@ -278,6 +307,27 @@ class QueueState:
                  self.id, caller, position)
         return Joined(JoinOutcome.QUEUED, position)
 
+    def request_callback(self, call_id: str, number: str, now: float) -> int:
+        """The caller hangs up and is called back at `number` when its place reaches an
+        agent: it keeps its place (returned; 0 when it no longer waits)."""
+        waiter = self.waiting.get(call_id)
+        if waiter is None or waiter.agent is not None:
+            return 0
+        waiter.callback = number
+        position = self.position(call_id)
+        log.info("queue call=%s queue=%s event=callback-requested number=%s position=%d "
+                 "waited=%.1f", call_id, self.id, number, position, now - waiter.entered)
+        self._tell(call_id, Outcome.CALLBACK, now - waiter.entered)
+        return position
+
+    def restore_callback(self, call_id: str, number: str, entered: float) -> None:
+        """A callback kept across a restart (the store's rows, oldest first) takes its
+        place back in the line."""
+        if call_id not in self.waiting:
+            self.waiting[call_id] = Waiter(call_id, number, entered, callback=number)
+            log.info("queue call=%s queue=%s event=callback-restored number=%s position=%d",
+                     call_id, self.id, number, len(self.waiting))
+
     def position(self, call_id: str) -> int:
         """1 for the oldest waiting caller; 0 when `call_id` does not wait."""
         for i, cid in enumerate(self.waiting, 1):
@@ -301,15 +351,16 @@ class QueueState:
         """The agent offered to `call_id` did not answer (or was busy): skip it for that
         caller a while; the caller keeps its place."""
         waiter = self.waiting.get(call_id)
-        if waiter is not None:
-            waiter.agent = None
-            waiter.skip[agent_number] = now + SKIP_SECONDS
         agent = self.agents.get(agent_number)
         if agent is not None and agent.offered_to == call_id:
             agent.offered_to = None
             self._go(agent, AgentInput.OFFER_ENDED, now)
             if agent.calls:
                 self._go(agent, AgentInput.CALL_STARTED, now)
+        if waiter is not None:
+            waiter.skip[agent_number] = now + SKIP_SECONDS
+            if not self._ringing_for(call_id):
+                waiter.agent = None
         log.info("queue call=%s queue=%s event=no-answer agent=%s", call_id, self.id,
                  agent_number)
 
@@ -318,13 +369,7 @@ class QueueState:
         waiter = self.waiting.pop(call_id, None)
         if waiter is None:
             return
-        if waiter.agent is not None:  # it hung up while an agent rang
-            agent = self.agents.get(waiter.agent)
-            if agent is not None and agent.offered_to == call_id:
-                agent.offered_to = None
-                self._go(agent, AgentInput.OFFER_ENDED, now)
-                if agent.calls:
-                    self._go(agent, AgentInput.CALL_STARTED, now)
+        self._end_offers(call_id, now)  # it hung up while agents rang
         waited = now - waiter.entered
         if outcome is Outcome.OVERFLOWED:
             self._overflowed(call_id, "max-wait", waited)
@@ -356,18 +401,34 @@ class QueueState:
             agent = self._pick(waiter, now)
             if agent is None:
                 continue
-            self._go(agent, AgentInput.OFFER, now)
-            agent.offered_to = waiter.call_id
+            others: list[Agent] = []
+            if self.strategy is QueueStrategy.RING_ALL and waiter.callback is None:
+                # a callback calls one agent (the switch places one call to it)
+                others = [a for a in self._free_for(waiter, now) if a is not agent]
+            for offered in (agent, *others):
+                self._go(offered, AgentInput.OFFER, now)
+                offered.offered_to = waiter.call_id
             waiter.agent = agent.number
             self._last_offered = agent.number
-            offers.append(Offer(waiter.call_id, agent.number))
-            log.info("queue call=%s queue=%s event=offer agent=%s waited=%.1f",
-                     waiter.call_id, self.id, agent.number, now - waiter.entered)
+            offers.append(Offer(waiter.call_id, agent.number, waiter.callback,
+                                tuple(a.number for a in others)))
+            log.info("queue call=%s queue=%s event=offer agent=%s%s waited=%.1f",
+                     waiter.call_id, self.id, agent.number,
+                     "".join(f",{a.number}" for a in others), now - waiter.entered)
         return offers
 
-    def _pick(self, waiter: Waiter, now: float) -> Agent | None:
+    def _free_for(self, waiter: Waiter, now: float) -> list[Agent]:
+        """The free agents `waiter` may be offered: not skipped for it, and of the highest
+        skill weight among them (the plan's ``skills``; unlisted agents weigh 0)."""
         free = [a for a in self.agents.values() if a.status is AgentStatus.FREE
                 and waiter.skip.get(a.number, 0.0) <= now]
+        if free and self.skills:
+            best = max(self.skills.get(a.number, 0) for a in free)
+            free = [a for a in free if self.skills.get(a.number, 0) == best]
+        return free
+
+    def _pick(self, waiter: Waiter, now: float) -> Agent | None:
+        free = self._free_for(waiter, now)
         if not free:
             return None
         if self.strategy is QueueStrategy.ROUND_ROBIN:

@@ -16,9 +16,12 @@ The caller is answered and joins the queue's line (`QueueDesk`, the switch's vie
    when no agent is logged in any more at an announcement, or after ``max_wait`` seconds,
    the caller goes to the overflow target (`Transfer`), or hears `goodbye` when the queue
    has none;
-5. the callback key (`1`): callback keeping the place needs the switch to originate
-   calls, which it does not do yet: the caller hears so (`queue-callback-unavailable`)
-   and keeps waiting. The key is not announced.
+5. the queue's callback key (the plan's ``callback_key``, none by default): the caller
+   hangs up and is called back, keeping its place in the line (`QueueDesk.request_callback`:
+   the switch calls the agent first when the place reaches one, then the caller's number).
+   It hears `queue-callback-confirmed` and the switch hangs up. When its number cannot be
+   called back (withheld, or a number the customer may not call) it hears
+   `queue-callback-unavailable` and keeps waiting.
 
 Every step is logged on one line starting with ``queue call=<Call-ID> queue=<id>``.
 """
@@ -58,8 +61,8 @@ POSITION = "queue-position"
 WAIT = "queue-wait"
 LESS_THAN_MINUTE = "queue-less-than-minute"
 CALLBACK_UNAVAILABLE = "queue-callback-unavailable"
+CALLBACK_CONFIRMED = "queue-callback-confirmed"
 GOODBYE = "goodbye"
-CALLBACK_KEY = "1"
 # The longest a last prompt may play before the call ends anyway.
 PROMPT_GUARD = 60.0
 
@@ -70,6 +73,7 @@ class AgentOffered:
     switch's queue service through the runner's ``deliver``)."""
 
     agent: str  # full internal number
+    others: tuple[str, ...] = ()  # ring all: these agents ring at the same time
 
 
 class QueueDesk(Protocol):
@@ -87,6 +91,11 @@ class QueueDesk(Protocol):
 
     def leave(self, call_id: str, outcome: Outcome, now: float) -> None: ...
 
+    def request_callback(self, call_id: str, caller: str, now: float) -> int:
+        """Keep the caller's place and call it back at `caller`: its position, or 0 when
+        the number cannot be called back."""
+        ...
+
 
 @dataclass(frozen=True, slots=True)
 class QueueCallerConfig:
@@ -95,13 +104,15 @@ class QueueCallerConfig:
     overflow: str | None  # a Transfer target, None: goodbye
     max_wait: float
     announce_every: float
+    callback_key: str | None = None
 
     @classmethod
     def for_queue(cls, queue: Queue) -> QueueCallerConfig:
         customer = getattr(queue, "customer", None)
         return cls(queue.id, customer.id if customer is not None else None,
                    str(queue.overflow_target) if queue.overflow_target is not None else None,
-                   float(queue.max_wait), float(queue.announce_every))
+                   float(queue.max_wait), float(queue.announce_every),
+                   getattr(queue, "callback_key", None))
 
 
 class CallerState(Enum):
@@ -111,6 +122,7 @@ class CallerState(Enum):
     RINGING_AGENT = auto()  # an agent rings: only TransferFailed or FarEndHungUp come
     LEAVING = auto()  # a last prompt (goodbye), then the hang-up
     OVERFLOWING = auto()  # the overflow target rings
+    CALLBACK = auto()  # the callback is confirmed, then the switch hangs up
     ENDED = auto()
 
 
@@ -123,6 +135,7 @@ class CallerInput(Enum):
     GOODBYE = auto()
     HANG_UP = auto()
     CALLER_LEFT = auto()
+    CALLBACK = auto()
 
 
 _S, _I = CallerState, CallerInput
@@ -143,6 +156,9 @@ TRANSITIONS: dict[tuple[CallerState, CallerInput], CallerState] = {
     (_S.RINGING_AGENT, _I.GOODBYE): _S.LEAVING,
     (_S.OVERFLOWING, _I.GOODBYE): _S.LEAVING,  # the overflow target failed
     (_S.LEAVING, _I.HANG_UP): _S.ENDED,
+    (_S.ANNOUNCING, _I.CALLBACK): _S.CALLBACK,
+    (_S.HOLD, _I.CALLBACK): _S.CALLBACK,
+    (_S.CALLBACK, _I.HANG_UP): _S.ENDED,
     **{(s, _I.CALLER_LEFT): _S.ENDED for s in CallerState if s is not _S.ENDED},
 }
 
@@ -161,6 +177,7 @@ class QueueCallerApp(ApplicationBase):
         self.state = CallerState.WAITING
         self.entered = 0.0
         self.agent: str | None = None  # the agent ringing
+        self.others: tuple[str, ...] = ()  # ring all: the other agents ringing
         self._announce_at: float | None = None
         self._leave_at: float | None = None  # max wait
         self._guard: float | None = None  # LEAVING: hang up even without PromptFinished
@@ -187,25 +204,23 @@ class QueueCallerApp(ApplicationBase):
         if isinstance(event, Answered) and self.state is CallerState.WAITING:
             return self._answered(now)
         if isinstance(event, AgentOffered):
-            return self._offered(event.agent, now)
+            return self._offered(event.agent, now, event.others)
         if isinstance(event, TransferFailed):
             return self._transfer_failed(event, now)
         if isinstance(event, PromptFinished):
             if self.state is CallerState.ANNOUNCING:
                 self._go(_I.MUSIC)
                 return [MusicOnHold(self.config.customer)]
-            if self.state is CallerState.LEAVING:
+            if self.state in (CallerState.LEAVING, CallerState.CALLBACK):
                 return self._hang_up()
-        if isinstance(event, Digit) and event.digit == CALLBACK_KEY and self.state in (
+        if isinstance(event, Digit) and self.config.callback_key is not None \
+                and event.digit == self.config.callback_key and self.state in (
                 CallerState.HOLD, CallerState.ANNOUNCING):
-            self._log("callback", action="unavailable")
-            self._go(_I.ANNOUNCE)
-            return [Play((Prompt(CALLBACK_UNAVAILABLE, self.config.customer),),
-                         interruptible=False)]
+            return self._callback(now)
         return []
 
     def next_deadline(self) -> float | None:
-        if self.state is CallerState.LEAVING:
+        if self.state in (CallerState.LEAVING, CallerState.CALLBACK):
             return self._guard
         if self.state not in (CallerState.ANNOUNCING, CallerState.HOLD):
             return None
@@ -213,7 +228,7 @@ class QueueCallerApp(ApplicationBase):
         return min(times) if times else None
 
     def handle_timer(self, now: float) -> list[Command]:
-        if self.state is CallerState.LEAVING:
+        if self.state in (CallerState.LEAVING, CallerState.CALLBACK):
             if self._guard is not None and now >= self._guard:
                 return self._hang_up()
             return []
@@ -261,21 +276,26 @@ class QueueCallerApp(ApplicationBase):
         minutes = min(59, math.ceil(seconds / 60))
         return (*say_number(minutes), Prompt("minute" if minutes == 1 else "minutes"))
 
-    def _offered(self, agent: str, now: float) -> list[Command]:
+    def _offered(self, agent: str, now: float, others: tuple[str, ...] = ()
+                 ) -> list[Command]:
         if self.state not in (CallerState.ANNOUNCING, CallerState.HOLD):
-            # not waiting any more (leaving, overflowing): the agent is free again
-            self.desk.no_answer(self.info.call_id, agent, now)
+            # not waiting any more (leaving, overflowing): the agents are free again
+            for number in (agent, *others):
+                self.desk.no_answer(self.info.call_id, number, now)
             return []
         self._go(_I.RING_AGENT)
-        self.agent = agent
-        self._log("ring-agent", agent=agent, waited=f"{now - self.entered:.1f}")
-        return [Transfer(agent)]
+        self.agent, self.others = agent, others
+        target = ",".join((agent, *others))  # ring all: one Transfer forks to every agent
+        self._log("ring-agent", agent=target, waited=f"{now - self.entered:.1f}")
+        return [Transfer(target)]
 
     def _transfer_failed(self, event: TransferFailed, now: float) -> list[Command]:
         if self.state is CallerState.RINGING_AGENT:
             agent, self.agent = self.agent or event.target, None
-            self._log("agent-failed", agent=agent, status=event.status)
-            self.desk.no_answer(self.info.call_id, agent, now)
+            others, self.others = self.others, ()
+            self._log("agent-failed", agent=",".join((agent, *others)), status=event.status)
+            for number in (agent, *others):
+                self.desk.no_answer(self.info.call_id, number, now)
             if self._leave_at is not None and now >= self._leave_at:
                 self.desk.leave(self.info.call_id, Outcome.OVERFLOWED, now)
                 return self._overflow(now, "max-wait")
@@ -295,14 +315,29 @@ class QueueCallerApp(ApplicationBase):
         self._go(_I.OVERFLOW)
         return [Transfer(target)]
 
+    def _callback(self, now: float) -> list[Command]:
+        position = self.desk.request_callback(self.info.call_id, self.info.caller, now)
+        if position == 0:
+            self._log("callback", action="unavailable")
+            self._go(_I.ANNOUNCE)
+            return [Play((Prompt(CALLBACK_UNAVAILABLE, self.config.customer),),
+                         interruptible=False)]
+        self._log("callback", action="confirmed", position=position)
+        self._go(_I.CALLBACK)
+        self._guard = now + PROMPT_GUARD
+        return [Play((Prompt(CALLBACK_CONFIRMED, self.config.customer),),
+                     interruptible=False)]
+
     def _goodbye(self, now: float) -> list[Command]:
         self._go(_I.GOODBYE)
         self._guard = now + PROMPT_GUARD
         return [Play((Prompt(GOODBYE),), interruptible=False)]
 
     def _hang_up(self) -> list[Command]:
+        callback = self.state is CallerState.CALLBACK
         self._go(_I.HANG_UP)
-        return [HangUp("queue: no agent and no overflow target")]
+        return [HangUp("queue: callback confirmed" if callback
+                       else "queue: no agent and no overflow target")]
 
     def _caller_left(self, now: float) -> list[Command]:
         if self.state in (CallerState.ANNOUNCING, CallerState.HOLD, CallerState.RINGING_AGENT):

@@ -20,6 +20,7 @@ import switch.storage.admin_api
 import switch.storage.pool
 import switch.storage.provisioning
 import switch.storage.queue_agents
+import switch.storage.queue_callbacks
 import switch.storage.schedules
 import switch.storage.subscriptions
 import switch.storage.user_settings

@@ -31,10 +31,12 @@ from switch.core_handlers import handle_options
 from switch.emergency_service import EmergencyService
 from switch.keepalive import NatKeepalive
 from switch.media_service import MediaService
+from switch.originate import Originator
 from switch.pickup import PickupService
 from switch.registration import RegistrationService
 from switch.runtime import SipRuntime
 from switch.services.applications import PromptLibrary
+from switch.services.busy_callback import BusyCallbacks
 from switch.services.call_watch import ObserverFanOut
 from switch.services.conferences import ConferenceService, call_service_members
 from switch.services.database import DatabaseService
@@ -54,6 +56,7 @@ from switch.storage.cli import database_url
 from switch.storage.engine import create_engine
 from switch.storage.pool import SqlPoolStore
 from switch.storage.queue_agents import SqlQueueAgents
+from switch.storage.queue_callbacks import SqlQueueCallbacks
 from switch.storage.subscriptions import SqlSubscriptionRepository
 from switch.storage.user_settings import SqlUserSettings
 from switch.storage.voicemail import SqlVoicemailStore
@@ -307,7 +310,9 @@ def build_switch(options: ServeOptions) -> Switch:
     user_settings = UserSettingsService(SqlUserSettings(engine))
     user_settings.dnd_observer = subscriptions.dnd_changed  # presence shows DND
     # issue 14: call queues; their agents' state follows the users' calls
-    queues = QueueService(plan, store=SqlQueueAgents(engine))
+    queues = QueueService(plan, store=SqlQueueAgents(engine),
+                          callbacks=SqlQueueCallbacks(engine))
+    busy_callbacks = BusyCallbacks(plan)  # *37: busy calls from the closed call records
     # issue 16: meet-me rooms mixed on the media clock, wrong PINs in the failure guard
     conferences = ConferenceService(
         plan, clock=lambda: media.engine.clock if media.engine is not None else None,
@@ -330,7 +335,7 @@ def build_switch(options: ServeOptions) -> Switch:
         admission=call_admission(settings.rating,
                                  CallLimits(**settings.calls.limits.model_dump()), pool),
         schedule_modes=schedules, schedule_control=schedules,
-        watch=ObserverFanOut(subscriptions, queues),
+        watch=ObserverFanOut(subscriptions, queues, busy_callbacks),
         personal=PersonalCalls(user_settings, plan, decision_policy=voicemail_on_exhausted,
                                applications=applications),
         applications=applications,
@@ -350,11 +355,16 @@ def build_switch(options: ServeOptions) -> Switch:
     queues.runner_for, queues.note = call_service_hooks(calls)
     conferences.member_for = call_service_members(calls)
     pickup.calls = three_way.calls = calls  # the calls pickup and three-way look at
+    # calls the switch places: queue callbacks, callback on busy (*37)
+    originator = queues.originator = busy_callbacks.originator = Originator(calls)
+    if calls.personal is not None:
+        calls.personal.busy_callbacks = busy_callbacks
+    calls.ended_hooks.append(busy_callbacks.record_closed)  # *37 learns the busy calls
     # started in this order (the schema at head before any reader), stopped in reverse
     switch.services.extend([
         database, plan, schedules, user_settings, registration, records,
-        *([pool] if pool is not None else []), media, emergency, voicemail, queues, calls, subscriptions,
-        webrtc,
+        *([pool] if pool is not None else []), media, emergency, voicemail, queues, calls, originator,
+        subscriptions, webrtc,
         SwitchBound(http, switch), keepalive,
     ])
     return switch

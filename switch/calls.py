@@ -62,6 +62,7 @@ from switch.b2bua.effects import (
     Transferred,
 )
 from switch.b2bua.legs import LocalAddress
+from switch.b2bua.originate import Presented
 from switch.call_requests import MIN_SE, InDialogRequests
 from switch.call_targets import Target, TargetResolver, hunt_step_for, ring_timeout_for
 from switch.dialog.session_timer import uas_negotiate
@@ -144,6 +145,10 @@ class CallEntry:
     anchor: Anchor | None = None
     app: ApplicationRunner | None = None
     divert: ApplicationTransfer | None = None  # the application's Transfer ringing its target
+    # a call the switch placed (switch/originate.py): the identity its application's
+    # Transfer presents, and who is told when it ends (an agent's queue state)
+    presented: Presented | None = None
+    on_end: Callable[[CallEntry], None] | None = None
 
 
 class CallService:
@@ -194,6 +199,8 @@ class CallService:
         self.internal = InternalInvites(local)  # issue 16: INVITEs to itself (park)
         self.requests = InDialogRequests(self)
         self._tasks: set[asyncio.Future[None]] = set()
+        # told every closed call record, after it is written (switch/services/busy_callback)
+        self.ended_hooks: list[Callable[[CallRecord], None]] = []
 
     # -- lifecycle --
 
@@ -593,10 +600,17 @@ class CallService:
         if answered is not None:
             self.resolver.call_ended(answered)
         call_watch.call_ended(self.watch, entry)  # issue 17: every watched leg ends
+        if entry.on_end is not None:  # an originated call's owner (switch/originate.py)
+            entry.on_end(entry)  # may still note its outcome in the record
         self.records.close(entry.record)
         self.admission.release(call.a_invite.call_id)
         if entry.divert is not None:  # the caller left while the application's target rang
             entry.divert.cancel()
+        for hook in self.ended_hooks:  # callback on busy learns the busy calls here
+            try:
+                hook(entry.record)
+            except Exception:
+                log.exception("call %s: ended hook failed", call.a_invite.call_id)
         for media in (entry.app, entry.anchor):  # a diverted call may have both
             if media is not None:
                 self._spawn(close_media(media))

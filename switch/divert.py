@@ -22,10 +22,8 @@ The target sees the original caller (the caller's identity is kept, as the issue
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 import datetime as dt
-import functools
 import logging
 from enum import Enum, auto
 from typing import TYPE_CHECKING, Protocol
@@ -47,17 +45,13 @@ from switch.b2bua.decisions import (
     handling_for,
 )
 from switch.b2bua.effects import (
-    Effect,
-    Ended,
     LegId,
-    RespondCaller,
-    SendRequest,
-    SendStateless,
     Side,
-    StartApplication,
 )
 from switch.b2bua.forwarding import Diversion, ForwardReason, forwarding_headers
+from switch.b2bua.originate import present_as
 from switch.call_targets import Target, hunt_step_for, ring_timeout_for
+from switch.inner_call import NOWHERE, InnerCall
 from switch.media_service import Anchor
 from switch.services import call_watch
 from switch.services.applications import call_customer
@@ -71,8 +65,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("switch.divert")
 
-# The inner call's caller is virtual: what the inner call would send it goes nowhere.
-NOWHERE = Peer("UDP", "0.0.0.0", 0)
 
 
 class DivertState(Enum):
@@ -121,7 +113,8 @@ async def transfer_from_application(service: CallService, entry: CallEntry,
     if site is None:
         runner.deliver(TransferFailed(target, 404, "no site to route from"))
         return
-    decision = route_application_target(service.plan.plan, site, target,
+    together = target.split(",")  # a queue's ring all: its agents, rung at once
+    decision = route_application_target(service.plan.plan, site, together[0],
                                         dt.datetime.now(dt.UTC),
                                         forced=service.schedule_modes.forced)
     log.info("call %s: application transfer to %s decision=%s", entry.call.a_invite.call_id,
@@ -156,12 +149,16 @@ async def transfer_from_application(service: CallService, entry: CallEntry,
     if personal is not None and service.personal is not None:
         groups = service.personal.targets(personal, entry.caller, entry.call.a_invite, groups,
                                           service.resolver.targets)
+    if len(together) > 1 and queue_member(entry, decision):
+        groups = rung_together(service, entry, site, together, groups)
     if not groups:
         runner.deliver(TransferFailed(target, 480, "Temporarily Unavailable"))
         return
     if queue_member(entry, decision):
         groups = shown_as_queue(entry, groups)
-    if decision.kind is DecisionKind.EXTERNAL:
+    if entry.presented is not None:  # a call the switch placed: its own identity
+        groups = present_as(groups, entry.presented)
+    elif decision.kind is DecisionKind.EXTERNAL:
         groups = diverted_by_application(entry, site, groups)
     try:
         leg_b = await media.divert_leg()
@@ -206,7 +203,10 @@ class ApplicationTransfer:
             self.inner.exhausted_policy = service.personal.policy(
                 personal, entry.caller, entry.call.a_invite, service.resolver.targets,
                 self._ring_more, self.inner.exhausted_policy)
-        self._timer: asyncio.TimerHandle | None = None
+        self.pump = InnerCall(service.runtime, self.inner,
+                              ringing=lambda: self.state is DivertState.RINGING,
+                              on_answer=self._connected, on_failure=self._failed,
+                              on_application=self._hand_to)
 
     def _go(self, event: str) -> bool:
         nxt = TRANSITIONS.get((self.state, event))
@@ -231,17 +231,10 @@ class ApplicationTransfer:
                 if leg.user is not None:
                     self.leg_users[leg.invite.call_id] = leg.user
             steps.append([(leg.invite, leg.dest) for leg in group_legs])
-        now = service._now()
-        if len(steps) == 1:
-            effects: list[Effect] = []
-            for req, dest in steps[0]:
-                effects.extend(self.inner.add_leg(req, dest))
-        else:
-            step = hunt_step_for(self.decision, service.timers.hunt_step)
-            if self.personal is not None and self.personal.hunt_step is not None:
-                step = self.personal.hunt_step  # the user's sequential ring
-            effects = self.inner.start_hunt(steps, step, now)
-        self._perform(effects)
+        step = hunt_step_for(self.decision, service.timers.hunt_step)
+        if self.personal is not None and self.personal.hunt_step is not None:
+            step = self.personal.hunt_step  # the user's sequential ring
+        self.pump.ring(steps, step)
 
     def _ring_more(self, groups: list[list[Target]], billed: User | None) -> RingMore | None:
         """Legs toward the target user's forwarding destination, for the inner call."""
@@ -256,52 +249,6 @@ class ApplicationTransfer:
         self.entry.record = PersonalCalls.bill(self.entry.record, billed)
         return RingMore(tuple(tuple((leg.invite, leg.dest) for leg in g) for g in assembled),
                         self.service.timers.ring_timeout)
-
-    # -- the inner call's effects --
-
-    def _perform(self, effects: list[Effect]) -> None:
-        rt = self.service.runtime
-        for eff in effects:
-            if isinstance(eff, SendRequest):
-                if eff.leg is not None:
-                    rt.send_request(eff.request, eff.dest,
-                                    functools.partial(self._on_response, eff.leg))
-                else:
-                    rt.send_request(eff.request, eff.dest)
-            elif isinstance(eff, SendStateless):
-                if eff.dest is not NOWHERE:
-                    rt.send_raw(eff.data, eff.dest)
-            elif isinstance(eff, RespondCaller):
-                status = eff.response.status
-                if 200 <= status < 300:
-                    self._connected(eff.response)
-                elif status >= 300:
-                    self._failed(status, eff.response.reason)
-            elif isinstance(eff, StartApplication):
-                self._hand_to(eff.application)
-            elif isinstance(eff, Ended) and self.state is DivertState.RINGING:
-                self._failed(eff.status, eff.cause)
-        self._arm()
-
-    def _on_response(self, leg: LegId, resp: Response) -> None:
-        now = self.service._now()
-        if resp.status == 408 and not resp.headers.get("Call-ID"):
-            self._perform(self.inner.on_leg_timeout(leg, now))
-        else:
-            self._perform(self.inner.on_response(leg, resp, now))
-
-    def _arm(self) -> None:
-        loop = self.service.runtime.loop
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
-        deadline = self.inner.next_deadline() if self.state is DivertState.RINGING else None
-        if deadline is not None:
-            self._timer = loop.call_at(deadline, self._fire)
-
-    def _fire(self) -> None:
-        self._timer = None
-        self._perform(self.inner.handle_timer(self.service._now()))
 
     # -- outcomes --
 
@@ -334,6 +281,8 @@ class ApplicationTransfer:
             # the answering user is in a call now (its watchers, a queue's agent state)
             call_watch.leg_response(service.watch, entry, leg_id, ok)
         number = target_number(self.decision, self.target)
+        if "," in self.target and user is not None:  # ring all: the agent who answered
+            number = user
         entry.record = dataclasses.replace(entry.record, transferred_to=number)
         log.info("call %s: application handed the caller to %s", call_id, number)
 
@@ -352,7 +301,7 @@ class ApplicationTransfer:
         takes over the caller on the same endpoint."""
         if not self._go("application"):
             return
-        self._perform(self.inner.hang_up(self.service._now(), f"handed to {name}"))
+        self.pump.perform(self.inner.hang_up(self.service._now(), f"handed to {name}"))
         self._release()
         runner = self.entry.app
         factory = self.service.applications.get(name)
@@ -367,16 +316,30 @@ class ApplicationTransfer:
         """The caller hung up while the target rang."""
         if not self._go("cancel"):
             return
-        self._perform(self.inner.on_cancel(self.service._now()))
+        self.pump.perform(self.inner.on_cancel(self.service._now()))
         self._release()
 
     def _release(self) -> None:
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
+        self.pump.stop_timer()
         self.leg_b._close()
         if self.entry.divert is self:
             self.entry.divert = None
+
+
+def rung_together(service: CallService, entry: CallEntry, site: Site, numbers: list[str],
+                  groups: list[list[Target]]) -> list[list[Target]]:
+    """A queue's ring all (issue 14): the phones of every agent in `numbers` ring in one
+    group, the first to answer wins (the others are cancelled, RFC 3261 16.7 done by a
+    B2BUA). Only the queue's own users are rung; anything else in the list is ignored."""
+    legs = [t for g in groups for t in g]
+    now = dt.datetime.now(dt.UTC)
+    for number in numbers[1:]:
+        decision = route_application_target(service.plan.plan, site, number, now,
+                                            forced=service.schedule_modes.forced)
+        if decision.kind is DecisionKind.USER and queue_member(entry, decision):
+            legs.extend(t for g in service.resolver.targets(decision, entry.caller,
+                                                           entry.call.a_invite) for t in g)
+    return [legs] if legs else []
 
 
 def queue_member(entry: CallEntry, decision: RoutingDecision) -> bool:

@@ -245,6 +245,33 @@ class MediaService:
         return endpoint, answer.to_bytes()
 
 
+    # -- a call the switch places itself (switch/originate.py) --
+
+    async def originating_endpoint(self) -> tuple[MediaEndpoint, bytes]:
+        """An endpoint for a call the switch places, and our offer (RFC 3264 section 5):
+        the party it rings answers it; `originated_answer` then points the endpoint."""
+        if self.engine is None:
+            raise SipError(503, "Media Unavailable")
+        try:
+            endpoint = await self.engine.open_endpoint()
+        except PortsExhausted:
+            raise SipError(503, "Service Unavailable", headers=(("Retry-After", "30"),)) from None
+        versioner = self._versioner()
+        self._endpoint_versioners[endpoint] = versioner
+        caps = MediaCapabilities(endpoint.local_host, endpoint.local_port,
+                                 codecs=SUPPORTED_CODECS)
+        return endpoint, versioner.stamp(build_offer(caps)).to_bytes()
+
+    def originated_answer(self, endpoint: MediaEndpoint, offer: bytes, answer: bytes) -> None:
+        """The party answered our offer: the endpoint sends where, and with the codec,
+        its answer says (RFC 3264 section 6); 488 when it chose nothing we offered."""
+        streams = negotiated_streams(parse_sdp(offer), parse_sdp(answer))
+        if not streams:
+            raise SipError(488, "Not Acceptable Here")
+        s = streams[0]
+        endpoint.set_remote(s.remote_address, s.remote_port, s.payload_type,
+                            s.encoding.upper(), s.telephone_event, s.ptime or 20)
+
     # -- an application hands its caller to a third party (ivr Transfer) --
 
     async def divert_leg(self) -> RelayLeg:

@@ -26,7 +26,7 @@ SERVICE_MODULES = (
     "switch.services", "switch.calls", "switch.app", "switch.registration",
     "switch.runtime", "switch.transfer", "switch.media_service", "switch.emergency_service",
     "switch.cdr_writer", "switch.keepalive", "switch.core_handlers", "switch.call_targets",
-    "switch.admin", "switch.__main__",
+    "switch.admin", "switch.__main__", "switch.originate", "switch.inner_call",
 )
 IO = ("asyncio", "socket", "selectors", "ssl", "sqlalchemy", "aiosqlite", "asyncpg", "alembic",
       "switch.transport", "switch.storage")

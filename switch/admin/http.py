@@ -56,6 +56,7 @@ QUEUE_FAMILIES: tuple[tuple[str, str, str], ...] = (
     ("answered", "counter", "Queue calls an agent answered."),
     ("abandoned", "counter", "Queue callers who hung up while waiting."),
     ("overflowed", "counter", "Queue callers sent to the overflow target."),
+    ("called_back", "counter", "Queue callers called back (their agent answered)."),
     ("service_level", "gauge", "Share of answered queue calls answered within 20 s."),
 )
 

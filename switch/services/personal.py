@@ -22,7 +22,7 @@ import datetime as dt
 import logging
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 from dialplan import CallContext, DecisionKind, FeatureName, HuntGroup, RoutingDecision, User, route
 from dialplan.user_settings import (
@@ -103,6 +103,10 @@ def _aor(user: User) -> str:
     return f"sip:{user.full_number}@{domain}"
 
 
+class BusyCallbackRequests(Protocol):
+    def request(self, user: User) -> FeatureOutcome: ...
+
+
 class PersonalCalls:
     def __init__(self, settings: UserSettingsService, plan: PlanSource, *,
                  busy_policy: ExhaustedPolicy = give_up,
@@ -117,6 +121,8 @@ class PersonalCalls:
         self.decision_policy = decision_policy
         self.applications = applications
         self.now = wall_clock
+        # callback on busy (*37): given by the switch when it can place calls
+        self.busy_callbacks: BusyCallbackRequests | None = None
 
     # -- before the decision table --
 
@@ -258,8 +264,9 @@ class PersonalCalls:
                      argument: str | None) -> FeatureOutcome:
         """Apply a feature code for `user`: the destination checked against its barring
         profile, the new settings durable before the outcome is told."""
-        if feature is FeatureName.CALLBACK_ON_BUSY:
-            return FeatureOutcome.NOT_AVAILABLE
+        if feature is FeatureName.CALLBACK_ON_BUSY:  # *37 (switch/services/busy_callback.py)
+            busy = self.busy_callbacks
+            return busy.request(user) if busy is not None else FeatureOutcome.NOT_AVAILABLE
         if feature in DESTINATION_FEATURES:
             number = destination_of(feature, argument)
             if number is None:

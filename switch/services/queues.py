@@ -16,35 +16,51 @@ After each change it asks the state which caller to offer to which free agent
 (`QueueState.dispatch`) and delivers `AgentOffered` to that caller's application through
 its runner (`ApplicationRunner.deliver`); the application rings the agent (`Transfer`).
 Dispatching runs in a fresh loop callback, never inside an application's own step.
+
+A caller who pressed the callback key hung up but kept its place; when the place reaches
+a free agent the service has the switch call the agent (`switch.originate`), showing the
+caller's number and the queue's name; when the agent answers, the agent's application
+(`ivr.queue_callback.CallbackConnect`) rings the caller's number presenting the queue's
+number (From and P-Asserted-Identity) and the two are bridged. Only the number the caller
+called from is called back, and only when the customer's barring lets it be called.
 """
 
 from __future__ import annotations
 
 import asyncio
 import dataclasses
+import datetime as dt
+import functools
 import logging
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol, cast
 
-from dialplan import User
+from dialplan import DecisionKind, RoutingDecision, User, route_application_target
 from dialplan.model import Queue
 from ivr.application import AppEvent, CallApplication, CallInfo
 from ivr.queue import Joined, JoinOutcome, Outcome, QueueState
 from ivr.queue_agent import AgentLogin
+from ivr.queue_callback import CallbackConnect
 from ivr.queue_caller import AgentOffered, QueueCallerApp, QueueCallerConfig
+from rating.cdr import CallRecord
 from switch.b2bua.decisions import AppContext, ApplicationFactory, InContext
+from switch.b2bua.originate import Presented
 from switch.services.ports import PlanSource
+from switch.sip import NameAddr, SipUri
 
 if TYPE_CHECKING:
-    from switch.calls import CallService
+    from switch.calls import CallEntry, CallService
+    from switch.originate import Originator
 
 log = logging.getLogger("switch.queues")
 
 QUEUE_APPLICATION = "queue"
 LOGIN_APPLICATION = "queue_login"  # the FeatureName values of the codes
 LOGOUT_APPLICATION = "queue_logout"
+# a callback's record when its agent answered but the caller's number could not be reached
+CALLBACK_FAILED = "callback_failed"
 
 
 class QueueAgentStore(Protocol):
@@ -54,6 +70,34 @@ class QueueAgentStore(Protocol):
                     now: float) -> None: ...
 
     async def logins(self) -> Sequence[AgentLoginRow]: ...
+
+
+class QueueCallbackStore(Protocol):
+    """Where waiting callbacks are kept (`switch.storage.queue_callbacks`)."""
+
+    async def add(self, customer: str, queue: str, call_id: str, number: str,
+                  entered_at: float) -> None: ...
+
+    async def remove(self, customer: str, queue: str, call_id: str) -> None: ...
+
+    async def waiting(self) -> Sequence[QueueCallbackRow]: ...
+
+
+class QueueCallbackRow(Protocol):
+    @property
+    def customer(self) -> str: ...
+
+    @property
+    def queue(self) -> str: ...
+
+    @property
+    def call_id(self) -> str: ...
+
+    @property
+    def number(self) -> str: ...
+
+    @property
+    def entered_at(self) -> float: ...
 
 
 class AgentLoginRow(Protocol):
@@ -121,10 +165,12 @@ class QueueService:
 
     def __init__(self, plan: PlanSource, *, runner_for: RunnerLookup = _no_runner,
                  note: RecordNote = _no_note, store: QueueAgentStore | None = None,
+                 callbacks: QueueCallbackStore | None = None,
                  clock: Callable[[], float] | None = None,
                  wall_clock: Callable[[], float] = time.time) -> None:
         self.plan = plan
         self.store = store
+        self.callbacks = callbacks  # callbacks kept across a restart
         self.wall_clock = wall_clock
         self._writes: set[asyncio.Future[None]] = set()
         self.runner_for = runner_for
@@ -132,6 +178,8 @@ class QueueService:
         self._clock = clock
         self.entries: dict[tuple[str, str], _Entry] = {}  # (customer, queue id)
         self.by_agent: dict[str, set[tuple[str, str]]] = {}  # "customer:number" -> queues
+        # places calls for callbacks (switch/originate.py); None: callback unavailable
+        self.originator: Originator | None = None
 
     # -- lifecycle --
 
@@ -157,8 +205,29 @@ class QueueService:
                 else:
                     entry.state.log_out(row.agent, now)
                 restored += 1
-        log.info("queues: %d queue(s), %d agent login(s) restored", len(self.entries),
-                 restored)
+        kept = await self._restore_callbacks()
+        log.info("queues: %d queue(s), %d agent login(s), %d callback(s) restored",
+                 len(self.entries), restored, kept)
+
+    async def _restore_callbacks(self) -> int:
+        if self.callbacks is None:
+            return 0
+        try:
+            rows = await self.callbacks.waiting()
+        except Exception as exc:  # the switch runs; those callers are not called back
+            log.warning("queues: cannot read the waiting callbacks (%s)", exc)
+            return 0
+        now, wall = self.now(), self.wall_clock()
+        kept = 0
+        for row in rows:  # oldest first: their places in the line
+            entry = self.entries.get((row.customer, row.queue))
+            if entry is None:
+                continue
+            entry.state.restore_callback(row.call_id, row.number,
+                                         now - max(0.0, wall - row.entered_at))
+            self.schedule(entry)
+            kept += 1
+        return kept
 
     async def stop(self) -> None:
         for entry in self.entries.values():
@@ -185,9 +254,9 @@ class QueueService:
             agents = tuple(a.full_number for a in queue.agents)
             state = QueueState(queue.id, agents, max_waiting=queue.max_waiting,
                                wrap_up=float(queue.wrap_up), strategy=queue.strategy,
-                               now=self.now())
+                               now=self.now(), skills=dict(queue.skills))
             entry = self.entries[key] = _Entry(queue, state)
-            state.on_outcome = self._outcome
+            state.on_outcome = functools.partial(self._outcome, entry)
             for number in agents:
                 self.by_agent.setdefault(f"{customer}:{number}", set()).add(key)
         elif entry.queue is not queue:  # the plan was reloaded: its settings and agents
@@ -202,6 +271,7 @@ class QueueService:
         new = {a.full_number for a in queue.agents}
         state.max_waiting, state.wrap_up, state.strategy = (
             queue.max_waiting, float(queue.wrap_up), queue.strategy)
+        state.skills = dict(queue.skills)
         for number in sorted(new - old):
             state.log_in(number, now)
             self.by_agent.setdefault(f"{key[0]}:{number}", set()).add(key)
@@ -211,8 +281,34 @@ class QueueService:
         log.info("queue %s follows the reloaded plan (agents +%d -%d)", queue.id,
                  len(new - old), len(old - new))
 
-    def _outcome(self, call_id: str, outcome: Outcome, waited: float) -> None:
+    def _outcome(self, entry: _Entry, call_id: str, outcome: Outcome, waited: float) -> None:
         self.note(call_id, outcome.value, waited)
+        if outcome is Outcome.CALLBACK:  # kept across a restart until called back
+            waiter = entry.state.waiting.get(call_id)
+            if waiter is not None and waiter.callback:
+                self._callback_kept(entry, call_id, waiter.callback, waited)
+        elif outcome is Outcome.CALLED_BACK:
+            self._callback_kept(entry, call_id, "", waited)
+
+    def _callback_kept(self, entry: _Entry, call_id: str, number: str, waited: float) -> None:
+        """Write a requested callback (or, with no number, its end) in the background."""
+        store = self.callbacks
+        if store is None:
+            return
+        customer, queue = entry.queue.customer.id, entry.queue.id
+        if number:
+            write = store.add(customer, queue, call_id, number, self.wall_clock() - waited)
+        else:
+            write = store.remove(customer, queue, call_id)
+        task = asyncio.ensure_future(self._write_callback(write, call_id))
+        self._writes.add(task)
+        task.add_done_callback(self._writes.discard)
+
+    async def _write_callback(self, write: Awaitable[None], call_id: str) -> None:
+        try:
+            await write
+        except Exception as exc:  # memory has it; a restart would not
+            log.warning("queue callback %s not stored (%s)", call_id, exc)
 
     # -- the applications (decision table rows) --
 
@@ -321,12 +417,15 @@ class QueueService:
         state = entry.state
         now = self.now()
         for offer in state.dispatch(now):
+            if offer.callback is not None:  # the caller hung up: call the agent first
+                self._call_back(entry, offer.call_id, offer.agent, offer.callback)
+                continue
             runner = self.runner_for(offer.call_id)
-            if runner is None or runner.closed:  # the caller is gone: free the agent
+            if runner is None or runner.closed:  # the caller is gone: free the agents
                 state.leave(offer.call_id, Outcome.ABANDONED, now)
                 self.schedule(entry)
                 continue
-            runner.deliver(cast(AppEvent, AgentOffered(offer.agent)))
+            runner.deliver(cast(AppEvent, AgentOffered(offer.agent, offer.others)))
         self._arm(entry, now)
 
     def _arm(self, entry: _Entry, now: float) -> None:
@@ -336,6 +435,63 @@ class QueueService:
         deadline = entry.state.next_deadline(now)
         if deadline is not None:
             entry.timer = asyncio.get_running_loop().call_at(deadline, self._dispatch, entry)
+
+    # -- callback keeping the caller's place --
+
+    def callback_allowed(self, queue: Queue, number: str) -> bool:
+        """Only the number the caller called from, and only when the customer may call it
+        (its barring profile, `route_application_target`): no toll-fraud path."""
+        if self.originator is None or not number.lstrip("+").isdigit():
+            return False
+        decision = route_application_target(self.plan.plan, queue.site, number,
+                                            dt.datetime.now(dt.UTC))
+        return decision.kind in (DecisionKind.USER, DecisionKind.EXTERNAL)
+
+    def _call_back(self, entry: _Entry, call_id: str, agent: str, number: str) -> None:
+        from switch.originate import Origination
+
+        queue, state = entry.queue, entry.state
+        if self.originator is None:
+            state.no_answer(call_id, agent, self.now())
+            return
+        domain = queue.customer.sip_domain
+        # the agent sees the caller's number and the queue's name, as for a waiting caller
+        to_agent = Presented(NameAddr(SipUri("sip", domain, number, params=(("user", "phone"),)),
+                                      queue.name), number=number)
+        own = queue.public_number or queue.full_number
+        queue_uri = NameAddr(SipUri("sip", domain, own, params=(("user", "phone"),)),
+                             queue.name)
+        # the caller sees the queue's number (RFC 3325: asserted toward the trusted trunk)
+        to_caller = Presented(queue_uri, (("P-Asserted-Identity", str(queue_uri)),), own)
+        waited_from = state.waiting[call_id].entered if call_id in state.waiting else None
+        customer = queue.customer.id
+        now = self.now()
+
+        def failed(status: int, reason: str) -> None:
+            state.no_answer(call_id, agent, self.now())
+            self.schedule(entry)
+
+        def record(rec: CallRecord) -> CallRecord:
+            return dataclasses.replace(
+                rec, caller=own, queue_outcome=Outcome.CALLED_BACK.value,
+                queue_wait=round(now - waited_from, 1) if waited_from is not None else None)
+
+        def ended(placed: CallEntry) -> None:
+            # the agent answered but the caller's number never did: say so in the record
+            if placed.record.transferred_to is None:
+                placed.record = dataclasses.replace(placed.record,
+                                                    queue_outcome=CALLBACK_FAILED)
+                log.info("queue call=%s queue=%s outcome=%s agent=%s number=%s", call_id,
+                         queue.id, CALLBACK_FAILED, agent, number)
+
+        log.info("queue call=%s queue=%s event=callback agent=%s number=%s", call_id,
+                 queue.id, agent, number)
+        self.originator.place(Origination(
+            site=queue.site, target=agent, presented=to_agent,
+            application=lambda info: CallbackConnect(info, queue.id, number, customer),
+            then_presented=to_caller, decision=RoutingDecision(DecisionKind.QUEUE, queue),
+            label=f"queue {queue.id} callback", on_failed=failed, on_ended=ended,
+            record=record))
 
     # -- figures --
 
@@ -349,7 +505,8 @@ class QueueService:
                         "longest_wait": round(s.longest_wait(now), 1),
                         "agents_logged_in": s.logged_in, "agents_free": s.free,
                         "answered": c.answered, "abandoned": c.abandoned,
-                        "overflowed": c.overflowed, "service_level": round(c.service_level, 3)})
+                        "overflowed": c.overflowed, "called_back": c.called_back,
+                        "service_level": round(c.service_level, 3)})
         return out
 
 
@@ -385,6 +542,15 @@ class _Desk:
     def leave(self, call_id: str, outcome: Outcome, now: float) -> None:
         self.entry.state.leave(call_id, outcome, now)
         self.service.schedule(self.entry)
+
+    def request_callback(self, call_id: str, caller: str, now: float) -> int:
+        if not self.service.callback_allowed(self.entry.queue, caller):
+            log.info("queue call=%s queue=%s event=callback-refused caller=%s", call_id,
+                     self.entry.queue.id, caller)
+            return 0
+        position = self.entry.state.request_callback(call_id, caller, now)
+        self.service.schedule(self.entry)
+        return position
 
 
 __all__ = ["LOGIN_APPLICATION", "LOGOUT_APPLICATION", "QUEUE_APPLICATION", "QueueService",

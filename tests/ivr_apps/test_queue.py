@@ -232,9 +232,14 @@ class Desk:
     def leave(self, call_id: str, outcome: Outcome, now: float) -> None:
         self.state.leave(call_id, outcome, now)
 
+    def request_callback(self, call_id: str, caller: str, now: float) -> int:
+        if not caller.startswith("+336"):  # the switch's barring check, stood in for
+            return 0
+        return self.state.request_callback(call_id, caller, now)
+
 
 CONFIG = QueueCallerConfig("support", "acme", "voicemail:501412", max_wait=60.0,
-                           announce_every=20.0)
+                           announce_every=20.0, callback_key="5")
 
 
 def caller(state: QueueState, call_id: str = "c1",
@@ -313,16 +318,65 @@ def test_the_caller_who_hangs_up_abandons() -> None:
     assert not state.waiting and state.counters.abandoned == 1
 
 
-def test_the_callback_key_says_it_is_not_available_and_keeps_the_place() -> None:
+def test_the_callback_key_confirms_hangs_up_and_keeps_the_place() -> None:
     state = queue(A1)
     state.agent_call(A1, "busy", True, 0.0)
+    state.join("c0", "x", 0.0)
     app = caller(state)
+    app.receive(Answered(), 1.0)
+    app.receive(PromptFinished(), 3.0)
+    assert app.receive(Digit("1", DigitSource.RFC4733), 4.0) == []  # not the queue's key
+    out = app.receive(Digit("5", DigitSource.RFC4733), 5.0)
+    assert out == [Play((Prompt("queue-callback-confirmed", "acme"),), interruptible=False)]
+    assert app.state is CallerState.CALLBACK
+    assert app.receive(PromptFinished(), 9.0) == [HangUp("queue: callback confirmed")]
+    assert app.receive(FarEndHungUp(), 9.1) == []
+    # the place is kept (second in line), nothing abandoned
+    assert state.position("c1") == 2 and state.counters.abandoned == 0
+    state.leave("c0", Outcome.ABANDONED, 10.0)
+    state.agent_call(A1, "busy", False, 11.0)
+    offers = state.dispatch(11.0)
+    assert offers == [Offer("c1", A1, "+33612345678")]
+    told: list[tuple[str, Outcome, float]] = []
+    state.on_outcome = lambda cid, outcome, waited: told.append((cid, outcome, waited))
+    state.agent_call(A1, "callback-leg", True, 14.0)  # the agent answered the callback
+    assert told == [("c1", Outcome.CALLED_BACK, 13.0)]
+    assert state.counters.called_back == 1 and state.counters.answered == 0
+    assert not state.waiting
+
+
+def test_a_number_that_cannot_be_called_back_keeps_waiting() -> None:
+    state = queue(A1)
+    state.agent_call(A1, "busy", True, 0.0)
+    app = QueueCallerApp(CallInfo("c1", "anonymous", "sip:402@x", "t"), Desk(state), CONFIG)
     app.receive(Answered(), 0.0)
     app.receive(PromptFinished(), 3.0)
-    out = app.receive(Digit("1", DigitSource.RFC4733), 5.0)
+    out = app.receive(Digit("5", DigitSource.RFC4733), 5.0)
     assert out == [Play((Prompt("queue-callback-unavailable", "acme"),), interruptible=False)]
     assert app.receive(PromptFinished(), 8.0) == [MusicOnHold("acme")]
-    assert state.position("c1") == 1
+    assert state.position("c1") == 1 and state.waiting["c1"].callback is None
+
+
+def test_no_callback_key_in_the_plan_ignores_every_key() -> None:
+    state = queue(A1)
+    state.agent_call(A1, "busy", True, 0.0)
+    bare = QueueCallerConfig("support", "acme", None, 60.0, 20.0)
+    app = caller(state, "c1", bare)
+    app.receive(Answered(), 0.0)
+    app.receive(PromptFinished(), 3.0)
+    assert app.receive(Digit("5", DigitSource.RFC4733), 5.0) == []
+
+
+def test_the_higher_skill_is_offered_first_then_the_strategy() -> None:
+    state = QueueState("q", (A1, A2, A3), max_waiting=10, wrap_up=0.0,
+                       skills={A2: 5, A3: 5})
+    state.agents[A3].idle_since = -10.0  # A3 idle longer than A2
+    state.join("c1", "x", 0.0)
+    assert state.dispatch(0.0) == [Offer("c1", A3)]
+    state.join("c2", "y", 0.0)
+    assert state.dispatch(0.0) == [Offer("c2", A2)]  # A1 (skill 0) only when they are busy
+    state.join("c3", "z", 0.0)
+    assert state.dispatch(0.0) == [Offer("c3", A1)]
 
 
 class Control:
@@ -375,3 +429,55 @@ def test_queue_fields_load_and_bad_ones_are_refused_naming_the_field() -> None:
         with pytest.raises(ConfigError) as exc:
             load_plan_data(parse_yaml_text(_example_with(**{field: bad}), "q.yaml"))
         assert any(field in str(i) and i.file == "q.yaml" for i in exc.value.issues), field
+
+
+def test_ring_all_offers_every_free_agent_and_the_first_to_answer_wins() -> None:
+    state = QueueState("q", (A1, A2, A3), max_waiting=10, wrap_up=0.0,
+                       strategy=QueueStrategy.RING_ALL)
+    state.agent_call(A3, "own", True, 0.0)  # busy: not rung
+    state.join("c1", "x", 1.0)
+    assert state.dispatch(1.0) == [Offer("c1", A1, None, (A2,))]
+    assert {state.agents[a].status for a in (A1, A2)} == {AgentStatus.OFFERED}
+    state.join("c2", "y", 2.0)
+    assert state.dispatch(2.0) == []  # nobody free: both ring for c1
+    state.agent_call(A2, "leg-a2", True, 5.0)  # A2 answered
+    assert state.agents[A2].status is AgentStatus.BUSY
+    assert state.agents[A1].status is AgentStatus.FREE  # its ring was cancelled
+    assert state.counters.answered == 1 and "c1" not in state.waiting
+    assert state.dispatch(5.0) == [Offer("c2", A1)]  # the only free agent left
+
+
+def test_ring_all_where_nobody_answers_keeps_the_place_and_skips_them() -> None:
+    state = QueueState("q", (A1, A2), max_waiting=10, wrap_up=0.0,
+                       strategy=QueueStrategy.RING_ALL)
+    app = caller(state)
+    app.receive(Answered(), 0.0)
+    offers = state.dispatch(0.0)
+    assert offers == [Offer("c1", A1, None, (A2,))]
+    assert app.receive(AgentOffered(A1, (A2,)), 0.1) == [Transfer(f"{A1},{A2}")]
+    assert app.receive(TransferFailed(f"{A1},{A2}", 480), 10.0) == [MusicOnHold("acme")]
+    assert all(a.status is AgentStatus.FREE for a in state.agents.values())
+    assert state.position("c1") == 1 and state.dispatch(10.0) == []  # both skipped a while
+    assert state.dispatch(10.0 + 31) == [Offer("c1", A1, None, (A2,))]
+
+
+def test_ring_all_with_skills_rings_only_the_best() -> None:
+    state = QueueState("q", (A1, A2, A3), max_waiting=10, wrap_up=0.0,
+                       strategy=QueueStrategy.RING_ALL, skills={A2: 3, A3: 3})
+    state.join("c1", "x", 0.0)
+    (offer,) = state.dispatch(0.0)
+    assert {offer.agent, *offer.others} == {A2, A3}
+    assert state.agents[A1].status is AgentStatus.FREE
+
+
+def test_a_callback_waiter_is_offered_to_one_agent_even_with_ring_all() -> None:
+    state = QueueState("q", (A1, A2), max_waiting=10, wrap_up=0.0,
+                       strategy=QueueStrategy.RING_ALL)
+    state.agent_call(A1, "busy1", True, 0.0)
+    state.agent_call(A2, "busy2", True, 0.0)
+    state.join("c1", "x", 0.0)
+    assert state.request_callback("c1", "+33612345678", 1.0) == 1
+    state.agent_call(A1, "busy1", False, 2.0)
+    state.agent_call(A2, "busy2", False, 2.0)
+    (offer,) = state.dispatch(2.0)
+    assert offer.callback == "+33612345678" and offer.others == ()

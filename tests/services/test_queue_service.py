@@ -5,6 +5,7 @@ observer, login codes, figures, and a reloaded plan."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -16,6 +17,7 @@ from dialplan.model import Queue
 from ivr.application import Answered, AppEvent, CallInfo, Transfer
 from ivr.queue import AgentStatus
 from ivr.queue_caller import AgentOffered, QueueCallerApp
+from rating.cdr import CallRecord
 from switch.b2bua.decisions import AppContext, InContext, RunApplication, handling_for
 from switch.services.queues import QUEUE_APPLICATION, QueueService
 
@@ -167,3 +169,79 @@ def test_a_queue_rings_its_agents_without_their_mailbox_and_shows_its_name(
                     parse_name_addr('"Bob" <sip:+33612345678@acme>'), user="501410")
     ((shown,),) = shown_as_queue(entry, [[leg]])
     assert shown.from_.display == "Support" and "+33612345678" in str(shown.from_.uri)
+
+
+class FakeOriginator:
+    def __init__(self) -> None:
+        self.placed: list[Any] = []
+
+    def place(self, spec: Any) -> None:
+        self.placed.append(spec)
+
+
+async def test_a_callback_calls_the_agent_as_the_caller_then_the_caller_as_the_queue(
+        tmp_path: Path) -> None:
+    plan = plan_with(tmp_path, callback_key="5", skills={"501412": 7})
+    queue = support_of(plan)
+    assert queue.callback_key == "5" and queue.skills == (("501412", 7),)
+    records: dict[str, tuple[str, float | None]] = {}
+    service = QueueService(SimpleNamespace(plan=plan),
+                           note=lambda c, o, w: records.__setitem__(c, (o, w)))
+    originator = FakeOriginator()
+    service.originator = originator  # type: ignore[assignment]
+    await service.start()
+    entry = next(iter(service.entries.values()))
+    for agent in ("501410", "501412"):
+        service.leg_answered(f"acme:{agent}", f"own-{agent}")  # both busy
+    desk = service._caller_app(CallInfo("c1", "+33612345678", "sip:402@x", "t"),
+                               AppContext(RoutingDecision(DecisionKind.QUEUE, queue), None,
+                                          "203.0.113.5")).desk  # type: ignore[attr-defined]
+    desk.join("c1", "+33612345678", service.now())
+    # only the number the caller called from, and only one the customer may call
+    assert desk.request_callback("c1", "anonymous", service.now()) == 0
+    assert desk.request_callback("c1", "+33899123456", service.now()) == 0  # premium: barred
+    assert desk.request_callback("c1", "+33612345678", service.now()) == 1
+    assert records["c1"][0] == "callback"
+    service.leg_ended("acme:501410", "own-501410")
+    service.leg_ended("acme:501412", "own-501412")  # the higher skill
+    await settle()
+    (spec,) = originator.placed
+    assert spec.target == "501412" and spec.site is queue.site
+    assert str(spec.presented.from_.uri).startswith("sip:+33612345678@")
+    assert spec.presented.from_.display == "Support"
+    assert spec.then_presented.number == "+33562070402"
+    assert ("P-Asserted-Identity", str(spec.then_presented.from_)) in spec.then_presented.headers
+    # the agent does not answer: skipped for that caller, which keeps its place
+    spec.on_failed(480, "no answer")
+    assert entry.state.position("c1") == 1
+    assert entry.state.agents["501412"].status is AgentStatus.FREE
+    await settle()
+    (_, again) = originator.placed
+    assert again.target == "501410"
+    service.leg_answered("acme:501410", "callback-leg")  # the agent answered the callback
+    assert records["c1"][0] == "called_back"
+    (figures,) = service.figures()
+    assert figures["called_back"] == 1 and figures["answered"] == 0
+    # the record says so when the caller's number never answered the agent's call
+    opened = again.record(CallRecord("r1", "leg", "501410", "501410", "sip:501410@x",
+                                     "queue", "01", "acme", 0.0))
+    assert opened.queue_outcome == "called_back" and opened.caller == "+33562070402"
+    placed = SimpleNamespace(record=opened)
+    again.on_ended(placed)
+    assert placed.record.queue_outcome == "callback_failed"
+    reached = SimpleNamespace(record=dataclasses.replace(opened, transferred_to="+336"))
+    again.on_ended(reached)
+    assert reached.record.queue_outcome == "called_back"
+    await service.stop()
+
+
+def test_a_bad_callback_key_or_skill_is_refused_with_its_field(tmp_path: Path) -> None:
+    from dialplan import ConfigError
+
+    try:
+        plan_with(tmp_path, callback_key="55", skills={"501410": 500, "509999": 1})
+    except ConfigError as exc:
+        text = str(exc)
+    else:
+        raise AssertionError("a bad plan loaded")
+    assert "callback_key" in text and "0-100" in text and "509999" in text

@@ -131,3 +131,14 @@ class Carrier:
             f"Call-ID: {ok.call_id}\r\nCSeq: {ok.cseq.seq} ACK\r\nContent-Length: 0\r\n\r\n"
         ).encode()
         self.sock.sendto(ack, (switch_host, switch_port))
+
+    def bye(self, ok: Response, switch_host: str, switch_port: int) -> None:
+        """End a call this carrier placed and the switch answered (RFC 3261 15.1.1)."""
+        bye = (
+            f"BYE sip:wte@{switch_host}:{switch_port} SIP/2.0\r\n"
+            f"Via: SIP/2.0/UDP {self._via_sent_by()};branch=z9hG4bK{secrets.token_hex(6)};rport\r\n"
+            "Max-Forwards: 70\r\n"
+            f"From: {ok.headers.get('From')}\r\nTo: {ok.headers.get('To')}\r\n"
+            f"Call-ID: {ok.call_id}\r\nCSeq: {ok.cseq.seq + 1} BYE\r\nContent-Length: 0\r\n\r\n"
+        ).encode()
+        self.sock.sendto(bye, (switch_host, switch_port))
