@@ -28,6 +28,7 @@ from dialplan import CallContext, MediaMode, RoutingDecision, User, route
 from ivr.application import CallInfo
 from ivr.night_switch import ScheduleControl
 from rating.cdr import CallRecord
+from switch.attended_transfer import AttendedTransfers
 from switch.b2bua.assembly import EmergencyBuilder, EmergencyParts, assemble
 from switch.b2bua.call import Call, CallState
 from switch.b2bua.decisions import (
@@ -143,6 +144,9 @@ class CallEntry:
     anchor: Anchor | None = None
     app: ApplicationRunner | None = None
     divert: ApplicationTransfer | None = None  # the application's Transfer ringing its target
+    # an attended transfer waits on this call (switch/attended_transfer.py)
+    on_answered: Callable[[], None] | None = None
+    on_ended: Callable[[], None] | None = None
 
 
 class CallService:
@@ -190,6 +194,7 @@ class CallService:
         self.trunk_attempts: Counter[str] = Counter()
         self.resolver = TargetResolver(lambda: locations.location, wall_clock)
         self.transfers = TransferHandler(self)
+        self.attended = AttendedTransfers(self)
         self.requests = InDialogRequests(self)
         self._tasks: set[asyncio.Future[None]] = set()
 
@@ -246,6 +251,9 @@ class CallService:
             if check is None:
                 return None
             caller, decision = check.user, check.emergency
+        if req.headers.get("Replaces") is not None:  # RFC 3891: a phone takes a call's place
+            self.attended.on_invite(sreq, caller)
+            return None
         if decision is None:
             # an aware time: each schedule reads it in its own site's time zone
             now_utc = dt.datetime.now(dt.UTC)
@@ -509,6 +517,8 @@ class CallService:
                     # written at answer, as accounting does at the 200: a crash mid-call
                     # keeps the answer time (issue 20.7)
                     self.records.answered(entry.record)
+                    if entry.on_answered is not None:
+                        rt.loop.call_soon(entry.on_answered)
                 elif isinstance(eff, Ended):
                     self._ended(entry, eff)
                 elif isinstance(eff, CalleeMedia):
@@ -561,7 +571,7 @@ class CallService:
         self.by_call_id[eff.new_call_id] = DialogRef(entry, eff.replaced, leg)
         entry.extra_call_ids.append(eff.new_call_id)
         entry.record = dataclasses.replace(entry.record, transferred_to=eff.target)
-        if entry.anchor is not None:
+        if entry.anchor is not None and eff.sdp:
             call = entry.call
             moved = call.leg(call.answered_leg) if call.answered_leg is not None else None
             peer = call.a_peer if eff.replaced is Side.CALLER else (moved.dest if moved else None)
@@ -585,6 +595,8 @@ class CallService:
         call_watch.call_ended(self.watch, entry)  # issue 17: every watched leg ends
         self.records.close(entry.record)
         self.admission.release(call.a_invite.call_id)
+        if entry.on_ended is not None:
+            self.runtime.loop.call_soon(entry.on_ended)
         if entry.divert is not None:  # the caller left while the application's target rang
             entry.divert.cancel()
         for media in (entry.app, entry.anchor):  # a diverted call may have both

@@ -21,6 +21,7 @@ from dialplan import CallContext, DecisionKind, RoutingDecision, route
 from switch.b2bua.call import CallState
 from switch.b2bua.effects import Side
 from switch.b2bua.legs import LocalAddress, invite_for_callee
+from switch.b2bua.replaces import parse_refer_to
 from switch.dialog.dialog import Dialog
 from switch.dialog.offeranswer import (
     MediaCapabilities,
@@ -34,7 +35,7 @@ from switch.runtime import ServerRequest, SipRuntime
 from switch.sip import (
     Request,
     Response,
-    SipUri,
+    SipError,
     make_response,
     new_call_id,
     new_tag,
@@ -129,19 +130,23 @@ class TransferHandler:
             return
         entry, side = ref.entry, ref.side
         call = entry.call
-        if entry.anchor is None or (side is Side.CALLEE and ref.leg != call.answered_leg):
-            runtime.respond(sreq.key, make_response(req, 488, "Transfer Needs Anchored Media",
-                                                    to_tag=new_tag()))
-            return
         refer_to = req.headers.get("Refer-To")
         if refer_to is None:
             runtime.respond(sreq.key, make_response(req, 400, "Missing Refer-To", to_tag=new_tag()))
             return
-        target_uri = parse_name_addr(refer_to).uri
-        if isinstance(target_uri, SipUri) and "replaces" in target_uri.headers.lower():
-            runtime.respond(sreq.key, make_response(req, 501, "Attended Transfer Not Supported",
+        try:
+            refer_target = parse_refer_to(refer_to)
+        except SipError as exc:
+            runtime.respond(sreq.key, make_response(req, exc.status, exc.reason, to_tag=new_tag()))
+            return
+        if refer_target.replaces is not None:  # attended transfer (RFC 3891, RFC 5589 7)
+            self.calls.attended.on_refer(runtime, sreq, ref, refer_target)
+            return
+        if entry.anchor is None or (side is Side.CALLEE and ref.leg != call.answered_leg):
+            runtime.respond(sreq.key, make_response(req, 488, "Transfer Needs Anchored Media",
                                                     to_tag=new_tag()))
             return
+        target_uri = parse_name_addr(refer_to).uri
         plan = self.calls.plan.plan
         transferor = entry.caller if side is Side.CALLER else (
             plan.user_by_full_number(entry.leg_users.get(ref.leg, "")) if ref.leg else None)

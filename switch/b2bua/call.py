@@ -538,5 +538,22 @@ class Call:
         out.append(Transferred(replaced, target, old_dialog.call_id, dialog.call_id, sdp))
         return out
 
+    def give_away(self, leaving: Side, now: float, cause: str) -> list[Effect]:
+        """The party on `leaving` joined another call (attended transfer, RFC 3891): its
+        dialog now belongs to that call, so only the other party (the transferor) gets a
+        BYE, and this call ends."""
+        if self.state is not CallState.ANSWERED:
+            return []
+        staying = Side.CALLEE if leaving is Side.CALLER else Side.CALLER
+        current = self.dialog_of(staying)
+        self._go(CallInput.BYE)
+        self.ended_at = now
+        self._clear_deadlines()
+        out: list[Effect] = []
+        if current is not None:
+            out.append(SendRequest(self._bye(*current), current[1], staying))
+        out.append(Ended(Disposition.ANSWERED, 200, cause, staying))
+        return out
+
     def caller_identity(self) -> NameAddr:
         return self.a_invite.from_

@@ -1,0 +1,413 @@
+"""Attended and semi-attended transfer (RFC 3891 Replaces, RFC 3515 REFER, RFC 5589 7),
+and INVITE with Replaces, in the call service.
+
+The transferor has two calls through the switch: X with the transferee and Y (the
+consultation) with the target. Its REFER in X names, in Refer-To's embedded Replaces, its
+own dialog of Y. The switch then joins the transferee and the target itself (a B2BUA never
+lets the phones exchange INVITE/Replaces): the target's dialog of Y moves into X in the
+transferor's place, and both of the transferor's dialogs get a BYE.
+
+- Anchored media (X has a relay): the target is re-INVITEd toward X's relay leg that faced
+  the transferor, and that leg is latched onto the target's answer (RELAY).
+- Passthrough: the phones are re-INVITEd toward each other, RFC 3725 flow I: an offerless
+  re-INVITE to the target, its offer to the transferee, the transferee's answer in the
+  target's ACK (DIRECT).
+- Semi-attended: Y still rings when the REFER comes; the join starts when the target answers.
+
+After the join each party is told the other's identity: the target in the re-INVITE, the
+transferee in an UPDATE (RFC 3311, no body) or its re-INVITE, both carrying
+P-Asserted-Identity (RFC 3325). The pure parts are in `switch.b2bua.replaces`.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from dialplan import User
+from switch.b2bua.call import CallState
+from switch.b2bua.effects import Side
+from switch.b2bua.replaces import (
+    Join,
+    JoinInput,
+    JoinMode,
+    JoinState,
+    ReferTarget,
+    continue_origin,
+    find_side,
+    other,
+    parse_replaces,
+)
+from switch.dialog.dialog import Dialog
+from switch.runtime import ServerRequest, SipRuntime
+from switch.sip import Request, Response, SipError, make_response, new_tag
+from switch.transaction import Peer
+from switch.transfer import notify, offer_from_leg
+
+if TYPE_CHECKING:
+    from switch.calls import CallEntry, CallService, DialogRef
+
+log = logging.getLogger("switch.transfer")
+
+
+def party_user(calls: CallService, entry: CallEntry, side: Side) -> User | None:
+    """The plan's user on `side` of a call (the caller, or the answered callee)."""
+    if side is Side.CALLER:
+        return entry.caller
+    leg = entry.call.answered_leg
+    number = entry.leg_users.get(leg) if leg is not None else None
+    return calls.plan.plan.user_by_full_number(number) if number else None
+
+
+def party_number(calls: CallService, entry: CallEntry, side: Side) -> str:
+    """The number naming a party in call records and identities."""
+    user = party_user(calls, entry, side)
+    if user is not None:
+        return user.full_number
+    rec = entry.record
+    return (rec.caller if side is Side.CALLER else rec.callee) or "anonymous"
+
+
+def identity(calls: CallService, entry: CallEntry, side: Side) -> tuple[tuple[str, str], ...]:
+    """P-Asserted-Identity of a party (RFC 3325 9.1), for the one it is now connected to;
+    nothing for a party that asked for privacy."""
+    user = party_user(calls, entry, side)
+    number = party_number(calls, entry, side)
+    if number == "anonymous":
+        return ()
+    name = f'"{user.name}" ' if user is not None else ""
+    return (("P-Asserted-Identity", f"{name}<sip:{number}@{calls.local.host}>"),)
+
+
+@dataclass
+class ActiveJoin:
+    """An attended transfer in progress: X (transferee + transferor on `s_x`) and Y
+    (target + transferor on `s_y`)."""
+
+    join: Join
+    x: CallEntry
+    s_x: Side
+    y: CallEntry
+    s_y: Side
+    referred_by: str | None
+    target_offer: bytes = b""  # DIRECT: the target's offer, for the transferee
+    sent_offer: bytes = b""  # RELAY: our offer to the target on X's relay
+    acks: list[tuple[Dialog, int, Peer]] = field(default_factory=list)
+
+
+class AttendedTransfers:
+    """REFER with Replaces and INVITE with Replaces for the call service."""
+
+    def __init__(self, calls: CallService) -> None:
+        self.calls = calls
+
+    # -- REFER with Replaces --
+
+    def on_refer(self, runtime: SipRuntime, sreq: ServerRequest, ref: DialogRef,
+                 target: ReferTarget) -> None:
+        req = sreq.request
+        calls, x, s_x = self.calls, ref.entry, ref.side
+        assert target.replaces is not None
+
+        def refuse(status: int, reason: str) -> None:
+            log.info("call %s: attended transfer refused: %d %s", req.call_id, status, reason)
+            runtime.respond(sreq.key, make_response(
+                req, status, reason, to_tag=new_tag(),
+                headers=[("Warning", f'399 wte "{reason}"')]))
+
+        if s_x is Side.CALLEE and ref.leg != x.call.answered_leg:
+            refuse(481, "Call/Transaction Does Not Exist")
+            return
+        transferor = party_user(calls, x, s_x)
+        yref = calls.by_call_id.get(target.replaces.call_id)
+        if transferor is None or yref is None or yref.entry is x:
+            refuse(403, "Replaces Names No Call Of The Transferor")
+            return
+        y = yref.entry
+        try:
+            s_y = find_side(target.replaces, y.call)
+        except SipError as exc:
+            refuse(403, f"Replaces Does Not Match ({exc.status})")
+            return
+        # only the transferor's own consultation call: knowing a dialog's identifiers must
+        # not be enough to take someone else's call
+        mine = party_user(calls, y, s_y)
+        if mine is None or mine.full_number != transferor.full_number:
+            refuse(403, "Not The Transferor's Call")
+            return
+        if not y.call.ringing_phase and y.call.state is not CallState.ANSWERED:
+            refuse(403, "Consultation Call Is Over")
+            return
+        current = x.call.dialog_of(s_x)
+        if current is None:
+            refuse(481, "Call/Transaction Does Not Exist")
+            return
+        mode = JoinMode.RELAY if x.anchor is not None else JoinMode.DIRECT
+        aj = ActiveJoin(Join.start(mode, y.call.state is CallState.ANSWERED, req.call_id),
+                        x, s_x, y, s_y, req.headers.get("Referred-By"))
+        runtime.respond(sreq.key, make_response(req, 202, to_tag=new_tag()))
+        dialog, dest = current
+        runtime.send_request(notify(dialog, calls.local, dest, 100, "Trying", False), dest)
+        log.info("call %s: attended transfer by %s to the party of %s (%s, %s)", req.call_id,
+                 transferor.full_number, y.call.a_invite.call_id, mode.name,
+                 "attended" if aj.join.state is not JoinState.WAIT_ANSWER else "semi-attended")
+        if aj.join.state is JoinState.WAIT_ANSWER:
+            y.on_answered = lambda: self._target_answered(aj)
+            y.on_ended = lambda: self._fail(aj, 487, "Request Terminated")
+            return
+        self._begin(aj)
+
+    def _target_answered(self, aj: ActiveJoin) -> None:
+        aj.y.on_answered = None
+        if aj.join.done or aj.y.call.state is not CallState.ANSWERED:
+            return
+        aj.join.go(JoinInput.TARGET_ANSWERED)
+        self._begin(aj)
+
+    def _begin(self, aj: ActiveJoin) -> None:
+        calls, x, y = self.calls, aj.x, aj.y
+        g = y.call.dialog_of(other(aj.s_y))
+        e = x.call.dialog_of(other(aj.s_x))
+        if g is None or e is None:
+            self._fail(aj, 481, "Call/Transaction Does Not Exist")
+            return
+        y.on_ended = lambda: self._fail(aj, 487, "Request Terminated")
+        x.on_ended = lambda: self._fail(aj, 487, "Request Terminated")
+        g_dialog, g_dest = g
+        headers = list(identity(calls, x, other(aj.s_x)))
+        if aj.referred_by:
+            headers.append(("Referred-By", aj.referred_by))  # RFC 3892 3: passed on
+        body = b""
+        if aj.join.mode is JoinMode.RELAY:
+            assert x.anchor is not None
+            body = aj.sent_offer = offer_from_leg(x.anchor, aj.s_x, secrets.randbelow(2**31))
+        invite = self._reinvite(g_dialog, g_dest, tuple(headers), body)
+        calls.runtime.send_request(
+            invite, g_dest, lambda resp: self._target_response(aj, invite, g_dialog, g_dest,
+                                                               resp))
+
+    def _reinvite(self, dialog: Dialog, dest: Peer, headers: tuple[tuple[str, str], ...],
+                  body: bytes) -> Request:
+        # the dialog adds its Contact (ours) to a target refresh (RFC 3261 12.2.1.1)
+        return dialog.create_request("INVITE", self.calls.local.via_for(dest.transport),
+                                     headers=headers, body=body,
+                                     content_type="application/sdp" if body else None)
+
+    def _ack(self, dialog: Dialog, seq: int, dest: Peer, body: bytes = b"") -> None:
+        ack = dialog.create_request("ACK", self.calls.local.via_for(dest.transport), cseq=seq,
+                                    body=body,
+                                    content_type="application/sdp" if body else None)
+        self.calls.runtime.send_raw(ack.to_bytes(), dest)
+
+    def _target_response(self, aj: ActiveJoin, invite: Request, dialog: Dialog, dest: Peer,
+                         resp: Response) -> None:
+        if resp.status < 200 or aj.join.done:
+            return
+        if resp.status >= 300 or not resp.body:
+            if resp.status < 300:  # a 2xx without the offer we asked for: ACK, give up
+                self._ack(dialog, invite.cseq.seq, dest)
+            self._fail(aj, resp.status if resp.status >= 300 else 488, resp.reason)
+            return
+        if aj.join.go(JoinInput.TARGET_OK) is JoinState.JOINED:  # RELAY
+            self._ack(dialog, invite.cseq.seq, dest)
+            self._joined(aj, target_sdp=resp.body, transferee_sdp=None)
+            return
+        # DIRECT: the target's offer goes to the transferee, its answer in our ACK; each
+        # keeps the o= of its own dialog (RFC 3264 8)
+        aj.target_offer = continue_origin(self._sdp_of(aj.x, other(aj.s_x)), resp.body)
+        aj.acks = [(dialog, invite.cseq.seq, dest)]
+        x = aj.x
+        e = x.call.dialog_of(other(aj.s_x))
+        if e is None:
+            self._ack(dialog, invite.cseq.seq, dest, self._sdp_of(aj.y, other(aj.s_y)))
+            self._fail(aj, 481, "Call/Transaction Does Not Exist")
+            return
+        e_dialog, e_dest = e
+        reinvite = self._reinvite(e_dialog, e_dest, identity(self.calls, aj.y, other(aj.s_y)),
+                                  aj.target_offer)
+        self.calls.runtime.send_request(
+            reinvite, e_dest, lambda r: self._transferee_response(aj, reinvite, e_dialog,
+                                                                  e_dest, r))
+
+    def _transferee_response(self, aj: ActiveJoin, invite: Request, dialog: Dialog,
+                             dest: Peer, resp: Response) -> None:
+        if resp.status < 200 or aj.join.done:
+            return
+        g_dialog, g_seq, g_dest = aj.acks[0]
+        if resp.status >= 300 or not resp.body:
+            if resp.status < 300:
+                self._ack(dialog, invite.cseq.seq, dest)
+            # the target still waits for an answer: its former one keeps it where it was
+            self._ack(g_dialog, g_seq, g_dest, self._sdp_of(aj.y, other(aj.s_y)))
+            self._fail(aj, resp.status if resp.status >= 300 else 488, resp.reason)
+            return
+        answer = continue_origin(self._sdp_of(aj.y, other(aj.s_y)), resp.body)
+        self._ack(dialog, invite.cseq.seq, dest)
+        self._ack(g_dialog, g_seq, g_dest, answer)
+        aj.join.go(JoinInput.TRANSFEREE_OK)
+        self._joined(aj, target_sdp=aj.target_offer, transferee_sdp=answer)
+
+    @staticmethod
+    def _sdp_of(entry: CallEntry, side: Side) -> bytes:
+        """The SDP the party on `side` has from us."""
+        return entry.a_sdp if side is Side.CALLER else entry.b_sdp
+
+    def _joined(self, aj: ActiveJoin, *, target_sdp: bytes, transferee_sdp: bytes | None) -> None:
+        """The target and the transferee talk: release the transferor's two dialogs, move
+        the target's dialog into X, and write who ended up with whom."""
+        import dataclasses
+
+        calls, x, y = self.calls, aj.x, aj.y
+        now = calls.runtime.now()
+        x.on_ended = y.on_ended = None
+        g = y.call.dialog_of(other(aj.s_y))
+        current = x.call.dialog_of(aj.s_x)
+        assert g is not None
+        g_dialog, g_dest = g
+        if current is not None:  # RFC 3515 2.4.5: the final NOTIFY, before our BYE
+            calls.runtime.send_request(
+                notify(current[0], calls.local, current[1], 200, "OK", True), current[1])
+        target = party_number(calls, y, other(aj.s_y))
+        transferee = party_number(calls, x, other(aj.s_x))
+        y.record = dataclasses.replace(y.record, transferred_to=transferee)
+        calls.perform(y, y.call.give_away(other(aj.s_y), now, "attended transfer"))
+        # what each remaining party has from us now, for later re-INVITEs and refreshes
+        if aj.join.mode is JoinMode.RELAY:
+            sdp_g = aj.sent_offer
+            calls.perform(x, x.call.transfer_completed(aj.s_x, g_dialog, g_dest, target,
+                                                       target_sdp, now))
+        else:
+            sdp_g = transferee_sdp or b""
+            calls.perform(x, x.call.transfer_completed(aj.s_x, g_dialog, g_dest, target, b"",
+                                                       now))
+            if aj.s_x is Side.CALLER:
+                x.b_sdp = target_sdp
+            else:
+                x.a_sdp = target_sdp
+        if aj.s_x is Side.CALLER:
+            x.a_sdp = sdp_g
+        else:
+            x.b_sdp = sdp_g
+        if aj.join.mode is JoinMode.RELAY:
+            self._tell_identity(x, other(aj.s_x), identity(calls, y, other(aj.s_y)))
+        log.info("call %s: attended transfer done, %s now talks to %s (referred by %s)",
+                 x.call.a_invite.call_id, transferee, target, aj.referred_by or "-")
+
+    def _tell_identity(self, entry: CallEntry, side: Side,
+                       headers: tuple[tuple[str, str], ...]) -> None:
+        """An UPDATE without a body (RFC 3311 5.1) carrying the new party's identity."""
+        dest = entry.call.dialog_of(side)
+        if dest is None or not headers:
+            return
+        dialog, peer = dest
+        update = dialog.create_request("UPDATE", self.calls.local.via_for(peer.transport),
+                                       headers=headers)
+        self.calls.runtime.send_request(update, peer)
+
+    def _fail(self, aj: ActiveJoin, status: int, reason: str) -> None:
+        if aj.join.done:
+            return
+        aj.join.go(JoinInput.FAILED)
+        aj.x.on_ended = aj.y.on_ended = aj.y.on_answered = None
+        current = aj.x.call.dialog_of(aj.s_x)
+        if current is not None:
+            self.calls.runtime.send_request(
+                notify(current[0], self.calls.local, current[1], status, reason, True),
+                current[1])
+        log.info("call %s: attended transfer failed with %d %s", aj.x.call.a_invite.call_id,
+                 status, reason)
+
+    # -- INVITE with Replaces --
+
+    def on_invite(self, sreq: ServerRequest, caller: User | None) -> None:
+        """A phone takes the place of a party of a call (RFC 3891): the dialog it names
+        is one of the switch's; the other party of that call stays and now talks to it."""
+        req = sreq.request
+        calls, runtime = self.calls, self.calls.runtime
+
+        def refuse(status: int, reason: str) -> None:
+            log.info("INVITE %s with Replaces refused: %d %s", req.call_id, status, reason)
+            runtime.respond(sreq.key, make_response(req, status, reason, to_tag=new_tag()))
+
+        try:
+            replaces = parse_replaces(req.headers.get("Replaces") or "")
+        except SipError as exc:
+            refuse(exc.status, exc.reason)
+            return
+        ref = calls.by_call_id.get(replaces.call_id)
+        if caller is None or ref is None:
+            refuse(481, "Call/Transaction Does Not Exist")  # RFC 3891 3: no match
+            return
+        entry = ref.entry
+        try:
+            side = find_side(replaces, entry.call)
+        except SipError as exc:
+            refuse(exc.status, exc.reason)
+            return
+        if entry.call.state is not CallState.ANSWERED:
+            refuse(481, "Early Dialogs Are Not Replaced")
+            return
+        replaced = party_user(calls, entry, side)
+        if replaced is None or replaced.customer is not caller.customer:
+            refuse(403, "Forbidden")  # no call of another customer, nor of the network
+            return
+        if not req.body:
+            refuse(488, "Replaces Needs An Offer")
+            return
+        stays = other(side)
+        referred_by = req.headers.get("Referred-By")
+        if entry.anchor is not None:
+            answer = entry.anchor.answer_reoffer(side, req.body, nat_host=sreq.peer.host)
+            self._accept_replacing(sreq, entry, side, caller, answer, referred_by)
+            return
+        there = entry.call.dialog_of(stays)
+        if there is None:
+            refuse(481, "Call/Transaction Does Not Exist")
+            return
+        s_dialog, s_dest = there
+        headers = [("P-Asserted-Identity",
+                    f'"{caller.name}" <sip:{caller.full_number}@{calls.local.host}>')]
+        reinvite = self._reinvite(s_dialog, s_dest, tuple(headers), req.body)
+
+        def answered(resp: Response) -> None:
+            if resp.status < 200:
+                return
+            if resp.status >= 300 or not resp.body:
+                if resp.status < 300:
+                    self._ack(s_dialog, reinvite.cseq.seq, s_dest)
+                refuse(resp.status if resp.status >= 300 else 488, resp.reason)
+                return
+            self._ack(s_dialog, reinvite.cseq.seq, s_dest)
+            if stays is Side.CALLER:
+                entry.a_sdp = req.body
+            else:
+                entry.b_sdp = req.body
+            self._accept_replacing(sreq, entry, side, caller, resp.body, referred_by,
+                                   tell=False)
+
+        runtime.send_request(reinvite, s_dest, answered)
+
+    def _accept_replacing(self, sreq: ServerRequest, entry: CallEntry, side: Side,
+                          caller: User, answer: bytes, referred_by: str | None,
+                          tell: bool = True) -> None:
+        calls, req = self.calls, sreq.request
+        headers = [("Contact", calls.local.contact(sreq.peer.transport)),
+                   ("Content-Type", "application/sdp")]
+        ok = make_response(req, 200, to_tag=new_tag(), headers=headers, body=answer)
+        calls.runtime.respond(sreq.key, ok)
+        dialog = Dialog.uas(req, ok)
+        if side is Side.CALLER:
+            entry.a_sdp = answer
+        else:
+            entry.b_sdp = answer
+        calls.perform(entry, entry.call.transfer_completed(
+            side, dialog, sreq.peer, caller.full_number, b"", calls.runtime.now()))
+        if tell:
+            self._tell_identity(entry, other(side), (
+                ("P-Asserted-Identity",
+                 f'"{caller.name}" <sip:{caller.full_number}@{calls.local.host}>'),))
+        log.info("call %s: %s replaced the %s (INVITE with Replaces, referred by %s)",
+                 entry.call.a_invite.call_id, caller.full_number, side.value,
+                 referred_by or "-")
