@@ -44,41 +44,21 @@ from switch.dialog.dialog import Dialog
 from switch.runtime import ServerRequest, SipRuntime
 from switch.sip import Request, Response, SipError, make_response, new_tag
 from switch.transaction import Peer
-from switch.transfer import notify, offer_from_leg
+from switch.transfer import (
+    ack,
+    identity,
+    notify,
+    offer_from_leg,
+    party_number,
+    party_user,
+    reinvite,
+    tell_identity,
+)
 
 if TYPE_CHECKING:
     from switch.calls import CallEntry, CallService, DialogRef
 
 log = logging.getLogger("switch.transfer")
-
-
-def party_user(calls: CallService, entry: CallEntry, side: Side) -> User | None:
-    """The plan's user on `side` of a call (the caller, or the answered callee)."""
-    if side is Side.CALLER:
-        return entry.caller
-    leg = entry.call.answered_leg
-    number = entry.leg_users.get(leg) if leg is not None else None
-    return calls.plan.plan.user_by_full_number(number) if number else None
-
-
-def party_number(calls: CallService, entry: CallEntry, side: Side) -> str:
-    """The number naming a party in call records and identities."""
-    user = party_user(calls, entry, side)
-    if user is not None:
-        return user.full_number
-    rec = entry.record
-    return (rec.caller if side is Side.CALLER else rec.callee) or "anonymous"
-
-
-def identity(calls: CallService, entry: CallEntry, side: Side) -> tuple[tuple[str, str], ...]:
-    """P-Asserted-Identity of a party (RFC 3325 9.1), for the one it is now connected to;
-    nothing for a party that asked for privacy."""
-    user = party_user(calls, entry, side)
-    number = party_number(calls, entry, side)
-    if number == "anonymous":
-        return ()
-    name = f'"{user.name}" ' if user is not None else ""
-    return (("P-Asserted-Identity", f"{name}<sip:{number}@{calls.local.host}>"),)
 
 
 @dataclass
@@ -183,23 +163,10 @@ class AttendedTransfers:
         if aj.join.mode is JoinMode.RELAY:
             assert x.anchor is not None
             body = aj.sent_offer = offer_from_leg(x.anchor, aj.s_x, secrets.randbelow(2**31))
-        invite = self._reinvite(g_dialog, g_dest, tuple(headers), body)
+        invite = reinvite(self.calls, g_dialog, g_dest, tuple(headers), body)
         calls.runtime.send_request(
             invite, g_dest, lambda resp: self._target_response(aj, invite, g_dialog, g_dest,
                                                                resp))
-
-    def _reinvite(self, dialog: Dialog, dest: Peer, headers: tuple[tuple[str, str], ...],
-                  body: bytes) -> Request:
-        # the dialog adds its Contact (ours) to a target refresh (RFC 3261 12.2.1.1)
-        return dialog.create_request("INVITE", self.calls.local.via_for(dest.transport),
-                                     headers=headers, body=body,
-                                     content_type="application/sdp" if body else None)
-
-    def _ack(self, dialog: Dialog, seq: int, dest: Peer, body: bytes = b"") -> None:
-        ack = dialog.create_request("ACK", self.calls.local.via_for(dest.transport), cseq=seq,
-                                    body=body,
-                                    content_type="application/sdp" if body else None)
-        self.calls.runtime.send_raw(ack.to_bytes(), dest)
 
     def _target_response(self, aj: ActiveJoin, invite: Request, dialog: Dialog, dest: Peer,
                          resp: Response) -> None:
@@ -207,11 +174,11 @@ class AttendedTransfers:
             return
         if resp.status >= 300 or not resp.body:
             if resp.status < 300:  # a 2xx without the offer we asked for: ACK, give up
-                self._ack(dialog, invite.cseq.seq, dest)
+                ack(self.calls, dialog, invite.cseq.seq, dest)
             self._fail(aj, resp.status if resp.status >= 300 else 488, resp.reason)
             return
         if aj.join.go(JoinInput.TARGET_OK) is JoinState.JOINED:  # RELAY
-            self._ack(dialog, invite.cseq.seq, dest)
+            ack(self.calls, dialog, invite.cseq.seq, dest)
             self._joined(aj, target_sdp=resp.body, transferee_sdp=None)
             return
         # DIRECT: the target's offer goes to the transferee, its answer in our ACK; each
@@ -221,15 +188,14 @@ class AttendedTransfers:
         x = aj.x
         e = x.call.dialog_of(other(aj.s_x))
         if e is None:
-            self._ack(dialog, invite.cseq.seq, dest, self._sdp_of(aj.y, other(aj.s_y)))
+            ack(self.calls, dialog, invite.cseq.seq, dest, self._sdp_of(aj.y, other(aj.s_y)))
             self._fail(aj, 481, "Call/Transaction Does Not Exist")
             return
         e_dialog, e_dest = e
-        reinvite = self._reinvite(e_dialog, e_dest, identity(self.calls, aj.y, other(aj.s_y)),
-                                  aj.target_offer)
+        req = reinvite(self.calls, e_dialog, e_dest, identity(self.calls, aj.y, other(aj.s_y)),
+                       aj.target_offer)
         self.calls.runtime.send_request(
-            reinvite, e_dest, lambda r: self._transferee_response(aj, reinvite, e_dialog,
-                                                                  e_dest, r))
+            req, e_dest, lambda r: self._transferee_response(aj, req, e_dialog, e_dest, r))
 
     def _transferee_response(self, aj: ActiveJoin, invite: Request, dialog: Dialog,
                              dest: Peer, resp: Response) -> None:
@@ -238,14 +204,14 @@ class AttendedTransfers:
         g_dialog, g_seq, g_dest = aj.acks[0]
         if resp.status >= 300 or not resp.body:
             if resp.status < 300:
-                self._ack(dialog, invite.cseq.seq, dest)
+                ack(self.calls, dialog, invite.cseq.seq, dest)
             # the target still waits for an answer: its former one keeps it where it was
-            self._ack(g_dialog, g_seq, g_dest, self._sdp_of(aj.y, other(aj.s_y)))
+            ack(self.calls, g_dialog, g_seq, g_dest, self._sdp_of(aj.y, other(aj.s_y)))
             self._fail(aj, resp.status if resp.status >= 300 else 488, resp.reason)
             return
         answer = continue_origin(self._sdp_of(aj.y, other(aj.s_y)), resp.body)
-        self._ack(dialog, invite.cseq.seq, dest)
-        self._ack(g_dialog, g_seq, g_dest, answer)
+        ack(self.calls, dialog, invite.cseq.seq, dest)
+        ack(self.calls, g_dialog, g_seq, g_dest, answer)
         aj.join.go(JoinInput.TRANSFEREE_OK)
         self._joined(aj, target_sdp=aj.target_offer, transferee_sdp=answer)
 
@@ -291,20 +257,9 @@ class AttendedTransfers:
         else:
             x.b_sdp = sdp_g
         if aj.join.mode is JoinMode.RELAY:
-            self._tell_identity(x, other(aj.s_x), identity(calls, y, other(aj.s_y)))
+            tell_identity(calls, x, other(aj.s_x), identity(calls, y, other(aj.s_y)))
         log.info("call %s: attended transfer done, %s now talks to %s (referred by %s)",
                  x.call.a_invite.call_id, transferee, target, aj.referred_by or "-")
-
-    def _tell_identity(self, entry: CallEntry, side: Side,
-                       headers: tuple[tuple[str, str], ...]) -> None:
-        """An UPDATE without a body (RFC 3311 5.1) carrying the new party's identity."""
-        dest = entry.call.dialog_of(side)
-        if dest is None or not headers:
-            return
-        dialog, peer = dest
-        update = dialog.create_request("UPDATE", self.calls.local.via_for(peer.transport),
-                                       headers=headers)
-        self.calls.runtime.send_request(update, peer)
 
     def _fail(self, aj: ActiveJoin, status: int, reason: str) -> None:
         if aj.join.done:
@@ -369,25 +324,26 @@ class AttendedTransfers:
         s_dialog, s_dest = there
         headers = [("P-Asserted-Identity",
                     f'"{caller.name}" <sip:{caller.full_number}@{calls.local.host}>')]
-        reinvite = self._reinvite(s_dialog, s_dest, tuple(headers), req.body)
+        offer = continue_origin(self._sdp_of(entry, stays), req.body)  # RFC 3264 8
+        sent = reinvite(self.calls, s_dialog, s_dest, tuple(headers), offer)
 
         def answered(resp: Response) -> None:
             if resp.status < 200:
                 return
             if resp.status >= 300 or not resp.body:
                 if resp.status < 300:
-                    self._ack(s_dialog, reinvite.cseq.seq, s_dest)
+                    ack(self.calls, s_dialog, sent.cseq.seq, s_dest)
                 refuse(resp.status if resp.status >= 300 else 488, resp.reason)
                 return
-            self._ack(s_dialog, reinvite.cseq.seq, s_dest)
+            ack(self.calls, s_dialog, sent.cseq.seq, s_dest)
             if stays is Side.CALLER:
-                entry.a_sdp = req.body
+                entry.a_sdp = offer
             else:
-                entry.b_sdp = req.body
+                entry.b_sdp = offer
             self._accept_replacing(sreq, entry, side, caller, resp.body, referred_by,
                                    tell=False)
 
-        runtime.send_request(reinvite, s_dest, answered)
+        runtime.send_request(sent, s_dest, answered)
 
     def _accept_replacing(self, sreq: ServerRequest, entry: CallEntry, side: Side,
                           caller: User, answer: bytes, referred_by: str | None,
@@ -405,7 +361,7 @@ class AttendedTransfers:
         calls.perform(entry, entry.call.transfer_completed(
             side, dialog, sreq.peer, caller.full_number, b"", calls.runtime.now()))
         if tell:
-            self._tell_identity(entry, other(side), (
+            tell_identity(calls, entry, other(side), (
                 ("P-Asserted-Identity",
                  f'"{caller.name}" <sip:{caller.full_number}@{calls.local.host}>'),))
         log.info("call %s: %s replaced the %s (INVITE with Replaces, referred by %s)",

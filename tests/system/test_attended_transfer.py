@@ -247,3 +247,54 @@ def _tag(msg: str, header: str) -> str:
     line = next(ln for ln in msg.splitlines()
                 if ln.lower().startswith((f"{header}:", f"{short}:")))
     return line.split("tag=", 1)[1].split(";")[0].strip()
+
+
+def test_blind_transfer_shows_each_party_the_other(
+        pj_lib: Any, site: tuple[RunningSwitch, dict[str, Phone], str],
+        tmp_path: Path) -> None:
+    """Blind transfer (REFER without Replaces) on both media modes: 501411 transfers
+    501410 to 501412; 501412 is presented 501410 (not the transferor), 501410 is told
+    501412, and they hear each other."""
+    switch, phones, media = site
+    reset(phones)
+    phones["501411"].account.answer_with = 200
+    phones["501412"].account.answer_with = 200
+    phones["501412"].account.tone_freq = FREQ["501412"]
+    call = phones["501410"].call(target(switch, "501411"), tone_freq=FREQ["501411"])
+    try:
+        assert pj_lib.wait_until(lambda: call.state == CONFIRMED, 8)
+        transferor = phones["501411"].account.incoming[0]
+        assert pj_lib.wait_until(lambda: transferor.state == CONFIRMED, 5)
+        transferor.xfer(target(switch, "501412"), pj.CallOpParam(True))
+        assert pj_lib.wait_until(lambda: len(phones["501412"].account.incoming) == 1, 8), \
+            switch.log_text()[-3000:]
+        new = phones["501412"].account.incoming[0]
+        assert pj_lib.wait_until(lambda: new.state == CONFIRMED, 5)
+        assert pj_lib.wait_until(lambda: transferor.state == DISCONNECTED, 5)
+        assert call.state == CONFIRMED
+        # the target is presented the transferee, not the transferor (RFC 5589 6)
+        assert "sip:501410@" in _header(new.incoming_msg, "from"), new.incoming_msg
+        assert pj_lib.wait_until(lambda: told_identity(call, "501412"), 5), call.rx_requests
+        pj_lib.wait_until(lambda: False, 0.3)
+        record_from_now(call, tmp_path / "transferee.wav")
+        record_from_now(new, tmp_path / "target.wav")
+        pj_lib.wait_until(lambda: False, 2.0)
+        call.stop_media()
+        new.stop_media()
+        new.hangup(pj.CallOpParam(True))
+        assert pj_lib.wait_until(lambda: call.state == DISCONNECTED, 5)
+    finally:
+        pj_lib.ep.hangupAllCalls()
+        pj_lib.wait_until(lambda: False, 0.5)
+        reset(phones)
+    heard = dominant_frequency(tmp_path / "transferee.wav", skip_seconds=0.2)
+    heard_by_target = dominant_frequency(tmp_path / "target.wav", skip_seconds=0.2)
+    assert abs(heard[0] - FREQ["501412"]) < 15 and heard[1] > 100, (media, heard)
+    assert abs(heard_by_target[0] - FREQ["501411"]) < 15 and heard_by_target[1] > 100, (
+        media, heard_by_target)
+
+
+def _header(msg: str, header: str) -> str:
+    short = header[0]
+    return next((ln for ln in msg.splitlines()
+                 if ln.lower().startswith((f"{header}:", f"{short}:"))), "")
