@@ -136,6 +136,9 @@ class AttendedTransfers:
         if aj.join.state is JoinState.WAIT_ANSWER:
             y.on_answered = lambda: self._target_answered(aj)
             y.on_ended = lambda: self._fail(aj, 487, "Request Terminated")
+            # the transferor may now hang up the ringing consultation: the target rings on
+            runtime.cancel_listeners[y.invite_key] = lambda: calls.perform(
+                y, y.call.release_caller())
             return
         self._begin(aj)
 
@@ -273,6 +276,11 @@ class AttendedTransfers:
                 current[1])
         log.info("call %s: attended transfer failed with %d %s", aj.x.call.a_invite.call_id,
                  status, reason)
+        y = aj.y
+        if y.call.caller_gone and y.call.state is CallState.ANSWERED:
+            # the target answered for a transfer that cannot happen, and nobody is left in
+            # its call: release it rather than leave it talking to nobody
+            self.calls.perform(y, y.call.hang_up(self.calls.runtime.now(), "transfer failed"))
 
     # -- INVITE with Replaces --
 

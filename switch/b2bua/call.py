@@ -151,6 +151,9 @@ class Call:
     _hunt_deadline: float | None = None
     # an application answers instead (AnswerWith): the cancelled legs' 487s change nothing
     diverted: bool = False
+    # the caller cancelled while its call was being handed to a party of another call
+    # (semi-attended transfer): the legs ring on, an answer goes to that other call
+    caller_gone: bool = False
     session_headers: tuple[tuple[str, str], ...] = ()
     session_interval: int | None = None
     _session_deadline: float | None = None
@@ -239,6 +242,9 @@ class Call:
     def _on_provisional(self, leg: Leg, resp: Response) -> list[Effect]:
         if resp.status == 100 or not self.ringing_phase or leg.state is LegState.CANCELLED:
             return []
+        if self.caller_gone:
+            leg.state = LegState.EARLY
+            return []
         leg.state = LegState.EARLY
         self._go(CallInput.PROVISIONAL)
         body = self.answer_sdp(leg.id, resp.body) if resp.body else b""
@@ -282,6 +288,10 @@ class Call:
         body = self.answer_sdp(leg.id, resp.body) if resp.body else b""
         if resp.body:
             out.append(CalleeMedia(leg.id, resp.body))
+        if self.caller_gone:  # answered for the call it is handed to: nothing to the caller
+            self._clear_deadlines()
+            out.append(Answered(leg.id, resp))
+            return out
         out.extend(self._answer_caller(body, now, leg.id, resp))
         return out
 
@@ -327,7 +337,8 @@ class Call:
     def _exhausted(self, exhausted: Exhausted, now: float) -> list[Effect]:
         """Every leg failed or the ring timeout ran out: the policy says what comes next
         (ring more legs, e.g. forwarding; or give up with a status)."""
-        step = self.exhausted_policy(exhausted)
+        # a call handed over (semi-attended transfer) is not forwarded nor sent to voicemail
+        step = give_up(exhausted) if self.caller_gone else self.exhausted_policy(exhausted)
         if isinstance(step, RingMore) and step.groups:
             out = self._cancel_others(None)
             self.hunt_step = step.ring_seconds
@@ -351,8 +362,9 @@ class Call:
         out = self._cancel_others(None)
         self._go(CallInput.RING_TIMEOUT if exhausted.no_answer else CallInput.ALL_FAILED)
         self.ended_at = now
-        out.append(RespondCaller(make_response(self.a_invite, status, reason,
-                                               to_tag=self.a_to_tag)))
+        if not self.caller_gone:
+            out.append(RespondCaller(make_response(self.a_invite, status, reason,
+                                                   to_tag=self.a_to_tag)))
         if exhausted.no_answer:
             out.append(Ended(Disposition.NO_ANSWER, status, "no answer", Side.CALLEE))
         else:
@@ -554,6 +566,18 @@ class Call:
             out.append(SendRequest(self._bye(*current), current[1], staying))
         out.append(Ended(Disposition.ANSWERED, 200, cause, staying))
         return out
+
+    def release_caller(self) -> list[Effect]:
+        """The caller cancels a ringing call that another call waits for (semi-attended
+        transfer: the transferor hangs up while the target rings): the caller gets its 487
+        (RFC 3261 9.2), the legs ring on and an answer is for that other call."""
+        if not self.ringing_phase or self.caller_gone:
+            return []
+        self.caller_gone = True
+        self._retransmit_at = self._ack_deadline = None
+        log.info("call %s: the caller left, the legs ring on for a transfer",
+                 self.a_invite.call_id)
+        return [RespondCaller(make_response(self.a_invite, 487, to_tag=self.a_to_tag))]
 
     def caller_identity(self) -> NameAddr:
         return self.a_invite.from_

@@ -7,7 +7,15 @@ from __future__ import annotations
 import pytest
 
 from switch.b2bua.call import Call, CallState
-from switch.b2bua.effects import Disposition, Ended, LegId, SendRequest, Side
+from switch.b2bua.effects import (
+    Answered,
+    Disposition,
+    Ended,
+    LegId,
+    RespondCaller,
+    SendRequest,
+    Side,
+)
 from switch.b2bua.replaces import (
     Join,
     JoinError,
@@ -162,3 +170,36 @@ def test_a_call_gives_its_callee_away_and_releases_only_the_caller() -> None:
     assert ended == [Ended(Disposition.ANSWERED, 200, "attended transfer", Side.CALLER)]
     assert call.state is CallState.ENDED and call.next_deadline() is None
     assert call.give_away(Side.CALLEE, 10.0, "again") == []
+
+
+def test_a_released_caller_gets_487_and_the_target_rings_on_for_the_transfer() -> None:
+    """Semi-attended transfer where the transferor hangs up the ringing consultation."""
+    call = make_call()
+    inv = b_invite(PHONE_1, "b1")
+    call.add_leg(inv, PHONE_1)
+    call.on_response(LegId(0), reply(inv, 180), 0.5)
+    effects = call.release_caller()
+    assert [e.response.status for e in effects if isinstance(e, RespondCaller)] == [487]
+    assert call.ringing_phase and call.release_caller() == []
+    # the ringing goes on silently; the answer is for the call the target is handed to
+    assert call.on_response(LegId(0), reply(inv, 180), 1.0) == []
+    answered = call.on_response(LegId(0), reply(inv, 200, body=b"sdp"), 2.0)
+    assert not [e for e in answered if isinstance(e, RespondCaller)]
+    assert [e.leg for e in answered if isinstance(e, Answered)] == [LegId(0)]
+    assert call.state is CallState.ANSWERED and call.next_deadline() is None
+    # handing the callee over leaves nobody to BYE on the caller's side
+    gone = call.give_away(Side.CALLEE, 3.0, "attended transfer")
+    assert not [e for e in gone if isinstance(e, SendRequest)]
+    assert call.next_deadline() is None and not call.ringing_phase
+    assert [e.side for e in gone if isinstance(e, Ended)] == [Side.CALLER]
+
+
+def test_a_released_caller_is_not_answered_by_voicemail_when_nobody_answers() -> None:
+    call = make_call()
+    call.exhausted_policy = lambda exhausted: pytest.fail("no forwarding for a handed call")
+    inv = b_invite(PHONE_1, "b1")
+    call.add_leg(inv, PHONE_1)
+    call.release_caller()
+    effects = call.handle_timer(31.0)
+    assert not [e for e in effects if isinstance(e, RespondCaller)]
+    assert [e.disposition for e in effects if isinstance(e, Ended)] == [Disposition.NO_ANSWER]

@@ -114,17 +114,24 @@ def consult(pj_lib: Any, switch: RunningSwitch, phones: dict[str, Phone], *,
     return first, second, transferee
 
 
-@pytest.mark.parametrize("kind", ["attended", "semi_attended"])
+@pytest.mark.parametrize("kind", ["attended", "semi_attended", "semi_attended_hangs_up"])
 def test_transfer_with_replaces(pj_lib: Any, site: tuple[RunningSwitch, dict[str, Phone], str],
                                 kind: str, tmp_path: Path) -> None:
     switch, phones, media = site
-    semi = kind == "semi_attended"
+    semi = kind.startswith("semi_attended")
     first, second, transferee = consult(pj_lib, switch, phones, answer_target=not semi)
     first_id, second_id = first.sip_call_id, second.sip_call_id
     try:
         first.xferReplaces(second, pj.CallOpParam(True))
         assert pj_lib.wait_until(lambda: len(phones["501412"].account.incoming) == 1, 5)
         new = phones["501412"].account.incoming[0]
+        if kind == "semi_attended_hangs_up":
+            # the transferor hangs up the consultation while the target rings (CANCEL):
+            # its call ends with 487, the target rings on for the transferee
+            pj_lib.wait_until(lambda: False, 0.3)
+            second.hangup(pj.CallOpParam(True))
+            assert pj_lib.wait_until(lambda: second.state == DISCONNECTED, 5)
+            assert second.last_status == 487 and new.state != DISCONNECTED
         if semi:
             pj_lib.wait_until(lambda: False, 0.5)  # the target rings on; then answers
             op = pj.CallOpParam()
