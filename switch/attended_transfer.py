@@ -21,6 +21,7 @@ P-Asserted-Identity (RFC 3325). The pure parts are in `switch.b2bua.replaces`.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import secrets
 from dataclasses import dataclass, field
@@ -226,8 +227,6 @@ class AttendedTransfers:
     def _joined(self, aj: ActiveJoin, *, target_sdp: bytes, transferee_sdp: bytes | None) -> None:
         """The target and the transferee talk: release the transferor's two dialogs, move
         the target's dialog into X, and write who ended up with whom."""
-        import dataclasses
-
         calls, x, y = self.calls, aj.x, aj.y
         now = calls.runtime.now()
         x.on_ended = y.on_ended = None

@@ -541,6 +541,9 @@ class Call:
         out: list[Effect] = [SendRequest(self._bye(old_dialog, old_dest), old_dest, replaced)]
         if replaced is Side.CALLER:
             self.a_dialog, self.a_peer = dialog, dest
+            # the RFC 4028 timer was agreed with the party that left; the new one never
+            # agreed one on its dialog, so its silence must not end the call
+            self.session_interval = self._session_deadline = None
         else:
             leg = self.answered
             assert leg is not None

@@ -203,3 +203,17 @@ def test_a_released_caller_is_not_answered_by_voicemail_when_nobody_answers() ->
     effects = call.handle_timer(31.0)
     assert not [e for e in effects if isinstance(e, RespondCaller)]
     assert [e.disposition for e in effects if isinstance(e, Ended)] == [Disposition.NO_ANSWER]
+
+
+def test_the_new_party_of_the_caller_side_is_not_held_to_the_callers_session_timer() -> None:
+    """RFC 4028: the caller that agreed a session timer left (transfer); the party that
+    took its place never agreed one, so the call must not end for its silence."""
+    call = answered_call()
+    call.session_interval = 90
+    call.refresh_session(2.0)
+    call.on_ack(2.1)
+    assert call.next_deadline() is not None
+    leg = call.answered
+    assert leg is not None and leg.dialog is not None
+    call.transfer_completed(Side.CALLER, leg.dialog, PHONE_1, "501412", b"", 3.0)
+    assert call.next_deadline() is None and call.session_interval is None
