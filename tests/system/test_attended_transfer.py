@@ -180,6 +180,50 @@ def test_transfer_with_replaces(pj_lib: Any, site: tuple[RunningSwitch, dict[str
     assert consultation["cause"] == "attended transfer"
 
 
+def test_the_called_party_transfers_between_its_two_incoming_calls(
+        pj_lib: Any, site: tuple[RunningSwitch, dict[str, Phone], str],
+        tmp_path: Path) -> None:
+    """501411 is called by 501410 and then by 501412, holds the first and joins them with
+    REFER/Replaces: the transferor is the callee of both calls this time."""
+    switch, phones, media = site
+    reset(phones)
+    first = phones["501410"].call(target(switch, "501411"), tone_freq=FREQ["501411"])
+    try:
+        assert pj_lib.wait_until(lambda: len(phones["501411"].account.incoming) == 1, 5)
+        x = phones["501411"].account.incoming[0]
+        op = pj.CallOpParam()
+        op.statusCode = 200
+        x.answer(op)
+        assert pj_lib.wait_until(lambda: first.state == CONFIRMED, 5)
+        x.setHold(pj.CallOpParam(True))
+        pj_lib.wait_until(lambda: False, 0.5)
+        second = phones["501412"].call(target(switch, "501411"), tone_freq=FREQ["501412"])
+        assert pj_lib.wait_until(lambda: len(phones["501411"].account.incoming) == 2, 5)
+        y = phones["501411"].account.incoming[1]
+        y.answer(op)
+        assert pj_lib.wait_until(lambda: second.state == CONFIRMED and y.state == CONFIRMED, 5)
+        x.xferReplaces(y, pj.CallOpParam(True))
+        assert pj_lib.wait_until(lambda: x.state == DISCONNECTED and y.state == DISCONNECTED,
+                                 8), switch.log_text()[-3000:]
+        assert first.state == CONFIRMED and second.state == CONFIRMED
+        assert pj_lib.wait_until(lambda: told_identity(first, "501412")
+                                 and told_identity(second, "501410"), 5), (
+            first.rx_requests, second.rx_requests)
+        pj_lib.wait_until(lambda: False, 0.3)
+        record_from_now(first, tmp_path / "first.wav")
+        pj_lib.wait_until(lambda: False, 1.5)
+        first.stop_media()
+        second.stop_media()
+        second.hangup(pj.CallOpParam(True))
+        assert pj_lib.wait_until(lambda: first.state == DISCONNECTED, 5)
+    finally:
+        pj_lib.ep.hangupAllCalls()
+        pj_lib.wait_until(lambda: False, 0.5)
+        reset(phones)
+    freq, level = dominant_frequency(tmp_path / "first.wav", skip_seconds=0.2)
+    assert abs(freq - FREQ["501412"]) < 15 and level > 100, (media, freq, level)
+
+
 def test_replaces_naming_someone_elses_call_is_refused(
         pj_lib: Any, site: tuple[RunningSwitch, dict[str, Phone], str]) -> None:
     """501411 cannot hand its call to the dialog of a call it is not part of: the REFER
