@@ -100,7 +100,7 @@ from switch.services.ports import (
 )
 from switch.sip import Request, Response, SipError, make_response, new_tag
 from switch.transaction import Peer
-from switch.transfer import TransferHandler, latch_onto
+from switch.transfer import TransferHandler
 
 log = logging.getLogger("switch.calls")
 
@@ -527,7 +527,7 @@ class CallService:
                         entry.anchor.latch(eff.sdp, caller_host=entry.call.a_peer.host,
                                            callee_host=callee.dest.host if callee else None)
                 elif isinstance(eff, Transferred):
-                    self._transferred(entry, eff)
+                    self.transfers.transferred(entry, eff)
                 elif isinstance(eff, StartApplication):
                     self._spawn(self._answer_with(entry, eff.application))
             except Exception:
@@ -561,22 +561,6 @@ class CallService:
         if decision.trunk is not None:  # per-trunk attempts, for /metrics
             self.trunk_attempts[decision.trunk.id] += 1
         return new_call_record(req, caller, decision, self.clock())
-
-    def _transferred(self, entry: CallEntry, eff: Transferred) -> None:
-        """The target took the transferor's place: its dialog now reaches this call."""
-        old = self.by_call_id.get(eff.old_call_id)
-        if old is not None and old.entry is entry:
-            del self.by_call_id[eff.old_call_id]
-        leg = entry.call.answered_leg if eff.replaced is Side.CALLEE else None
-        self.by_call_id[eff.new_call_id] = DialogRef(entry, eff.replaced, leg)
-        entry.extra_call_ids.append(eff.new_call_id)
-        entry.record = dataclasses.replace(entry.record, transferred_to=eff.target)
-        if entry.anchor is not None and eff.sdp:
-            call = entry.call
-            moved = call.leg(call.answered_leg) if call.answered_leg is not None else None
-            peer = call.a_peer if eff.replaced is Side.CALLER else (moved.dest if moved else None)
-            # the transferee hears the target
-            latch_onto(entry.anchor, eff.replaced, eff.sdp, peer.host if peer else None)
 
     def _ended(self, entry: CallEntry, eff: Ended) -> None:
         call = entry.call

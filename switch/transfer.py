@@ -10,6 +10,7 @@ hangs the transferor up. If the target does not answer, the call goes on as befo
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import logging
 import secrets
@@ -19,7 +20,7 @@ from typing import TYPE_CHECKING
 
 from dialplan import CallContext, DecisionKind, RoutingDecision, User, route
 from switch.b2bua.call import CallState
-from switch.b2bua.effects import Side
+from switch.b2bua.effects import Side, Transferred
 from switch.b2bua.legs import LocalAddress, invite_for_callee
 from switch.b2bua.replaces import continue_origin, parse_refer_to
 from switch.dialog.dialog import Dialog
@@ -195,6 +196,21 @@ class TransferHandler:
 
     def __init__(self, calls: CallService) -> None:
         self.calls = calls
+
+    def transferred(self, entry: CallEntry, eff: Transferred) -> None:
+        """The target took the transferor's place: its dialog now reaches this call."""
+        old = self.calls.by_call_id.get(eff.old_call_id)
+        if old is not None and old.entry is entry:
+            del self.calls.by_call_id[eff.old_call_id]
+        leg = entry.call.answered_leg if eff.replaced is Side.CALLEE else None
+        self.calls.bind_dialog(eff.new_call_id, entry, eff.replaced, leg)
+        entry.record = dataclasses.replace(entry.record, transferred_to=eff.target)
+        if entry.anchor is not None and eff.sdp:
+            call = entry.call
+            moved = call.leg(call.answered_leg) if call.answered_leg is not None else None
+            peer = call.a_peer if eff.replaced is Side.CALLER else (moved.dest if moved else None)
+            # the transferee hears the target
+            latch_onto(entry.anchor, eff.replaced, eff.sdp, peer.host if peer else None)
 
     def on_refer(self, runtime: SipRuntime, sreq: ServerRequest) -> None:
         """Blind transfer asked by either party of an answered, anchored call (RFC 3515)."""
