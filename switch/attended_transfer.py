@@ -27,7 +27,7 @@ import secrets
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from dialplan import User
+from dialplan import DecisionKind, User
 from switch.b2bua.call import CallState
 from switch.b2bua.effects import Side
 from switch.b2bua.replaces import (
@@ -64,8 +64,10 @@ log = logging.getLogger("switch.transfer")
 
 @dataclass
 class ActiveJoin:
-    """An attended transfer in progress: X (transferee + transferor on `s_x`) and Y
-    (target + transferor on `s_y`)."""
+    """An attended transfer in progress: the call that goes on, `x` (its remaining party
+    and the transferor on `s_x`), and the call that ends, `y` (the party that moves into
+    `x`, and the transferor on `s_y`). `refer` is where the REFER came (its NOTIFYs go
+    there), `consult` the consultation call (the one that may still ring)."""
 
     join: Join
     x: CallEntry
@@ -73,6 +75,8 @@ class ActiveJoin:
     y: CallEntry
     s_y: Side
     referred_by: str | None
+    refer: tuple[CallEntry, Side]
+    consult: CallEntry
     target_offer: bytes = b""  # DIRECT: the target's offer, for the transferee
     sent_offer: bytes = b""  # RELAY: our offer to the target on X's relay
     acks: list[tuple[Dialog, int, Peer]] = field(default_factory=list)
@@ -125,9 +129,15 @@ class AttendedTransfers:
         if current is None:
             refuse(481, "Call/Transaction Does Not Exist")
             return
-        mode = JoinMode.RELAY if x.anchor is not None else JoinMode.DIRECT
+        # the call that goes on keeps its record counting: an outgoing call to the network
+        # must not end with the join while its party talks on, unbilled, in the other
+        keep_y = (y.decision.kind is DecisionKind.EXTERNAL
+                  and x.decision.kind is not DecisionKind.EXTERNAL)
+        stay, s_stay, gone, s_gone = (y, s_y, x, s_x) if keep_y else (x, s_x, y, s_y)
+        mode = JoinMode.RELAY if stay.anchor is not None else JoinMode.DIRECT
         aj = ActiveJoin(Join.start(mode, y.call.state is CallState.ANSWERED, req.call_id),
-                        x, s_x, y, s_y, req.headers.get("Referred-By"))
+                        stay, s_stay, gone, s_gone, req.headers.get("Referred-By"),
+                        refer=(x, s_x), consult=y)
         runtime.respond(sreq.key, make_response(req, 202, to_tag=new_tag()))
         dialog, dest = current
         runtime.send_request(notify(dialog, calls.local, dest, 100, "Trying", False), dest)
@@ -144,8 +154,8 @@ class AttendedTransfers:
         self._begin(aj)
 
     def _target_answered(self, aj: ActiveJoin) -> None:
-        aj.y.on_answered = None
-        if aj.join.done or aj.y.call.state is not CallState.ANSWERED:
+        aj.consult.on_answered = None
+        if aj.join.done or aj.consult.call.state is not CallState.ANSWERED:
             return
         aj.join.go(JoinInput.TARGET_ANSWERED)
         self._begin(aj)
@@ -231,7 +241,7 @@ class AttendedTransfers:
         now = calls.runtime.now()
         x.on_ended = y.on_ended = None
         g = y.call.dialog_of(other(aj.s_y))
-        current = x.call.dialog_of(aj.s_x)
+        current = aj.refer[0].call.dialog_of(aj.refer[1])
         assert g is not None
         g_dialog, g_dest = g
         if current is not None:  # RFC 3515 2.4.5: the final NOTIFY, before our BYE
@@ -267,15 +277,15 @@ class AttendedTransfers:
         if aj.join.done:
             return
         aj.join.go(JoinInput.FAILED)
-        aj.x.on_ended = aj.y.on_ended = aj.y.on_answered = None
-        current = aj.x.call.dialog_of(aj.s_x)
+        aj.x.on_ended = aj.y.on_ended = aj.consult.on_answered = None
+        current = aj.refer[0].call.dialog_of(aj.refer[1])
         if current is not None:
             self.calls.runtime.send_request(
                 notify(current[0], self.calls.local, current[1], status, reason, True),
                 current[1])
         log.info("call %s: attended transfer failed with %d %s", aj.x.call.a_invite.call_id,
                  status, reason)
-        y = aj.y
+        y = aj.consult
         if y.call.caller_gone and y.call.state is CallState.ANSWERED:
             # the target answered for a transfer that cannot happen, and nobody is left in
             # its call: release it rather than leave it talking to nobody

@@ -152,8 +152,8 @@ def tell_identity(calls: CallService, entry: CallEntry, side: Side,
     (From/To cannot change in a dialog, RFC 3261 12.2.1.1); phones that display asserted
     identities of in-dialog requests (RFC 4916 practice) show the new party."""
     dest = entry.call.dialog_of(side)
-    if dest is None or not headers:
-        return
+    if dest is None or not headers or party_user(calls, entry, side) is None:
+        return  # toward the network the caller-ID rules decide what is shown, not this
     dialog, peer = dest
     update = dialog.create_request("UPDATE", calls.local.via_for(peer.transport),
                                    headers=headers)

@@ -533,12 +533,18 @@ class Call:
                            sdp: bytes, now: float) -> list[Effect]:
         """The transfer target answered: it takes the place of the party on `replaced` (the
         transferor), who gets a BYE. Later BYEs and re-INVITEs of the target reach this call
-        as that side's."""
-        current = self.dialog_of(replaced)
-        if current is None:
+        as that side's. A caller that already left (`caller_gone`) has nothing to BYE."""
+        if self.state is not CallState.ANSWERED:
             return []
-        old_dialog, old_dest = current
-        out: list[Effect] = [SendRequest(self._bye(old_dialog, old_dest), old_dest, replaced)]
+        current = self.dialog_of(replaced)
+        if current is None and not (replaced is Side.CALLER and self.caller_gone):
+            return []
+        out: list[Effect] = []
+        old_call_id = self.a_invite.call_id
+        if current is not None:
+            old_dialog, old_dest = current
+            old_call_id = old_dialog.call_id
+            out.append(SendRequest(self._bye(old_dialog, old_dest), old_dest, replaced))
         if replaced is Side.CALLER:
             self.a_dialog, self.a_peer = dialog, dest
             # the RFC 4028 timer was agreed with the party that left; the new one never
@@ -550,7 +556,7 @@ class Call:
             leg.dialog, leg.dest = dialog, dest
         log.info("call %s: transferred, %s replaced by %s", self.a_invite.call_id,
                  replaced.value, target)
-        out.append(Transferred(replaced, target, old_dialog.call_id, dialog.call_id, sdp))
+        out.append(Transferred(replaced, target, old_call_id, dialog.call_id, sdp))
         return out
 
     def give_away(self, leaving: Side, now: float, cause: str) -> list[Effect]:

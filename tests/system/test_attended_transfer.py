@@ -18,9 +18,10 @@ import pytest
 import yaml
 
 from tests.support.audio import dominant_frequency
-from tests.support.pjphone import Phone, PjCall, make_phone
+from tests.support.pjphone import Phone, PjCall, carrier_port, make_carrier_phone, make_phone
 from tests.support.server import RunningSwitch, config_with, start_switch, wait_record
 
+MOBILE = "+33612345678"
 PASSWORDS = {u: f"demo-{u}" for u in ("501410", "501411", "501412")}
 CONFIRMED = pj.PJSIP_INV_STATE_CONFIRMED
 DISCONNECTED = pj.PJSIP_INV_STATE_DISCONNECTED
@@ -29,9 +30,10 @@ DISCONNECTED = pj.PJSIP_INV_STATE_DISCONNECTED
 FREQ = {"501411": 440, "501412": 600}
 
 
-def _config(tmp: Path, media: str) -> Path:
-    """The example plan with site 01 (501410, 501411, 501412) in `media` mode."""
-    path = config_with(tmp, {"calls.ring_timeout": 20})
+def _config(tmp: Path, media: str, carrier: int) -> Path:
+    """The example plan with site 01 (501410, 501411, 501412) in `media` mode, its carrier
+    trunk at the test library's carrier transport."""
+    path = config_with(tmp, {"calls.ring_timeout": 20}, carrier_port=carrier)
     data: dict[str, Any] = yaml.safe_load(path.read_text(encoding="utf-8"))
     for customer in data["customers"]:
         for site in customer["sites"]:
@@ -46,13 +48,14 @@ def site(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactor
          pj_lib: Any) -> Iterator[tuple[RunningSwitch, dict[str, Phone], str]]:
     media = str(request.param)
     tmp = tmp_path_factory.mktemp(f"xfer-{media}")
-    running = start_switch(tmp, config=_config(tmp, media))
+    running = start_switch(tmp, config=_config(tmp, media, carrier_port(pj_lib)))
     phones = {u: make_phone(pj_lib, transport="UDP", user=u, host=running.host,
                             port=running.port, password=pw, register=True)
               for u, pw in PASSWORDS.items()}
+    phones["carrier"] = make_carrier_phone(pj_lib, MOBILE)
     try:
-        for phone in phones.values():
-            assert phone.wait_registration(lambda e: e[0] == 200, since=0) is not None, \
+        for user in PASSWORDS:
+            assert phones[user].wait_registration(lambda e: e[0] == 200, since=0) is not None, \
                 running.log_text()[-2000:]
         yield running, phones, media
     finally:
@@ -349,3 +352,56 @@ def _header(msg: str, header: str) -> str:
     short = header[0]
     return next((ln for ln in msg.splitlines()
                  if ln.lower().startswith((f"{header}:", f"{short}:"))), "")
+
+
+def test_a_consultation_to_the_network_goes_on_and_stays_billed(
+        pj_lib: Any, site: tuple[RunningSwitch, dict[str, Phone], str],
+        tmp_path: Path) -> None:
+    """501410 holds 501411, consults a mobile through the carrier trunk, and joins them:
+    the outgoing call to the network is the one that goes on (501411 moves into it), so
+    its record keeps counting until the mobile hangs up, naming 501411; the internal call
+    ends at the join, naming the mobile."""
+    switch, phones, media = site
+    reset(phones)
+    phones["501411"].account.answer_with = 200
+    phones["501411"].account.tone_freq = FREQ["501411"]
+    phones["carrier"].account.answer_with = 200
+    phones["carrier"].account.tone_freq = FREQ["501412"]
+    first = phones["501410"].call(target(switch, "501411"))
+    try:
+        assert pj_lib.wait_until(lambda: first.state == CONFIRMED, 8)
+        transferee = phones["501411"].account.incoming[0]
+        first.setHold(pj.CallOpParam(True))
+        pj_lib.wait_until(lambda: False, 0.5)
+        second = phones["501410"].call(target(switch, "0612345678"))
+        assert pj_lib.wait_until(lambda: second.state == CONFIRMED, 8), \
+            switch.log_text()[-3000:]
+        mobile = phones["carrier"].account.incoming[0]
+        first_id, second_id = first.sip_call_id, second.sip_call_id
+        first.xferReplaces(second, pj.CallOpParam(True))
+        assert pj_lib.wait_until(lambda: first.state == DISCONNECTED
+                                 and second.state == DISCONNECTED, 8), \
+            switch.log_text()[-3000:]
+        assert transferee.state == CONFIRMED and mobile.state == CONFIRMED
+        # the internal call ended at the join; the call to the network is still open
+        internal = wait_record(switch.data_dir, lambda r: r["call_id"] == first_id and r["end"])
+        assert internal["transferred_to"] == MOBILE, internal
+        assert told_identity(transferee, MOBILE) or pj_lib.wait_until(
+            lambda: told_identity(transferee, MOBILE), 3), transferee.rx_requests
+        pj_lib.wait_until(lambda: False, 0.3)
+        record_from_now(transferee, tmp_path / "transferee.wav")
+        pj_lib.wait_until(lambda: False, 1.5)
+        transferee.stop_media()
+        mobile.stop_media()
+        mobile.hangup(pj.CallOpParam(True))
+        assert pj_lib.wait_until(lambda: transferee.state == DISCONNECTED, 5)
+    finally:
+        pj_lib.ep.hangupAllCalls()
+        pj_lib.wait_until(lambda: False, 0.5)
+        reset(phones)
+    freq, level = dominant_frequency(tmp_path / "transferee.wav", skip_seconds=0.2)
+    assert abs(freq - FREQ["501412"]) < 15 and level > 100, (media, freq, level)
+    billed = wait_record(switch.data_dir, lambda r: r["call_id"] == second_id and r["end"])
+    assert billed["callee"] == MOBILE and billed["transferred_to"] == "501411"
+    assert billed["end"] > internal["end"] + 1.5  # it counted the joined talk
+    assert billed["decision"] == "external" and billed["billable"] is True
