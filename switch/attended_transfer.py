@@ -21,6 +21,7 @@ P-Asserted-Identity (RFC 3325). The pure parts are in `switch.b2bua.replaces`.
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import logging
 import secrets
@@ -87,6 +88,28 @@ class AttendedTransfers:
 
     def __init__(self, calls: CallService) -> None:
         self.calls = calls
+        # 2xx to an INVITE with Replaces not ACKed yet, by Call-ID (RFC 3261 13.3.1.4: the
+        # UAS core retransmits it, the transaction having ended with it)
+        self.unacked: dict[str, asyncio.TimerHandle] = {}
+
+    def _retransmit(self, call_id: str, data: bytes, peer: Peer, interval: float,
+                    waited: float) -> None:
+        t1, t2 = self.calls.timers.t1, self.calls.timers.t2
+        if waited >= 64 * t1:
+            self.unacked.pop(call_id, None)
+            log.info("INVITE %s with Replaces: no ACK for the 2xx", call_id)
+            return
+        if waited > 0:
+            self.calls.runtime.send_raw(data, peer)
+        self.unacked[call_id] = self.calls.runtime.loop.call_later(
+            interval, self._retransmit, call_id, data, peer, min(interval * 2, t2),
+            waited + interval)
+
+    def acked(self, call_id: str) -> None:
+        """An ACK came in a dialog: a 2xx we retransmit for it is acknowledged."""
+        handle = self.unacked.pop(call_id, None)
+        if handle is not None:
+            handle.cancel()
 
     # -- REFER with Replaces --
 
@@ -370,6 +393,8 @@ class AttendedTransfers:
                    ("Content-Type", "application/sdp")]
         ok = make_response(req, 200, to_tag=new_tag(), headers=headers, body=answer)
         calls.runtime.respond(sreq.key, ok)
+        if not sreq.peer.reliable:
+            self._retransmit(req.call_id, ok.to_bytes(), sreq.peer, calls.timers.t1, 0.0)
         dialog = Dialog.uas(req, ok)
         if side is Side.CALLER:
             entry.a_sdp = answer
