@@ -33,6 +33,7 @@ from switch.dialog.offeranswer import (
 from switch.dialog.sdp import parse_sdp
 from switch.media_service import SUPPORTED_CODECS, Anchor, _first_audio
 from switch.runtime import ServerRequest, SipRuntime
+from switch.services import call_watch
 from switch.sip import (
     NameAddr,
     Request,
@@ -205,6 +206,7 @@ class TransferHandler:
         leg = entry.call.answered_leg if eff.replaced is Side.CALLEE else None
         self.calls.bind_dialog(eff.new_call_id, entry, eff.replaced, leg)
         entry.record = dataclasses.replace(entry.record, transferred_to=eff.target)
+        call_watch.party_left(self.calls.watch, entry, eff.replaced)  # issue 17: free now
         if entry.anchor is not None and eff.sdp:
             call = entry.call
             moved = call.leg(call.answered_leg) if call.answered_leg is not None else None

@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING
 
-from switch.b2bua.effects import LegId
+from switch.b2bua.effects import LegId, Side
 from switch.services.ports import CallStateObserver
 from switch.sip import Response, SipUri
 
@@ -88,6 +88,20 @@ def call_ended(watch: CallStateObserver, entry: CallEntry) -> None:
     caller = _caller_key(entry)
     if caller is not None:
         watch.leg_ended(caller, entry.call.a_invite.call_id)
+
+
+def party_left(watch: CallStateObserver, entry: CallEntry, side: Side) -> None:
+    """A transfer gave the place of the party on `side` to someone else (issue 16): that
+    party's own dialog is over while the call goes on, so its watchers see it free."""
+    if side is Side.CALLER:
+        key = _caller_key(entry)
+        if key is not None:
+            watch.leg_ended(key, entry.call.a_invite.call_id)
+        return
+    leg = entry.call.answered_leg
+    found = _leg_key(entry, leg) if leg is not None else None
+    if found is not None:
+        watch.leg_ended(*found)
 
 
 class ObserverFanOut:
