@@ -42,8 +42,10 @@ from switch.b2bua.replaces import (
     other,
     parse_replaces,
 )
+from switch.call_targets import aor_key
 from switch.dialog.dialog import Dialog
 from switch.runtime import ServerRequest, SipRuntime
+from switch.services import call_watch
 from switch.sip import Request, Response, SipError, make_response, new_tag
 from switch.transaction import Peer
 from switch.transfer import (
@@ -291,6 +293,13 @@ class AttendedTransfers:
             x.a_sdp = sdp_g
         else:
             x.b_sdp = sdp_g
+        mover = party_user(calls, y, other(aj.s_y))
+        if mover is not None:  # issue 17: the target's watchers see it talking, in X now
+            stays = party_user(calls, x, other(aj.s_x))
+            call_watch.party_joined(
+                calls.watch, x, aor_key(mover), g_dialog.call_id,
+                call_watch.RECIPIENT if other(aj.s_y) is Side.CALLEE else call_watch.INITIATOR,
+                f"sip:{transferee}@{calls.local.host}", stays.name if stays else None)
         if aj.join.mode is JoinMode.RELAY:
             tell_identity(calls, x, other(aj.s_x), identity(calls, y, other(aj.s_y)))
         log.info("call %s: attended transfer done, %s now talks to %s (referred by %s)",

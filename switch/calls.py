@@ -147,6 +147,7 @@ class CallEntry:
     # an attended transfer waits on this call (switch/attended_transfer.py)
     on_answered: Callable[[], None] | None = None
     on_ended: Callable[[], None] | None = None
+    watched: list[tuple[str, str]] = field(default_factory=list)  # (user, Call-ID) joined
 
 
 class CallService:

@@ -23,6 +23,7 @@ from switch.b2bua.call import CallState
 from switch.b2bua.effects import Side, Transferred
 from switch.b2bua.legs import LocalAddress, invite_for_callee
 from switch.b2bua.replaces import continue_origin, parse_refer_to
+from switch.call_targets import aor_key
 from switch.dialog.dialog import Dialog
 from switch.dialog.offeranswer import (
     MediaCapabilities,
@@ -299,9 +300,12 @@ class TransferHandler:
             calls.runtime.send_request(notify(dialog, local, dest, 200, "OK", True), dest)
             calls.perform(entry, call.transfer_completed(side, new_dialog, target_dest, number,
                                                          sdp, calls.runtime.now()))
+            user = calls.plan.plan.user_by_full_number(target.user) if target.user else None
+            if user is not None and shown is not None:  # issue 17: its watchers see it talk
+                call_watch.party_joined(calls.watch, entry, aor_key(user), new_dialog.call_id,
+                                        call_watch.RECIPIENT, str(shown.uri), shown.display)
             if target.user is not None and anchor is not None:  # the transferee learns
                 #                                                 who it now talks to
-                user = calls.plan.plan.user_by_full_number(target.user)
                 name = f'"{user.name}" ' if user is not None else ""
                 tell_identity(calls, entry, stays, (
                     ("P-Asserted-Identity", f"{name}<sip:{target.user}@{local.host}>"),))

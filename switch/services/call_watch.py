@@ -88,6 +88,17 @@ def call_ended(watch: CallStateObserver, entry: CallEntry) -> None:
     caller = _caller_key(entry)
     if caller is not None:
         watch.leg_ended(caller, entry.call.a_invite.call_id)
+    for key, call_id in entry.watched:  # parties a transfer brought in
+        watch.leg_ended(key, call_id)
+
+
+def party_joined(watch: CallStateObserver, entry: CallEntry, user: str, call_id: str,
+                 direction: str, remote_uri: str, remote_display: str | None) -> None:
+    """A transfer brought a user's dialog `call_id` into the call (issue 16): its watchers
+    see it talking (again: its former call may have ended it), and it ends with the call."""
+    watch.leg_ringing(user, call_id, direction, remote_uri, remote_display)
+    watch.leg_answered(user, call_id)
+    entry.watched.append((user, call_id))
 
 
 def party_left(watch: CallStateObserver, entry: CallEntry, side: Side) -> None:

@@ -46,3 +46,28 @@ def test_the_callee_that_transferred_is_free() -> None:
     seen = Seen()
     party_left(seen, _entry(), Side.CALLEE)
     assert seen.ended == [("acme:501411", "leg-0")]
+
+
+class Log(Seen):
+    def __init__(self) -> None:
+        super().__init__()
+        self.events: list[tuple[str, str, str]] = []
+
+    def leg_ringing(self, user: str, call_id: str, direction: str, remote_uri: str,
+                    remote_display: str | None) -> None:
+        self.events.append(("ringing", user, call_id))
+
+    def leg_answered(self, user: str, call_id: str) -> None:
+        self.events.append(("answered", user, call_id))
+
+
+def test_a_party_brought_in_talks_and_ends_with_the_call() -> None:
+    from switch.services.call_watch import call_ended, party_joined
+
+    seen, entry = Log(), _entry()
+    entry.watched = []
+    party_joined(seen, entry, "acme:501412", "y-leg", "recipient", "sip:501411@h", "Bruno")
+    assert seen.events == [("ringing", "acme:501412", "y-leg"),
+                           ("answered", "acme:501412", "y-leg")]
+    call_ended(seen, entry)
+    assert ("acme:501412", "y-leg") in seen.ended
