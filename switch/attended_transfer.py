@@ -5,7 +5,9 @@ The transferor has two calls through the switch: X with the transferee and Y (th
 consultation) with the target. Its REFER in X names, in Refer-To's embedded Replaces, its
 own dialog of Y. The switch then joins the transferee and the target itself (a B2BUA never
 lets the phones exchange INVITE/Replaces): the target's dialog of Y moves into X in the
-transferor's place, and both of the transferor's dialogs get a BYE.
+transferor's place, and both of the transferor's dialogs get a BYE. When Y is an outgoing
+call to the network and X is not, the roles swap (the transferee moves into Y): the call
+whose record is rated goes on, so the joined talk is billed.
 
 - Anchored media (X has a relay): the target is re-INVITEd toward X's relay leg that faced
   the transferor, and that leg is latched onto the target's answer (RELAY).
