@@ -2,8 +2,8 @@
 registers), so that a scenario never fails halfway for a step its engine cannot do.
 
 The table mirrors what the drivers implement: the own engine is signalling only (it offers
-SDP but sends and hears no RTP) and does blind transfer; pjsua2 has media, RFC 4733 DTMF and
-blind transfer. Carrier phones are always played by the own engine.
+SDP but sends and hears no RTP) and does blind transfer; pjsua2 has media, RFC 4733 DTMF,
+blind and attended transfer (REFER with Replaces). Carrier phones are always played by the own engine.
 """
 
 from __future__ import annotations
@@ -35,8 +35,6 @@ def _pjsua2(step: Step) -> str | None:
     if step.kind in (StepKind.SUBSCRIBE, StepKind.EXPECT_NOTIFY):
         return ("subscriptions (the pjsua2 binding has presence buddies only and hides the "
                 "NOTIFY bodies: use --engine own)")
-    if step.kind is StepKind.TRANSFER and step.method != "blind":
-        return "attended transfer (blind transfer is supported)"
     if step.kind is StepKind.SEND_DTMF and step.method != "rfc4733":
         return f"{step.method} DTMF (RFC 4733 DTMF is supported)"
     return None

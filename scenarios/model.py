@@ -26,7 +26,9 @@ its SIP credentials on the HTTP port, the SIP port + 4), as the web portal does.
 `transfer: "412"` (or `{to: "412", method: blind}`) makes a phone in a call ask for a blind
 transfer (RFC 3515 REFER); the step passes when the final NOTIFY reports a 2xx, which the
 switch sends once the target has answered: give the target its own `steps:` list (see
-tests/scenarios/blind_transfer.yaml). Attended transfer is not supported by either engine.
+tests/scenarios/blind_transfer.yaml). `transfer: {method: attended}` (pjsua2 engine) hands the
+phone's previous call to the party of its last one (REFER with Replaces, RFC 3891): answered
+is attended, still ringing is semi-attended (tests/scenarios/pjsua2_media/attended_transfer.yaml).
 
 A carrier phone (`kind: carrier`) without `address` is the switch's carrier trunk: the
 runner moves the trunk of a switch it starts to a free port and listens there; against

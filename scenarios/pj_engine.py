@@ -113,7 +113,9 @@ class _Call(pj.Call):  # type: ignore[misc]
                 self.phone.log.received(text, str(ts.src.rdata.srcAddress))
                 if text.startswith("SIP/2.0") and not text.startswith("SIP/2.0 100"):
                     self.phone.received.note("response", text)
-                elif text.startswith("INVITE"):
+                elif text.startswith(("INVITE", "UPDATE")):
+                    # an UPDATE counts as the last INVITE: in a call it may bring a new
+                    # identity (after a transfer) as a re-INVITE does
                     self.phone.received.note("invite", text)
             elif ts.type == pj.PJSIP_EVENT_TX_MSG:
                 text = str(ts.src.tdata.wholeMsg)
@@ -129,7 +131,7 @@ class _Call(pj.Call):  # type: ignore[misc]
                     pj.PJSUA_CALL_MEDIA_ACTIVE, pj.PJSUA_CALL_MEDIA_LOCAL_HOLD,
                     pj.PJSUA_CALL_MEDIA_REMOTE_HOLD):
                 self.audio = self.getAudioMedia(i)
-        if self.pending_hold is not None:
+        if self.pending_hold is not None and prm is not None:
             self.view.set(CallState.HELD if self.pending_hold else CallState.CONFIRMED)
             self.pending_hold = None
 
@@ -178,6 +180,7 @@ class PjPhone(PhoneDriver):
         self.port = target[1] + 1 if spec.transport == "TLS" else target[1]
         self.param = "" if spec.transport == "UDP" else f";transport={spec.transport.lower()}"
         self.pj_calls: list[_Call] = []
+        self.xfer_call: _Call | None = None  # the call whose REFER the transfer step sent
         self.extra_accounts: dict[str, Any] = {}
         self.account: Any = None
         self.registered = False
@@ -284,13 +287,22 @@ class PjPhone(PhoneDriver):
             call.reinvite(prm)
 
     def transfer(self, target: str, method: str) -> None:
-        if method != "blind":
-            raise self.unsupported("attended transfer")
+        if method == "attended":
+            # the phone's previous call (usually held) goes to the party of its last one,
+            # answered (attended) or still ringing (semi-attended): REFER with Replaces
+            live = [c for c in self.pj_calls
+                    if c.view.state not in (CallState.DISCONNECTED, CallState.IDLE)]
+            if len(live) < 2:
+                raise StepFailed("an attended transfer needs two calls")
+            self.xfer_call = live[-2]
+            self.xfer_call.xferReplaces(live[-1], pj.CallOpParam(True))
+            return
         uri = target if target.startswith("sip:") else f"sip:{target}@{self.host}:{self.port}"
-        self._call().xfer(uri, pj.CallOpParam(True))
+        self.xfer_call = self._call()
+        self.xfer_call.xfer(uri, pj.CallOpParam(True))
 
     def transfer_status(self) -> int | None:
-        return self._call().xfer_status
+        return (self.xfer_call or self._call()).xfer_status
 
     def send_dtmf(self, digits: str, method: str) -> None:
         if method != "rfc4733":
@@ -302,6 +314,7 @@ class PjPhone(PhoneDriver):
 
     def _audio(self) -> Any:
         call = self._call()
+        call.onCallMediaState(None)  # the port of now: a re-INVITE may have replaced it
         if call.audio is None:
             raise StepFailed("the call has no active audio")
         return call.audio
@@ -379,6 +392,7 @@ class PjEngine(Engine):
             self.lib.ep.libHandleEvents(10)
         for phone in self.phones:
             phone.pj_calls.clear()
+            phone.xfer_call = None  # a cycle (call -> phone -> call) would outlive the library
             phone.extra_accounts.clear()
             phone.account = None
         self.phones.clear()

@@ -68,6 +68,7 @@ class InDialogRequests:
         self.on_reinvite(sreq)
 
     def on_ack(self, runtime: SipRuntime, sreq: ServerRequest) -> None:
+        self.calls.attended.acked(sreq.request.call_id)  # the 2xx to an INVITE/Replaces
         ref = self.calls.dialog_ref(sreq.request)
         if ref is not None and ref.side is Side.CALLER:
             self.calls.perform(ref.entry, ref.entry.call.on_ack(self.calls._now()))

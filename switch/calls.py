@@ -28,6 +28,7 @@ from dialplan import CallContext, MediaMode, RoutingDecision, User, route
 from ivr.application import CallInfo
 from ivr.night_switch import ScheduleControl
 from rating.cdr import CallRecord
+from switch.attended_transfer import AttendedTransfers
 from switch.b2bua.assembly import EmergencyBuilder, EmergencyParts, assemble
 from switch.b2bua.call import Call, CallState
 from switch.b2bua.decisions import (
@@ -101,7 +102,7 @@ from switch.services.ports import (
 )
 from switch.sip import Request, Response, SipError, make_response, new_tag
 from switch.transaction import Peer
-from switch.transfer import TransferHandler, latch_onto
+from switch.transfer import TransferHandler
 
 log = logging.getLogger("switch.calls")
 
@@ -149,6 +150,10 @@ class CallEntry:
     # Transfer presents, and who is told when it ends (an agent's queue state)
     presented: Presented | None = None
     on_end: Callable[[CallEntry], None] | None = None
+    # an attended transfer waits on this call (switch/attended_transfer.py)
+    on_answered: Callable[[], None] | None = None
+    on_ended: Callable[[], None] | None = None
+    watched: list[tuple[str, str]] = field(default_factory=list)  # (user, Call-ID) joined
 
 
 class CallService:
@@ -197,6 +202,7 @@ class CallService:
         self.resolver = TargetResolver(lambda: locations.location, wall_clock)
         self.transfers = TransferHandler(self)
         self.internal = InternalInvites(local)  # issue 16: INVITEs to itself (park)
+        self.attended = AttendedTransfers(self)
         self.requests = InDialogRequests(self)
         self._tasks: set[asyncio.Future[None]] = set()
         # told every closed call record, after it is written (switch/services/busy_callback)
@@ -259,6 +265,9 @@ class CallService:
             if check is None:
                 return None
             caller, decision = check.user, check.emergency
+        if req.headers.get("Replaces") is not None:  # RFC 3891: a phone takes a call's place
+            self.attended.on_invite(sreq, caller)
+            return None
         if decision is None:
             # an aware time: each schedule reads it in its own site's time zone
             now_utc = dt.datetime.now(dt.UTC)
@@ -526,6 +535,8 @@ class CallService:
                     # written at answer, as accounting does at the 200: a crash mid-call
                     # keeps the answer time (issue 20.7)
                     self.records.answered(entry.record)
+                    if entry.on_answered is not None:
+                        rt.loop.call_soon(entry.on_answered)
                 elif isinstance(eff, Ended):
                     self._ended(entry, eff)
                 elif isinstance(eff, CalleeMedia):
@@ -534,7 +545,7 @@ class CallService:
                         entry.anchor.latch(eff.sdp, caller_host=entry.call.a_peer.host,
                                            callee_host=callee.dest.host if callee else None)
                 elif isinstance(eff, Transferred):
-                    self._transferred(entry, eff)
+                    self.transfers.transferred(entry, eff)
                 elif isinstance(eff, StartApplication):
                     self._spawn(self._answer_with(entry, eff.application))
             except Exception:
@@ -569,22 +580,6 @@ class CallService:
             self.trunk_attempts[decision.trunk.id] += 1
         return new_call_record(req, caller, decision, self.clock())
 
-    def _transferred(self, entry: CallEntry, eff: Transferred) -> None:
-        """The target took the transferor's place: its dialog now reaches this call."""
-        old = self.by_call_id.get(eff.old_call_id)
-        if old is not None and old.entry is entry:
-            del self.by_call_id[eff.old_call_id]
-        leg = entry.call.answered_leg if eff.replaced is Side.CALLEE else None
-        self.by_call_id[eff.new_call_id] = DialogRef(entry, eff.replaced, leg)
-        entry.extra_call_ids.append(eff.new_call_id)
-        entry.record = dataclasses.replace(entry.record, transferred_to=eff.target)
-        if entry.anchor is not None:
-            call = entry.call
-            moved = call.leg(call.answered_leg) if call.answered_leg is not None else None
-            peer = call.a_peer if eff.replaced is Side.CALLER else (moved.dest if moved else None)
-            # the transferee hears the target
-            latch_onto(entry.anchor, eff.replaced, eff.sdp, peer.host if peer else None)
-
     def _ended(self, entry: CallEntry, eff: Ended) -> None:
         call = entry.call
         entry.record = entry.record.closed(
@@ -604,6 +599,8 @@ class CallService:
             entry.on_end(entry)  # may still note its outcome in the record
         self.records.close(entry.record)
         self.admission.release(call.a_invite.call_id)
+        if entry.on_ended is not None:
+            self.runtime.loop.call_soon(entry.on_ended)
         if entry.divert is not None:  # the caller left while the application's target rang
             entry.divert.cancel()
         for hook in self.ended_hooks:  # callback on busy learns the busy calls here

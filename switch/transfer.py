@@ -10,6 +10,7 @@ hangs the transferor up. If the target does not answer, the call goes on as befo
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import logging
 import secrets
@@ -17,11 +18,13 @@ from collections.abc import Callable
 from enum import Enum, auto
 from typing import TYPE_CHECKING
 
-from dialplan import CallContext, DecisionKind, RoutingDecision, route
+from dialplan import CallContext, DecisionKind, RoutingDecision, User, route
 from switch.b2bua.call import CallState
 from switch.b2bua.decisions import RunApplication, handling_for
-from switch.b2bua.effects import Side
+from switch.b2bua.effects import Side, Transferred
 from switch.b2bua.legs import LocalAddress, invite_for_callee
+from switch.b2bua.replaces import continue_origin, parse_refer_to
+from switch.call_targets import aor_key
 from switch.dialog.dialog import Dialog
 from switch.dialog.offeranswer import (
     MediaCapabilities,
@@ -32,9 +35,12 @@ from switch.dialog.offeranswer import (
 from switch.dialog.sdp import parse_sdp
 from switch.media_service import SUPPORTED_CODECS, Anchor, _first_audio
 from switch.runtime import ServerRequest, SipRuntime
+from switch.services import call_watch
 from switch.sip import (
+    NameAddr,
     Request,
     Response,
+    SipError,
     SipUri,
     make_response,
     new_call_id,
@@ -113,6 +119,79 @@ def target_number(decision: RoutingDecision, fallback: str) -> str:
     return decision.e164 or decision.number or fallback
 
 
+def party_user(calls: CallService, entry: CallEntry, side: Side) -> User | None:
+    """The plan's user on `side` of a call (the caller, or the answered callee)."""
+    if side is Side.CALLER:
+        return entry.caller
+    leg = entry.call.answered_leg
+    number = entry.leg_users.get(leg) if leg is not None else None
+    return calls.plan.plan.user_by_full_number(number) if number else None
+
+
+def party_number(calls: CallService, entry: CallEntry, side: Side) -> str:
+    """The number naming a party in call records and identities."""
+    user = party_user(calls, entry, side)
+    if user is not None:
+        return user.full_number
+    rec = entry.record
+    return (rec.caller if side is Side.CALLER else rec.callee) or "anonymous"
+
+
+def identity(calls: CallService, entry: CallEntry, side: Side) -> tuple[tuple[str, str], ...]:
+    """P-Asserted-Identity of a party (RFC 3325 9.1), for the one it is now connected to;
+    nothing for a party that asked for privacy."""
+    user = party_user(calls, entry, side)
+    number = party_number(calls, entry, side)
+    if number == "anonymous":
+        return ()
+    name = f'"{user.name}" ' if user is not None else ""
+    return (("P-Asserted-Identity", f"{name}<sip:{number}@{calls.local.host}>"),)
+
+
+def tell_identity(calls: CallService, entry: CallEntry, side: Side,
+                  headers: tuple[tuple[str, str], ...]) -> None:
+    """Tell the party on `side` who it now talks to: an UPDATE without a body (RFC 3311
+    5.1) carrying P-Asserted-Identity. pjsua2 (2.15) keeps showing the dialog's remote URI
+    (From/To cannot change in a dialog, RFC 3261 12.2.1.1); phones that display asserted
+    identities of in-dialog requests (RFC 4916 practice) show the new party."""
+    dest = entry.call.dialog_of(side)
+    if dest is None or not headers or party_user(calls, entry, side) is None:
+        return  # toward the network the caller-ID rules decide what is shown, not this
+    dialog, peer = dest
+    update = dialog.create_request("UPDATE", calls.local.via_for(peer.transport),
+                                   headers=headers)
+    calls.runtime.send_request(update, peer)
+
+
+def reinvite(calls: CallService, dialog: Dialog, dest: Peer,
+             headers: tuple[tuple[str, str], ...], body: bytes) -> Request:
+    """A re-INVITE in one of the call's dialogs; the dialog adds our Contact (RFC 3261
+    12.2.1.1). Without a body it asks the peer for an offer (RFC 3261 14.1, RFC 3725)."""
+    return dialog.create_request("INVITE", calls.local.via_for(dest.transport),
+                                 headers=headers, body=body,
+                                 content_type="application/sdp" if body else None)
+
+
+def ack(calls: CallService, dialog: Dialog, seq: int, dest: Peer, body: bytes = b"") -> None:
+    """ACK of a 2xx (RFC 3261 13.2.2.4), with the answer when the 2xx held the offer."""
+    req = dialog.create_request("ACK", calls.local.via_for(dest.transport), cseq=seq,
+                                body=body, content_type="application/sdp" if body else None)
+    calls.runtime.send_raw(req.to_bytes(), dest)
+
+
+def presented_as(calls: CallService, entry: CallEntry, side: Side) -> NameAddr | None:
+    """How the party on `side` is presented to an internal transfer target (RFC 5589 6:
+    the target sees the transferee, not the transferor): a user by its internal number, a
+    caller from the network as it came."""
+    user = party_user(calls, entry, side)
+    if user is not None:
+        return NameAddr(SipUri("sip", user.customer.sip_domain, user.full_number), user.name)
+    if side is Side.CALLER:
+        sent = entry.call.a_invite.from_
+        return NameAddr(sent.uri, sent.display)
+    return None
+
+
 class TransferHandler:
     """REFER inside a call of the call service. The transfer's own leg (the target's
     INVITE) lives here; what it changes in the call is an input of the Call
@@ -120,6 +199,22 @@ class TransferHandler:
 
     def __init__(self, calls: CallService) -> None:
         self.calls = calls
+
+    def transferred(self, entry: CallEntry, eff: Transferred) -> None:
+        """The target took the transferor's place: its dialog now reaches this call."""
+        old = self.calls.by_call_id.get(eff.old_call_id)
+        if old is not None and old.entry is entry:
+            del self.calls.by_call_id[eff.old_call_id]
+        leg = entry.call.answered_leg if eff.replaced is Side.CALLEE else None
+        self.calls.bind_dialog(eff.new_call_id, entry, eff.replaced, leg)
+        entry.record = dataclasses.replace(entry.record, transferred_to=eff.target)
+        call_watch.party_left(self.calls.watch, entry, eff.replaced)  # issue 17: free now
+        if entry.anchor is not None and eff.sdp:
+            call = entry.call
+            moved = call.leg(call.answered_leg) if call.answered_leg is not None else None
+            peer = call.a_peer if eff.replaced is Side.CALLER else (moved.dest if moved else None)
+            # the transferee hears the target
+            latch_onto(entry.anchor, eff.replaced, eff.sdp, peer.host if peer else None)
 
     def on_refer(self, runtime: SipRuntime, sreq: ServerRequest) -> None:
         """Blind transfer asked by either party of an answered, anchored call (RFC 3515)."""
@@ -130,19 +225,22 @@ class TransferHandler:
             return
         entry, side = ref.entry, ref.side
         call = entry.call
-        if entry.anchor is None or (side is Side.CALLEE and ref.leg != call.answered_leg):
-            runtime.respond(sreq.key, make_response(req, 488, "Transfer Needs Anchored Media",
-                                                    to_tag=new_tag()))
-            return
         refer_to = req.headers.get("Refer-To")
         if refer_to is None:
             runtime.respond(sreq.key, make_response(req, 400, "Missing Refer-To", to_tag=new_tag()))
             return
-        target_uri = parse_name_addr(refer_to).uri
-        if isinstance(target_uri, SipUri) and "replaces" in target_uri.headers.lower():
-            runtime.respond(sreq.key, make_response(req, 501, "Attended Transfer Not Supported",
-                                                    to_tag=new_tag()))
+        try:
+            refer_target = parse_refer_to(refer_to)
+        except SipError as exc:
+            runtime.respond(sreq.key, make_response(req, exc.status, exc.reason, to_tag=new_tag()))
             return
+        if refer_target.replaces is not None:  # attended transfer (RFC 3891, RFC 5589 7)
+            self.calls.attended.on_refer(runtime, sreq, ref, refer_target)
+            return
+        if side is Side.CALLEE and ref.leg != call.answered_leg:
+            runtime.respond(sreq.key, make_response(req, 481, to_tag=new_tag()))
+            return
+        target_uri = parse_name_addr(refer_to).uri
         plan = self.calls.plan.plan
         transferor = entry.caller if side is Side.CALLER else (
             plan.user_by_full_number(entry.leg_users.get(ref.leg, "")) if ref.leg else None)
@@ -172,7 +270,6 @@ class TransferHandler:
     def _start_transfer(self, entry: CallEntry, side: Side, target: Target, number: str,
                         sreq: ServerRequest) -> None:
         calls, call, anchor = self.calls, entry.call, entry.anchor
-        assert anchor is not None
         current = call.dialog_of(side)
         if current is None:
             calls.runtime.respond(sreq.key, make_response(sreq.request, 481, to_tag=new_tag()))
@@ -182,20 +279,45 @@ class TransferHandler:
         calls.runtime.respond(sreq.key, make_response(sreq.request, 202, to_tag=new_tag()))
         calls.runtime.send_request(notify(dialog, local, dest, 100, "Trying", False), dest)
         ruri, target_dest = target.request_uri, target.dest
+        stays = Side.CALLEE if side is Side.CALLER else Side.CALLER
+        # an internal target sees the transferee (RFC 5589 6); toward the network the
+        # transferor's caller-ID rules stay (only the customer's own numbers go out)
+        shown = presented_as(calls, entry, stays) if target.user is not None else None
+        referred_by = sreq.request.headers.get("Referred-By")
         invite = invite_for_callee(
-            request_uri=ruri, to=target.to, caller=target.from_.with_tag(new_tag()),
+            request_uri=ruri, to=target.to, caller=(shown or target.from_).with_tag(new_tag()),
             call_id=new_call_id(), local=local, dest=target_dest,
-            body=offer_from_leg(anchor, side, secrets.randbelow(2**31)), max_forwards=70,
-            identity_headers=target.identity_headers)
+            # passthrough: no offer, the target's comes in its 2xx for the transferee
+            body=offer_from_leg(anchor, side, secrets.randbelow(2**31)) if anchor else b"",
+            max_forwards=70,
+            identity_headers=(*target.identity_headers,
+                              *((("Referred-By", referred_by),) if referred_by else ())))
 
         def done(xfer: BlindTransfer, resp: Response) -> None:
             new_dialog = Dialog.uac(xfer.invite, resp)
-            calls.runtime.send_raw(new_dialog.create_request(
-                "ACK", local.via_for(target_dest.transport), cseq=1).to_bytes(), target_dest)
+            if anchor is not None:
+                ack(calls, new_dialog, xfer.invite.cseq.seq, target_dest)
+                finish(new_dialog, resp.body)
+                return
+            self._direct(entry, stays, new_dialog, xfer.invite.cseq.seq, target_dest,
+                         resp.body, target.user, finish,
+                         lambda status, reason: failed(xfer, status, reason))
+
+        def finish(new_dialog: Dialog, sdp: bytes) -> None:
             calls.runtime.send_request(notify(dialog, local, dest, 200, "OK", True), dest)
             calls.perform(entry, call.transfer_completed(side, new_dialog, target_dest, number,
-                                                         resp.body, calls.runtime.now()))
-            log.info("call %s transferred to %s", call.a_invite.call_id, ruri)
+                                                         sdp, calls.runtime.now()))
+            user = calls.plan.plan.user_by_full_number(target.user) if target.user else None
+            if user is not None and shown is not None:  # issue 17: its watchers see it talk
+                call_watch.party_joined(calls.watch, entry, aor_key(user), new_dialog.call_id,
+                                        call_watch.RECIPIENT, str(shown.uri), shown.display)
+            if target.user is not None and anchor is not None:  # the transferee learns
+                #                                                 who it now talks to
+                name = f'"{user.name}" ' if user is not None else ""
+                tell_identity(calls, entry, stays, (
+                    ("P-Asserted-Identity", f"{name}<sip:{target.user}@{local.host}>"),))
+            log.info("call %s transferred to %s (referred by %s)", call.a_invite.call_id,
+                     ruri, referred_by or "-")
 
         def failed(xfer: BlindTransfer, status: int, reason: str) -> None:
             calls.runtime.send_request(notify(dialog, local, dest, status, reason, True), dest)
@@ -204,6 +326,51 @@ class TransferHandler:
 
         xfer = BlindTransfer(side, invite, target_dest, done, failed)
         calls.runtime.send_request(invite, target_dest, xfer.on_response)
+
+    def _direct(self, entry: CallEntry, stays: Side, new_dialog: Dialog, seq: int,
+                target_dest: Peer, offer: bytes, target_user: str | None,
+                finish: Callable[[Dialog, bytes], None],
+                failed: Callable[[int, str], None]) -> None:
+        """Passthrough: the target's offer to the transferee in a re-INVITE (its dialog's
+        o= kept, RFC 3264 8), the transferee's answer in the target's ACK (RFC 3725)."""
+        calls = self.calls
+        there = entry.call.dialog_of(stays)
+        if there is None or not offer:
+            ack(calls, new_dialog, seq, target_dest)
+            calls.runtime.send_request(new_dialog.create_request(
+                "BYE", calls.local.via_for(target_dest.transport)), target_dest)
+            failed(488, "Not Acceptable Here")
+            return
+        e_dialog, e_dest = there
+        had = entry.a_sdp if stays is Side.CALLER else entry.b_sdp
+        offer = continue_origin(had, offer)
+        headers: tuple[tuple[str, str], ...] = ()
+        if target_user is not None:
+            user = calls.plan.plan.user_by_full_number(target_user)
+            name = f'"{user.name}" ' if user is not None else ""
+            headers = (("P-Asserted-Identity", f"{name}<sip:{target_user}@{calls.local.host}>"),)
+        req = reinvite(calls, e_dialog, e_dest, headers, offer)
+
+        def answered(resp: Response) -> None:
+            if resp.status < 200:
+                return
+            if resp.status >= 300 or not resp.body:
+                if resp.status < 300:
+                    ack(calls, e_dialog, req.cseq.seq, e_dest)
+                ack(calls, new_dialog, seq, target_dest)
+                calls.runtime.send_request(new_dialog.create_request(
+                    "BYE", calls.local.via_for(target_dest.transport)), target_dest)
+                failed(resp.status if resp.status >= 300 else 488, resp.reason)
+                return
+            ack(calls, e_dialog, req.cseq.seq, e_dest)
+            ack(calls, new_dialog, seq, target_dest, resp.body)
+            if stays is Side.CALLER:
+                entry.a_sdp, entry.b_sdp = offer, resp.body
+            else:
+                entry.b_sdp, entry.a_sdp = offer, resp.body
+            finish(new_dialog, b"")
+
+        calls.runtime.send_request(req, e_dest, answered)
 
 
 class BlindTransfer:

@@ -151,6 +151,9 @@ class Call:
     _hunt_deadline: float | None = None
     # an application answers instead (AnswerWith): the cancelled legs' 487s change nothing
     diverted: bool = False
+    # the caller cancelled while its call was being handed to a party of another call
+    # (semi-attended transfer): the legs ring on, an answer goes to that other call
+    caller_gone: bool = False
     session_headers: tuple[tuple[str, str], ...] = ()
     session_interval: int | None = None
     _session_deadline: float | None = None
@@ -239,6 +242,9 @@ class Call:
     def _on_provisional(self, leg: Leg, resp: Response) -> list[Effect]:
         if resp.status == 100 or not self.ringing_phase or leg.state is LegState.CANCELLED:
             return []
+        if self.caller_gone:
+            leg.state = LegState.EARLY
+            return []
         leg.state = LegState.EARLY
         self._go(CallInput.PROVISIONAL)
         body = self.answer_sdp(leg.id, resp.body) if resp.body else b""
@@ -282,6 +288,10 @@ class Call:
         body = self.answer_sdp(leg.id, resp.body) if resp.body else b""
         if resp.body:
             out.append(CalleeMedia(leg.id, resp.body))
+        if self.caller_gone:  # answered for the call it is handed to: nothing to the caller
+            self._clear_deadlines()
+            out.append(Answered(leg.id, resp))
+            return out
         out.extend(self._answer_caller(body, now, leg.id, resp))
         return out
 
@@ -327,7 +337,8 @@ class Call:
     def _exhausted(self, exhausted: Exhausted, now: float) -> list[Effect]:
         """Every leg failed or the ring timeout ran out: the policy says what comes next
         (ring more legs, e.g. forwarding; or give up with a status)."""
-        step = self.exhausted_policy(exhausted)
+        # a call handed over (semi-attended transfer) is not forwarded nor sent to voicemail
+        step = give_up(exhausted) if self.caller_gone else self.exhausted_policy(exhausted)
         if isinstance(step, RingMore) and step.groups:
             out = self._cancel_others(None)
             self.hunt_step = step.ring_seconds
@@ -351,8 +362,9 @@ class Call:
         out = self._cancel_others(None)
         self._go(CallInput.RING_TIMEOUT if exhausted.no_answer else CallInput.ALL_FAILED)
         self.ended_at = now
-        out.append(RespondCaller(make_response(self.a_invite, status, reason,
-                                               to_tag=self.a_to_tag)))
+        if not self.caller_gone:
+            out.append(RespondCaller(make_response(self.a_invite, status, reason,
+                                                   to_tag=self.a_to_tag)))
         if exhausted.no_answer:
             out.append(Ended(Disposition.NO_ANSWER, status, "no answer", Side.CALLEE))
         else:
@@ -521,22 +533,60 @@ class Call:
                            sdp: bytes, now: float) -> list[Effect]:
         """The transfer target answered: it takes the place of the party on `replaced` (the
         transferor), who gets a BYE. Later BYEs and re-INVITEs of the target reach this call
-        as that side's."""
-        current = self.dialog_of(replaced)
-        if current is None:
+        as that side's. A caller that already left (`caller_gone`) has nothing to BYE."""
+        if self.state is not CallState.ANSWERED:
             return []
-        old_dialog, old_dest = current
-        out: list[Effect] = [SendRequest(self._bye(old_dialog, old_dest), old_dest, replaced)]
+        current = self.dialog_of(replaced)
+        if current is None and not (replaced is Side.CALLER and self.caller_gone):
+            return []
+        out: list[Effect] = []
+        old_call_id = self.a_invite.call_id
+        if current is not None:
+            old_dialog, old_dest = current
+            old_call_id = old_dialog.call_id
+            out.append(SendRequest(self._bye(old_dialog, old_dest), old_dest, replaced))
         if replaced is Side.CALLER:
             self.a_dialog, self.a_peer = dialog, dest
+            # the RFC 4028 timer was agreed with the party that left; the new one never
+            # agreed one on its dialog, so its silence must not end the call
+            self.session_interval = self._session_deadline = None
         else:
             leg = self.answered
             assert leg is not None
             leg.dialog, leg.dest = dialog, dest
         log.info("call %s: transferred, %s replaced by %s", self.a_invite.call_id,
                  replaced.value, target)
-        out.append(Transferred(replaced, target, old_dialog.call_id, dialog.call_id, sdp))
+        out.append(Transferred(replaced, target, old_call_id, dialog.call_id, sdp))
         return out
+
+    def give_away(self, leaving: Side, now: float, cause: str) -> list[Effect]:
+        """The party on `leaving` joined another call (attended transfer, RFC 3891): its
+        dialog now belongs to that call, so only the other party (the transferor) gets a
+        BYE, and this call ends."""
+        if self.state is not CallState.ANSWERED:
+            return []
+        staying = Side.CALLEE if leaving is Side.CALLER else Side.CALLER
+        current = self.dialog_of(staying)
+        self._go(CallInput.BYE)
+        self.ended_at = now
+        self._clear_deadlines()
+        out: list[Effect] = []
+        if current is not None:
+            out.append(SendRequest(self._bye(*current), current[1], staying))
+        out.append(Ended(Disposition.ANSWERED, 200, cause, staying))
+        return out
+
+    def release_caller(self) -> list[Effect]:
+        """The caller cancels a ringing call that another call waits for (semi-attended
+        transfer: the transferor hangs up while the target rings): the caller gets its 487
+        (RFC 3261 9.2), the legs ring on and an answer is for that other call."""
+        if not self.ringing_phase or self.caller_gone:
+            return []
+        self.caller_gone = True
+        self._retransmit_at = self._ack_deadline = None
+        log.info("call %s: the caller left, the legs ring on for a transfer",
+                 self.a_invite.call_id)
+        return [RespondCaller(make_response(self.a_invite, 487, to_tag=self.a_to_tag))]
 
     def caller_identity(self) -> NameAddr:
         return self.a_invite.from_

@@ -60,7 +60,7 @@ def invite_for_callee(
         ("CSeq", "1 INVITE"),
         ("Contact", local.contact(dest.transport)),
         ("Allow", ALLOW),
-        ("Supported", "timer"),  # not Replaces (RFC 3891): INVITE/REFER with it gets 501
+        ("Supported", "timer, replaces"),  # RFC 3891: INVITE/REFER with Replaces handled
     ]
     items.extend(identity_headers)
     if body:

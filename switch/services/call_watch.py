@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING
 
-from switch.b2bua.effects import LegId
+from switch.b2bua.effects import LegId, Side
 from switch.services.ports import CallStateObserver
 from switch.sip import Response, SipUri
 
@@ -88,6 +88,31 @@ def call_ended(watch: CallStateObserver, entry: CallEntry) -> None:
     caller = _caller_key(entry)
     if caller is not None:
         watch.leg_ended(caller, entry.call.a_invite.call_id)
+    for key, call_id in entry.watched:  # parties a transfer brought in
+        watch.leg_ended(key, call_id)
+
+
+def party_joined(watch: CallStateObserver, entry: CallEntry, user: str, call_id: str,
+                 direction: str, remote_uri: str, remote_display: str | None) -> None:
+    """A transfer brought a user's dialog `call_id` into the call (issue 16): its watchers
+    see it talking (again: its former call may have ended it), and it ends with the call."""
+    watch.leg_ringing(user, call_id, direction, remote_uri, remote_display)
+    watch.leg_answered(user, call_id)
+    entry.watched.append((user, call_id))
+
+
+def party_left(watch: CallStateObserver, entry: CallEntry, side: Side) -> None:
+    """A transfer gave the place of the party on `side` to someone else (issue 16): that
+    party's own dialog is over while the call goes on, so its watchers see it free."""
+    if side is Side.CALLER:
+        key = _caller_key(entry)
+        if key is not None:
+            watch.leg_ended(key, entry.call.a_invite.call_id)
+        return
+    leg = entry.call.answered_leg
+    found = _leg_key(entry, leg) if leg is not None else None
+    if found is not None:
+        watch.leg_ended(*found)
 
 
 class ObserverFanOut:

@@ -379,7 +379,7 @@ def test_the_exhausted_policy_may_answer_with_an_application() -> None:
 
 def test_the_2xx_allow_lists_what_a_call_dialog_accepts() -> None:
     """Allow tells the truth (issue 19): INFO (DTMF) and REFER are handled, NOTIFY and PRACK
-    are not, and Replaces is not claimed as supported."""
+    are not; Replaces is supported (RFC 3891 6.1: REFER and INVITE with Replaces, issue 16)."""
     call = make_call()
     inv = b_invite(PHONE_1, "b1")
     call.add_leg(inv, PHONE_1)
@@ -387,7 +387,7 @@ def test_the_2xx_allow_lists_what_a_call_dialog_accepts() -> None:
     allow = {m.strip() for m in (ok.headers.get("Allow") or "").split(",")}
     assert {"INVITE", "ACK", "BYE", "CANCEL", "UPDATE", "INFO", "REFER"} <= allow
     assert not {"NOTIFY", "PRACK"} & allow
-    assert "replaces" not in (inv.headers.get("Supported") or "")
+    assert "replaces" in (inv.headers.get("Supported") or "")
 
 
 def test_a_leg_answered_for_an_application_becomes_the_callee() -> None:

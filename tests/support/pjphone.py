@@ -77,12 +77,32 @@ class PjCall(pj.Call):  # type: ignore[misc]
         self.tone_freq: float | None = None
         self.sip_call_id = ""
         self.media_error = ""
+        self.rx_requests: list[str] = []  # in-dialog requests received (re-INVITE, UPDATE)
+        self.tx_ok: list[str] = []  # the 200 responses the phone sent (its dialog tag)
 
     def onCallState(self, prm: Any) -> None:
         info = self.getInfo()
         self.sip_call_id = info.callIdString
         self.states.append(info.state)
         self.last_status = info.lastStatusCode
+
+    def onCallTsxState(self, prm: Any) -> None:
+        """Keep each in-dialog request the phone received (e.g. a re-INVITE or UPDATE
+        telling a new identity after a transfer)."""
+        try:
+            if prm.e.type != pj.PJSIP_EVENT_TSX_STATE:
+                return
+            state = prm.e.body.tsxState
+            if state.type == pj.PJSIP_EVENT_RX_MSG:
+                msg = str(state.src.rdata.wholeMsg)
+                if msg and not msg.startswith("SIP/2.0") and msg not in self.rx_requests:
+                    self.rx_requests.append(msg)
+            elif state.type == pj.PJSIP_EVENT_TX_MSG:
+                msg = str(state.src.tdata.wholeMsg)
+                if msg.startswith("SIP/2.0 200") and msg not in self.tx_ok:
+                    self.tx_ok.append(msg)
+        except Exception:  # an event without rdata/tdata (timeouts)
+            pass
 
     def onCallMediaState(self, prm: Any) -> None:
         info = self.getInfo()
@@ -102,6 +122,9 @@ class PjCall(pj.Call):  # type: ignore[misc]
                     vec = pj.ToneDescVector()
                     vec.append(tone)
                     self.tone.play(vec, True)
+                    self.tone.startTransmit(aud)
+                elif self.tone is not None:
+                    # a re-INVITE may give the call a new audio port: keep playing into it
                     self.tone.startTransmit(aud)
                 if self.record_path is not None and self.recorder is None:
                     self.recorder = pj.AudioMediaRecorder()
