@@ -117,15 +117,21 @@ class VoicemailService:
     # -- lifecycle --
 
     async def start(self) -> None:
-        boxes, messages = await self.store.load()
-        self.boxes = {b.owner: _Mailbox(b) for b in boxes}
-        for m in messages:
-            box = self.boxes.get(m.mailbox)
-            if box is not None:
-                box.messages[m.id] = m
-        log.info("voicemail: %d mailboxes, %d messages", len(self.boxes), len(messages))
+        await self.reload()
         if self.settings.smtp is not None:
             self._outbox = asyncio.create_task(self._run_outbox())
+
+    async def reload(self) -> None:
+        """Read the mailboxes and messages (at start, and when a peer node changed one,
+        issue 22)."""
+        boxes, messages = await self.store.load()
+        fresh = {b.owner: _Mailbox(b) for b in boxes}
+        for m in messages:
+            box = fresh.get(m.mailbox)
+            if box is not None:
+                box.messages[m.id] = m
+        self.boxes = fresh
+        log.info("voicemail: %d mailboxes, %d messages", len(self.boxes), len(messages))
 
     async def stop(self) -> None:
         self._stopping = True  # a cancel racing a wake-up may be swallowed by wait_for
