@@ -23,13 +23,13 @@ import asyncpg
 from sqlalchemy.engine import make_url
 
 from .notices import (
-    CHANNEL,
     RELOAD_ALL,
     Action,
     Kind,
     Notice,
     NoticeError,
     action_for,
+    channel_for,
     decode,
     node_application_name,
     node_of_application,
@@ -41,8 +41,15 @@ ActionHandler = Callable[[Action, str], Awaitable[None]]
 
 
 def asyncpg_dsn(url: str) -> str:
-    """The libpq-style DSN asyncpg takes, from a SQLAlchemy URL (`postgresql+asyncpg://`)."""
-    return make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
+    """The libpq-style DSN asyncpg takes, from a SQLAlchemy URL (`postgresql+asyncpg://`);
+    the `schema` parameter (switch.storage.engine) is ours, not a server setting."""
+    u = make_url(url).set(drivername="postgresql").difference_update_query(["schema"])
+    return u.render_as_string(hide_password=False)
+
+
+def url_schema(url: str) -> str | None:
+    schema = make_url(url).query.get("schema")
+    return schema if isinstance(schema, str) else None
 
 
 class ClusterLink:
@@ -51,6 +58,7 @@ class ClusterLink:
     def __init__(self, url: str, node: str, handler: ActionHandler, *,
                  reconnect_delay: float = 1.0) -> None:
         self.dsn = asyncpg_dsn(url)
+        self.channel = channel_for(url_schema(url))
         self.node = node
         self.handler = handler
         self.reconnect_delay = reconnect_delay
@@ -89,9 +97,9 @@ class ClusterLink:
             self.dsn, server_settings={"application_name": node_application_name(self.node)})
         self._lost.clear()
         conn.add_termination_listener(lambda _c: self._lost.set())
-        await conn.add_listener(CHANNEL, self._on_payload)
+        await conn.add_listener(self.channel, self._on_payload)
         self._conn = conn
-        log.info("cluster: node %s listening on channel %s", self.node, CHANNEL)
+        log.info("cluster: node %s listening on channel %s", self.node, self.channel)
 
     async def _supervise(self) -> None:
         while True:
@@ -152,7 +160,7 @@ class ClusterLink:
             return
         try:
             async with self._lock:
-                await conn.execute("SELECT pg_notify($1, $2)", CHANNEL, payload)
+                await conn.execute("SELECT pg_notify($1, $2)", self.channel, payload)
         except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
             log.warning("cluster: could not announce %s %r (%s)", kind.value, key, exc)
 

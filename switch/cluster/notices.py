@@ -18,7 +18,7 @@ import json
 from dataclasses import dataclass
 from enum import Enum
 
-CHANNEL = "wte_cluster"  # one channel: the kind says what changed
+CHANNEL = "wte_cluster"  # one channel per deployment: the kind says what changed
 VERSION = 1
 MAX_KEY = 1024
 NODE_APPLICATION_PREFIX = "wte-node:"  # application_name of a node's listening session
@@ -69,6 +69,12 @@ class Notice:
             raise NoticeError(f"notice key longer than {MAX_KEY} characters")
         return json.dumps({"v": VERSION, "n": self.node, "k": self.kind.value, "key": self.key},
                           separators=(",", ":"))
+
+
+def channel_for(schema: str | None) -> str:
+    """The channel of a deployment: NOTIFY reaches every session of the database, so two
+    deployments in two schemas of one database (`?schema=` URLs) need two channels."""
+    return CHANNEL if not schema else f"{CHANNEL}_{schema}"[:63]
 
 
 def decode(payload: str) -> Notice:
