@@ -4,6 +4,7 @@ nodes on loopback, built with the launcher's helpers (switch.cluster.launcher)."
 from __future__ import annotations
 
 import asyncio
+import atexit
 import os
 import re
 import signal
@@ -158,6 +159,7 @@ def start_cluster(run_dir: Path, config: Path, url: str, count: int = 3,
     procs = {n.node_id: _spawn(n.node_id, node_command(n, config), env, " ready") for n in nodes}
     edge = _spawn("edge", kamailio_command(binary, cfg, run_dir), env, "Listening on")
     cluster = Cluster(url, host, edge_port, nodes, edge, procs)
+    atexit.register(cluster.stop)  # an interrupted run leaves no edge or node behind
     end = time.monotonic() + timeout
     for p in [*procs.values(), edge]:
         while not p.ready.wait(0.2):
