@@ -293,8 +293,8 @@ class VoicemailService:
             return False
         if not m.heard:
             box.messages[message_id] = _replace(m, heard=True)
-            self._changed(owner)
             await self.store.mark_heard(message_id)
+            self._changed(owner)  # after the commit: peers reload what it changed (issue 22)
         return True
 
     async def delete_message(self, owner: str, message_id: str) -> bool:
@@ -302,8 +302,8 @@ class VoicemailService:
         m = box.messages.pop(message_id, None) if box is not None else None
         if m is None:
             return False
-        self._changed(owner)
         await self.store.delete_message(message_id)  # the row first: then the file
+        self._changed(owner)  # after the commit: peers reload what it changed (issue 22)
         with contextlib.suppress(FileNotFoundError):
             await asyncio.to_thread((self.root / m.audio).unlink)
         log.info("voicemail: message %s of mailbox %s deleted", message_id, owner)

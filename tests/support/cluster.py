@@ -121,8 +121,14 @@ class Cluster:
         self.procs[node_id].proc.wait(5)
 
     def logs(self) -> str:
-        return "\n".join(f"=== {name}\n" + p.text()[-3000:]
-                         for name, p in [("edge", self.edge), *self.procs.items()])
+        """The tail of every log (in assertion messages); the whole logs in the run
+        directory's `*.out` files."""
+        run_dir = self.nodes[0].data_dir.parent
+        for name, p in [("edge", self.edge), *self.procs.items()]:
+            (run_dir / f"{name}.out").write_text(p.text() + "\n", encoding="utf-8")
+        return f"(full logs in {run_dir}/*.out)\n" + "\n".join(
+            f"=== {name}\n" + p.text()[-3000:]
+            for name, p in [("edge", self.edge), *self.procs.items()])
 
     def stop(self) -> None:
         for p in [*self.procs.values(), self.edge]:

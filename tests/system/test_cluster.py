@@ -10,8 +10,13 @@ acknowledged binding is still in the database.
 
 from __future__ import annotations
 
+import base64
+import json
 import os
+import signal
 import time
+import urllib.error
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -67,8 +72,15 @@ def register(pj_lib: Any, cluster: Cluster, user: str) -> Phone:
 
 
 def registered_node(cluster: Cluster, phone: Phone) -> str:
-    call_ids = [line.split(" call-id ")[1].split()[0] for line in cluster.edge.lines
-                if "wte-edge: REGISTER from sip:" + phone.aor.split(":")[1] in line]
+    """The node the edge sent the phone's latest REGISTER to (its log, read by a thread)."""
+    mark = "wte-edge: REGISTER from sip:" + phone.aor.split(":")[1] + " "
+    end = time.monotonic() + 3
+    while True:
+        call_ids = [line.split(" call-id ")[1].split()[0] for line in list(cluster.edge.lines)
+                    if mark in line]
+        if call_ids or time.monotonic() > end:
+            break
+        time.sleep(0.05)
     assert call_ids, cluster.logs()
     return cluster.dispatched("REGISTER", call_ids[-1])[-1]
 
@@ -81,7 +93,13 @@ def phones(pj_lib: Any, cluster: Cluster) -> Iterator[dict[str, Phone]]:
     for _ in range(10):
         if len({registered_node(cluster, p) for p in made.values()}) > 1:
             break
-        made["501411"].shutdown()
+        # unregistered first and waited for: an unREGISTER still in flight on another
+        # node would remove the new binding (same Contact, another Call-ID)
+        old = made["501411"]
+        since = len(old.account.reg_events)
+        old.account.setRegistration(False)
+        assert old.wait_registration(lambda e: e[0] == 200, since=since) is not None
+        old.shutdown()
         made["501411"] = register(pj_lib, cluster, "501411")
     yield made
     for phone in made.values():
@@ -147,6 +165,88 @@ def test_call_between_nodes_has_two_way_audio(pj_lib: Any, cluster: Cluster,
     heard_by_callee, level_b = dominant_frequency(tmp_path / "callee.wav")
     assert abs(heard_by_caller - 1000) < 20 and level_a > 100, (heard_by_caller, level_a)
     assert abs(heard_by_callee - 440) < 9 and level_b > 100, (heard_by_callee, level_b)
+
+
+def test_sighup_on_one_node_reloads_the_plan_on_every_node(cluster: Cluster) -> None:
+    first, *others = cluster.nodes
+    before = {n.node_id: cluster.procs[n.node_id].text().count("dialplan reloaded")
+              for n in others}
+    cluster.procs[first.node_id].proc.send_signal(signal.SIGHUP)
+    end = time.monotonic() + 5
+    while time.monotonic() < end and not all(
+            cluster.procs[n.node_id].text().count("dialplan reloaded") > before[n.node_id]
+            for n in others):
+        time.sleep(0.1)
+    assert all(cluster.procs[n.node_id].text().count("dialplan reloaded") > before[n.node_id]
+               for n in others), cluster.logs()
+
+
+def test_auto_attendant_sends_the_caller_to_a_phone_on_another_node(
+        pj_lib: Any, cluster: Cluster, phones: dict[str, Phone]) -> None:
+    """501411 dials the reception attendant (400); its key 0 rings 501410, whichever node
+    took the call and wherever 501410 registered."""
+    operator = phones["501410"].account
+    operator.answer_with, operator.tone_freq = 200, 1000
+    operator.incoming.clear()
+    call = phones["501411"].call(target(cluster, "400"))
+    try:
+        assert pj_lib.wait_until(lambda: call.state == CONFIRMED, 10), cluster.logs()
+        assert pj_lib.wait_until(lambda: call.media_active, 5)
+        pj_lib.wait_until(lambda: False, 1.0)  # the greeting starts
+        call.dialDtmf("0")  # RFC 4733
+        assert pj_lib.wait_until(lambda: len(operator.incoming) == 1, 10), cluster.logs()
+        assert pj_lib.wait_until(lambda: operator.incoming[0].state == CONFIRMED, 5)
+    finally:
+        pj_lib.ep.hangupAllCalls()
+        pj_lib.wait_until(lambda: False, 0.5)
+        operator.answer_with = operator.tone_freq = None
+        operator.incoming.clear()
+
+
+def api(cluster: Cluster, node: str, path: str, user: str) -> tuple[int, bytes]:
+    spec = next(n for n in cluster.nodes if n.node_id == node)
+    req = urllib.request.Request(f"http://{spec.host}:{spec.sip_port + 4}{path}")
+    token = base64.b64encode(f"{user}:demo-{user}".encode()).decode()
+    req.add_header("Authorization", f"Basic {token}")
+    try:
+        with urllib.request.urlopen(req, timeout=5) as resp:
+            return resp.status, resp.read()
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read()
+
+
+def test_voicemail_deposit_is_seen_by_every_node(
+        pj_lib: Any, cluster: Cluster, phones: dict[str, Phone]) -> None:
+    """A busy deposit for 501412, taken by one node: every node's visual voicemail lists it
+    (the message-waiting notice made them reload) and serves its audio (shared files)."""
+    phones["501412"].account.answer_with = 486
+    call = phones["501411"].call(target(cluster, "501412"), tone_freq=440)  # the message
+    try:
+        assert pj_lib.wait_until(lambda: call.state == CONFIRMED, 10), cluster.logs()
+        assert pj_lib.wait_until(lambda: call.media_active, 5)
+        assert pj_lib.wait_until(lambda: any(
+            f"recording call={call.sip_call_id}" in p.text() for p in cluster.procs.values()),
+            20), cluster.logs()
+        pj_lib.wait_until(lambda: False, 2.0)
+        call.hangup(pj.CallOpParam(True))
+        assert pj_lib.wait_until(lambda: call.state == DISCONNECTED, 10)
+    finally:
+        pj_lib.ep.hangupAllCalls()
+        pj_lib.wait_until(lambda: False, 0.5)
+        phones["501412"].account.answer_with = None
+        phones["501412"].account.incoming.clear()
+    for node in cluster.procs:
+        end = time.monotonic() + 5
+        while True:
+            status, body = api(cluster, node, "/voicemail/v1/messages", "501412")
+            box = json.loads(body) if status == 200 else {}
+            if box.get("new") == 1 or time.monotonic() > end:
+                break
+            time.sleep(0.2)
+        assert box.get("new") == 1, (node, status, body[:300], cluster.logs())
+        status, wav = api(cluster, node, f"/voicemail/v1/messages/{box['messages'][0]['id']}"
+                          "/audio", "501412")
+        assert status == 200 and wav[:4] == b"RIFF", (node, status)
 
 
 def test_killed_node_loses_no_binding_and_service_resumes(
