@@ -107,7 +107,7 @@ def write_edge(run_dir: Path, host: str, port: int, nodes: list[NodeSpec], *,
 def kamailio_command(binary: str, cfg: Path, run_dir: Path) -> list[str]:
     """In the foreground (-DD), logging to stderr (-E), its runtime files in `run_dir`."""
     return [binary, "-DD", "-E", "-f", str(cfg), "-Y", str(run_dir), "-P",
-            str(run_dir / "kamailio.pid"), "-m", "64", "-M", "8"]
+            str(run_dir / "kamailio.pid"), "-m", "256", "-M", "16"]
 
 
 def prepare_node_dirs(nodes: list[NodeSpec], shared: Path) -> None:

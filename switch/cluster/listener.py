@@ -6,7 +6,10 @@ its session is the node's heartbeat: when a node dies, even with kill -9, the ke
 its socket, PostgreSQL ends the session, and peers see it gone from pg_stat_activity.
 
 Notices received are decoded (switch.cluster.notices) and the resulting actions are run
-one at a time by a worker task, duplicates that are still waiting coalesced. When the
+by a worker task in batches: every key waiting for one action goes in one call (one
+SELECT for all the AoRs that changed meanwhile), duplicates coalesced. Notices sent are
+batched the same way: what queued up while the previous batch was on the wire leaves in
+one statement (group commit, as the bindings' writer does). When the
 connection drops, the link reconnects every `reconnect_delay` seconds and, once back, asks
 for a full reload (notices sent meanwhile are lost to this node).
 """
@@ -25,6 +28,7 @@ from sqlalchemy.engine import make_url
 from .notices import (
     RELOAD_ALL,
     Action,
+    Body,
     Kind,
     Notice,
     NoticeError,
@@ -37,7 +41,8 @@ from .notices import (
 
 log = logging.getLogger("switch.cluster")
 
-ActionHandler = Callable[[Action, str], Awaitable[None]]
+ActionHandler = Callable[[Action, list[Notice]], Awaitable[None]]
+_NOTIFY_MANY = "SELECT pg_notify($1, p) FROM unnest($2::text[]) AS p"
 
 
 def asyncpg_dsn(url: str) -> str:
@@ -65,8 +70,10 @@ class ClusterLink:
         self._conn: Any = None  # asyncpg.Connection (untyped library)
         self._lock = asyncio.Lock()  # one query at a time on the connection
         self._lost = asyncio.Event()
-        self._pending: list[tuple[Action, str]] = []
+        self._pending: dict[Action, list[Notice]] = {}  # in arrival order
         self._wake = asyncio.Event()
+        self._outbox: list[tuple[str, asyncio.Future[None]]] = []
+        self._send_wake = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
         self.received = 0  # notices from peers (metrics, tests)
         self.dropped = 0  # payloads that were not notices
@@ -76,7 +83,8 @@ class ClusterLink:
         not answer (the node would otherwise serve with stale state)."""
         await self._connect()
         self._tasks = [asyncio.create_task(self._supervise(), name="cluster-link"),
-                       asyncio.create_task(self._work(), name="cluster-actions")]
+                       asyncio.create_task(self._work(), name="cluster-actions"),
+                       asyncio.create_task(self._send(), name="cluster-notify")]
 
     async def stop(self) -> None:
         for task in self._tasks:
@@ -113,7 +121,7 @@ class ClusterLink:
                 except (OSError, asyncpg.PostgresError) as exc:
                     log.warning("cluster: reconnect failed (%s)", exc)
             for action in RELOAD_ALL:  # notices sent while away are lost to us
-                self._queue(action, "")
+                self._queue(action, Notice(self.node, Kind.PLAN, ""))  # key "": all
 
     # -- receiving --
 
@@ -127,12 +135,10 @@ class ClusterLink:
         action = action_for(notice, self.node)
         if action is not None:
             self.received += 1
-            self._queue(action, notice.key)
+            self._queue(action, notice)
 
-    def _queue(self, action: Action, key: str) -> None:
-        item = (action, key)
-        if item not in self._pending:  # a reload still waiting covers a second notice
-            self._pending.append(item)
+    def _queue(self, action: Action, notice: Notice) -> None:
+        self._pending.setdefault(action, []).append(notice)
         self._wake.set()
 
     async def _work(self) -> None:
@@ -140,29 +146,45 @@ class ClusterLink:
             await self._wake.wait()
             self._wake.clear()
             while self._pending:
-                action, key = self._pending.pop(0)
-                try:
-                    await self.handler(action, key)
-                except asyncio.CancelledError:
-                    raise
-                except Exception:
-                    log.exception("cluster: %s %r failed", action.value, key)
+                batch, self._pending = self._pending, {}
+                for action, notices in batch.items():
+                    try:
+                        await self.handler(action, notices)
+                    except asyncio.CancelledError:
+                        raise
+                    except Exception:
+                        log.exception("cluster: %s of %d notices failed", action.value,
+                                      len(notices))
 
     # -- sending and asking --
 
-    async def notify(self, kind: Kind, key: str = "") -> None:
-        """Tell the peers; a failure is logged, never raised (the change is committed and
-        peers catch up at their next reload)."""
-        payload = Notice(self.node, kind, key).encode()
-        conn = self._conn
-        if conn is None:
-            log.warning("cluster: not connected; %s %r not announced", kind.value, key)
-            return
-        try:
-            async with self._lock:
-                await conn.execute("SELECT pg_notify($1, $2)", self.channel, payload)
-        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
-            log.warning("cluster: could not announce %s %r (%s)", kind.value, key, exc)
+    async def notify(self, kind: Kind, key: str = "", body: Body | None = None) -> None:
+        """Tell the peers (returns once sent); a failure is logged, never raised: the change
+        is committed and peers catch up at their next reload."""
+        payload = Notice(self.node, kind, key, body).encode()
+        fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._outbox.append((payload, fut))
+        self._send_wake.set()
+        await fut
+
+    async def _send(self) -> None:
+        while True:
+            await self._send_wake.wait()
+            self._send_wake.clear()
+            while self._outbox:
+                batch, self._outbox = self._outbox, []
+                conn = self._conn
+                try:
+                    if conn is None:
+                        raise ConnectionError("not connected")
+                    async with self._lock:
+                        await conn.execute(_NOTIFY_MANY, self.channel, [p for p, _ in batch])
+                except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+                    log.warning("cluster: %d notices not announced (%s)", len(batch), exc)
+                finally:
+                    for _, fut in batch:
+                        if not fut.done():
+                            fut.set_result(None)
 
     async def live_nodes(self) -> set[str] | None:
         """Ids of the nodes that hold a session on the database; None when unknown."""

@@ -2,9 +2,11 @@
 
 Sending: the services tell this node what they committed (a REGISTER's binding changes, a
 user's settings, a forced schedule mode, a mailbox's counts, a dialplan reload on SIGHUP)
-and it announces that on the channel. Receiving: it reloads that piece from the database
-(an AoR's bindings, every user's settings, the schedule modes, the mailboxes) or re-reads
-its dialplan file.
+and it announces that on the channel. Receiving: a REGISTER's changes travel in the notice
+and are applied as they are (no database read: a cluster registers about as fast as one
+node); everything else is reloaded from the database (an AoR whose changes did not fit,
+every user's settings, the schedule modes, the mailboxes) or re-read from the dialplan
+file.
 
 Node failure: every `reap_interval` seconds the node compares the nodes that own open call
 records with the nodes that hold a session on the database, and closes the records of the
@@ -21,20 +23,22 @@ import logging
 import re
 import time
 from collections.abc import Callable, Iterable, Sequence
+from types import SimpleNamespace
 from typing import Any, Protocol, cast
 
 from sqlalchemy import Table, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from devices.location import Binding, BindingChange, ChangeKind, LocationService
-from switch.storage.bindings import row_to_binding
+from switch.storage.bindings import binding_to_row, row_to_binding
 from switch.storage.models import RegistrationRow
 
 from .listener import ClusterLink
-from .notices import NODE_FAILED_CAUSE, Action, Kind, dead_nodes
+from .notices import NODE_FAILED_CAUSE, Action, Body, Kind, Notice, dead_nodes, newer_wins
 
 log = logging.getLogger("switch.cluster")
 _TABLE = cast(Table, RegistrationRow.__table__)
+_AOR_CHUNK = 500  # AoRs per query: bound parameters well below asyncpg's limit
 NODE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,47}$")
 
 
@@ -140,14 +144,19 @@ class ClusterNode:
 
     # -- sending --
 
-    def _announce(self, kind: Kind, key: str = "") -> None:
-        task = asyncio.ensure_future(self.link.notify(kind, key))
+    def _announce(self, kind: Kind, key: str = "", body: Body | None = None) -> None:
+        task = asyncio.ensure_future(self.link.notify(kind, key, body))
         self._sends.add(task)
         task.add_done_callback(self._sends.discard)
 
     def _bindings_committed(self, changes: Sequence[BindingChange]) -> None:
-        for aor in dict.fromkeys(ch.binding.aor for ch in changes):
-            self._announce(Kind.BINDING, aor)
+        by_aor: dict[str, Body] = {}
+        for ch in changes:
+            by_aor.setdefault(ch.binding.aor, []).append(
+                {"op": "d" if ch.kind is ChangeKind.DELETE else "u",
+                 "row": binding_to_row(ch.binding)})
+        for aor, body in by_aor.items():
+            self._announce(Kind.BINDING, aor, body)
 
     def reload(self) -> None:
         """SIGHUP: reload the dialplan here, and tell the peers to reload theirs."""
@@ -161,10 +170,14 @@ class ClusterNode:
 
     # -- receiving --
 
-    async def _act(self, action: Action, key: str) -> None:
-        log.debug("cluster: %s %r", action.value, key)
-        if action is Action.RELOAD_AOR:
-            await (self.reload_aor(key) if key else self.reload_all_bindings())
+    async def _act(self, action: Action, notices: list[Notice]) -> None:
+        """One batch of notices: every notice that arrived for `action` meanwhile."""
+        keys = list(dict.fromkeys(n.key for n in notices))  # a reload covers its duplicates
+        log.debug("cluster: %s %d notices", action.value, len(notices))
+        if action is Action.APPLY_BINDINGS:
+            self.apply_remote(notices)
+        elif action is Action.RELOAD_AOR:
+            await (self.reload_all_bindings() if "" in keys else self.reload_aors(keys))
         elif action is Action.RELOAD_PLAN:
             self.plan.reload()
         elif action is Action.RELOAD_SETTINGS:
@@ -173,21 +186,42 @@ class ClusterNode:
             await self.schedules.check()
         elif action is Action.REFRESH_LAMP:
             await self.mailboxes.reload()
-            if key:
-                self.lamps.message_waiting_changed(key)
+            for key in keys:
+                if key:
+                    self.lamps.message_waiting_changed(key)
 
-    async def _fetch(self, aor: str | None) -> list[Binding]:
+    def apply_remote(self, notices: list[Notice]) -> None:
+        """A peer's committed changes, in the order it sent them, newer registration wins."""
+        loc = self.registrations.location
+        for notice in notices:
+            for change in notice.body or ():
+                b = row_to_binding(SimpleNamespace(**change["row"])).without_connection()
+                mine = loc.get(b.aor, b.key)
+                delete = change["op"] == "d"
+                if not newer_wins(mine.registered_at if mine is not None else None,
+                                  b.registered_at, delete):
+                    continue
+                if not delete and mine is not None and mine.without_connection() == b:
+                    continue  # the same binding, held here over its connection
+                loc.apply([BindingChange(ChangeKind.DELETE if delete else ChangeKind.UPSERT, b)])
+
+    async def _fetch(self, aors: list[str] | None) -> list[Binding]:
         query = select(_TABLE).where(_TABLE.c.expires_at > self.clock())
-        if aor is not None:
-            query = query.where(_TABLE.c.aor == aor)
+        if aors is not None:
+            query = query.where(_TABLE.c.aor.in_(aors))
         async with self.engine.connect() as conn:
             rows: Any = await conn.execute(query)
             return [row_to_binding(r).without_connection() for r in rows]
 
-    async def reload_aor(self, aor: str) -> None:
-        fresh = await self._fetch(aor)
+    async def reload_aors(self, aors: list[str]) -> None:
+        """Make these AoRs' bindings in memory those of the database (one query)."""
+        by_aor: dict[str, list[Binding]] = {aor: [] for aor in aors}
+        for i in range(0, len(aors), _AOR_CHUNK):
+            for b in await self._fetch(aors[i:i + _AOR_CHUNK]):
+                by_aor.setdefault(b.aor, []).append(b)
         loc = self.registrations.location
-        loc.apply(replacement(loc.current(aor, 0.0), fresh))
+        for aor, fresh in by_aor.items():
+            loc.apply(replacement(loc.current(aor, 0.0), fresh))
 
     async def reload_all_bindings(self) -> None:
         fresh = await self._fetch(None)

@@ -7,20 +7,27 @@ piece from the database (`action_for`). The database stays the truth: a lost not
 freshness, never data, and a node that reconnects to the channel reloads everything
 (`RELOAD_ALL`) because it may have missed notices.
 
-Wire format: compact JSON, `{"v":1,"n":node,"k":kind,"key":key}`; PostgreSQL limits a
-payload to 8000 bytes, so keys longer than `MAX_KEY` are refused at the sender (an AoR is
-far shorter).
+A binding notice may carry the committed changes themselves (`body`, the rows as stored):
+a peer then applies them without reading the database, the newer registration winning
+(`newer_wins`), which keeps a cluster's REGISTER rate close to one node's. A notice whose
+body would not fit is sent without it, and peers reload the AoR.
+
+Wire format: compact JSON, `{"v":1,"n":node,"k":kind,"key":key,"b":body}`; PostgreSQL
+limits a payload to 8000 bytes (`MAX_PAYLOAD` leaves room), and keys longer than `MAX_KEY`
+are refused at the sender (an AoR is far shorter).
 """
 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import Enum
+from typing import Any
 
 CHANNEL = "wte_cluster"  # one channel per deployment: the kind says what changed
 VERSION = 1
 MAX_KEY = 1024
+MAX_PAYLOAD = 7900
 NODE_APPLICATION_PREFIX = "wte-node:"  # application_name of a node's listening session
 
 
@@ -40,6 +47,7 @@ class Action(Enum):
     """What a node does on a notice (the adapter maps each to a service call)."""
 
     RELOAD_AOR = "reload_aor"
+    APPLY_BINDINGS = "apply_bindings"  # the notice carries the changes: no database read
     RELOAD_PLAN = "reload_plan"
     RELOAD_SETTINGS = "reload_settings"
     RELOAD_SCHEDULES = "reload_schedules"
@@ -55,7 +63,12 @@ _ACTIONS = {
 }
 
 # after (re)connecting to the channel: notices may have been missed, reload everything
-RELOAD_ALL = (Action.RELOAD_AOR, Action.RELOAD_SETTINGS, Action.RELOAD_SCHEDULES)
+# (each with the key "": everything of its kind)
+RELOAD_ALL = (Action.RELOAD_AOR, Action.RELOAD_SETTINGS, Action.RELOAD_SCHEDULES,
+              Action.REFRESH_LAMP)
+
+
+Body = list[dict[str, Any]]  # BINDING: [{"op": "u" | "d", "row": {column: value}}]
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,12 +76,19 @@ class Notice:
     node: str  # the sender's node id
     kind: Kind
     key: str = ""
+    body: Body | None = field(default=None, compare=False)
 
     def encode(self) -> str:
+        """The payload; with a body that would not fit, the payload without it."""
         if len(self.key) > MAX_KEY:
             raise NoticeError(f"notice key longer than {MAX_KEY} characters")
-        return json.dumps({"v": VERSION, "n": self.node, "k": self.kind.value, "key": self.key},
-                          separators=(",", ":"))
+        data: dict[str, Any] = {"v": VERSION, "n": self.node, "k": self.kind.value,
+                                "key": self.key}
+        if self.body is not None:
+            text = json.dumps({**data, "b": self.body}, separators=(",", ":"))
+            if len(text.encode()) <= MAX_PAYLOAD:
+                return text
+        return json.dumps(data, separators=(",", ":"))
 
 
 def channel_for(schema: str | None) -> str:
@@ -87,8 +107,13 @@ def decode(payload: str) -> Notice:
     node, kind, key = data.get("n"), data.get("k"), data.get("key", "")
     if not isinstance(node, str) or not isinstance(key, str) or not isinstance(kind, str):
         raise NoticeError("node, kind and key must be strings")
+    body = data.get("b")
+    if body is not None and not (isinstance(body, list) and all(
+            isinstance(c, dict) and c.get("op") in ("u", "d") and isinstance(c.get("row"), dict)
+            for c in body)):
+        raise NoticeError("a body is a list of {op, row}")
     try:
-        return Notice(node, Kind(kind), key)
+        return Notice(node, Kind(kind), key, body)
     except ValueError:
         raise NoticeError(f"unknown kind {kind!r}") from None
 
@@ -97,7 +122,19 @@ def action_for(notice: Notice, own_node: str) -> Action | None:
     """What `own_node` does on `notice`: nothing for its own (it changed memory first)."""
     if notice.node == own_node:
         return None
+    if notice.kind is Kind.BINDING and notice.body is not None:
+        return Action.APPLY_BINDINGS
     return _ACTIONS[notice.kind]
+
+
+def newer_wins(current_registered_at: float | None, incoming_registered_at: float,
+               delete: bool) -> bool:
+    """Whether a peer's change applies over what this node holds for the same binding:
+    notices of two nodes may cross, so an older registration never replaces a newer one,
+    and a removal applies only to the registration it removed (or an older one)."""
+    if current_registered_at is None:
+        return not delete
+    return current_registered_at <= incoming_registered_at
 
 
 def node_application_name(node: str) -> str:

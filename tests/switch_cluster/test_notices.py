@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -11,6 +13,7 @@ from switch.cluster.node import replacement, valid_node_id
 from switch.cluster.notices import (
     CHANNEL,
     MAX_KEY,
+    MAX_PAYLOAD,
     Action,
     Kind,
     Notice,
@@ -19,6 +22,7 @@ from switch.cluster.notices import (
     channel_for,
     dead_nodes,
     decode,
+    newer_wins,
     node_application_name,
     node_of_application,
 )
@@ -39,6 +43,25 @@ def test_notice_round_trips(node: str, kind: Kind, key: str) -> None:
 def test_bad_payloads_are_refused(payload: str) -> None:
     with pytest.raises(NoticeError):
         decode(payload)
+
+
+def test_a_binding_notice_carries_its_changes_unless_they_do_not_fit() -> None:
+    body = [{"op": "u", "row": {"aor": "acme:501410", "contact": "sip:a@h"}}]
+    sent = decode(Notice("node1", Kind.BINDING, "acme:501410", body).encode())
+    assert sent.body == body and action_for(sent, "node2") is Action.APPLY_BINDINGS
+    big = [{"op": "u", "row": {"contact": "x" * (MAX_PAYLOAD + 1)}}]
+    trimmed = decode(Notice("node1", Kind.BINDING, "acme:501410", big).encode())
+    assert trimmed.body is None and action_for(trimmed, "node2") is Action.RELOAD_AOR
+    with pytest.raises(NoticeError):
+        decode('{"v":1,"n":"a","k":"binding","key":"x","b":[{"op":"z","row":{}}]}')
+
+
+def test_newer_registration_wins_when_notices_cross() -> None:
+    assert newer_wins(None, 10.0, delete=False)  # new here
+    assert not newer_wins(None, 10.0, delete=True)  # nothing to remove
+    assert newer_wins(10.0, 11.0, delete=False) and not newer_wins(11.0, 10.0, delete=False)
+    assert newer_wins(10.0, 10.0, delete=True)  # removes the registration it names
+    assert not newer_wins(12.0, 10.0, delete=True)  # re-registered since: kept
 
 
 def test_a_key_too_long_for_notify_is_refused_at_the_sender() -> None:
@@ -89,3 +112,33 @@ def test_replacement_makes_memory_the_database() -> None:
 def test_replacement_keeps_a_local_connection() -> None:
     mine = _b("sip:a@h", conn_id=42)  # the phone is connected to this node over TCP
     assert replacement([mine], [_b("sip:a@h")]) == []
+
+
+def test_a_peers_changes_apply_without_the_database() -> None:
+    from types import SimpleNamespace
+    from typing import Any, cast
+
+    from devices.location import LocationService
+    from switch.cluster.node import ClusterNode
+    from switch.storage.bindings import binding_to_row
+
+    loc = LocationService()
+    regs = SimpleNamespace(location=loc, committed=None)
+    none = cast(Any, None)
+    node = ClusterNode("postgresql+asyncpg://u@127.0.0.1/db", "node2", engine=none,
+                       registrations=regs, plan=none, settings=none, schedules=none,
+                       mailboxes=none, lamps=none, records=none)
+    first = _b("sip:a@h")
+    newer = replace(first, registered_at=1500.0, cseq=2)
+
+    def notice(op: str, b: Binding) -> Notice:
+        return Notice("node1", Kind.BINDING, b.aor, [{"op": op, "row": binding_to_row(b)}])
+
+    node.apply_remote([notice("u", newer)])
+    assert loc.get(newer.aor, newer.key) == newer
+    node.apply_remote([notice("u", first)])  # an older notice arriving late changes nothing
+    assert loc.get(newer.aor, newer.key) == newer
+    node.apply_remote([notice("d", first)])  # nor does the removal of the older one
+    assert loc.get(newer.aor, newer.key) == newer
+    node.apply_remote([notice("d", newer)])
+    assert loc.lookup(newer.aor, 0.0) == []
