@@ -8,7 +8,8 @@ import traceback
 
 BENCHES = ["bench.bench_options", "bench.bench_register", "bench.bench_calls",
            "bench.bench_dialplan", "bench.bench_media", "bench.bench_rating",
-           "bench.bench_connections", "bench.bench_subscriptions", "bench.bench_queues"]
+           "bench.bench_connections", "bench.bench_subscriptions", "bench.bench_queues",
+           "bench.bench_cluster"]
 
 
 def main() -> int:

@@ -249,6 +249,32 @@ def test_voicemail_deposit_is_seen_by_every_node(
         assert status == 200 and wav[:4] == b"RIFF", (node, status)
 
 
+SCENARIOS = sorted((Path(__file__).parents[1] / "scenarios" / "cluster").glob("*.yaml"))
+
+
+@pytest.mark.parametrize("engine", ["own", "pjsua2"])
+@pytest.mark.parametrize("path", SCENARIOS, ids=[p.stem for p in SCENARIOS])
+def test_scenarios_through_the_edge(path: Path, engine: str, cluster: Cluster,
+                                    request: pytest.FixtureRequest) -> None:
+    import asyncio
+    import io
+
+    from scenarios import load_scenario
+    from scenarios.cli import make_engine, play
+    from scenarios.engine import Pump
+
+    pj_lib = request.getfixturevalue("pj_lib") if engine == "pjsua2" else None
+    pump = Pump()
+    runner = make_engine(engine, pump, pj_lib)
+    out = io.StringIO()
+    try:
+        [result] = asyncio.run(play([load_scenario(path)], (cluster.host, cluster.edge_port),
+                                    runner, pump, out))
+    finally:
+        asyncio.run(runner.close())
+    assert result.passed, out.getvalue() + cluster.logs()
+
+
 def test_killed_node_loses_no_binding_and_service_resumes(
         pj_lib: Any, cluster: Cluster, phones: dict[str, Phone]) -> None:
     acknowledged = set(USERS)  # each phone had its 200 OK (the phones fixture)
