@@ -320,3 +320,80 @@ def test_killed_node_loses_no_binding_and_service_resumes(
                        timeout=max(0.5, 10 - (time.monotonic() - killed_at)))
     assert closed and closed[0]["cause"] == "abandoned: node failed", cluster.logs()
     assert bindings(cluster) >= acknowledged  # no acknowledged binding was lost
+
+
+def _free_block(size: int = 30) -> int:
+    """A port P with UDP and TCP P..P+size free (`wte cluster up` puts node i on P+10i)."""
+    import socket
+
+    from scenarios.switchproc import free_udp_port
+
+    for _ in range(100):
+        base = free_udp_port()
+        if base + size > 65535:
+            continue
+        socks: list[socket.socket] = []
+        try:
+            for p in range(base, base + size):
+                for kind in (socket.SOCK_DGRAM, socket.SOCK_STREAM):
+                    sk = socket.socket(socket.AF_INET, kind)
+                    socks.append(sk)
+                    sk.bind(("127.0.0.1", p))
+            return base
+        except OSError:
+            continue
+        finally:
+            for sk in socks:
+                sk.close()
+    raise RuntimeError("no free block of ports")
+
+
+def test_cluster_up_serves_through_the_edge_and_stops_on_ctrl_c(tmp_path: Path) -> None:
+    """`wte cluster up --nodes 2` as an operator runs it: the edge answers an OPTIONS by
+    way of a node, and SIGINT stops everything with status 0."""
+    import subprocess
+    import sys
+
+    from tests.support.sipclient import UdpClient, options_request
+
+    url = create_database()
+    port = _free_block()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "switch", "cluster", "up", "--nodes", "2", "--sip-port",
+         str(port), "--run-dir", str(tmp_path / "run"), "--config",
+         str(config_with(tmp_path, {}))],
+        cwd=Path(__file__).parents[2], env=dict(os.environ, DATABASE_URL=url),
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        assert proc.stdout is not None
+        lines: list[str] = []
+        for line in proc.stdout:
+            lines.append(line)
+            if "Ctrl-C stops them all" in line:
+                break
+        assert any(line.startswith("node2: sip:127.0.0.1:") for line in lines), lines
+        answer = None
+        client = UdpClient("127.0.0.1", port)
+        try:
+            end = time.monotonic() + 30
+            while answer is None and time.monotonic() < end:  # the nodes are starting
+                client.send(options_request("127.0.0.1", port, local_port=client.local_port))
+                try:
+                    answer = client.recv()
+                except TimeoutError:
+                    continue
+                if answer.status != 200:
+                    answer = None
+                    time.sleep(0.5)
+        finally:
+            client.close()
+        assert answer is not None and answer.status == 200
+        assert "OPTIONS" in (answer.headers.get("Allow") or "")  # a node's answer
+        proc.send_signal(signal.SIGINT)
+        out, _ = proc.communicate(timeout=40)
+        assert proc.returncode == 0 and "stopped" in out, out
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(10)
+        drop_database(url)
