@@ -105,6 +105,7 @@ class Cluster:
     nodes: list[NodeSpec]
     edge: Proc
     procs: dict[str, Proc]  # node id -> its process
+    config: Path  # the nodes' configuration
 
     def node_of_port(self, port: int) -> str:
         return next(n.node_id for n in self.nodes if n.sip_port == port)
@@ -164,7 +165,7 @@ def start_cluster(run_dir: Path, config: Path, url: str, count: int = 3,
     env = dict(os.environ, PYTHONUNBUFFERED="1", DATABASE_URL=url)
     procs = {n.node_id: _spawn(n.node_id, node_command(n, config), env, " ready") for n in nodes}
     edge = _spawn("edge", kamailio_command(binary, cfg, run_dir), env, "Listening on")
-    cluster = Cluster(url, host, edge_port, nodes, edge, procs)
+    cluster = Cluster(url, host, edge_port, nodes, edge, procs, config)
     atexit.register(cluster.stop)  # an interrupted run leaves no edge or node behind
     end = time.monotonic() + timeout
     for p in [*procs.values(), edge]:

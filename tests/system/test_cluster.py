@@ -249,6 +249,44 @@ def test_voicemail_deposit_is_seen_by_every_node(
         assert status == 200 and wav[:4] == b"RIFF", (node, status)
 
 
+def test_queue_and_night_switch_work_whatever_node(
+        pj_lib: Any, cluster: Cluster, phones: dict[str, Phone], tmp_path: Path) -> None:
+    """`wte schedule set office open` written to the shared database reaches every node;
+    501411 calls the support queue (402): whichever node takes the call offers it to an
+    agent (501410 or 501412), wherever that agent registered."""
+    import subprocess
+    import sys
+
+    def schedule(mode: str) -> None:
+        out = subprocess.run(
+            [sys.executable, "-m", "switch", "schedule", "set", "office", mode, "--config",
+             str(cluster.config), "--data-dir", str(tmp_path)],
+            cwd=Path(__file__).parents[2], env=dict(os.environ, DATABASE_URL=cluster.url),
+            capture_output=True, text=True, timeout=60)
+        assert out.returncode == 0, out.stdout + out.stderr
+
+    agents = [phones["501410"].account, phones["501412"].account]
+    for a in agents:
+        a.answer_with = 200
+        a.incoming.clear()
+    schedule("open")
+    try:
+        time.sleep(1.5)  # every node polls the schedule modes each second
+        call = phones["501411"].call(target(cluster, "402"))
+        assert pj_lib.wait_until(lambda: call.state == CONFIRMED, 10), cluster.logs()
+        assert pj_lib.wait_until(lambda: any(a.incoming for a in agents), 15), cluster.logs()
+        taken = next(a.incoming[0] for a in agents if a.incoming)
+        assert pj_lib.wait_until(lambda: taken.state == CONFIRMED, 5)
+        assert "501411" in taken.incoming_msg.split("\r\n\r\n")[0]  # the caller shown
+    finally:
+        pj_lib.ep.hangupAllCalls()
+        pj_lib.wait_until(lambda: False, 0.5)
+        for a in agents:
+            a.answer_with = None
+            a.incoming.clear()
+        schedule("auto")
+
+
 SCENARIOS = sorted((Path(__file__).parents[1] / "scenarios" / "cluster").glob("*.yaml"))
 
 
