@@ -59,3 +59,28 @@ def test_kamailio_accepts_the_generated_configuration(tmp_path: Path) -> None:
     out = subprocess.run([binary, "-c", "-f", str(cfg)], capture_output=True, text=True,
                          timeout=30)
     assert out.returncode == 0, out.stdout + out.stderr
+
+
+def test_cluster_up_needs_postgresql(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    import io
+
+    from switch.__main__ import build_parser
+    from switch.cluster.launcher import cluster_up
+
+    args = build_parser().parse_args(["cluster", "up", "--nodes", "2", "--run-dir",
+                                      str(tmp_path)])
+    for url in ("", f"sqlite+aiosqlite:///{tmp_path / 'x.db'}"):
+        monkeypatch.setenv("DATABASE_URL", url)
+        out = io.StringIO()
+        assert cluster_up(args, out) == 2
+        assert "PostgreSQL" in out.getvalue()
+    assert not any(tmp_path.iterdir())  # nothing started, nothing written
+
+
+def test_serve_refuses_a_bad_node_id() -> None:
+    from switch.__main__ import build_parser
+
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["serve", "--node-id", "no spaces allowed"])
+    args = build_parser().parse_args(["serve", "--node-id", "edge-a.node_1"])
+    assert args.node_id == "edge-a.node_1"
