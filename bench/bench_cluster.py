@@ -28,7 +28,7 @@ import uuid
 from pathlib import Path
 
 from bench.bench_register import REALM, USERS_PER_SITE, password_of, site_users, write_plan
-from bench.common import report
+from bench.common import process_cpu_seconds, report
 from bench.loadgen_register import RegisterResult, run_register
 
 ACCOUNTS = int(os.environ.get("BENCH_CLUSTER_ACCOUNTS", "6000"))
@@ -67,7 +67,9 @@ def _wait_ready(log: Path, proc: subprocess.Popen[bytes], mark: str, limit: floa
         time.sleep(0.2)
 
 
-def _run(nodes_count: int, config: Path, url: str, users: list[str]) -> RegisterResult:
+def _run(nodes_count: int, config: Path, url: str,
+         users: list[str]) -> tuple[RegisterResult, float]:
+    """The load's result and the CPU seconds the nodes spent on it (all nodes summed)."""
     from scenarios.switchproc import free_port_pair
     from switch.cluster.launcher import (
         NodeSpec,
@@ -109,8 +111,11 @@ def _run(nodes_count: int, config: Path, url: str, users: list[str]) -> Register
         time.sleep(2)  # the first OPTIONS probes
         with mp.get_context("spawn").Pool(1) as pool:
             pool.apply(_load, ("127.0.0.1", edge_port, users[:200]))  # warm-up
+            cpu0 = sum(process_cpu_seconds(p.pid) for p in procs[:-1])
             result: RegisterResult = pool.apply(_load, ("127.0.0.1", edge_port, users[200:]))
-        return result
+            time.sleep(1)  # peers apply the last notices
+            cpu = sum(process_cpu_seconds(p.pid) for p in procs[:-1]) - cpu0
+        return result, cpu
     finally:
         for p in procs:
             p.terminate()
@@ -144,7 +149,14 @@ def main() -> None:
             url = ADMIN_URL.rsplit("/", 1)[0] + f"/{name}"
             try:
                 db_upgrade(url)
-                r = _run(count, config, url, users[i * per_run:(i + 1) * per_run])
+                for attempt in range(3):  # a free port taken meanwhile by another process
+                    try:
+                        r, cpu = _run(count, config, url,
+                                      users[i * per_run:(i + 1) * per_run])
+                        break
+                    except RuntimeError:
+                        if attempt == 2:
+                            raise
             finally:
                 asyncio.run(_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
             rates[count] = r.registered / r.elapsed if r.elapsed else 0.0
@@ -152,7 +164,9 @@ def main() -> None:
                          f"{rates[count]:,.0f} authenticated registrations/s "
                          f"({r.registered:,} of {r.accounts:,}, {r.errors} errors, "
                          f"{r.timeouts} timed out, {r.retransmissions} retransmitted; "
-                         f"statuses {dict(sorted(r.statuses.items()))})"))
+                         f"statuses {dict(sorted(r.statuses.items()))}); nodes' CPU "
+                         f"{cpu / max(r.registered, 1) * 1e6:.0f} us per registration, "
+                         "all nodes summed"))
     finally:
         shutil.rmtree(config.parent, ignore_errors=True)
     if rates.get(1):
