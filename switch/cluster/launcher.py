@@ -67,9 +67,15 @@ def dispatcher_list(nodes: list[NodeSpec], set_id: int = 1) -> str:
 
 
 def render_kamailio(template: str, *, host: str, port: int, dispatcher: Path, modules: str,
-                    ping_interval: int = 1, debug: int = 2) -> str:
+                    ping_interval: int = 1, debug: int = 2, auth_failures: int = 20,
+                    auth_block_seconds: int = 300) -> str:
+    """The edge's configuration. `auth_failures` refused authentications from one phone
+    address block it for `auth_block_seconds` at the edge (the nodes see the edge's address
+    only, so the per-address brake lives here)."""
     values = {"EDGE_HOST": host, "EDGE_PORT": str(port), "DISPATCHER_LIST": str(dispatcher),
-              "MODULES": modules, "PING_INTERVAL": str(ping_interval), "DEBUG": str(debug)}
+              "MODULES": modules, "PING_INTERVAL": str(ping_interval), "DEBUG": str(debug),
+              "AUTH_FAILURES": str(auth_failures),
+              "AUTH_BLOCK_SECONDS": str(auth_block_seconds)}
     text = template
     for name, value in values.items():
         text = text.replace("{{" + name + "}}", value)
@@ -89,7 +95,7 @@ def kamailio_modules() -> str | None:
 
 
 def write_edge(run_dir: Path, host: str, port: int, nodes: list[NodeSpec], *,
-               ping_interval: int = 1) -> Path:
+               ping_interval: int = 1, auth_failures: int = 20) -> Path:
     """Write kamailio.cfg and dispatcher.list into `run_dir`; the configuration's path."""
     modules = kamailio_modules()
     if modules is None:
@@ -100,7 +106,8 @@ def write_edge(run_dir: Path, host: str, port: int, nodes: list[NodeSpec], *,
     cfg = run_dir / "kamailio.cfg"
     cfg.write_text(render_kamailio(TEMPLATE.read_text(encoding="utf-8"), host=host, port=port,
                                    dispatcher=listing, modules=modules,
-                                   ping_interval=ping_interval), encoding="utf-8")
+                                   ping_interval=ping_interval, auth_failures=auth_failures),
+                   encoding="utf-8")
     return cfg
 
 

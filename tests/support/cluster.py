@@ -144,7 +144,8 @@ class Cluster:
 
 
 def start_cluster(run_dir: Path, config: Path, url: str, count: int = 3,
-                  host: str = "127.0.0.1", timeout: float = 40.0) -> Cluster:
+                  host: str = "127.0.0.1", timeout: float = 40.0,
+                  auth_failures: int = 20) -> Cluster:
     from switch.storage.cli import db_upgrade
 
     binary = kamailio_binary()
@@ -160,7 +161,8 @@ def start_cluster(run_dir: Path, config: Path, url: str, count: int = 3,
         low = 20000 + 3000 * i  # the example's RTP range, split between the nodes
         nodes.append(NodeSpec(f"node{i + 1}", host, port, (low, low + 2999),
                               run_dir / f"node{i + 1}"))
-    cfg = write_edge(run_dir, host, edge_port, nodes, ping_interval=1)
+    cfg = write_edge(run_dir, host, edge_port, nodes, ping_interval=1,
+                     auth_failures=auth_failures)
     prepare_node_dirs(nodes, run_dir / "shared")
     env = dict(os.environ, PYTHONUNBUFFERED="1", DATABASE_URL=url)
     procs = {n.node_id: _spawn(n.node_id, node_command(n, config), env, " ready") for n in nodes}

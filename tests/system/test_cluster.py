@@ -47,6 +47,7 @@ from tests.support.server import config_with
 CONFIRMED = pj.PJSIP_INV_STATE_CONFIRMED
 DISCONNECTED = pj.PJSIP_INV_STATE_DISCONNECTED
 USERS = ("501410", "501411", "501412")
+EDGE_AUTH_FAILURES = 3  # refused authentications before the edge blocks an address
 
 
 @pytest.fixture(scope="module")
@@ -58,7 +59,8 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
         if os.environ.get("CI") == "true":
             raise
         pytest.skip(f"PostgreSQL is not reachable ({exc})")
-    running = start_cluster(tmp / "run", config_with(tmp, {"calls.ring_timeout": 8}), url)
+    running = start_cluster(tmp / "run", config_with(tmp, {"calls.ring_timeout": 8}), url,
+                            auth_failures=EDGE_AUTH_FAILURES)
     yield running
     running.stop()
     drop_database(url)
@@ -384,6 +386,30 @@ def test_killed_node_loses_no_binding_and_service_resumes(
                        timeout=max(0.5, 10 - (time.monotonic() - killed_at)))
     assert closed and closed[0]["cause"] == "abandoned: node failed", cluster.logs()
     assert bindings(cluster) >= acknowledged  # no acknowledged binding was lost
+
+
+def test_the_edge_blocks_an_address_that_keeps_failing_authentication(
+        pj_lib: Any, cluster: Cluster, phones: dict[str, Phone]) -> None:
+    """The nodes see the edge's address, so the edge counts refused authentications per
+    phone address: after 3, every request from that address is refused at the edge, a
+    good password included (runs last: every test phone shares 127.0.0.1)."""
+    guesser = make_phone(pj_lib, transport="UDP", user="501411", host=cluster.host,
+                         port=cluster.edge_port, password="not-the-password", register=True)
+    try:
+        for attempt in range(EDGE_AUTH_FAILURES):
+            since = 0 if attempt == 0 else len(guesser.account.reg_events)
+            if attempt:
+                guesser.account.setRegistration(True)
+            assert guesser.wait_registration(lambda e: e[0] == 403, timeout=15, since=since), (
+                guesser.account.reg_events, cluster.logs())
+        assert any("blocked for" in line for line in cluster.edge.lines), cluster.logs()
+        good = phones["501410"]
+        since = len(good.account.reg_events)
+        good.account.setRegistration(True)
+        assert good.wait_registration(lambda e: e[0] == 403, since=since), (
+            good.account.reg_events[since:])
+    finally:
+        guesser.shutdown()
 
 
 def _free_block(size: int = 30) -> int:
