@@ -333,8 +333,12 @@ def build_switch(options: ServeOptions) -> Switch:
         decision_policy=voicemail_on_exhausted, settle=voicemail.settle,
     )
     http = HttpApi(options.sip_host or settings.sip.host, http_port(options, settings))
+    # a binding registered through a proxy that added Path (the cluster's edge) is kept
+    # alive by that proxy, which holds the flow (RFC 5626 section 4.4); every node pinging
+    # it would multiply the pings by the nodes
     keepalive = NatKeepalive(settings.registrar.nat_ping_interval, runtime=runtime,
-                             bindings=registration.location.all_bindings,
+                             bindings=lambda: (b for b in registration.location.all_bindings()
+                                               if not b.path),
                              host=addresses.host, port=addresses.port)
 
     cluster = None if node_id is None else ClusterNode(
