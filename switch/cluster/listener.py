@@ -192,7 +192,8 @@ class ClusterLink:
         if conn is None:
             return None
         async with self._lock:
+            # this database's sessions only: another deployment's node1 is not ours
             rows = await conn.fetch(
-                "SELECT application_name FROM pg_stat_activity WHERE application_name LIKE $1",
-                "wte-node:%")
+                "SELECT application_name FROM pg_stat_activity "
+                "WHERE datname = current_database() AND application_name LIKE $1", "wte-node:%")
         return {n for r in rows if (n := node_of_application(r["application_name"])) is not None}

@@ -81,9 +81,17 @@ class Proc:
         return "\n".join(self.lines)
 
 
+def _die_with_parent() -> None:
+    """In the child: SIGKILL when the test process dies, even by a crash (PR_SET_PDEATHSIG),
+    so that no edge or node outlives an interrupted run."""
+    import ctypes
+
+    ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+
+
 def _spawn(name: str, cmd: list[str], env: dict[str, str], ready_mark: str) -> Proc:
     proc = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                            text=True, env=env)
+                            text=True, env=env, preexec_fn=_die_with_parent)
     p = Proc(name, proc)
 
     def pump() -> None:

@@ -402,7 +402,10 @@ def test_the_edge_blocks_an_address_that_keeps_failing_authentication(
                 guesser.account.setRegistration(True)
             assert guesser.wait_registration(lambda e: e[0] == 403, timeout=15, since=since), (
                 guesser.account.reg_events, cluster.logs())
-        assert any("blocked for" in line for line in cluster.edge.lines), cluster.logs()
+        end = time.monotonic() + 3  # the edge's log is read by a thread
+        while not any("blocked for" in line for line in list(cluster.edge.lines)):
+            assert time.monotonic() < end, cluster.logs()
+            time.sleep(0.05)
         good = phones["501410"]
         since = len(good.account.reg_events)
         good.account.setRegistration(True)
