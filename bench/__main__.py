@@ -9,7 +9,8 @@ import traceback
 BENCHES = ["bench.bench_options", "bench.bench_register", "bench.bench_calls",
            "bench.bench_dialplan", "bench.bench_media", "bench.bench_rating",
            "bench.bench_connections", "bench.bench_subscriptions", "bench.bench_queues",
-           "bench.bench_conference", "bench.bench_webrtc"]
+           "bench.bench_conference", "bench.bench_webrtc",
+           "bench.bench_cluster"]
 
 
 def main() -> int:

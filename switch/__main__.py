@@ -1,6 +1,8 @@
 """`wte`: the command line of the switch.
 
     wte serve --config FILE [--sip-host H] [--sip-port P] [--rtp-ports MIN-MAX] [--data-dir DIR]
+              [--node-id ID]
+    wte cluster up --nodes N [--sip-port P] [--config FILE] [--run-dir DIR]
     wte db upgrade [--data-dir DIR]
     wte registrations [--config FILE] [--data-dir DIR]
     wte plan check FILE...
@@ -56,7 +58,15 @@ def _cmd_serve(args: argparse.Namespace) -> int:
 
     return run(ServeOptions(config=Path(args.config), data_dir=Path(args.data_dir),
                             sip_host=args.sip_host, sip_port=args.sip_port,
-                            rtp_ports=args.rtp_ports))
+                            rtp_ports=args.rtp_ports, node_id=args.node_id))
+
+
+def _node_id(text: str) -> str:
+    from switch.cluster.node import valid_node_id
+
+    if not valid_node_id(text):
+        raise argparse.ArgumentTypeError(f"{text!r}: want up to 48 letters, digits, '.', '_', '-'")
+    return text
 
 
 def _port_range(text: str) -> tuple[int, int]:
@@ -150,6 +160,12 @@ def _cmd_announcements(args: argparse.Namespace) -> int:
     return announcements_main(args, sys.stdout, sys.stderr)
 
 
+def _cmd_cluster(args: argparse.Namespace) -> int:
+    from switch.cluster.launcher import cluster_up
+
+    return cluster_up(args, sys.stdout)
+
+
 def _cmd_plan_check(args: argparse.Namespace) -> int:
     from dialplan.cli import plan_check
 
@@ -187,6 +203,9 @@ def build_parser() -> argparse.ArgumentParser:
                        "config, 20000-29999); may not hold a signalling port")
     serve.add_argument("--data-dir", default=DEFAULT_DATA,
                        help="database, certificates and recordings (default var/)")
+    serve.add_argument("--node-id", type=_node_id, default=None,
+                       help="this node's id in a cluster on PostgreSQL (default: host name "
+                       "and SIP port); letters, digits, '.', '_', '-'")
     serve.set_defaults(func=_cmd_serve)
 
     db = sub.add_parser("db", help="database schema commands")
@@ -290,6 +309,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_token_arguments(tokens, DEFAULT_CONFIG, DEFAULT_DATA)
     tokens.set_defaults(func=_cmd_tokens)
+    clus = sub.add_parser("cluster", help="Kamailio and N nodes on PostgreSQL, for a try")
+    from switch.cluster.launcher import add_arguments as add_cluster_arguments
+
+    add_cluster_arguments(clus, DEFAULT_CONFIG)
+    clus.set_defaults(func=_cmd_cluster)
     return parser
 
 

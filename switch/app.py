@@ -12,9 +12,10 @@ import contextlib
 import gc
 import logging
 import signal
+import socket
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol
+from typing import Protocol, cast
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -27,6 +28,7 @@ from switch.b2bua.legs import LocalAddress
 from switch.b2bua.voicemail_policy import voicemail_on_exhausted
 from switch.calls import CallService
 from switch.cdr_writer import CdrWriter
+from switch.cluster.node import ClusterNode
 from switch.core_handlers import handle_options
 from switch.emergency_service import EmergencyService
 from switch.keepalive import NatKeepalive
@@ -52,8 +54,9 @@ from switch.services.subscriptions import SubscriptionLimits, SubscriptionServic
 from switch.services.user_settings import UserSettingsService
 from switch.services.voicemail import VoicemailService
 from switch.settings import SwitchSettings, settings_from_source
+from switch.storage.cdrs import SqlCallRecordRepository
 from switch.storage.cli import database_url
-from switch.storage.engine import create_engine
+from switch.storage.engine import create_engine, is_sqlite
 from switch.storage.pool import SqlPoolStore
 from switch.storage.queue_agents import SqlQueueAgents
 from switch.storage.queue_callbacks import SqlQueueCallbacks
@@ -78,6 +81,7 @@ class ServeOptions:
     sip_host: str | None = None
     sip_port: int | None = None
     rtp_ports: tuple[int, int] | None = None  # overrides media.port_min/port_max
+    node_id: str | None = None  # cluster (issue 22); default host name and SIP port
 
 
 @dataclass(frozen=True, slots=True)
@@ -231,6 +235,14 @@ def _refuse_port_overlap(source: YamlSource, a: SipAddresses, http: int,
             "or the SIP port")])
 
 
+def cluster_node_id(options: ServeOptions, addresses: SipAddresses) -> str:
+    """`--node-id`, else this machine's name and the SIP port (stable across restarts, so
+    a restarted node closes the call records it left open)."""
+    if options.node_id:
+        return options.node_id
+    return f"{socket.gethostname()}-{addresses.port}"[-48:].lstrip("-._") or "node"
+
+
 def http_port(options: ServeOptions, settings: SwitchSettings) -> int:
     """The HTTP API port: configured, else the SIP port + 4 (WS and WSS take + 2, + 3)."""
     if settings.http.port is not None and options.sip_port is None:
@@ -283,7 +295,9 @@ def build_switch(options: ServeOptions) -> Switch:
 
     registration = RegistrationService(accounts, accounts.realm_for_host, settings=settings,
                                        runtime=runtime, engine=engine)
-    records = CdrWriter.on_database(engine, options.data_dir)
+    # issue 22: on PostgreSQL the switch is a node of a cluster (one node is a cluster of one)
+    node_id = cluster_node_id(options, addresses) if not is_sqlite(url) else None
+    records = CdrWriter.on_database(engine, options.data_dir, node_id)
     # the live minute pools count each ended call (issue 25); None when rating is off
     pool = pool_service(settings.rating, options.config, records, holder, SqlPoolStore(engine))
     media = MediaService(addresses.host, settings.media.port_min, settings.media.port_max)
@@ -342,13 +356,24 @@ def build_switch(options: ServeOptions) -> Switch:
         decision_policy=voicemail_on_exhausted, settle=voicemail.settle,
     )
     http = HttpApi(options.sip_host or settings.sip.host, http_port(options, settings))
+    # a binding registered through a proxy that added Path (the cluster's edge) is kept
+    # alive by that proxy, which holds the flow (RFC 5626 section 4.4); every node pinging
+    # it would multiply the pings by the nodes
     keepalive = NatKeepalive(settings.registrar.nat_ping_interval, runtime=runtime,
-                             bindings=registration.location.all_bindings,
+                             bindings=lambda: (b for b in registration.location.all_bindings()
+                                               if not b.path),
                              host=addresses.host, port=addresses.port)
 
     webrtc = WebRtcService(settings.webrtc, addresses.host, streams, registration)  # issue 23
+    cluster = None if node_id is None else ClusterNode(
+        url, node_id, engine=engine, registrations=registration, plan=plan,
+        settings=user_settings, schedules=schedules, mailboxes=voicemail, lamps=lamps,
+        records=cast(SqlCallRecordRepository, records.repo))
+    if cluster is not None:
+        voicemail.message_waiting = cluster  # this node's lamps, then the peers'
     switch = Switch(options, settings, addresses, runtime, streams, engine, holder, accounts,
-                    registration, emergency, calls, media, records, reloadable=[plan],
+                    registration, emergency, calls, media, records,
+                    reloadable=[cluster if cluster is not None else plan],
                     voicemail=voicemail, queues=queues, user_settings=user_settings,
                     schedules=schedules, pool=pool, webrtc=webrtc)
     # a waiting caller's application and call record, by Call-ID
@@ -362,9 +387,9 @@ def build_switch(options: ServeOptions) -> Switch:
     calls.ended_hooks.append(busy_callbacks.record_closed)  # *37 learns the busy calls
     # started in this order (the schema at head before any reader), stopped in reverse
     switch.services.extend([
-        database, plan, schedules, user_settings, registration, records,
-        *([pool] if pool is not None else []), media, emergency, voicemail, queues, calls, originator,
-        subscriptions, webrtc,
+        database, *([cluster] if cluster is not None else []), plan, schedules, user_settings,
+        registration, records, *([pool] if pool is not None else []), media, emergency,
+        voicemail, queues, calls, originator, subscriptions, webrtc,
         SwitchBound(http, switch), keepalive,
     ])
     return switch

@@ -20,9 +20,13 @@ Target = LegTarget
 
 
 def leg_target(ruri: str, dest: Peer, to: NameAddr, identity: OutboundIdentity,
-               user: User | None) -> LegTarget:
-    return LegTarget(ruri, dest, to, identity.from_, identity.headers, identity.number,
-                     user.full_number if user is not None else None)
+               user: User | None, path: tuple[str, ...] = ()) -> LegTarget:
+    """A leg to `ruri`. A binding registered through an edge proxy that added Path is
+    reached through it: the INVITE carries Route headers built from the Path values, in
+    order (RFC 3327 section 5.3), and goes to the edge (`dest`, the REGISTER's source)."""
+    route = tuple(("Route", p) for p in path)
+    return LegTarget(ruri, dest, to, identity.from_, (*route, *identity.headers),
+                     identity.number, user.full_number if user is not None else None)
 
 
 def ring_timeout_for(decision: RoutingDecision, default: float) -> float:
@@ -96,7 +100,7 @@ class TargetResolver:
                                   user.name)
                     for b in self.location().lookup(aor_key(user), now):
                         dest = Peer(*b.destination())  # the Contact unless NAT is detected
-                        group.append(leg_target(b.contact, dest, to, identity, user))
+                        group.append(leg_target(b.contact, dest, to, identity, user, b.path))
                 if group:
                     groups.append(group)
             return groups

@@ -78,11 +78,13 @@ class CdrWriter:
     # -- life cycle --
 
     @classmethod
-    def on_database(cls, engine: AsyncEngine, data_dir: Path) -> CdrWriter:
-        """The switch's writer: the shared engine, the spool in the data directory."""
+    def on_database(cls, engine: AsyncEngine, data_dir: Path,
+                    node_id: str | None = None) -> CdrWriter:
+        """The switch's writer: the shared engine, the spool in the data directory; in a
+        cluster the records carry `node_id` (issue 22)."""
         from switch.storage.cdrs import SqlCallRecordRepository
 
-        return cls(repo=SqlCallRecordRepository(engine),
+        return cls(repo=SqlCallRecordRepository(engine, node_id=node_id),
                    spool_path=data_dir.expanduser().resolve() / SPOOL_FILE)
 
     async def start(self) -> None:

@@ -21,13 +21,13 @@ import ipaddress
 import logging
 import secrets
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from devices.accounts import AccountDirectory
 from devices.digest import AuthOutcome, DigestAuthenticator
 from devices.guard import AuthFailureGuard, Verdict
-from devices.location import ChangeKind, LocationService
+from devices.location import BindingChange, ChangeKind, LocationService
 from devices.logsafe import printable
 from devices.registrar import Registrar, RegistrarOutcome, Source
 from switch.runtime import ServerRequest, SipRuntime
@@ -70,6 +70,9 @@ class RegistrationService:
         self.ephemeral: EphemeralCredentials | None = None
         self.repo: SqlBindingRepository | None = None
         self._sweeper: asyncio.Task[None] | None = None
+        # cluster (issue 22): told the changes of every REGISTER once committed, so that
+        # peers reload those AoRs; must not raise
+        self.committed: Callable[[Sequence[BindingChange]], None] | None = None
 
     async def start(self) -> None:
         """Restore the bindings (the schema is at head: the database service ran first) and
@@ -213,6 +216,8 @@ class RegistrationService:
                 exc = fut.exception()
                 if exc is None:
                     runtime.respond(sreq.key, outcome.response(sreq.request, new_tag()))
+                    if self.committed is not None:
+                        self.committed(outcome.changes)
                 else:
                     log.error("could not store bindings; answering 500", exc_info=exc)
                     assert self.registrar is not None

@@ -73,6 +73,7 @@ def cancel_for(invite: Request) -> Request:
     h = invite.headers
     items = [
         ("Via", h.get_raw("Via")[0]),
+        *(("Route", v) for v in h.get_raw("Route")),  # the INVITE's route (RFC 3261 9.1)
         ("Max-Forwards", "70"),
         ("From", h.get("From") or ""),
         ("To", h.get("To") or ""),

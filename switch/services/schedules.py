@@ -43,6 +43,7 @@ class ScheduleModes:
         self._task: asyncio.Task[None] | None = None
         self._writes: set[asyncio.Task[None]] = set()
         self._write_lock = asyncio.Lock()  # writes reach the database in the order dialed
+        self.changed: Callable[[str, str], None] | None = None  # (customer, schedule) stored
 
     @property
     def forced(self) -> ForcedModes:
@@ -111,5 +112,7 @@ class ScheduleModes:
         try:
             async with self._write_lock:
                 await self.repo.set(customer, schedule, mode, by, self.clock())
+            if self.changed is not None:  # cluster: peers reload at once, not at their poll
+                self.changed(customer, schedule)
         except Exception:
             log.exception("night switch: cannot store %s/%s=%s", customer, schedule, mode.value)

@@ -46,6 +46,8 @@ class UserSettingsService:
         # told ("customer:number", on) when a user's DND changes, and for every user in DND
         # at start: presence shows it (RFC 3856 PIDF, issue 17)
         self.dnd_observer: Callable[[str, bool], None] | None = None
+        # cluster (issue 22): told ("customer", "number") after a change is stored
+        self.changed: Callable[[str, str], None] | None = None
 
     async def start(self) -> None:
         self._settings = await self.store.load_all()
@@ -83,6 +85,19 @@ class UserSettingsService:
         log.info("user settings changed user=%s settings=%s", user.full_number, settings)
         if before.dnd != settings.dnd:
             self._tell_dnd(key[0], key[1], settings.dnd)
+        if self.changed is not None:
+            self.changed(key[0], key[1])
+
+    async def refresh(self) -> None:
+        """Re-read every user's settings (a peer node changed one, issue 22); presence
+        hears of the DND changes."""
+        fresh = await self.store.load_all()
+        before, self._settings = self._settings, fresh
+        for key in before.keys() | fresh.keys():
+            was = before.get(key, DEFAULT_SETTINGS).dnd
+            now = fresh.get(key, DEFAULT_SETTINGS).dnd
+            if was != now:
+                self._tell_dnd(key[0], key[1], now)
 
     async def call_log(self, user: User, *, mark_read: bool = False,
                        limit: int = 50) -> CallLog:

@@ -117,15 +117,21 @@ class VoicemailService:
     # -- lifecycle --
 
     async def start(self) -> None:
-        boxes, messages = await self.store.load()
-        self.boxes = {b.owner: _Mailbox(b) for b in boxes}
-        for m in messages:
-            box = self.boxes.get(m.mailbox)
-            if box is not None:
-                box.messages[m.id] = m
-        log.info("voicemail: %d mailboxes, %d messages", len(self.boxes), len(messages))
+        await self.reload()
         if self.settings.smtp is not None:
             self._outbox = asyncio.create_task(self._run_outbox())
+
+    async def reload(self) -> None:
+        """Read the mailboxes and messages (at start, and when a peer node changed one,
+        issue 22)."""
+        boxes, messages = await self.store.load()
+        fresh = {b.owner: _Mailbox(b) for b in boxes}
+        for m in messages:
+            box = fresh.get(m.mailbox)
+            if box is not None:
+                box.messages[m.id] = m
+        self.boxes = fresh
+        log.info("voicemail: %d mailboxes, %d messages", len(self.boxes), len(messages))
 
     async def stop(self) -> None:
         self._stopping = True  # a cancel racing a wake-up may be swallowed by wait_for
@@ -287,8 +293,8 @@ class VoicemailService:
             return False
         if not m.heard:
             box.messages[message_id] = _replace(m, heard=True)
-            self._changed(owner)
             await self.store.mark_heard(message_id)
+            self._changed(owner)  # after the commit: peers reload what it changed (issue 22)
         return True
 
     async def delete_message(self, owner: str, message_id: str) -> bool:
@@ -296,8 +302,8 @@ class VoicemailService:
         m = box.messages.pop(message_id, None) if box is not None else None
         if m is None:
             return False
-        self._changed(owner)
         await self.store.delete_message(message_id)  # the row first: then the file
+        self._changed(owner)  # after the commit: peers reload what it changed (issue 22)
         with contextlib.suppress(FileNotFoundError):
             await asyncio.to_thread((self.root / m.audio).unlink)
         log.info("voicemail: message %s of mailbox %s deleted", message_id, owner)

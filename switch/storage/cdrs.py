@@ -29,7 +29,10 @@ def _row(record: CallRecord) -> dict[str, Any]:
     return {name: getattr(record, name) for name in _FIELDS}
 
 
-def _record(row: CallRecordRow) -> CallRecord:
+_COLUMNS = [getattr(CallRecordRow, name) for name in _FIELDS]
+
+
+def _record(row: Any) -> CallRecord:
     return CallRecord(**{name: getattr(row, name) for name in _FIELDS})
 
 
@@ -43,8 +46,11 @@ def coalesce(items: Sequence[tuple[str, CallRecord]]) -> list[CallRecord]:
 
 
 class SqlCallRecordRepository:
-    def __init__(self, engine: AsyncEngine) -> None:
+    def __init__(self, engine: AsyncEngine, *, node_id: str | None = None) -> None:
         self._engine = engine
+        # cluster (issue 22): every record written carries the node handling the call, and
+        # this node's orphans are only its own (a peer's open records are live calls)
+        self.node_id = node_id
         self._sessions = async_sessionmaker(engine, expire_on_commit=False)
 
     async def _upsert(self, s: AsyncSession, records: Sequence[CallRecord]) -> None:
@@ -54,11 +60,17 @@ class SqlCallRecordRepository:
         module: Any = postgresql if dialect == "postgresql" else sqlite
         if dialect not in ("postgresql", "sqlite"):
             raise NotImplementedError(f"call records on {dialect}")
+        rows = [_row(r) for r in records]
+        fields = _FIELDS
+        if self.node_id is not None:
+            fields = [*_FIELDS, "node_id"]
+            for row in rows:
+                row["node_id"] = self.node_id
         stmt = module.insert(CallRecordRow)
         stmt = stmt.on_conflict_do_update(
             index_elements=[CallRecordRow.id],
-            set_={name: getattr(stmt.excluded, name) for name in _FIELDS if name != "id"})
-        await s.execute(stmt, [_row(r) for r in records])
+            set_={name: getattr(stmt.excluded, name) for name in fields if name != "id"})
+        await s.execute(stmt, rows)
 
     async def open(self, record: CallRecord) -> None:
         async with self._sessions() as s, s.begin():
@@ -82,19 +94,39 @@ class SqlCallRecordRepository:
         cond: ColumnElement[bool] = CallRecordRow.end.is_(None)
         if started_before is not None:
             cond = and_(cond, CallRecordRow.start < started_before)
+        if self.node_id is not None:
+            cond = and_(cond, CallRecordRow.node_id == self.node_id)
         async with self._sessions() as s, s.begin():
             result = await s.execute(
                 update(CallRecordRow).where(cond).values(
                     end=now, disposition="interrupted", cause=cause, hangup_side="switch"))
             return int(getattr(result, "rowcount", 0) or 0)
 
+    async def open_record_nodes(self) -> set[str]:
+        """Node ids that own open records (cluster: compared with the live nodes)."""
+        async with self._sessions() as s:
+            rows = await s.execute(select(CallRecordRow.node_id).distinct().where(
+                CallRecordRow.end.is_(None), CallRecordRow.node_id.is_not(None)))
+            return {n for (n,) in rows if n is not None}
+
+    async def close_node_records(self, node_id: str, now: float, cause: str) -> int:
+        """Close the open records of a node that died (issue 22): its calls ended with it."""
+        async with self._sessions() as s, s.begin():
+            result = await s.execute(
+                update(CallRecordRow).where(CallRecordRow.end.is_(None),
+                                            CallRecordRow.node_id == node_id).values(
+                    end=now, disposition="interrupted", cause=cause, hangup_side="switch"))
+            return int(getattr(result, "rowcount", 0) or 0)
+
+    # reads name the record's columns only: a column of a later revision (node_id) is not
+    # needed to read a record, and a database one revision behind still answers
     async def recent(self, limit: int = 100) -> Sequence[CallRecord]:
         async with self._sessions() as s:
-            rows = (await s.execute(
-                select(CallRecordRow).order_by(CallRecordRow.start.desc()).limit(limit))).scalars()
+            rows = await s.execute(select(*_COLUMNS).order_by(CallRecordRow.start.desc())
+                                   .limit(limit))
             return [_record(r) for r in rows]
 
     async def get(self, record_id: str) -> CallRecord | None:
         async with self._sessions() as s:
-            row = await s.get(CallRecordRow, record_id)
+            row = (await s.execute(select(*_COLUMNS).where(CallRecordRow.id == record_id))).first()
             return None if row is None else _record(row)

@@ -72,6 +72,7 @@ class CallRecordRow(Base):
     transferred_to: Mapped[str | None] = mapped_column(String(255), nullable=True)  # 0004
     queue_outcome: Mapped[str | None] = mapped_column(String(16), nullable=True)  # 0011
     queue_wait: Mapped[float | None] = mapped_column(Double, nullable=True)  # 0011
+    node_id: Mapped[str | None] = mapped_column(String(64), nullable=True)  # 0017, cluster
 
     __table_args__ = (
         Index("ix_call_records_start", "start"),

@@ -22,7 +22,7 @@ async def _tables(url: str) -> set[str]:
         await engine.dispose()
 
 
-HEAD = "0015"  # the newest revision in migrations/versions
+HEAD = "0017"  # the newest revision in migrations/versions
 
 
 def test_upgrade_downgrade_upgrade(db_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
