@@ -271,7 +271,8 @@ def build_switch(options: ServeOptions) -> Switch:
 
     registration = RegistrationService(accounts, accounts.realm_for_host, settings=settings,
                                        runtime=runtime, engine=engine)
-    records = CdrWriter.on_database(engine, options.data_dir)
+    records = CdrWriter.on_database(engine, options.data_dir,
+                                    commit_delay=settings.performance.record_commit_delay)
     # the live minute pools count each ended call (issue 25); None when rating is off
     pool = pool_service(settings.rating, options.config, records, holder, SqlPoolStore(engine))
     media = MediaService(addresses.host, settings.media.port_min, settings.media.port_max)

@@ -167,6 +167,21 @@ class VoicemailSettings(_Strict):
                                       description="e-mail new messages (off when absent)")
 
 
+class PerformanceSettings(_Strict):
+    """Group commit deadlines and overload shedding (issue 21)."""
+
+    binding_commit_delay: float = Field(
+        default=0.002, ge=0, le=0.1,
+        description="seconds the binding writer waits to group REGISTERs in one commit")
+    record_commit_delay: float = Field(
+        default=0.1, ge=0, le=5,
+        description="seconds the call-record writer waits to group events in one commit")
+    overload_lag: float = Field(
+        default=0.1, ge=0, description="event-loop lag (s) above which new requests are "
+                                       "answered 503; 0 = never shed")
+    overload_retry_after: int = Field(default=5, ge=1, le=3600)
+
+
 class HttpSettings(_Strict):
     port: int | None = Field(default=None, ge=0, le=65535, description="default: SIP port + 4")
 
@@ -183,6 +198,7 @@ class SwitchSettings(_Strict):
     rating: RatingSettings = RatingSettings()
     subscriptions: SubscriptionSettings = SubscriptionSettings()
     voicemail: VoicemailSettings = VoicemailSettings()
+    performance: PerformanceSettings = PerformanceSettings()
     drain_seconds: float = Field(default=5.0, ge=0)
 
 
