@@ -153,7 +153,12 @@ class Switch:
         a = self.addresses
         for service in self.services:
             await service.start()
-        self.runtime.udp = await start_udp(self.runtime.deliver, a.host, a.port)
+        perf = self.settings.performance
+        self.runtime.retry_after = perf.overload_retry_after
+        self.runtime.udp = await start_udp(
+            self.runtime.deliver, a.host, a.port, overloaded=self.runtime.overloaded,
+            shed_after=perf.overload_queue_delay, drop_after=perf.overload_drop_delay)
+        self.runtime.counters.transport_stats = self.runtime.udp.stats
         self.runtime.streams = self.streams
         self._listening("UDP", a.host, self.runtime.udp.port)
         tcp_port = await self.streams.listen("TCP", a.host, a.port)

@@ -176,10 +176,14 @@ class PerformanceSettings(_Strict):
     record_commit_delay: float = Field(
         default=0.1, ge=0, le=5,
         description="seconds the call-record writer waits to group events in one commit")
-    overload_lag: float = Field(
-        default=0.1, ge=0, description="event-loop lag (s) above which new requests are "
-                                       "answered 503; 0 = never shed")
-    overload_retry_after: int = Field(default=5, ge=1, le=3600)
+    overload_queue_delay: float = Field(
+        default=0.3, ge=0, description="seconds a UDP request may wait in the receive queue;"
+                                       " past it a new request is answered 503; 0 = never")
+    overload_drop_delay: float = Field(
+        default=1.0, ge=0, description="seconds past which a queued datagram is dropped unread "
+                                       "(the client has retransmitted it); 0 = never")
+    overload_retry_after: int = Field(default=5, ge=1, le=3600,
+                                      description="Retry-After of the overload 503, seconds")
 
 
 class HttpSettings(_Strict):
