@@ -57,7 +57,10 @@ class _Proto(asyncio.DatagramProtocol):
         self.on_data(data)
 
 
-async def run_options(host: str, port: int, total: int, window: int, limit_s: float) -> LoadResult:
+async def run_options(host: str, port: int, total: int, window: int, limit_s: float,
+                      rate: float = 0.0) -> LoadResult:
+    """`window` requests outstanding (closed loop), or with `rate` > 0 one request every
+    1/rate seconds whatever the answers (open loop, as phones load a switch)."""
     loop = asyncio.get_running_loop()
     result = LoadResult()
     outstanding: dict[bytes, float] = {}
@@ -90,7 +93,7 @@ async def run_options(host: str, port: int, total: int, window: int, limit_s: fl
         result.completed += 1
         if result.completed + result.timeouts >= total:
             done.set()
-        else:
+        elif rate <= 0:
             send_one()
 
     transport, _ = await loop.create_datagram_endpoint(
@@ -98,8 +101,19 @@ async def run_options(host: str, port: int, total: int, window: int, limit_s: fl
     local_port = transport.get_extra_info("sockname")[1]
     build = options_builder(host, port, local_port)
     start = time.perf_counter()
-    for _ in range(window):
-        send_one()
+
+    async def pacer() -> None:
+        while result.sent < total:
+            due = int((time.perf_counter() - start) * rate) + 1
+            while result.sent < min(due, total):
+                send_one()
+            await asyncio.sleep(0.005)
+
+    if rate > 0:
+        paced = asyncio.ensure_future(pacer())
+    else:
+        for _ in range(window):
+            send_one()
 
     async def reaper() -> None:
         while not done.is_set():
@@ -109,7 +123,8 @@ async def run_options(host: str, port: int, total: int, window: int, limit_s: fl
             for b in stale:
                 del outstanding[b]
                 result.timeouts += 1
-                send_one()
+                if rate <= 0:
+                    send_one()
             if result.completed + result.timeouts >= total:
                 done.set()
 
@@ -120,5 +135,7 @@ async def run_options(host: str, port: int, total: int, window: int, limit_s: fl
         pass
     result.elapsed = time.perf_counter() - start
     task.cancel()
+    if rate > 0:
+        paced.cancel()
     transport.close()
     return result
