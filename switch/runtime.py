@@ -434,14 +434,14 @@ class SipRuntime:
         deadline = self.txn.get_timer()
         if deadline is None:
             return
-        if self._timer is not None and self._timer_at is not None and self._timer_at <= deadline:
-            return
-        if self._timer is not None:
-            self._timer.cancel()
         # deadlines are rounded up to a tick so that the timers of many transactions (Timer
         # J of every OPTIONS, K, I...) share one wake-up at low load instead of one each
         # (issue 21); RFC 3261 timers tolerate a few tens of milliseconds of lateness
         deadline = math.ceil(deadline / TIMER_TICK) * TIMER_TICK
+        if self._timer is not None and self._timer_at is not None and self._timer_at <= deadline:
+            return
+        if self._timer is not None:
+            self._timer.cancel()
         self._timer_at = deadline
         self._timer = self.loop.call_at(deadline, self._on_timer)
 

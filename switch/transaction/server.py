@@ -12,10 +12,10 @@ from switch.sip import Request, Response
 
 from .base import Action, Host, Input, Table, Transaction
 from .events import Peer, RequestReceived, ServerKey, TransactionTimeout, Transmit, TransportFailed
-from .timers import Timer
+from .timers import FastEnum, Timer
 
 
-class InviteServerState(Enum):
+class InviteServerState(FastEnum):
     PROCEEDING = "Proceeding"
     COMPLETED = "Completed"
     CONFIRMED = "Confirmed"
@@ -23,7 +23,7 @@ class InviteServerState(Enum):
     TERMINATED = "Terminated"
 
 
-class NonInviteServerState(Enum):
+class NonInviteServerState(FastEnum):
     TRYING = "Trying"
     PROCEEDING = "Proceeding"
     COMPLETED = "Completed"
