@@ -39,6 +39,7 @@ OPTIONS_MAX = int(os.environ.get("BENCH_LEVELS_OPTIONS", "40000"))
 REGISTER_MAX = int(os.environ.get("BENCH_LEVELS_REGISTERS", "10000"))
 CALLS_MAX = int(os.environ.get("BENCH_LEVELS_CALLS", "3000"))
 SETTLE_LIMIT_S = 20.0
+OVERLOAD = float(os.environ.get("BENCH_LEVELS_OVERLOAD", "1.5"))  # x the highest rate
 
 # CPU per operation of the anchors (../shared/bench/README.md, measured on this kind of
 # machine): (name, seconds) pairs; the ratio printed is this switch's figure over theirs.
@@ -160,9 +161,21 @@ def bench_options(pool: multiprocessing.pool.Pool) -> None:
         lows = [_level(f"at {rate:,.0f}/s", pid, lambda rate=rate: run(  # type: ignore[misc]
             int(rate * (LOW_S if rate == LOW_RATE else MID_S)), rate))
             for rate in _levels(top.rate)]
+        # past saturation, open loop: the goodput must stay near the highest rate (the
+        # switch sheds with 503 or drops stale datagrams) instead of collapsing
+        over_rate = round(OVERLOAD * top.rate)
+        over: LoadResult = pool.apply(_options, (h, p, int(over_rate * MID_S), float(over_rate)))
     finally:
         switch.stop()
     _print("OPTIONS across load", "options", [*lows, top])
+    good = over.statuses.get(200, 0)
+    report(f"OPTIONS past saturation: offered {over_rate:,}/s open loop for {MID_S:.0f} s "
+           f"({OVERLOAD:.1f}x the highest clean rate)", [
+        ("goodput", f"{good / over.elapsed:,.0f} answered 200 per second "
+                    f"({good / over.elapsed / top.rate * 100:.0f} % of the highest clean rate)"),
+        ("shed", f"{over.statuses.get(503, 0):,} answered 503 (Retry-After), "
+                 f"{over.timeouts:,} unanswered (dropped or lost), of {over.sent:,} sent"),
+    ])
 
 
 def bench_register(pool: multiprocessing.pool.Pool) -> None:

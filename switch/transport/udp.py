@@ -9,7 +9,10 @@ requests the client has already retransmitted or given up on, and its goodput co
 A datagram that waited longer than `shed_after` goes to `overloaded` (the runtime answers a
 new request 503 with Retry-After, RFC 3261 21.5.4, and handles the rest); one that waited
 longer than `drop_after` (by then the client has retransmitted it, Timer A/E at T1) is
-dropped unread. Both are counted.
+dropped unread. Both are counted. Only while the switch itself is saturated (its process
+used at least `BUSY_FRACTION` of a core over the last tenth of a second): a queue that grew
+because the machine did not run the switch for a moment (another process, a VM steal) is
+served, not shed.
 """
 
 from __future__ import annotations
@@ -35,6 +38,8 @@ BURST = 64  # datagrams read per wake-up: a burst is handled without a loop iter
 SO_TIMESTAMPNS = 35
 _ANCILLARY = socket.CMSG_SPACE(16)
 _TIMESPEC = struct.Struct("qq")
+BUSY_FRACTION = 0.8  # of a core: the switch is the bottleneck
+BUSY_WINDOW = 0.1  # seconds between two samples of the process's CPU time
 
 
 class UdpListener:
@@ -42,8 +47,9 @@ class UdpListener:
 
     def __init__(self, deliver: Deliver, host: str, port: int, *,
                  overloaded: Deliver | None = None, shed_after: float = 0.0,
-                 drop_after: float = 0.0) -> None:
+                 drop_after: float = 0.0, busy_fraction: float = BUSY_FRACTION) -> None:
         self._deliver = deliver
+        self.busy_fraction = busy_fraction  # 0: a late datagram is always an overload
         self._overloaded = overloaded
         self.shed_after = shed_after
         self.drop_after = drop_after
@@ -55,6 +61,9 @@ class UdpListener:
         self.errors = 0
         self.dropped_late = 0  # datagrams dropped unread: they waited past drop_after
         self.max_queue_delay = 0.0  # the longest wait seen (for /metrics), seconds
+        self._sampled_at = time.monotonic()
+        self._sampled_cpu = time.process_time()
+        self._busy = False
 
     def open(self, loop: asyncio.AbstractEventLoop) -> None:
         family, _, _, _, address = socket.getaddrinfo(self.host, self.port,
@@ -105,7 +114,7 @@ class UdpListener:
                 if not now:
                     now = time.time()
                 waited = now - sec - nsec * 1e-9
-                if waited > shed_after:
+                if waited > shed_after and self._saturated():
                     if waited > self.max_queue_delay:
                         self.max_queue_delay = waited
                     if self.drop_after and waited > self.drop_after:
@@ -121,6 +130,19 @@ class UdpListener:
                 deliver(data, peer)
             except Exception:
                 log.exception("error delivering a datagram from %s:%d", peer.host, peer.port)
+
+    def _saturated(self) -> bool:
+        """Whether the process used BUSY_FRACTION of a core since the last sample (taken at
+        most every BUSY_WINDOW seconds: a clock read per late datagram, no timer)."""
+        if self.busy_fraction <= 0:
+            return True
+        wall = time.monotonic()
+        elapsed = wall - self._sampled_at
+        if elapsed >= BUSY_WINDOW:
+            cpu = time.process_time()
+            self._busy = (cpu - self._sampled_cpu) >= self.busy_fraction * elapsed
+            self._sampled_at, self._sampled_cpu = wall, cpu
+        return self._busy
 
     def stats(self) -> dict[str, object]:
         return {"dropped_late": self.dropped_late,
@@ -149,8 +171,9 @@ class UdpListener:
 
 async def start_udp(deliver: Deliver, host: str, port: int, *,
                     overloaded: Deliver | None = None, shed_after: float = 0.0,
-                    drop_after: float = 0.0) -> UdpListener:
+                    drop_after: float = 0.0,
+                    busy_fraction: float = BUSY_FRACTION) -> UdpListener:
     listener = UdpListener(deliver, host, port, overloaded=overloaded, shed_after=shed_after,
-                           drop_after=drop_after)
+                           drop_after=drop_after, busy_fraction=busy_fraction)
     listener.open(asyncio.get_running_loop())
     return listener

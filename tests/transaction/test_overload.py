@@ -39,8 +39,10 @@ async def test_late_requests_are_shed_then_dropped_and_counted() -> None:
     runtime = SipRuntime()
     runtime.register_handler("OPTIONS", handle_options)
     runtime.retry_after = 7
+    # busy_fraction 0: the stalls below stand for a saturated switch (a busy loop would
+    # make the test depend on the machine's load)
     udp = await start_udp(runtime.deliver, "127.0.0.1", 0, overloaded=runtime.overloaded,
-                          shed_after=0.1, drop_after=0.8)
+                          shed_after=0.1, drop_after=0.8, busy_fraction=0.0)
     runtime.udp = udp
     runtime.counters.transport_stats = udp.stats
     client = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
@@ -76,6 +78,28 @@ async def test_late_requests_are_shed_then_dropped_and_counted() -> None:
         assert isinstance(overload, dict)
         assert overload["shed_503"] == 3 and overload["dropped_late"] == 1
         assert float(overload["max_queue_delay_ms"]) >= 800  # type: ignore[arg-type]
+    finally:
+        client.close()
+        udp.close()
+
+
+async def test_a_switch_that_was_not_running_is_not_shed() -> None:
+    """Late datagrams while the process used little CPU (the machine ran something else, a
+    VM stalled): the switch is not the bottleneck, so it serves them."""
+    runtime = SipRuntime()
+    runtime.register_handler("OPTIONS", handle_options)
+    udp = await start_udp(runtime.deliver, "127.0.0.1", 0, overloaded=runtime.overloaded,
+                          shed_after=0.05, drop_after=5.0)
+    runtime.udp = udp
+    client = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    client.bind(("127.0.0.1", 0))
+    client.setblocking(False)
+    try:
+        await asyncio.sleep(0.15)  # a sampling window passes with the process idle
+        client.sendto(options(client.getsockname()[1], "late"), ("127.0.0.1", udp.port))
+        time.sleep(0.3)  # late, but the process slept: not saturated
+        assert (await answers(client, 1))[0].startswith(b"SIP/2.0 200")
+        assert runtime.counters.shed == 0
     finally:
         client.close()
         udp.close()
