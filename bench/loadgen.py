@@ -7,7 +7,9 @@ latency of each transaction. Every run is bounded by a request count and a time 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import secrets
+import socket
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -98,6 +100,10 @@ async def run_options(host: str, port: int, total: int, window: int, limit_s: fl
 
     transport, _ = await loop.create_datagram_endpoint(
         lambda: _Proto(on_data), local_addr=("127.0.0.1", 0), remote_addr=(host, port))
+    sock = transport.get_extra_info("socket")
+    if sock is not None:  # past saturation the answers come in bursts: do not lose them here
+        with contextlib.suppress(OSError):
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 << 20)
     local_port = transport.get_extra_info("sockname")[1]
     build = options_builder(host, port, local_port)
     start = time.perf_counter()

@@ -56,8 +56,9 @@ KNOWN_METHODS = frozenset(
 
 TIMER_TICK = 0.05  # seconds: the granularity of the transaction layer's wake-ups
 
-# never answered 503 under overload: they finish work already accepted
-_NEVER_SHED = frozenset(("ACK", "CANCEL", "BYE", "PRACK"))
+# answered 503 under overload when they start new work: what costs more than the 503 (a
+# database write, a dialog, a call). OPTIONS costs what its 503 would: it is answered.
+_SHED = frozenset(("INVITE", "REGISTER", "SUBSCRIBE", "PUBLISH", "MESSAGE", "REFER"))
 
 
 @dataclass
@@ -175,11 +176,11 @@ class SipRuntime:
         self._receive(data, peer, False)
 
     def overloaded(self, data: bytes, peer: Peer) -> None:
-        """A datagram that waited in the receive queue past the overload threshold
-        (switch/transport/udp.py): a new request is answered 503 with Retry-After (RFC 3261
-        21.5.4) without a transaction, so the switch spends on the work in progress (its
-        retransmissions, ACKs, CANCELs, in-dialog requests, responses) instead of on requests
-        whose clients are about to give up."""
+        """A datagram that waited in the receive queue past the overload threshold while the
+        switch is saturated (switch/transport/udp.py): a new INVITE, REGISTER, SUBSCRIBE...
+        is answered 503 with Retry-After (RFC 3261 21.5.4) without a transaction, so the
+        switch spends on the work in progress (retransmissions, ACKs, CANCELs, in-dialog
+        requests, responses) instead of on requests whose clients are about to give up."""
         self._receive(data, peer, True)
 
     def _receive(self, data: bytes, peer: Peer, shed: bool) -> None:
@@ -188,7 +189,7 @@ class SipRuntime:
         try:
             msg = parse_message(data, max_size=self.max_message_size)
             if isinstance(msg, Request):
-                if shed and msg.method not in _NEVER_SHED and msg.to.tag is None \
+                if shed and msg.method in _SHED and msg.to.tag is None \
                         and not self.txn.matches(msg):
                     self.counters.shed += 1
                     self.respond_stateless(msg, peer, make_response(

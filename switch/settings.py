@@ -176,12 +176,17 @@ class PerformanceSettings(_Strict):
     record_commit_delay: float = Field(
         default=0.1, ge=0, le=5,
         description="seconds the call-record writer waits to group events in one commit")
+    # 503 shedding is off by default: measured with SIPp past saturation it lowered the
+    # successful REGISTER rate (a 401 or an OPTIONS costs what its 503 costs); see
+    # bench/bench_levels.py and the issue 21 notes in the README
     overload_queue_delay: float = Field(
-        default=0.3, ge=0, description="seconds a UDP request may wait in the receive queue;"
-                                       " past it a new request is answered 503; 0 = never")
+        default=0.0, ge=0, description="seconds a new UDP INVITE/REGISTER/SUBSCRIBE... may "
+                                       "wait in the receive queue while the switch is "
+                                       "saturated; past it: 503 + Retry-After; 0 = never")
     overload_drop_delay: float = Field(
-        default=1.0, ge=0, description="seconds past which a queued datagram is dropped unread "
-                                       "(the client has retransmitted it); 0 = never")
+        default=1.0, ge=0, description="seconds past which a datagram queued while the switch "
+                                       "is saturated is dropped unread (its sender has "
+                                       "retransmitted it); 0 = never")
     overload_retry_after: int = Field(default=5, ge=1, le=3600,
                                       description="Retry-After of the overload 503, seconds")
 

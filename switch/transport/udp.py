@@ -95,7 +95,12 @@ class UdpListener:
         if sock is None:
             return
         deliver = self._deliver
-        shed_after = self.shed_after if self._stamped and self._overloaded else 0.0
+        shed_after = self.shed_after if self._overloaded else 0.0
+        drop_after = self.drop_after
+        # the first wait that matters: 503 (when on), else the drop
+        late = (shed_after or drop_after) if self._stamped else 0.0
+        if shed_after and drop_after:
+            late = min(shed_after, drop_after)
         now = 0.0
         for _ in range(BURST):
             try:
@@ -108,24 +113,25 @@ class UdpListener:
                 log.debug("udp error: %s", exc)
                 continue
             peer = Peer("UDP", str(addr[0]), int(addr[1]))
-            if shed_after and anc:
+            if late and anc:
                 _level, _kind, stamp = anc[0]
                 sec, nsec = _TIMESPEC.unpack_from(stamp)
                 if not now:
                     now = time.time()
                 waited = now - sec - nsec * 1e-9
-                if waited > shed_after and self._saturated():
+                if waited > late and self._saturated():
                     if waited > self.max_queue_delay:
                         self.max_queue_delay = waited
-                    if self.drop_after and waited > self.drop_after:
+                    if drop_after and waited > drop_after:
                         self.dropped_late += 1
                         continue
-                    assert self._overloaded is not None
-                    try:
-                        self._overloaded(data, peer)
-                    except Exception:
-                        log.exception("overload handling failed")
-                    continue
+                    if shed_after and waited > shed_after:
+                        assert self._overloaded is not None
+                        try:
+                            self._overloaded(data, peer)
+                        except Exception:
+                            log.exception("overload handling failed")
+                        continue
             try:
                 deliver(data, peer)
             except Exception:

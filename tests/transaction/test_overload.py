@@ -10,8 +10,13 @@ import socket
 import time
 
 from switch.core_handlers import handle_options
-from switch.runtime import SipRuntime
+from switch.runtime import ServerRequest, SipRuntime
+from switch.sip import make_response, new_tag
 from switch.transport.udp import start_udp
+
+
+def accept_message(runtime: SipRuntime, sreq: ServerRequest) -> None:
+    runtime.respond(sreq.key, make_response(sreq.request, 200, to_tag=new_tag()))
 
 
 def options(port: int, branch: str, to_tag: str = "", method: str = "OPTIONS") -> bytes:
@@ -38,6 +43,7 @@ async def answers(sock: socket.socket, n: int, wait: float = 2.0) -> list[bytes]
 async def test_late_requests_are_shed_then_dropped_and_counted() -> None:
     runtime = SipRuntime()
     runtime.register_handler("OPTIONS", handle_options)
+    runtime.register_handler("MESSAGE", accept_message)
     runtime.retry_after = 7
     # busy_fraction 0: the stalls below stand for a saturated switch (a busy loop would
     # make the test depend on the machine's load)
@@ -52,19 +58,20 @@ async def test_late_requests_are_shed_then_dropped_and_counted() -> None:
     dest = ("127.0.0.1", udp.port)
     try:
         # a transaction accepted before the overload: its retransmission still matches
-        client.sendto(options(me, "live"), dest)
+        client.sendto(options(me, "live", method="MESSAGE"), dest)
         assert (await answers(client, 1))[0].startswith(b"SIP/2.0 200")
 
         for i in range(3):
-            client.sendto(options(me, f"new{i}"), dest)
-        client.sendto(options(me, "live"), dest)  # retransmission
-        client.sendto(options(me, "indialog", to_tag="x1"), dest)
+            client.sendto(options(me, f"new{i}", method="MESSAGE"), dest)
+        client.sendto(options(me, "live", method="MESSAGE"), dest)  # retransmission
+        client.sendto(options(me, "indialog", to_tag="x1", method="MESSAGE"), dest)
+        client.sendto(options(me, "probe"), dest)  # OPTIONS: as cheap as its 503
         time.sleep(0.3)  # the loop is stuck: the datagrams wait in the receive queue
-        got = await answers(client, 5)
+        got = await answers(client, 6)
         shed = [g for g in got if g.startswith(b"SIP/2.0 503")]
         assert len(shed) == 3
-        assert all(b"Retry-After: 7\r\n" in g for g in shed)
-        assert sum(g.startswith(b"SIP/2.0 200") for g in got) == 2
+        assert all(b"Retry-After: 7\r\n" in g and b"CSeq: 1 MESSAGE" in g for g in shed)
+        assert sum(g.startswith(b"SIP/2.0 200") for g in got) == 3
         assert runtime.counters.shed == 3
 
         client.sendto(options(me, "ancient"), dest)
