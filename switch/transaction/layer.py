@@ -333,4 +333,4 @@ class TransactionLayer:
         alias = ServerKey("", prefix + tag, "INVITE")
         if alias != key and alias not in self._aliases:
             self._aliases[alias] = server
-            server.aliases.append(alias)
+            server.aliases = (*server.aliases, alias)
