@@ -10,7 +10,9 @@ BENCHES = ["bench.bench_options", "bench.bench_register", "bench.bench_calls",
            "bench.bench_dialplan", "bench.bench_media", "bench.bench_rating",
            "bench.bench_connections", "bench.bench_subscriptions", "bench.bench_queues",
            "bench.bench_conference", "bench.bench_webrtc",
-           "bench.bench_cluster"]
+           "bench.bench_cluster",
+           # issue 21: cost per operation across load, and the shared SIPp scenarios
+           "bench.bench_levels", "bench.bench_sipp"]
 
 
 def main() -> int:

@@ -7,7 +7,9 @@ latency of each transaction. Every run is bounded by a request count and a time 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import secrets
+import socket
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -57,7 +59,10 @@ class _Proto(asyncio.DatagramProtocol):
         self.on_data(data)
 
 
-async def run_options(host: str, port: int, total: int, window: int, limit_s: float) -> LoadResult:
+async def run_options(host: str, port: int, total: int, window: int, limit_s: float,
+                      rate: float = 0.0) -> LoadResult:
+    """`window` requests outstanding (closed loop), or with `rate` > 0 one request every
+    1/rate seconds whatever the answers (open loop, as phones load a switch)."""
     loop = asyncio.get_running_loop()
     result = LoadResult()
     outstanding: dict[bytes, float] = {}
@@ -90,16 +95,31 @@ async def run_options(host: str, port: int, total: int, window: int, limit_s: fl
         result.completed += 1
         if result.completed + result.timeouts >= total:
             done.set()
-        else:
+        elif rate <= 0:
             send_one()
 
     transport, _ = await loop.create_datagram_endpoint(
         lambda: _Proto(on_data), local_addr=("127.0.0.1", 0), remote_addr=(host, port))
+    sock = transport.get_extra_info("socket")
+    if sock is not None:  # past saturation the answers come in bursts: do not lose them here
+        with contextlib.suppress(OSError):
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 << 20)
     local_port = transport.get_extra_info("sockname")[1]
     build = options_builder(host, port, local_port)
     start = time.perf_counter()
-    for _ in range(window):
-        send_one()
+
+    async def pacer() -> None:
+        while result.sent < total:
+            due = int((time.perf_counter() - start) * rate) + 1
+            while result.sent < min(due, total):
+                send_one()
+            await asyncio.sleep(0.005)
+
+    if rate > 0:
+        paced = asyncio.ensure_future(pacer())
+    else:
+        for _ in range(window):
+            send_one()
 
     async def reaper() -> None:
         while not done.is_set():
@@ -109,7 +129,8 @@ async def run_options(host: str, port: int, total: int, window: int, limit_s: fl
             for b in stale:
                 del outstanding[b]
                 result.timeouts += 1
-                send_one()
+                if rate <= 0:
+                    send_one()
             if result.completed + result.timeouts >= total:
                 done.set()
 
@@ -120,5 +141,7 @@ async def run_options(host: str, port: int, total: int, window: int, limit_s: fl
         pass
     result.elapsed = time.perf_counter() - start
     task.cancel()
+    if rate > 0:
+        paced.cancel()
     transport.close()
     return result

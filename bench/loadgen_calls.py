@@ -408,7 +408,10 @@ async def run_calls(host: str, port: int, *, callers: list[str], callees: list[s
         while result.started < total:
             due = int((time.perf_counter() - t0) * rate) + 1
             while result.started < min(due, total):
+                before = result.started
                 start_call()
+                if result.started == before:  # `concurrency` calls in progress: wait
+                    break
             await asyncio.sleep(0.01)
 
     async def timers() -> None:

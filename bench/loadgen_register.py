@@ -87,11 +87,13 @@ async def run_register(host: str, port: int, users: list[str], realm: str, domai
                        password: Callable[[str], str] = lambda u: f"pw-{u}",
                        transport: asyncio.DatagramTransport | None = None,
                        hook: Callable[[Callable[[bytes], None]], None] | None = None,
-                       contact_port: int | None = None) -> RegisterResult:
+                       contact_port: int | None = None, rate: float = 0.0) -> RegisterResult:
     """Register every user in `users` once (digest SHA-256, qop=auth).
 
     With `transport` (and `hook`, which receives the function to feed the answers to), the
-    REGISTERs leave from a socket owned by the caller, e.g. the one that answers calls."""
+    REGISTERs leave from a socket owned by the caller, e.g. the one that answers calls.
+    With `rate` > 0 a new account starts every 1/rate seconds (open loop) instead of
+    `window` accounts kept in progress."""
     loop = asyncio.get_running_loop()
     result = RegisterResult()
     # HA1 per account, before the clock starts (a phone has it configured).
@@ -149,7 +151,7 @@ async def run_register(host: str, port: int, users: list[str], realm: str, domai
     def finish_one() -> None:
         if result.registered + result.errors + result.timeouts >= len(users):
             done.set()
-        else:
+        elif rate <= 0:
             start_next()
 
     def on_data(data: bytes) -> None:
@@ -202,8 +204,19 @@ async def run_register(host: str, port: int, users: list[str], realm: str, domai
         hook(on_data)
     local_port = transport.get_extra_info("sockname")[1]
     start = time.perf_counter()
-    for _ in range(min(window, len(users))):
-        start_next()
+
+    async def pacer() -> None:
+        while next_index < len(users):
+            due = int((time.perf_counter() - start) * rate) + 1
+            while next_index < min(due, len(users)):
+                start_next()
+            await asyncio.sleep(0.005)
+
+    if rate > 0:
+        paced = asyncio.ensure_future(pacer())
+    else:
+        for _ in range(min(window, len(users))):
+            start_next()
 
     async def reaper() -> None:
         while not done.is_set():
@@ -228,6 +241,8 @@ async def run_register(host: str, port: int, users: list[str], realm: str, domai
         pass
     result.elapsed = time.perf_counter() - start
     task.cancel()
+    if rate > 0:
+        paced.cancel()
     if own:
         transport.close()
     return result

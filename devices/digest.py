@@ -31,7 +31,7 @@ driver, with no await in between); with neither, MD5 first.
 
 Nonces are stateless and signed:
 
-    nonce = "<timestamp hex>.<16 random bytes b64url>.<HMAC-SHA-256(secret, ts.rand.realm)[:16] b64url>"
+    nonce = "<timestamp hex>.<32 random hex digits>.<BLAKE2b-128 keyed(secret, ts.rand.realm) b64url>"
 
 so any process holding the secret can check one without a lookup, a nonce is bound to its
 realm, and its age is read from it (RFC 7616 section 3.3 suggests exactly this shape). The
@@ -57,7 +57,6 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
-import os
 import re
 from collections import OrderedDict
 from dataclasses import dataclass
@@ -65,6 +64,7 @@ from enum import Enum
 
 from switch.sip import Request, SipUri, parse_uri
 from switch.sip.errors import SipParseError
+from switch.sip.randomness import random_hex
 
 from .accounts import Account, AccountDirectory, hash_hex
 
@@ -178,6 +178,10 @@ class DigestAuthenticator:
         if len(secret) < 16:
             raise ValueError("the nonce secret must be at least 16 bytes")
         self._secret = secret
+        # BLAKE2b in keyed mode is a MAC by design (RFC 7693 section 2.5) and costs a third
+        # of HMAC-SHA-256 (a profile put nonce generation at 12 % of a 401 challenge); its
+        # key is at most 64 bytes
+        self._mac_key = secret if len(secret) <= 64 else hashlib.sha256(secret).digest()
         self.nonce_ttl = nonce_ttl
         self._max_tracked = max_tracked_nonces
         # nonce -> highest nc seen; insertion order ~ first use order (LRU on use)
@@ -193,11 +197,11 @@ class DigestAuthenticator:
     # -- nonces --
 
     def _mac(self, body: str, realm: str) -> str:
-        mac = hmac.new(self._secret, f"{body}.{realm}".encode(), hashlib.sha256).digest()
-        return _b64(mac[:16])
+        mac = hashlib.blake2b(f"{body}.{realm}".encode(), key=self._mac_key, digest_size=16)
+        return _b64(mac.digest())
 
     def make_nonce(self, realm: str, now: float) -> str:
-        body = f"{int(now):x}.{_b64(os.urandom(16))}"
+        body = f"{int(now):x}.{random_hex(32)}"
         return f"{body}.{self._mac(body, realm)}"
 
     def _nonce_time(self, nonce: str, realm: str) -> int | None:

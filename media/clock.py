@@ -60,10 +60,15 @@ class MediaClock:
         self._loop: asyncio.AbstractEventLoop | None = None
         self.schedule: TickSchedule | None = None
         self.ticks = 0
+        self._running = False
 
     def add(self, callback: TickCallback) -> int:
         self._next_id += 1
         self._callbacks[self._next_id] = callback
+        if self._running and self._handle is None and self._loop is not None:
+            # the clock slept while no port needed it: a fresh schedule from now
+            self.schedule = TickSchedule(self._loop.time(), self.period, self.max_catchup)
+            self._handle = self._loop.call_at(self.schedule.next_deadline, self._fire)
         return self._next_id
 
     def remove(self, handle: int) -> None:
@@ -73,10 +78,12 @@ class MediaClock:
         if self._handle is not None:
             return
         self._loop = asyncio.get_running_loop()
+        self._running = True
         self.schedule = TickSchedule(self._loop.time(), self.period, self.max_catchup)
         self._handle = self._loop.call_at(self.schedule.next_deadline, self._fire)
 
     async def stop(self) -> None:
+        self._running = False
         if self._handle is not None:
             self._handle.cancel()
             self._handle = None
@@ -91,4 +98,9 @@ class MediaClock:
                     cb(nominal)
                 except Exception:
                     log.exception("media tick callback failed")
+        if not self._callbacks:
+            # nothing to drive: sleep until add() (an idle switch woke 50 times a second
+            # for nothing, issue 21)
+            self._handle = None
+            return
         self._handle = self._loop.call_at(self.schedule.next_deadline, self._fire)

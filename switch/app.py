@@ -169,7 +169,12 @@ class Switch:
         a = self.addresses
         for service in self.services:
             await service.start()
-        self.runtime.udp = await start_udp(self.runtime.deliver, a.host, a.port)
+        perf = self.settings.performance
+        self.runtime.retry_after = perf.overload_retry_after
+        self.runtime.udp = await start_udp(
+            self.runtime.deliver, a.host, a.port, overloaded=self.runtime.overloaded,
+            shed_after=perf.overload_queue_delay, drop_after=perf.overload_drop_delay)
+        self.runtime.counters.transport_stats = self.runtime.udp.stats
         self.runtime.streams = self.streams
         self._listening("UDP", a.host, self.runtime.udp.port)
         tcp_port = await self.streams.listen("TCP", a.host, a.port)
@@ -297,7 +302,8 @@ def build_switch(options: ServeOptions) -> Switch:
                                        runtime=runtime, engine=engine)
     # issue 22: on PostgreSQL the switch is a node of a cluster (one node is a cluster of one)
     node_id = cluster_node_id(options, addresses) if not is_sqlite(url) else None
-    records = CdrWriter.on_database(engine, options.data_dir, node_id)
+    records = CdrWriter.on_database(engine, options.data_dir, node_id,
+                                    commit_delay=settings.performance.record_commit_delay)
     # the live minute pools count each ended call (issue 25); None when rating is off
     pool = pool_service(settings.rating, options.config, records, holder, SqlPoolStore(engine))
     media = MediaService(addresses.host, settings.media.port_min, settings.media.port_max)

@@ -50,7 +50,8 @@ class CdrStore(Protocol):
 class CdrWriter:
     def __init__(self, *, repo: CdrStore | None = None, spool_path: Path | None = None,
                  clock: Callable[[], float] = time.time, initial_backoff: float = 0.5,
-                 max_backoff: float = 30.0, write_timeout: float = 15.0) -> None:
+                 max_backoff: float = 30.0, write_timeout: float = 15.0,
+                 commit_delay: float = 0.0) -> None:
         self._queue: asyncio.Queue[Event | None] = asyncio.Queue()
         self._task: asyncio.Task[None] | None = None
         self.repo = repo
@@ -61,6 +62,8 @@ class CdrWriter:
         # a database that hangs counts as down: the batch goes to the spool (if the write
         # did land after all, the replay's upsert changes nothing)
         self.write_timeout = write_timeout
+        self.commit_delay = commit_delay
+        self.batches = 0  # batches taken from the queue (tests, metrics)
         self.written = 0  # events written to the database (replays included)
         self.spooled_events = 0  # events that went through the spool
         self._pending: list[Event] = []  # accepted, not yet durable (spool unwritable)
@@ -79,13 +82,14 @@ class CdrWriter:
 
     @classmethod
     def on_database(cls, engine: AsyncEngine, data_dir: Path,
-                    node_id: str | None = None) -> CdrWriter:
+                    node_id: str | None = None, commit_delay: float = 0.0) -> CdrWriter:
         """The switch's writer: the shared engine, the spool in the data directory; in a
         cluster the records carry `node_id` (issue 22)."""
         from switch.storage.cdrs import SqlCallRecordRepository
 
         return cls(repo=SqlCallRecordRepository(engine, node_id=node_id),
-                   spool_path=data_dir.expanduser().resolve() / SPOOL_FILE)
+                   spool_path=data_dir.expanduser().resolve() / SPOOL_FILE,
+                   commit_delay=commit_delay)
 
     async def start(self) -> None:
         await self.begin()
@@ -171,6 +175,10 @@ class CdrWriter:
             first = await asyncio.wait_for(self._queue.get(), timeout)
         except TimeoutError:
             return [], False
+        if first is not None and self.commit_delay > 0 and self._queue.qsize() < MAX_BATCH:
+            # group commit: let the rest of the batch arrive (a stop's sentinel included)
+            await asyncio.sleep(self.commit_delay)
+        self.batches += 1
         batch: list[Event] = []
         item = first
         while True:

@@ -89,7 +89,8 @@ class RegistrationService:
             block_seconds=s.auth.block_seconds, slow_after=s.auth.slow_after,
             has_binding=self.has_binding,
         )
-        self.repo = SqlBindingRepository(self.engine)
+        self.repo = SqlBindingRepository(
+            self.engine, commit_delay=s.performance.binding_commit_delay)
         now = self.clock()
         restored = await self.repo.load_unexpired(now)
         self.location.load(restored)

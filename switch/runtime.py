@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 from collections import Counter
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -53,6 +54,13 @@ KNOWN_METHODS = frozenset(
 )
 
 
+TIMER_TICK = 0.05  # seconds: the granularity of the transaction layer's wake-ups
+
+# answered 503 under overload when they start new work: what costs more than the 503 (a
+# database write, a dialog, a call). OPTIONS costs what its 503 would: it is answered.
+_SHED = frozenset(("INVITE", "REGISTER", "SUBSCRIBE", "PUBLISH", "MESSAGE", "REFER"))
+
+
 @dataclass
 class Counters:
     """Message counters for the metrics endpoint."""
@@ -61,6 +69,9 @@ class Counters:
     messages_out: int = 0
     dropped: int = 0
     handler_errors: int = 0
+    shed: int = 0  # new requests answered 503 under overload (issue 21)
+    # the UDP listener's own figures (dropped_late, max_queue_delay), when it runs
+    transport_stats: Callable[[], dict[str, object]] | None = None
     requests: Counter[str] = field(default_factory=Counter)
     responses_sent: Counter[int] = field(default_factory=Counter)
 
@@ -69,6 +80,8 @@ class Counters:
             "messages_in": self.messages_in, "messages_out": self.messages_out,
             "dropped": self.dropped, "handler_errors": self.handler_errors,
             "requests": dict(self.requests), "responses_sent": dict(self.responses_sent),
+            "overload": {"shed_503": self.shed,
+                         **(self.transport_stats() if self.transport_stats else {})},
         }
 
 
@@ -131,6 +144,7 @@ class SipRuntime:
         self.udp: UdpListener | None = None
         self.streams: StreamTransports | None = None
         self.draining = False
+        self.retry_after = 5  # seconds, in the 503 of a request shed under overload
         self._timer: asyncio.TimerHandle | None = None
         self._timer_at: float | None = None
         self._tasks: set[asyncio.Future[None]] = set()
@@ -159,11 +173,29 @@ class SipRuntime:
 
     def deliver(self, data: bytes, peer: Peer) -> None:
         """Entry point for every message any transport received."""
+        self._receive(data, peer, False)
+
+    def overloaded(self, data: bytes, peer: Peer) -> None:
+        """A datagram that waited in the receive queue past the overload threshold while the
+        switch is saturated (switch/transport/udp.py): a new INVITE, REGISTER, SUBSCRIBE...
+        is answered 503 with Retry-After (RFC 3261 21.5.4) without a transaction, so the
+        switch spends on the work in progress (retransmissions, ACKs, CANCELs, in-dialog
+        requests, responses) instead of on requests whose clients are about to give up."""
+        self._receive(data, peer, True)
+
+    def _receive(self, data: bytes, peer: Peer, shed: bool) -> None:
         self.counters.messages_in += 1
         now = self.now()
         try:
             msg = parse_message(data, max_size=self.max_message_size)
             if isinstance(msg, Request):
+                if shed and msg.method in _SHED and msg.to.tag is None \
+                        and not self.txn.matches(msg):
+                    self.counters.shed += 1
+                    self.respond_stateless(msg, peer, make_response(
+                        msg, 503, to_tag=new_tag(),
+                        headers=[("Retry-After", str(self.retry_after))]))
+                    return
                 # the transaction layer stamps received/rport (RFC 3581) into the top Via
                 self.counters.requests[msg.method] += 1
                 early = self.stateless_handlers.get(msg.method)
@@ -403,6 +435,10 @@ class SipRuntime:
         deadline = self.txn.get_timer()
         if deadline is None:
             return
+        # deadlines are rounded up to a tick so that the timers of many transactions (Timer
+        # J of every OPTIONS, K, I...) share one wake-up at low load instead of one each
+        # (issue 21); RFC 3261 timers tolerate a few tens of milliseconds of lateness
+        deadline = math.ceil(deadline / TIMER_TICK) * TIMER_TICK
         if self._timer is not None and self._timer_at is not None and self._timer_at <= deadline:
             return
         if self._timer is not None:

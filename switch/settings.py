@@ -169,6 +169,30 @@ class VoicemailSettings(_Strict):
                                       description="e-mail new messages (off when absent)")
 
 
+class PerformanceSettings(_Strict):
+    """Group commit deadlines and overload shedding (issue 21)."""
+
+    binding_commit_delay: float = Field(
+        default=0.002, ge=0, le=0.1,
+        description="seconds the binding writer waits to group REGISTERs in one commit")
+    record_commit_delay: float = Field(
+        default=0.1, ge=0, le=5,
+        description="seconds the call-record writer waits to group events in one commit")
+    # 503 shedding is off by default: measured with SIPp past saturation it lowered the
+    # successful REGISTER rate (a 401 or an OPTIONS costs what its 503 costs); see
+    # bench/bench_levels.py and the issue 21 notes in the README
+    overload_queue_delay: float = Field(
+        default=0.0, ge=0, description="seconds a new UDP INVITE/REGISTER/SUBSCRIBE... may "
+                                       "wait in the receive queue while the switch is "
+                                       "saturated; past it: 503 + Retry-After; 0 = never")
+    overload_drop_delay: float = Field(
+        default=1.0, ge=0, description="seconds past which a datagram queued while the switch "
+                                       "is saturated is dropped unread (its sender has "
+                                       "retransmitted it); 0 = never")
+    overload_retry_after: int = Field(default=5, ge=1, le=3600,
+                                      description="Retry-After of the overload 503, seconds")
+
+
 class HttpSettings(_Strict):
     port: int | None = Field(default=None, ge=0, le=65535, description="default: SIP port + 4")
 
@@ -205,6 +229,7 @@ class SwitchSettings(_Strict):
     subscriptions: SubscriptionSettings = SubscriptionSettings()
     voicemail: VoicemailSettings = VoicemailSettings()
     webrtc: WebRtcSettings = WebRtcSettings()  # issue 23
+    performance: PerformanceSettings = PerformanceSettings()
     drain_seconds: float = Field(default=5.0, ge=0)
 
 

@@ -220,6 +220,12 @@ class HttpApi:
                [("", sip["dropped"])])
         family("wte_sip_handler_errors_total", "counter",
                "Requests whose handler raised (answered 500).", [("", sip["handler_errors"])])
+        overload = sip.get("overload", {})  # issue 21: switch/transport/udp.py
+        family("wte_sip_overload_total", "counter",
+               "UDP requests shed while the switch was saturated: answered 503 with "
+               "Retry-After, or dropped unread after waiting past overload_drop_delay.",
+               [('{action="503"}', overload.get("shed_503", 0)),
+                ('{action="dropped"}', overload.get("dropped_late", 0))])
         family("wte_sip_requests_total", "counter", "SIP requests received, by method.",
                [(f'{{method="{m}"}}', n) for m, n in sip["requests"].items()])
         family("wte_sip_responses_total", "counter", "SIP responses sent, by status.",

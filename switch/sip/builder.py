@@ -2,27 +2,26 @@
 
 from __future__ import annotations
 
-import os
-
 from .headers import Headers, canonical_name
 from .message import Request, Response
+from .randomness import random_hex
 from .status import reason_for
 from .via import MAGIC_COOKIE
 
 # Tags, branches and Call-IDs come from the OS CSPRNG (RFC 3261 19.3 wants at least 32
-# random bits); os.urandom(n).hex() is what secrets.token_hex does, minus its call layers.
+# random bits), drawn a block at a time (see randomness.py): 48, 64 and 96 bits.
 
 
 def new_tag() -> str:
-    return os.urandom(6).hex()
+    return random_hex(12)
 
 
 def new_branch() -> str:
-    return MAGIC_COOKIE + os.urandom(8).hex()
+    return MAGIC_COOKIE + random_hex(16)
 
 
 def new_call_id(host: str = "") -> str:
-    cid = os.urandom(12).hex()
+    cid = random_hex(24)
     return f"{cid}@{host}" if host else cid
 
 

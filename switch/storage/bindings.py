@@ -21,12 +21,15 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from devices.location import Binding, BindingChange, ChangeKind
 
+from .engine import sqlite_path
+from .fastwrite import SqliteBatchWriter
 from .models import RegistrationRow
 
 log = logging.getLogger(__name__)
 _TABLE = cast(Table, RegistrationRow.__table__)
 _UPDATABLE = [c.name for c in _TABLE.columns if c.name not in ("aor", "binding_key")]
 _DELETE_CHUNK = 400  # keep bound parameters well below SQLite's and asyncpg's limits
+_BUSY_WINDOW = 0.05  # seconds since the last commit within which the writer waits for more
 
 
 def binding_to_row(b: Binding) -> dict[str, Any]:
@@ -55,9 +58,20 @@ _Pending = tuple[Sequence[BindingChange], "asyncio.Future[None]"]
 class SqlBindingRepository:
     """Implements devices.location.BindingRepository on an AsyncEngine."""
 
-    def __init__(self, engine: AsyncEngine, *, max_batch: int = 2000) -> None:
+    def __init__(self, engine: AsyncEngine, *, max_batch: int = 2000,
+                 commit_delay: float = 0.0) -> None:
         self.engine = engine
         self.max_batch = max_batch
+        # group commit with a deadline (issue 21): the writer waits this long after the
+        # first change of a batch so the REGISTERs arriving meanwhile share its commit; it
+        # adds at most this much to a 200's latency (the 200 still leaves after the commit)
+        self.commit_delay = commit_delay
+        self._last_commit = -1e9
+        # SQLite file: batches go through a connection of their own (fastwrite.py)
+        path = sqlite_path(engine.url)
+        self._direct = None if path is None else SqliteBatchWriter(
+            path, _TABLE.name, [c.name for c in _TABLE.columns], ("aor", "binding_key"),
+            _UPDATABLE)
         self._queue: asyncio.Queue[_Pending | None] | None = None
         self._writer: asyncio.Task[None] | None = None
         self.commits = 0  # transactions committed by the writer (tests, metrics)
@@ -87,11 +101,17 @@ class SqlBindingRepository:
         return fut
 
     async def _write_loop(self, queue: asyncio.Queue[_Pending | None]) -> None:
+        loop = asyncio.get_running_loop()
         stop = False
         while not stop:
             first = await queue.get()
             if first is None:
                 return
+            if self.commit_delay > 0 and queue.qsize() < self.max_batch \
+                    and loop.time() - self._last_commit < _BUSY_WINDOW:
+                # under load only: after a quiet spell nothing would join the batch, and
+                # the wait would cost a wake-up and latency for nothing
+                await asyncio.sleep(self.commit_delay)
             batch = [first]
             while len(batch) < self.max_batch and not queue.empty():
                 item = queue.get_nowait()
@@ -112,6 +132,7 @@ class SqlBindingRepository:
                     if not fut.done():
                         fut.set_exception(exc)
             else:
+                self._last_commit = loop.time()
                 self.commits += 1
                 self.batched_requests += len(batch)
                 for _, fut in batch:
@@ -126,6 +147,9 @@ class SqlBindingRepository:
             last[k] = ch
         dels = [k for k, ch in last.items() if ch.kind is ChangeKind.DELETE]
         ups = [binding_to_row(ch.binding) for ch in last.values() if ch.kind is ChangeKind.UPSERT]
+        if self._direct is not None:
+            await asyncio.to_thread(self._direct.write, dels, ups)
+            return
         async with self.engine.begin() as conn:
             for i in range(0, len(dels), _DELETE_CHUNK):
                 chunk = dels[i : i + _DELETE_CHUNK]
@@ -151,10 +175,11 @@ class SqlBindingRepository:
         """Commit what is queued, then stop the writer (call before disposing the engine)."""
         writer, queue = self._writer, self._queue
         self._writer = self._queue = None
-        if writer is None or queue is None or writer.done():
-            return
-        queue.put_nowait(None)
-        await writer
+        if writer is not None and queue is not None and not writer.done():
+            queue.put_nowait(None)
+            await writer
+        if self._direct is not None:
+            self._direct.close()
 
     # -- reads and sweeps --
 

@@ -7,6 +7,7 @@ did land) never duplicates a record nor fails on the primary key.
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 from collections.abc import Sequence
 from typing import Any
@@ -17,6 +18,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from rating.cdr import RESTART_CAUSE, CallRecord
 
+from .engine import sqlite_path
+from .fastwrite import SqliteBatchWriter
 from .models import CallRecordRow
 
 # the record fields the table stores (a field added to CallRecord before its migration is
@@ -52,6 +55,12 @@ class SqlCallRecordRepository:
         # this node's orphans are only its own (a peer's open records are live calls)
         self.node_id = node_id
         self._sessions = async_sessionmaker(engine, expire_on_commit=False)
+        # SQLite file: the writer's batches go through a connection of their own, one
+        # worker-thread hop per batch (storage/fastwrite.py, issue 21)
+        path = sqlite_path(engine.url)
+        self._direct = None if path is None else SqliteBatchWriter(
+            path, CallRecordRow.__tablename__, _FIELDS, ("id",),
+            [name for name in _FIELDS if name != "id"])
 
     async def _upsert(self, s: AsyncSession, records: Sequence[CallRecord]) -> None:
         if not records:
@@ -83,6 +92,11 @@ class SqlCallRecordRepository:
     async def write_batch(self, items: Sequence[tuple[str, CallRecord]]) -> None:
         """Apply opens, answers and closes in one transaction, coalesced per record: a
         call that started and ended within the batch is one upsert of its final state."""
+        if self._direct is not None:
+            rows = [_row(r) for r in coalesce(items)]
+            if rows:
+                await asyncio.to_thread(self._direct.write, (), rows)
+            return
         async with self._sessions() as s, s.begin():
             await self._upsert(s, coalesce(items))
 

@@ -22,12 +22,12 @@ from typing import ClassVar, Protocol
 from switch.sip import Request, Response
 
 from .events import Peer, TransitionError, TxnEvent, TxnKey
-from .timers import Timer, TimerConfig
+from .timers import FastEnum, Timer, TimerConfig
 
 logger = logging.getLogger("switch.transaction")
 
 
-class Input(Enum):
+class Input(FastEnum):
     """Everything a transaction reacts to."""
 
     RESPONSE_1XX = "1xx"
@@ -73,7 +73,7 @@ def tu_input(status: int) -> Input:
     return Input.TU_ERROR
 
 
-class Action(Enum):
+class Action(FastEnum):
     NONE = "none"
     ABSORB = "absorb"  # a retransmission swallowed
     PASS = "pass to TU"

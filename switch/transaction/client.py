@@ -20,10 +20,10 @@ from .events import (
     TransportFailed,
 )
 from .requests import build_ack
-from .timers import Timer
+from .timers import FastEnum, Timer
 
 
-class InviteClientState(Enum):
+class InviteClientState(FastEnum):
     CALLING = "Calling"
     PROCEEDING = "Proceeding"
     COMPLETED = "Completed"
@@ -31,7 +31,7 @@ class InviteClientState(Enum):
     TERMINATED = "Terminated"
 
 
-class NonInviteClientState(Enum):
+class NonInviteClientState(FastEnum):
     TRYING = "Trying"
     PROCEEDING = "Proceeding"
     COMPLETED = "Completed"

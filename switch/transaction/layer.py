@@ -246,6 +246,12 @@ class TransactionLayer:
         txn = self._servers.get(cancel_key._replace(method="INVITE"))
         return None if txn is None else cast(ServerKey, txn.key)
 
+    def matches(self, request: Request) -> bool:
+        """Whether `request` belongs to a live server transaction (a retransmission, an ACK
+        or a CANCEL target), so that it must reach the layer even under overload."""
+        key = server_key(request, request.top_via)
+        return key in self._servers or (not key.branch and key in self._aliases)
+
     def state(self, key: TxnKey) -> Enum | None:
         """The state of a live transaction, None when there is none."""
         txn: Transaction | None
@@ -327,4 +333,4 @@ class TransactionLayer:
         alias = ServerKey("", prefix + tag, "INVITE")
         if alias != key and alias not in self._aliases:
             self._aliases[alias] = server
-            server.aliases.append(alias)
+            server.aliases = (*server.aliases, alias)

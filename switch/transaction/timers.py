@@ -6,7 +6,17 @@ from dataclasses import dataclass
 from enum import Enum
 
 
-class Timer(Enum):
+class FastEnum(Enum):
+    """An Enum hashed by identity, in C. `Enum.__hash__` is a Python function (it hashes the
+    member's name); the transaction machines hash their states, inputs and timers several
+    times per message (transition table keys, timer dicts), so at thousands of messages a
+    second that function showed in profiles (issue 21). Members are singletons and compare
+    by identity, so identity hashing is consistent with equality."""
+
+    __hash__ = object.__hash__
+
+
+class Timer(FastEnum):
     A = "A"  # INVITE client retransmit, unreliable only (17.1.1.2)
     B = "B"  # INVITE client timeout, 64*T1
     D = "D"  # INVITE client wait for response retransmits: >= 32 s unreliable, 0 reliable

@@ -1,4 +1,19 @@
-"""UDP transport adapter (RFC 3261 section 18): one datagram is one message."""
+"""UDP transport adapter (RFC 3261 section 18): one datagram is one message.
+
+The socket is read directly (`loop.add_reader` + `recvmsg`, a burst of datagrams per wake-up)
+rather than through the event loop's datagram transport, for one reason: the kernel stamps
+each datagram with its arrival time (SO_TIMESTAMPNS), so the switch knows how long a
+request waited in the receive queue. That wait is the honest overload signal (issue 21):
+a switch at full load with a small queue answers everything, one whose queue grows answers
+requests the client has already retransmitted or given up on, and its goodput collapses.
+A datagram that waited longer than `shed_after` goes to `overloaded` (the runtime answers a
+new request 503 with Retry-After, RFC 3261 21.5.4, and handles the rest); one that waited
+longer than `drop_after` (by then the client has retransmitted it, Timer A/E at T1) is
+dropped unread. Both are counted. Only while the switch itself is saturated (its process
+used at least `BUSY_FRACTION` of a core over the last tenth of a second): a queue that grew
+because the machine did not run the switch for a moment (another process, a VM steal) is
+served, not shed.
+"""
 
 from __future__ import annotations
 
@@ -6,8 +21,9 @@ import asyncio
 import contextlib
 import logging
 import socket
+import struct
+import time
 from collections.abc import Callable
-from typing import cast
 
 from switch.transaction import Peer
 
@@ -15,52 +31,155 @@ log = logging.getLogger(__name__)
 
 Deliver = Callable[[bytes, Peer], None]
 SOCKET_BUFFER = 4 * 1024 * 1024
+MAX_DATAGRAM = 65535
+BURST = 64  # datagrams read per wake-up: a burst is handled without a loop iteration each
+# Linux: SO_TIMESTAMPNS (= SCM_TIMESTAMPNS), a struct timespec of the arrival time; the
+# socket module does not name it
+SO_TIMESTAMPNS = 35
+_ANCILLARY = socket.CMSG_SPACE(16)
+_TIMESPEC = struct.Struct("qq")
+BUSY_FRACTION = 0.8  # of a core: the switch is the bottleneck
+BUSY_WINDOW = 0.1  # seconds between two samples of the process's CPU time
 
 
-class UdpListener(asyncio.DatagramProtocol):
+class UdpListener:
     """Receives datagrams and hands them to the runtime; sends without buffering."""
 
-    def __init__(self, deliver: Deliver, host: str, port: int) -> None:
+    def __init__(self, deliver: Deliver, host: str, port: int, *,
+                 overloaded: Deliver | None = None, shed_after: float = 0.0,
+                 drop_after: float = 0.0, busy_fraction: float = BUSY_FRACTION) -> None:
         self._deliver = deliver
-        self._transport: asyncio.DatagramTransport | None = None
+        self.busy_fraction = busy_fraction  # 0: a late datagram is always an overload
+        self._overloaded = overloaded
+        self.shed_after = shed_after
+        self.drop_after = drop_after
+        self._sock: socket.socket | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._stamped = False
         self.host = host
         self.port = port
         self.errors = 0
+        self.dropped_late = 0  # datagrams dropped unread: they waited past drop_after
+        self.max_queue_delay = 0.0  # the longest wait seen (for /metrics), seconds
+        self._sampled_at = time.monotonic()
+        self._sampled_cpu = time.process_time()
+        self._busy = False
 
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        # uvloop's UDP transport does not subclass asyncio.DatagramTransport
-        self._transport = cast(asyncio.DatagramTransport, transport)
-        sock = transport.get_extra_info("socket")
-        if sock is not None:
+    def open(self, loop: asyncio.AbstractEventLoop) -> None:
+        family, _, _, _, address = socket.getaddrinfo(self.host, self.port,
+                                                      type=socket.SOCK_DGRAM)[0]
+        sock = socket.socket(family, socket.SOCK_DGRAM)
+        try:
+            sock.setblocking(False)
             # bursts (a site's phones re-registering after an outage) must queue, not drop;
             # the kernel caps this at net.core.rmem_max
             for opt in (socket.SO_RCVBUF, socket.SO_SNDBUF):
                 with contextlib.suppress(OSError):
                     sock.setsockopt(socket.SOL_SOCKET, opt, SOCKET_BUFFER)
-        name = transport.get_extra_info("sockname")
-        if name is not None:
-            self.port = name[1]
+            try:
+                sock.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPNS, 1)
+                self._stamped = True
+            except OSError:
+                self._stamped = False  # not Linux: no overload signal, nothing shed
+            sock.bind(address)
+        except BaseException:
+            sock.close()
+            raise
+        self._sock = sock
+        self._loop = loop
+        self.port = sock.getsockname()[1]
+        loop.add_reader(sock.fileno(), self._readable)
 
-    def datagram_received(self, data: bytes, addr: tuple[str | int, ...]) -> None:
-        self._deliver(data, Peer("UDP", str(addr[0]), int(addr[1])))
+    def _readable(self) -> None:
+        sock = self._sock
+        if sock is None:
+            return
+        deliver = self._deliver
+        shed_after = self.shed_after if self._overloaded else 0.0
+        drop_after = self.drop_after
+        # the first wait that matters: 503 (when on), else the drop
+        late = (shed_after or drop_after) if self._stamped else 0.0
+        if shed_after and drop_after:
+            late = min(shed_after, drop_after)
+        now = 0.0
+        for _ in range(BURST):
+            try:
+                data, anc, _flags, addr = sock.recvmsg(MAX_DATAGRAM, _ANCILLARY)
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError as exc:
+                # ICMP port unreachable and the like: the transaction layer's timers handle it
+                self.errors += 1
+                log.debug("udp error: %s", exc)
+                continue
+            peer = Peer("UDP", str(addr[0]), int(addr[1]))
+            if late and anc:
+                _level, _kind, stamp = anc[0]
+                sec, nsec = _TIMESPEC.unpack_from(stamp)
+                if not now:
+                    now = time.time()
+                waited = now - sec - nsec * 1e-9
+                if waited > late and self._saturated():
+                    if waited > self.max_queue_delay:
+                        self.max_queue_delay = waited
+                    if drop_after and waited > drop_after:
+                        self.dropped_late += 1
+                        continue
+                    if shed_after and waited > shed_after:
+                        assert self._overloaded is not None
+                        try:
+                            self._overloaded(data, peer)
+                        except Exception:
+                            log.exception("overload handling failed")
+                        continue
+            try:
+                deliver(data, peer)
+            except Exception:
+                log.exception("error delivering a datagram from %s:%d", peer.host, peer.port)
 
-    def error_received(self, exc: Exception) -> None:
-        # ICMP port unreachable and the like: the transaction layer's timers handle it.
-        self.errors += 1
-        log.debug("udp error: %s", exc)
+    def _saturated(self) -> bool:
+        """Whether the process used BUSY_FRACTION of a core since the last sample (taken at
+        most every BUSY_WINDOW seconds: a clock read per late datagram, no timer)."""
+        if self.busy_fraction <= 0:
+            return True
+        wall = time.monotonic()
+        elapsed = wall - self._sampled_at
+        if elapsed >= BUSY_WINDOW:
+            cpu = time.process_time()
+            self._busy = (cpu - self._sampled_cpu) >= self.busy_fraction * elapsed
+            self._sampled_at, self._sampled_cpu = wall, cpu
+        return self._busy
+
+    def stats(self) -> dict[str, object]:
+        return {"dropped_late": self.dropped_late,
+                "max_queue_delay_ms": round(self.max_queue_delay * 1000, 1)}
 
     def send(self, data: bytes, host: str, port: int) -> None:
-        if self._transport is not None:
-            self._transport.sendto(data, (host, port))
+        sock = self._sock
+        if sock is None:
+            return
+        try:
+            sock.sendto(data, (host, port))
+        except (BlockingIOError, InterruptedError):
+            # send buffer full: UDP may lose a datagram; the retransmission timers cover it
+            self.errors += 1
+        except OSError as exc:
+            self.errors += 1
+            log.debug("udp send to %s:%d failed: %s", host, port, exc)
 
     def close(self) -> None:
-        if self._transport is not None:
-            self._transport.close()
+        sock, self._sock = self._sock, None
+        if sock is not None:
+            if self._loop is not None and not self._loop.is_closed():
+                self._loop.remove_reader(sock.fileno())
+            sock.close()
 
 
-async def start_udp(deliver: Deliver, host: str, port: int) -> UdpListener:
-    loop = asyncio.get_running_loop()
-    _, protocol = await loop.create_datagram_endpoint(
-        lambda: UdpListener(deliver, host, port), local_addr=(host, port)
-    )
-    return protocol
+async def start_udp(deliver: Deliver, host: str, port: int, *,
+                    overloaded: Deliver | None = None, shed_after: float = 0.0,
+                    drop_after: float = 0.0,
+                    busy_fraction: float = BUSY_FRACTION) -> UdpListener:
+    listener = UdpListener(deliver, host, port, overloaded=overloaded, shed_after=shed_after,
+                           drop_after=drop_after, busy_fraction=busy_fraction)
+    listener.open(asyncio.get_running_loop())
+    return listener

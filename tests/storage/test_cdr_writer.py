@@ -380,3 +380,39 @@ async def test_wte_calls_shows_transferred_to(migrated_url: str) -> None:
     assert await list_call_records(migrated_url, out) == 0
     row = json.loads(out.getvalue().splitlines()[0])
     assert row["transferred_to"] == "+33612345678" and row["id"] == "r0001"
+
+
+async def test_group_commit_gathers_events_spread_over_its_delay(tmp_path: Path) -> None:
+    """Issue 21: with a commit delay, events given a few milliseconds apart (a short call's
+    open, answer and close at low load) share one batch instead of one commit each."""
+    repo = Flaky(failures=0)
+    writer = CdrWriter(repo=repo, spool_path=tmp_path / SPOOL_FILE, commit_delay=0.2)
+    await writer.begin()
+    await wait_for(lambda: not writer.backlog)  # the orphan sweep at start
+    r = rec(1)
+    writer.open(r)
+    await asyncio.sleep(0.02)
+    r = dataclasses.replace(r, answer=NOW + 3)
+    writer.answered(r)
+    await asyncio.sleep(0.02)
+    writer.close(r.closed(end=NOW + 9, disposition="answered", status=200, cause="bye",
+                          side="caller"))
+    await wait_for(lambda: writer.settled)
+    assert repo.writes == [3]  # one batch of the three events
+    assert repo.rows["r0001"].end == NOW + 9
+    writer.open(rec(2))
+    await writer.stop()  # a stop does not lose what waits for the deadline
+    assert "r0002" in repo.rows
+
+
+async def test_without_delay_each_event_is_written_at_once(tmp_path: Path) -> None:
+    repo = Flaky(failures=0)
+    writer = CdrWriter(repo=repo, spool_path=tmp_path / SPOOL_FILE)
+    await writer.begin()
+    await wait_for(lambda: not writer.backlog)
+    writer.open(rec(1))
+    await wait_for(lambda: writer.settled)
+    writer.close(rec(1, end=NOW + 9, disposition="answered"))
+    await wait_for(lambda: writer.settled)
+    assert repo.writes == [1, 1]
+    await writer.stop()

@@ -160,3 +160,23 @@ async def test_registrar_restart_restores_routing(migrated_url: str) -> None:
     [b] = fresh.lookup("acme:501410", NOW + 1)
     assert (b.contact, b.source_host, b.source_port, b.transport, b.conn_id) == (
         "sip:501410@10.0.0.5", "198.51.100.2", 5062, "tcp", None)
+
+
+async def test_commit_delay_groups_registrations_arriving_meanwhile(migrated_url: str) -> None:
+    """Issue 21: under load, REGISTERs arriving a few milliseconds apart share a commit when
+    the writer waits `commit_delay`; each apply() still returns only once its change is
+    durable. After a quiet spell the first one is committed at once (nothing would join)."""
+    engine = create_engine(migrated_url)
+    repo = SqlBindingRepository(engine, commit_delay=0.3)
+    try:
+        async def later(i: int) -> None:
+            await asyncio.sleep(0.02 * i)
+            await repo.apply([up(binding(i, aor=f"acme:{i}"))])
+
+        await asyncio.gather(*(later(i) for i in range(5)))
+        assert repo.batched_requests == 5
+        assert repo.commits == 2  # the first alone, then the four that came meanwhile
+        assert len(await repo.load_unexpired(NOW)) == 5
+    finally:
+        await repo.close()
+        await engine.dispose()

@@ -112,3 +112,7 @@ def test_mutated_datagrams_and_streams_never_break_the_switch(switch: RunningSwi
         text = resp.read().decode()
     assert f"wte_sip_dropped_total {sip['dropped']}" in text
     assert 'wte_sip_requests_total{method="OPTIONS"}' in text
+    # issue 21: hostile input is not an overload; the shedding counters are there, at zero
+    assert sip["overload"] == {"shed_503": 0, "dropped_late": 0,
+                               "max_queue_delay_ms": sip["overload"]["max_queue_delay_ms"]}
+    assert 'wte_sip_overload_total{action="503"} 0' in text
