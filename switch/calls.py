@@ -20,9 +20,8 @@ import secrets
 import time
 from collections import Counter
 from collections.abc import Awaitable, Callable, Coroutine, Mapping
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 from dialplan import CallContext, MediaMode, RoutingDecision, User, route
 from ivr.application import CallInfo
@@ -63,11 +62,11 @@ from switch.b2bua.effects import (
     Transferred,
 )
 from switch.b2bua.legs import LocalAddress
-from switch.b2bua.originate import Presented
+from switch.call_entry import CallEntry, DialogRef, MediaAnchoring, same_body
 from switch.call_requests import MIN_SE, InDialogRequests
 from switch.call_targets import Target, TargetResolver, hunt_step_for, ring_timeout_for
 from switch.dialog.session_timer import uas_negotiate
-from switch.divert import ApplicationControl, ApplicationTransfer, DivertMedia
+from switch.divert import ApplicationControl
 from switch.internal_calls import InternalInvites
 from switch.media_service import Anchor, close_media
 from switch.runtime import ServerRequest, SipRuntime
@@ -107,53 +106,6 @@ from switch.transfer import TransferHandler
 log = logging.getLogger("switch.calls")
 
 LINGER_SECONDS = 32.0  # keep an ended call around to absorb retransmissions (64*T1)
-
-
-def _same_body(leg: LegId, body: bytes) -> bytes:
-    return body
-
-
-class MediaAnchoring(DivertMedia, Protocol):
-    """What the call service asks of the media service."""
-
-    async def anchor(self, offer_body: bytes) -> Anchor | None: ...
-
-    async def application_endpoint(self, offer_body: bytes
-                                   ) -> tuple[ApplicationMedia, bytes]: ...
-
-
-@dataclass(frozen=True, slots=True)
-class DialogRef:
-    """Which call (and which side of it) a Call-ID belongs to."""
-
-    entry: CallEntry
-    side: Side
-    leg: LegId | None = None
-
-
-@dataclass
-class CallEntry:
-    call: Call
-    invite_key: object
-    caller: User | None
-    decision: RoutingDecision
-    record: CallRecord
-    leg_users: dict[LegId, str] = field(default_factory=dict)  # leg -> user rung
-    extra_call_ids: list[str] = field(default_factory=list)  # dialogs joined by transfer
-    a_sdp: bytes = b""  # the SDP the caller has from us
-    b_sdp: bytes = b""  # the SDP the answering callee has from us
-    timer: asyncio.TimerHandle | None = None
-    anchor: Anchor | None = None
-    app: ApplicationRunner | None = None
-    divert: ApplicationTransfer | None = None  # the application's Transfer ringing its target
-    # a call the switch placed (switch/originate.py): the identity its application's
-    # Transfer presents, and who is told when it ends (an agent's queue state)
-    presented: Presented | None = None
-    on_end: Callable[[CallEntry], None] | None = None
-    # an attended transfer waits on this call (switch/attended_transfer.py)
-    on_answered: Callable[[], None] | None = None
-    on_ended: Callable[[], None] | None = None
-    watched: list[tuple[str, str]] = field(default_factory=list)  # (user, Call-ID) joined
 
 
 class CallService:
@@ -445,7 +397,7 @@ class CallService:
         if personal is not None and personal.ring_timeout is not None:
             ring_timeout = personal.ring_timeout  # issue 15: ring time before forwarding
         call = Call(req, sreq.peer, self.local, self._now(), ring_timeout,
-                    answer_sdp=anchor.answer_for_caller if anchor is not None else _same_body,
+                    answer_sdp=anchor.answer_for_caller if anchor is not None else same_body,
                     t1=t.t1, t2=t.t2, exhausted_policy=self._policy_for(decision))
         session = uas_negotiate(req, min_se=MIN_SE, preferred=None)
         if session.negotiated is not None and not session.negotiated.we_refresh:
