@@ -42,6 +42,7 @@ from ivr.application import (
     Prompt,
     PromptFinished,
 )
+from ivr.transitions import next_state
 
 log = logging.getLogger("ivr.conference")
 
@@ -127,10 +128,7 @@ class ConferenceApp(ApplicationBase):
     # -- helpers --
 
     def _go(self, event: str) -> None:
-        nxt = TRANSITIONS.get((self.state, event))
-        if nxt is None:
-            raise ValueError(f"conference: no transition {self.state.name} --{event}-->")
-        self.state = nxt
+        self.state = next_state(TRANSITIONS, "conference", self.state, event)
 
     def _log(self, event: str, **fields: object) -> None:
         extra = "".join(f" {k}={v}" for k, v in fields.items())

@@ -36,6 +36,7 @@ from ivr.application import (
     Transfer,
     TransferFailed,
 )
+from ivr.transitions import next_state
 
 log = logging.getLogger("ivr.park")
 
@@ -122,10 +123,7 @@ class _Machine(ApplicationBase):
         self._deadline: float | None = None
 
     def _go(self, event: str) -> None:
-        nxt = TRANSITIONS.get((self.state, event))
-        if nxt is None:
-            raise ValueError(f"park: no transition {self.state.name} --{event}-->")
-        self.state = nxt
+        self.state = next_state(TRANSITIONS, "park", self.state, event)
 
     def _leave(self, now: float, *prompts: str) -> list[Command]:
         self._go("refuse" if self.state is ParkState.ANSWERING else "failed")

@@ -30,6 +30,7 @@ from ivr.application import (
     PromptFinished,
 )
 from ivr.park import PartnerLeft
+from ivr.transitions import next_state
 
 log = logging.getLogger("ivr.pickup")
 
@@ -86,10 +87,7 @@ class _Machine(ApplicationBase):
         self._deadline: float | None = None
 
     def _go(self, event: str) -> None:
-        nxt = TRANSITIONS.get((self.state, event))
-        if nxt is None:
-            raise ValueError(f"pickup: no transition {self.state.name} --{event}-->")
-        self.state = nxt
+        self.state = next_state(TRANSITIONS, "pickup", self.state, event)
 
     def next_deadline(self) -> float | None:
         return self._deadline

@@ -27,6 +27,7 @@ from ivr.application import (
     Prompt,
     PromptFinished,
 )
+from ivr.transitions import next_state
 
 log = logging.getLogger("ivr.three_way")
 
@@ -64,10 +65,7 @@ class ThreeWayApp(ApplicationBase):
         self._deadline: float | None = None
 
     def _go(self, event: str) -> None:
-        nxt = TRANSITIONS.get((self.state, event))
-        if nxt is None:
-            raise ValueError(f"three-way: no transition {self.state.name} --{event}-->")
-        self.state = nxt
+        self.state = next_state(TRANSITIONS, "three-way", self.state, event)
 
     def receive(self, event: AppEvent, now: float) -> list[Command]:
         if self.state is MergeState.ENDED:
