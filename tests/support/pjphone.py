@@ -38,6 +38,24 @@ class PjLibrary:
             self.poll(10)
         return cond()
 
+    def settle_calls(self, timeout: float = 40.0) -> bool:
+        """Hang up every call of the library and poll until none is active. This pjsua2
+        build holds 4 calls per process: a call a failed test left behind (its BYE still
+        retransmitted to a switch that is gone, up to 64*T1) would otherwise take a slot a
+        later test needs, and its phones would answer the switch's INVITEs 486/480."""
+        self.ep.hangupAllCalls()
+
+        def none_active() -> bool:
+            for call in ALL_CALLS:
+                try:
+                    if call.isActive():
+                        return False
+                except Exception:  # a call pjsua2 has already let go of
+                    continue
+            return True
+
+        return self.wait_until(none_active, timeout)
+
     def destroy(self) -> None:
         # Calls outlive the library in test locals; their C++ destructors would then assert in
         # PJSIP. Hand ownership to C++ (a leak at exit, harmless) before the library goes.

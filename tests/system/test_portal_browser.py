@@ -120,6 +120,7 @@ def test_user_turns_dnd_on_in_the_portal_and_a_call_is_refused(
 
 def test_admin_page_shows_a_caller_waiting_in_a_queue(
         pj_lib: Any, switch: RunningSwitch, browser: Any, tmp_path: Path) -> None:
+    from selenium.common.exceptions import StaleElementReferenceException
     from selenium.webdriver.common.by import By
 
     op = ApiClient(f"http://{switch.host}:{switch.http_port}").with_token(OPERATOR)
@@ -142,8 +143,11 @@ def test_admin_page_shows_a_caller_waiting_in_a_queue(
 
         def waiting_row(d: Any) -> bool:
             pj_lib.poll(10)
-            cells = d.find_elements(By.CSS_SELECTOR, "#queues tr td")
-            return len(cells) >= 5 and cells[2].text == "1" and "502411" in cells[4].text
+            try:  # the page redraws the table every few seconds
+                cells = d.find_elements(By.CSS_SELECTOR, "#queues tr td")
+                return len(cells) >= 5 and cells[2].text == "1" and "502411" in cells[4].text
+            except StaleElementReferenceException:
+                return False
 
         wait_for(browser, waiting_row, timeout=15)
         shot = tmp_path / "portal-admin.png"
@@ -151,7 +155,7 @@ def test_admin_page_shows_a_caller_waiting_in_a_queue(
         print(f"screenshot: {shot}")
         assert call.state != DISCONNECTED
     finally:
-        pj_lib.ep.hangupAllCalls()
+        pj_lib.settle_calls()
         chloe.shutdown()
         op.put("/api/v1/customers/acme/schedules/office/mode", {"mode": "auto"})
 

@@ -90,6 +90,7 @@ def switch(pj_lib: Any, extra: Carrier,
 
 @pytest.fixture(scope="module")
 def phones(pj_lib: Any, switch: RunningSwitch) -> Iterator[dict[str, Phone]]:
+    assert pj_lib.settle_calls(), "calls of earlier tests still hold this library's slots"
     made = {u: make_phone(pj_lib, transport="UDP", user=u, host=switch.host, port=switch.port,
                           password=f"demo-{u}", register=True) for u in ("501410", "501411")}
     for phone in made.values():
