@@ -401,6 +401,23 @@ def build_switch(options: ServeOptions) -> Switch:
     return switch
 
 
+# gen0, gen1, gen2 thresholds once serving (issue 21). A gen1 pass walks every young object
+# (up to gen0 * gen1 of them): at 50,000 x 20 it walked ~1 M with 300,000 Timer J
+# transactions held and stalled the loop 316 ms; 10,000 x 10 bounds it at ~100,000 (40 ms).
+# Full collections walk everything not frozen (~500 ms at 300,000 transactions): 100 gen1
+# passes between them (besides CPython's own rule that a quarter of the long-lived objects be
+# new) makes them 5 times rarer than 20. Measured by `python -m bench.bench_gc`.
+GC_THRESHOLDS = (10_000, 10, 100)
+
+
+def tune_gc() -> None:
+    """Once started: long-lived objects (plan, bindings, modules) never need collecting, so
+    they leave the GC's generations (gc.freeze), and collections come rarer and smaller."""
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(*GC_THRESHOLDS)
+
+
 async def serve(options: ServeOptions) -> int:
     try:
         switch = build_switch(options)
@@ -419,11 +436,7 @@ async def serve(options: ServeOptions) -> int:
         log.error("cannot listen: %s", exc)
         await switch.stop()
         return 1
-    # Long-lived objects (plan, bindings) never need collecting: keep them out of the GC's
-    # generations and make collections rarer, so latency stays flat under load.
-    gc.collect()
-    gc.freeze()
-    gc.set_threshold(50_000, 20, 20)
+    tune_gc()
     log.info("ready")
     await stop_requested.wait()
     await switch.stop()
