@@ -385,9 +385,13 @@ class _MediaBuilder:
         self.attributes: list[Attribute] = []
 
     def build(self) -> MediaDescription:
-        return dataclasses.replace(self.head, info=self.info, connection=self.connection,
-                                   key=self.key, bandwidths=tuple(self.bandwidths),
-                                   attributes=tuple(self.attributes))
+        # constructed field by field: dataclasses.replace re-reads the fields each call and
+        # cost 4.2 % of an anchored call's samples (issue 21)
+        head = self.head
+        return MediaDescription(
+            media=head.media, port=head.port, proto=head.proto, formats=head.formats,
+            port_count=head.port_count, info=self.info, connection=self.connection,
+            bandwidths=tuple(self.bandwidths), key=self.key, attributes=tuple(self.attributes))
 
 
 # An anchored call parses the same body several times (the offer when the call is routed,

@@ -48,3 +48,14 @@ def test_a_large_body_is_parsed_without_the_cache() -> None:
     sdp = parse_sdp(body(attrs=attrs))
     assert len(sdp.media[0].attributes) == 120
     assert parse_sdp(body(attrs=attrs)) is not sdp
+
+
+def test_a_media_section_keeps_every_line() -> None:
+    media = ("m=audio 4000/2 RTP/AVP 0\r\ni=voice\r\nc=IN IP4 192.0.2.9\r\nb=AS:64\r\n"
+             "k=prompt\r\na=rtpmap:0 PCMU/8000\r\na=sendonly\r\n")
+    m = parse_sdp(body(media=media, attrs="")).media[0]
+    assert (m.media, m.port, m.port_count, m.proto, m.formats) == ("audio", 4000, 2, "RTP/AVP",
+                                                                   ("0",))
+    assert (m.info, m.bandwidths, m.key) == ("voice", ("AS:64",), "prompt")
+    assert m.connection is not None and m.connection.address == "192.0.2.9"
+    assert m.attributes == (("rtpmap", "0 PCMU/8000"), ("sendonly", None))
