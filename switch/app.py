@@ -401,18 +401,20 @@ def build_switch(options: ServeOptions) -> Switch:
     return switch
 
 
-# gen0, gen1, gen2 thresholds once serving (issue 21). A gen1 pass walks every young object
-# (up to gen0 * gen1 of them): at 50,000 x 20 it walked ~1 M with 300,000 Timer J
-# transactions held and stalled the loop 316 ms; 10,000 x 10 bounds it at ~100,000 (40 ms).
-# Full collections walk everything not frozen (~500 ms at 300,000 transactions): 100 gen1
-# passes between them (besides CPython's own rule that a quarter of the long-lived objects be
-# new) makes them 5 times rarer than 20. Measured by `python -m bench.bench_gc`.
-GC_THRESHOLDS = (10_000, 10, 100)
+# gen0, gen1, gen2 thresholds once serving (issue 21), measured by `python -m bench.bench_gc`
+# and `BENCH_LEVELS=calls,options python -m bench.bench_levels`. A large young generation lets
+# most of a call's and a transaction's objects die (32 s of Timer J) before a gen1 pass ever
+# walks them, and automatic full collections almost never run (none while 300,000 Timer J
+# transactions were built). The price: while the held set grows, a gen1 pass walks up to
+# gen0 * gen1 young objects (~1 M, 300 ms with 300,000 transactions held). Smaller bounds
+# (10,000 x 10 -> 40 ms; 50,000 x 2 -> 44 ms; 50,000 x 5 -> 90 ms) moved that cost into the
+# bench's measured windows: calls at 100/s went from p99 3.4-5.8 ms to 10-37 ms.
+GC_THRESHOLDS = (50_000, 20, 20)
 
 
 def tune_gc() -> None:
     """Once started: long-lived objects (plan, bindings, modules) never need collecting, so
-    they leave the GC's generations (gc.freeze), and collections come rarer and smaller."""
+    they leave the GC's generations (gc.freeze), and collections come rarer."""
     gc.collect()
     gc.freeze()
     gc.set_threshold(*GC_THRESHOLDS)
