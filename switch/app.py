@@ -401,6 +401,25 @@ def build_switch(options: ServeOptions) -> Switch:
     return switch
 
 
+# gen0, gen1, gen2 thresholds once serving (issue 21), measured by `python -m bench.bench_gc`
+# and `BENCH_LEVELS=calls,options python -m bench.bench_levels`. A large young generation lets
+# most of a call's and a transaction's objects die (32 s of Timer J) before a gen1 pass ever
+# walks them, and automatic full collections almost never run (none while 300,000 Timer J
+# transactions were built). The price: while the held set grows, a gen1 pass walks up to
+# gen0 * gen1 young objects (~1 M, 300 ms with 300,000 transactions held). Smaller bounds
+# (10,000 x 10 -> 40 ms; 50,000 x 2 -> 44 ms; 50,000 x 5 -> 90 ms) moved that cost into the
+# bench's measured windows: calls at 100/s went from p99 3.4-5.8 ms to 10-37 ms.
+GC_THRESHOLDS = (50_000, 20, 20)
+
+
+def tune_gc() -> None:
+    """Once started: long-lived objects (plan, bindings, modules) never need collecting, so
+    they leave the GC's generations (gc.freeze), and collections come rarer."""
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(*GC_THRESHOLDS)
+
+
 async def serve(options: ServeOptions) -> int:
     try:
         switch = build_switch(options)
@@ -419,11 +438,7 @@ async def serve(options: ServeOptions) -> int:
         log.error("cannot listen: %s", exc)
         await switch.stop()
         return 1
-    # Long-lived objects (plan, bindings) never need collecting: keep them out of the GC's
-    # generations and make collections rarer, so latency stays flat under load.
-    gc.collect()
-    gc.freeze()
-    gc.set_threshold(50_000, 20, 20)
+    tune_gc()
     log.info("ready")
     await stop_requested.wait()
     await switch.stop()

@@ -16,6 +16,8 @@ Parsing is one split and one pass over the lines, each line a bounded amount of 
 from __future__ import annotations
 
 import dataclasses
+import functools
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from enum import Enum
@@ -352,12 +354,19 @@ def _parse_media_line(value: str) -> MediaDescription:
     return MediaDescription(f[0], port, f[2], formats, count)
 
 
+_PLAIN_RTPMAP = re.compile(r"([0-9]{1,3}) [A-Za-z0-9_.+-]+/[0-9]{1,9}(?:/[0-9]{1,3})?")
+
+
 def _parse_attribute(value: str) -> Attribute:
     name, sep, val = value.partition(":")
     if not name or " " in name:
         raise SdpError(f"bad attribute {value[:40]!r}")
     if sep and name == "rtpmap":
-        parse_rtpmap(val)
+        # the usual "<pt> <enc>/<rate>[/<channels>]" is valid as it stands; anything else
+        # goes through the full check
+        fast = _PLAIN_RTPMAP.fullmatch(val)
+        if fast is None or int(fast[1]) > 127:
+            parse_rtpmap(val)
     elif sep and name == "crypto":
         parse_crypto(val)
     return (name, val if sep else None)
@@ -376,13 +385,35 @@ class _MediaBuilder:
         self.attributes: list[Attribute] = []
 
     def build(self) -> MediaDescription:
-        return dataclasses.replace(self.head, info=self.info, connection=self.connection,
-                                   key=self.key, bandwidths=tuple(self.bandwidths),
-                                   attributes=tuple(self.attributes))
+        # constructed field by field: dataclasses.replace re-reads the fields each call and
+        # cost 4.2 % of an anchored call's samples (issue 21)
+        head = self.head
+        return MediaDescription(
+            media=head.media, port=head.port, proto=head.proto, formats=head.formats,
+            port_count=head.port_count, info=self.info, connection=self.connection,
+            bandwidths=tuple(self.bandwidths), key=self.key, attributes=tuple(self.attributes))
+
+
+# An anchored call parses the same body several times (the offer when the call is routed,
+# anchored and negotiated; each leg's answer twice): the result is an immutable tree, so a
+# small cache keyed on the body returns it again (issue 21). Only bodies of a usual size are
+# kept (256 x 4 KB at most); an invalid body raises and is not cached.
+_CACHED_BODY_MAX = 4096
 
 
 def parse_sdp(data: bytes | str) -> SessionDescription:
     """Parse an SDP body (RFC 8866 section 5); raises `SdpError` (400) when invalid."""
+    if len(data) <= _CACHED_BODY_MAX:
+        return _parse_cached(data)
+    return _parse(data)
+
+
+@functools.lru_cache(maxsize=256)
+def _parse_cached(data: bytes | str) -> SessionDescription:
+    return _parse(data)
+
+
+def _parse(data: bytes | str) -> SessionDescription:
     if len(data) > MAX_SDP_SIZE:
         raise SdpError("too large")
     if isinstance(data, bytes):
