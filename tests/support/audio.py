@@ -35,3 +35,13 @@ def dominant_frequency(path: Path, *, skip_seconds: float = 0.3,
     spectrum[0] = 0
     freqs = np.fft.rfftfreq(len(data), 1.0 / rate)
     return float(freqs[int(np.argmax(spectrum))]), rms
+
+
+def band_level(data: np.ndarray, rate: int, freq: float) -> float:
+    """The spectrum's magnitude around `freq` (+-15 Hz), per sample: how loud one tone is in
+    a recording that mixes several."""
+    window = np.hanning(len(data))
+    spectrum = np.abs(np.fft.rfft(data * window)) / len(data)
+    freqs = np.fft.rfftfreq(len(data), 1.0 / rate)
+    band = (freqs > freq - 15) & (freqs < freq + 15)
+    return float(spectrum[band].max())

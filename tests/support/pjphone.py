@@ -10,7 +10,7 @@ from __future__ import annotations
 import gc
 import random
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -351,3 +351,18 @@ def make_carrier_phone(lib: PjLibrary, number: str = "+33612345678") -> Phone:
     acc = PjAccount()
     acc.create(acfg)
     return Phone(lib, acc, "UDP", f"sip:{number}@127.0.0.1")
+
+
+def registered_phones(lib: PjLibrary, host: str, port: int,
+                      users: Iterable[str]) -> Iterator[dict[str, Phone]]:
+    """A module's phones over UDP, each registered with its demo password before the tests,
+    their calls hung up and their accounts shut down after (a fixture's body)."""
+    made = {u: make_phone(lib, transport="UDP", user=u, host=host, port=port,
+                          password=f"demo-{u}", register=True) for u in users}
+    for phone in made.values():
+        assert phone.wait_registration(lambda e: e[0] == 200, since=0) is not None
+    yield made
+    lib.ep.hangupAllCalls()
+    lib.wait_until(lambda: False, 0.5)
+    for phone in made.values():
+        phone.shutdown()

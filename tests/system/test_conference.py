@@ -13,12 +13,12 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pjsua2 as pj
 import pytest
 
+from tests.support.audio import band_level as level
 from tests.support.audio import read_wav
-from tests.support.pjphone import Phone, PjCall, make_phone
+from tests.support.pjphone import Phone, PjCall, registered_phones
 from tests.support.server import RunningSwitch, start_switch
 
 CONFIRMED = pj.PJSIP_INV_STATE_CONFIRMED
@@ -38,28 +38,11 @@ def switch(pj_lib: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Ru
 
 @pytest.fixture(scope="module")
 def phones(pj_lib: Any, switch: RunningSwitch) -> Iterator[dict[str, Phone]]:
-    made = {u: make_phone(pj_lib, transport="UDP", user=u, host=switch.host, port=switch.port,
-                          password=f"demo-{u}", register=True) for u in USERS}
-    for phone in made.values():
-        assert phone.wait_registration(lambda e: e[0] == 200, since=0) is not None
-    yield made
-    pj_lib.ep.hangupAllCalls()
-    pj_lib.wait_until(lambda: False, 0.5)
-    for phone in made.values():
-        phone.shutdown()
+    yield from registered_phones(pj_lib, switch.host, switch.port, USERS)
 
 
 def lines(switch: RunningSwitch, *words: str) -> list[str]:
     return [ln for ln in switch.log_lines if all(w in ln for w in words)]
-
-
-def level(data: np.ndarray, rate: int, freq: float) -> float:
-    """The spectrum's magnitude around `freq` (+-15 Hz), per sample."""
-    window = np.hanning(len(data))
-    spectrum = np.abs(np.fft.rfft(data * window)) / len(data)
-    freqs = np.fft.rfftfreq(len(data), 1.0 / rate)
-    band = (freqs > freq - 15) & (freqs < freq + 15)
-    return float(spectrum[band].max())
 
 
 def test_three_phones_hear_each_other_but_not_themselves(
