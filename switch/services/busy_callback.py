@@ -39,6 +39,11 @@ if TYPE_CHECKING:
 log = logging.getLogger("switch.busy_callback")
 
 
+# The caller asked to be called back and may have stepped away from the desk: its phone
+# rings this long, whatever shorter ring time before forwarding the site sets.
+CALLBACK_RING_SECONDS = 30.0
+
+
 class BusyCallbacks:
     """`*37` requests, the users' calls, and the calls placed to serve them."""
 
@@ -140,7 +145,7 @@ class BusyCallbacks:
             application=lambda info: CallbackConnect(info, "busy-callback", callee.full_number,
                                                      customer, announce=BUSY_FREE,
                                                      failed=BUSY_FAILED),
-            then_presented=own, label="busy callback",
+            then_presented=own, label="busy callback", ring_timeout=CALLBACK_RING_SECONDS,
             on_answered=lambda entry: self.book.finished(cb),
             on_failed=lambda status, reason: self.book.finished(cb)))
 
