@@ -8,10 +8,10 @@ figure runs OPTIONS through the transaction layer as the switch does (parse, mat
 `received`, answer 200, serialise, timers).
 
 The same code runs against a baseline tree (`BENCH_PARSER_BASE`, a git revision; default
-the commit before the parser work), extracted with `git archive`; each round runs this tree
-then the baseline in fresh interpreters, so the speed-up printed is measured now, under the
-same machine load. CPU time (process_time), best of all runs: the machine is shared and the
-minimum is the least disturbed figure.
+the commit before the parser work), extracted with `git archive` and imported beside this
+one under another package name; the two alternate run by run, so the speed-up printed is
+measured now, under the same machine load. CPU time (process_time), best of the runs: the
+machine is shared and the minimum is the least disturbed figure.
 
     python -m bench.bench_parser            # this tree and the baseline
     BENCH_PARSER_BASE= python -m bench.bench_parser   # this tree only
@@ -19,8 +19,9 @@ minimum is the least disturbed figure.
 
 from __future__ import annotations
 
-import json
+import importlib
 import os
+import re
 import subprocess
 import sys
 import tarfile
@@ -29,12 +30,12 @@ import time
 from collections.abc import Callable
 from io import BytesIO
 from pathlib import Path
+from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
 BASE = os.environ.get("BENCH_PARSER_BASE", "6a7f42c")
 VARIANTS = 500  # distinct branches/tags/Call-IDs per message kind
-REPEATS = int(os.environ.get("BENCH_PARSER_REPEATS", "3"))
-ROUNDS = int(os.environ.get("BENCH_PARSER_ROUNDS", "4"))
+REPEATS = int(os.environ.get("BENCH_PARSER_REPEATS", "15"))
 
 _SDP = (
     "v=0\r\no=alice 2890844526 2890844526 IN IP4 192.0.2.10\r\ns=-\r\n"
@@ -131,22 +132,11 @@ def corpus() -> dict[str, list[bytes]]:
     return out
 
 
-def _best(run: Callable[[], int]) -> float:
-    """Seconds of CPU per operation, best of REPEATS."""
-    best = float("inf")
-    for _ in range(REPEATS):
-        t0 = time.process_time()
-        count = run()
-        best = min(best, (time.process_time() - t0) / count)
-    return best
-
-
-def measure() -> dict[str, float]:
-    """us per message for each kind (parse+views, serialise) and the OPTIONS path."""
-    from switch.sip import Request, Response, make_response, parse_message
-    from switch.transaction import Peer, RequestReceived, TransactionLayer
-
-    figures: dict[str, float] = {}
+def cases(sip: Any, txn: Any) -> dict[str, tuple[Callable[[], int], ...]]:
+    """name -> a run (returns the operations done) over one implementation's modules."""
+    parse_message = sip.parse_message
+    make_response = sip.make_response
+    out: dict[str, tuple[Callable[[], int], ...]] = {}
     for name, messages in corpus().items():
         def parse(messages: list[bytes] = messages) -> int:
             for data in messages:
@@ -155,90 +145,99 @@ def measure() -> dict[str, float]:
 
         parsed = [parse_message(m) for m in messages]
 
-        def serialise(parsed: list[Request | Response] = parsed) -> int:
+        def serialise(parsed: list[Any] = parsed) -> int:
             for _ in range(4):  # serialising is quick: a longer run for a steadier clock
                 for msg in parsed:
                     msg.to_bytes()
             return 4 * len(parsed)
 
-        figures[f"parse {name}"] = _best(parse) * 1e6
-        figures[f"serialise {name}"] = _best(serialise) * 1e6
+        out[f"parse {name}"] = (parse,)
+        out[f"serialise {name}"] = (serialise,)
 
     options = corpus()["OPTIONS"]
-    peer = Peer("UDP", "192.0.2.99", 5099)  # differs from the Via: received is stamped
+    peer = txn.Peer("UDP", "192.0.2.99", 5099)  # differs from the Via: received is stamped
+    request_received = txn.RequestReceived
     clock = [0.0]
 
     def transaction_path() -> int:
-        layer = TransactionLayer()
+        layer = txn.TransactionLayer()
         now = clock[0]
         for data in options:
             now += 1e-4  # 10,000/s: Timer J (32 s) keeps every transaction in the heap
             layer.receive(parse_message(data), peer, now)
             while (event := layer.next_event()) is not None:
-                if isinstance(event, RequestReceived) and event.key is not None:
+                if type(event) is request_received and event.key is not None:
                     layer.respond(event.key, make_response(event.request, 200), now)
             layer.handle_timer(now)
             layer.get_timer()
         clock[0] = now
         return len(options)
 
-    figures["OPTIONS via transaction layer, 200 sent"] = _best(transaction_path) * 1e6
-    return figures
+    out["OPTIONS via transaction layer, 200 sent"] = (transaction_path,)
+    return out
 
 
-def _extract(ref: str, into: str) -> bool:
-    """switch.sip and switch.transaction of git revision `ref`, unpacked under `into`."""
+def _cpu_per_op(run: Callable[[], int]) -> float:
+    t0 = time.process_time()
+    count = run()
+    return (time.process_time() - t0) / count
+
+
+def _load_baseline(ref: str, into: str) -> tuple[Any, Any] | None:
+    """switch.sip and switch.transaction of git revision `ref`, imported as the package
+    `wte_base_switch` (absolute imports renamed) so both trees live in this process."""
     try:
         tar = subprocess.run(
             ["git", "-C", str(REPO), "archive", ref, "switch/__init__.py", "switch/sip",
              "switch/transaction"], check=True, capture_output=True).stdout
     except (OSError, subprocess.CalledProcessError) as exc:
         sys.stdout.write(f"  (no baseline {ref!r}: {exc})\n")
-        return False
+        return None
     with tarfile.open(fileobj=BytesIO(tar)) as archive:
         archive.extractall(into, filter="data")
-    return True
-
-
-def _worker(tree: str) -> dict[str, float]:
-    """One round of `measure` in a fresh interpreter importing switch.* from `tree`."""
-    env = {**os.environ, "PYTHONPATH": tree}
-    out = subprocess.run([sys.executable, __file__, "--worker"], env=env, check=True,
-                         capture_output=True, text=True).stdout
-    result: dict[str, float] = json.loads(out)
-    return result
-
-
-def _merge(best: dict[str, float], new: dict[str, float]) -> dict[str, float]:
-    return {k: min(v, best.get(k, v)) for k, v in new.items()}
+    root = Path(into) / "wte_base_switch"
+    (Path(into) / "switch").rename(root)
+    for path in root.rglob("*.py"):
+        text = path.read_text()
+        path.write_text(re.sub(r"\bswitch\.(sip|transaction)\b", r"wte_base_switch.\1", text))
+    sys.path.insert(0, into)
+    return (importlib.import_module("wte_base_switch.sip"),
+            importlib.import_module("wte_base_switch.transaction"))
 
 
 def main() -> None:
-    now: dict[str, float] = {}
-    before: dict[str, float] | None = None
+    import switch.sip
+    import switch.transaction
+
+    now_cases = cases(switch.sip, switch.transaction)
     with tempfile.TemporaryDirectory(prefix="wte-bench-parser-") as tmp:
-        trees = [str(REPO)]
-        if BASE and _extract(BASE, tmp):
-            before = {}
-            trees.append(tmp)
-        for _ in range(ROUNDS):  # alternate the trees: both see the same machine load
-            now = _merge(now, _worker(trees[0]))
-            if before is not None:
-                before = _merge(before, _worker(tmp))
-    sys.stdout.write("\n== SIP parser and serialiser, CPU per message (best of "
-                     f"{ROUNDS}x{REPEATS} runs alternating with the baseline, "
-                     f"{VARIANTS} variants each)\n")
+        base = _load_baseline(BASE, tmp) if BASE else None
+        base_cases = cases(*base) if base is not None else {}
+        now: dict[str, float] = {}
+        before: dict[str, float] = {}
+        for key, (run,) in now_cases.items():
+            other = base_cases.get(key)
+            best_now = best_before = float("inf")
+            for _ in range(REPEATS):  # alternate run by run: both see the same machine load
+                best_now = min(best_now, _cpu_per_op(run))
+                if other is not None:
+                    best_before = min(best_before, _cpu_per_op(other[0]))
+            now[key] = best_now * 1e6
+            if other is not None:
+                before[key] = best_before * 1e6
+    sys.stdout.write(f"\n== SIP parser and serialiser, CPU per message (best of {REPEATS} "
+                     f"runs alternating with the baseline, {VARIANTS} variants each)\n")
     width = max(len(k) for k in now)
     head = f"  {'':<{width}}  {'us now':>8}"
-    if before is not None:
+    if before:
         head += f"  {'us ' + BASE[:10]:>14}  speed-up"
     sys.stdout.write(head + "\n")
     for key, value in now.items():
         line = f"  {key:<{width}}  {value:8.1f}"
-        if before is not None and key in before:
+        if key in before:
             line += f"  {before[key]:14.1f}  {before[key] / value:7.2f}x"
         sys.stdout.write(line + "\n")
-    if before is not None:
+    if before:
         parse_keys = [k for k in now if k.startswith("parse ")]
         total_now = sum(now[k] for k in parse_keys)
         total_before = sum(before[k] for k in parse_keys)
@@ -248,8 +247,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    if sys.argv[1:] == ["--worker"]:
-        # switch.* comes from PYTHONPATH: this tree or the baseline's
-        sys.stdout.write(json.dumps(measure()))
-    else:
-        main()
+    main()

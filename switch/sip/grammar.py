@@ -24,7 +24,6 @@ QUOTED = r'"(?:[^"\\]|\\.)*"'
 _TOKEN_RE = re.compile(f"[{TOKEN_CLASS}]+")
 _WORD = r"[A-Za-z0-9\-.!%*_+`'~()<>:\\\"/\[\]?{}]+"
 _CALLID_RE = re.compile(f"{_WORD}(?:@{_WORD})?")
-_UINT_RE = re.compile(r"[0-9]{1,10}")
 
 Params = tuple[tuple[str, str | None], ...]
 
@@ -38,6 +37,15 @@ _HEADER_PARAM_RE = re.compile(
 # (section 25.1, RFC 3261 19.1.1); LWS is not allowed inside a URI.
 _URI_PARAM_RE = re.compile(
     r";([A-Za-z0-9\-_.!~*'()%\[\]/:&+$]+)(?:=([A-Za-z0-9\-_.!~*'()%\[\]/:&+$]+))?"
+)
+# The usual shape of header parameters: no LWS, no quoted value (";branch=z9hG4bK..;rport",
+# ";tag=..."). One C pass checks the whole text has that shape and `findall` cuts it; the
+# result is what the general loop returns. Every ';' starts a parameter and is outside
+# the name and value classes, so both scans are linear.
+_SIMPLE_HEADER_PARAMS_RE = re.compile(rf"(?:;[{TOKEN_CLASS}]+(?:=[^\s;\",]+)?)+")
+_SIMPLE_HEADER_PARAM_RE = re.compile(rf";([{TOKEN_CLASS}]+)(?:=([^\s;\",]+))?")
+_URI_PARAMS_RE = re.compile(
+    r"(?:;[A-Za-z0-9\-_.!~*'()%\[\]/:&+$]+(?:=[A-Za-z0-9\-_.!~*'()%\[\]/:&+$]+)?)+"
 )
 
 
@@ -132,7 +140,15 @@ def parse_params(text: str, *, lower_names: bool = True, uri: bool = False) -> P
     """
     if not text:
         return ()
-    rx = _URI_PARAM_RE if uri else _HEADER_PARAM_RE
+    # Fast path: the whole text is checked by one fullmatch, then cut by findall. A value
+    # group that did not take part is "" in findall; a present value is never empty.
+    whole, one = (_URI_PARAMS_RE, _URI_PARAM_RE) if uri else (
+        _SIMPLE_HEADER_PARAMS_RE, _SIMPLE_HEADER_PARAM_RE)
+    if whole.fullmatch(text) is not None:
+        if lower_names:
+            return tuple([(k.lower(), v or None) for k, v in one.findall(text)])
+        return tuple([(k, v or None) for k, v in one.findall(text)])
+    rx = _URI_PARAM_RE if uri else _HEADER_PARAM_RE  # the general loop, and its errors
     out: list[tuple[str, str | None]] = []
     pos = 0
     n = len(text)
@@ -149,7 +165,9 @@ def parse_params(text: str, *, lower_names: bool = True, uri: bool = False) -> P
 
 
 def format_params(params: Params) -> str:
-    return "".join(f";{k}" if v is None else f";{k}={v}" for k, v in params)
+    if not params:
+        return ""
+    return "".join([f";{k}" if v is None else f";{k}={v}" for k, v in params])
 
 
 def get_param(params: Params, name: str) -> str | None:
@@ -162,7 +180,8 @@ def get_param(params: Params, name: str) -> str | None:
 def parse_uint(text: str, what: str, *, maximum: int = 2**32 - 1) -> int:
     """A decimal number of at most `maximum` (delta-seconds and friends, section 25.1)."""
     t = text.strip(" \t")
-    if _UINT_RE.fullmatch(t) is None:
+    # isdigit alone accepts other scripts' digits and superscripts: ASCII only (25.1 DIGIT)
+    if not (t.isdigit() and t.isascii() and len(t) <= 10):
         raise SipParseError(f"{what} is not a number in range: {t[:20]!r}")
     v = int(t)
     if v > maximum:
