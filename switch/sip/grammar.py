@@ -39,11 +39,10 @@ _URI_PARAM_RE = re.compile(
     r";([A-Za-z0-9\-_.!~*'()%\[\]/:&+$]+)(?:=([A-Za-z0-9\-_.!~*'()%\[\]/:&+$]+))?"
 )
 # The usual shape of header parameters: no LWS, no quoted value (";branch=z9hG4bK..;rport",
-# ";tag=..."). One C pass checks the whole text has that shape and `findall` cuts it; the
-# result is what the general loop returns. Every ';' starts a parameter and is outside
-# the name and value classes, so both scans are linear.
+# ";tag=..."). One C pass checks the whole text has that shape, then split/partition cut
+# it; the result is what the general loop returns. Every ';' starts a parameter and is
+# outside the name and value classes, so the check is linear.
 _SIMPLE_HEADER_PARAMS_RE = re.compile(rf"(?:;[{TOKEN_CLASS}]+(?:=[^\s;\",]+)?)+")
-_SIMPLE_HEADER_PARAM_RE = re.compile(rf";([{TOKEN_CLASS}]+)(?:=([^\s;\",]+))?")
 _URI_PARAMS_RE = re.compile(
     r"(?:;[A-Za-z0-9\-_.!~*'()%\[\]/:&+$]+(?:=[A-Za-z0-9\-_.!~*'()%\[\]/:&+$]+)?)+"
 )
@@ -140,15 +139,22 @@ def parse_params(text: str, *, lower_names: bool = True, uri: bool = False) -> P
     """
     if not text:
         return ()
-    # Fast path: the whole text is checked by one fullmatch, then cut by findall. A value
-    # group that did not take part is "" in findall; a present value is never empty.
-    whole, one = (_URI_PARAMS_RE, _URI_PARAM_RE) if uri else (
-        _SIMPLE_HEADER_PARAMS_RE, _SIMPLE_HEADER_PARAM_RE)
+    # Fast path: the whole text is checked by one fullmatch, then cut by split.
+    whole = _URI_PARAMS_RE if uri else _SIMPLE_HEADER_PARAMS_RE
     if whole.fullmatch(text) is not None:
-        if lower_names:
-            return tuple([(k.lower(), v or None) for k, v in one.findall(text)])
-        return tuple([(k, v or None) for k, v in one.findall(text)])
-    rx = _URI_PARAM_RE if uri else _HEADER_PARAM_RE  # the general loop, and its errors
+        # the checked text is ";name[=value]" pieces with no ';' inside a value and a
+        # non-empty value after any '=': split and partition cut it as the loop would
+        out: list[tuple[str, str | None]] = []
+        for piece in text[1:].split(";"):
+            name, _, value = piece.partition("=")
+            out.append((name.lower() if lower_names else name, value or None))
+        return tuple(out)
+    return _parse_params_general(text, lower_names, uri)
+
+
+def _parse_params_general(text: str, lower_names: bool, uri: bool) -> Params:
+    """Every shape parse_params accepts, one regular expression match per parameter."""
+    rx = _URI_PARAM_RE if uri else _HEADER_PARAM_RE
     out: list[tuple[str, str | None]] = []
     pos = 0
     n = len(text)

@@ -35,7 +35,10 @@ class Via:
 
     @property
     def wants_rport(self) -> bool:
-        return any(k == "rport" for k, _ in self.params)
+        for k, _ in self.params:  # noqa: SIM110 - any(genexpr) costs a generator per request
+            if k == "rport":
+                return True
+        return False
 
     @property
     def has_rfc3261_branch(self) -> bool:
