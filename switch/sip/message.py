@@ -110,7 +110,11 @@ class Message:
     def to_bytes(self) -> bytes:
         """Serialise; Content-Length always states the real body length (section 18.3)."""
         lines = [self.start_line()]
-        lines.extend([f"{n}: {v}" for n, v in self.headers.items() if n != "Content-Length"])
+        headers = self.headers
+        if "content-length" in headers._index:  # a parsed message: drop the stated length
+            lines.extend([f"{n}: {v}" for n, v in headers._items if n != "Content-Length"])
+        else:  # built here (make_response...): no item is named Content-Length
+            lines.extend([f"{n}: {v}" for n, v in headers._items])
         lines.append(f"Content-Length: {len(self.body)}\r\n\r\n")
         return "\r\n".join(lines).encode("utf-8", "surrogateescape") + self.body
 

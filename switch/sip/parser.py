@@ -30,6 +30,9 @@ _HEADER_NAME_RE = re.compile(f"[{TOKEN_CLASS}]+")
 # between the elements and none at the end (RFC 4475 3.1.2.9, 3.1.2.10).
 _REQUEST_LINE_RE = re.compile(rf"([{TOKEN_CLASS}]+) ([^ ]+) ([^ ]+)")
 _STATUS_CODE_RE = re.compile(r"[1-6][0-9][0-9]")
+# Methods of RFC 3261 and its extensions: tokens, so the request line needs no regex for them.
+_METHODS = frozenset(("INVITE", "ACK", "BYE", "CANCEL", "OPTIONS", "REGISTER", "PRACK",
+                      "SUBSCRIBE", "NOTIFY", "PUBLISH", "INFO", "REFER", "MESSAGE", "UPDATE"))
 
 
 def _split_head(data: bytes) -> tuple[bytes, bytes]:
@@ -229,10 +232,16 @@ def _parse(data: bytes, max_size: int, max_body: int) -> Request | Response:
         _validate(msg, None)
         return msg
 
-    m = _REQUEST_LINE_RE.fullmatch(start)
-    if m is None:
-        raise SipParseError("bad request line")
-    method, uri_text, version = m.groups()
+    parts = start.split(" ")
+    if len(parts) == 3 and parts[0] in _METHODS and parts[1] and parts[2]:
+        # the regular expression's answer for the usual methods: three non-empty
+        # pieces without SP, the method a token
+        method, uri_text, version = parts
+    else:
+        m = _REQUEST_LINE_RE.fullmatch(start)
+        if m is None:
+            raise SipParseError("bad request line")
+        method, uri_text, version = m.groups()
     if version != "SIP/2.0":
         _check_version(version)
     if len(uri_text) > MAX_URI_LENGTH:

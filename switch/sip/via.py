@@ -62,8 +62,10 @@ class Via:
         return self.with_params(tuple(out))
 
     def __str__(self) -> str:
-        hp = self.host if self.port is None else f"{self.host}:{self.port}"
-        return f"{self.protocol}/{self.transport} {hp}{format_params(self.params)}"
+        if self.port is None:
+            return f"{self.protocol}/{self.transport} {self.host}{format_params(self.params)}"
+        return (f"{self.protocol}/{self.transport} {self.host}:{self.port}"
+                f"{format_params(self.params)}")
 
 
 # via-parm = sent-protocol LWS sent-by *( SEMI via-params ) (RFC 3261 section 20.42,

@@ -61,6 +61,7 @@ logger = logging.getLogger("switch.transaction")
 MAGIC_COOKIE = "z9hG4bK"
 _DEFAULT_PORT = {"TLS": 5061, "WSS": 443, "WS": 80}
 _CACHED_VIEWS = ("call_id", "cseq", "from_", "to", "max_forwards", "expires", "contacts")
+_new_tuple = tuple.__new__
 
 
 def server_key(request: Request, via: Via) -> ServerKey:
@@ -74,10 +75,11 @@ def server_key(request: Request, via: Via) -> ServerKey:
     method = request.method
     if method == "ACK":
         method = "INVITE"
-    branch = via.branch
+    branch = get_param(via.params, "branch")  # Via.branch without the property call
     if branch is not None and branch.startswith(MAGIC_COOKIE):
         port = via.port or _DEFAULT_PORT.get(via.transport, 5060)
-        return ServerKey(branch, f"{via.host.lower()}:{port}", method)
+        # tuple.__new__ is what ServerKey(...) runs, without its Python-level __new__
+        return _new_tuple(ServerKey, (branch, f"{via.host.lower()}:{port}", method))
     return ServerKey("", _rfc2543_ident(request, via) + (request.to.tag or ""), method)
 
 
@@ -107,14 +109,16 @@ def stamp_received(request: Request, via: Via, source: Peer) -> Request:
             return request
     elif via.host == source.host or via.received == source.host:
         return request
-    new_via = via.with_received(source.host, source.port)
-    position = request.headers.position("Via")
-    if position is None:
+    headers = request.headers
+    positions = headers._index.get("via")  # headers.position("Via") without the name lookup
+    if not positions:
         return request
-    value = request.headers.items()[position][1]
+    new_via = via.with_received(source.host, source.port)
+    position = positions[0]
+    value = headers._items[position][1]
     rest = split_commas(value)[1:] if "," in value else []
     stamped = request.replace(
-        headers=request.headers.with_value_at(position, ", ".join([str(new_via), *rest])))
+        headers=headers.with_value_at(position, ", ".join([str(new_via), *rest])))
     # Only the Via changed: carry the parsed views over instead of parsing again.
     old, new = request.__dict__, stamped.__dict__
     new["vias"] = [new_via, *request.vias[1:]]
