@@ -75,8 +75,10 @@ class Message:
 
     @lazy
     def contacts(self) -> list[NameAddr] | ContactStar:
+        if "contact" not in self.headers._index:
+            return []  # the usual request (OPTIONS, BYE...): no list to split
         values = self.headers.get_all("Contact")
-        if any(v == "*" for v in values):
+        if "*" in values:
             if len(values) != 1:
                 raise SipParseError("Contact '*' mixed with other contacts")
             return ContactStar()
