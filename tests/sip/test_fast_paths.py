@@ -15,6 +15,7 @@ from switch.sip.address import _parse_name_addr, _with_cached_base, parse_name_a
 from switch.sip.cseq import _parse_cseq, parse_cseq
 from switch.sip.grammar import _parse_params_general, parse_params, parse_uint
 from switch.sip.message import Message
+from switch.sip.via import _parse_via, parse_via
 
 from .vectors import valid_paths
 
@@ -115,3 +116,19 @@ def test_views_set_by_the_parser_equal_the_lazy_views(path: object) -> None:
     msg = parse_message(path.read_bytes())  # type: ignore[attr-defined]
     assert (msg.vias, msg.call_id, msg.cseq, msg.from_, msg.to, msg.max_forwards,
             msg.expires) == _lazy_views(msg)
+
+
+VIA_TEXT = st.builds(
+    lambda proto, host, port, params: f"{proto}{host}{port}{params}",
+    st.sampled_from(["SIP/2.0/UDP ", "SIP/2.0/tcp ", "sip/2.0/UDP ", "SIP/2.0/TLS  ",
+                     "SIP / 2.0 / UDP ", "SIP/2.0/WSS ", "SIP/3.0/UDP ", "SIP/2.0/UDP\t"]),
+    st.sampled_from(["192.0.2.1", "Host.Example.com", "[2001:db8::1]", "a_b", "h", ""]),
+    st.sampled_from(["", ":5060", ":65535", ":65536", ":99999", ":123456", " : 5060", ":"]),
+    PARAM_TEXT.map(lambda t: ";" + t if t else ""),
+)
+
+
+@FUZZ
+@given(VIA_TEXT)
+def test_via_fast_path_matches_the_general_parse(text: str) -> None:
+    assert _outcome(parse_via, text) == _outcome(_parse_via, text.strip(" \t"))
