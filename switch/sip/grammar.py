@@ -183,8 +183,16 @@ def get_param(params: Params, name: str) -> str | None:
     return None
 
 
+# Canonical spellings of the numbers headers carry most (Content-Length, Max-Forwards,
+# Expires): one dict access instead of the checks.
+_SMALL_UINTS: dict[str, int] = {str(i): i for i in (*range(1025), 1800, 3600, 7200)}
+
+
 def parse_uint(text: str, what: str, *, maximum: int = 2**32 - 1) -> int:
     """A decimal number of at most `maximum` (delta-seconds and friends, section 25.1)."""
+    v = _SMALL_UINTS.get(text)
+    if v is not None and v <= maximum:
+        return v  # "0", "70", "3600": the general check below gives the same number
     t = text.strip(" \t")
     # isdigit alone accepts other scripts' digits and superscripts: ASCII only (25.1 DIGIT)
     if not (t.isdigit() and t.isascii() and len(t) <= 10):
