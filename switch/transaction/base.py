@@ -55,22 +55,25 @@ class Input(FastEnum):
 
 TIMER_INPUT: dict[Timer, Input] = {t: Input["TIMER_" + t.value] for t in Timer}
 NETWORK_RESPONSES = (Input.RESPONSE_1XX, Input.RESPONSE_2XX, Input.RESPONSE_ERROR)
+# module-level names for the members the hot paths read (see timers.py)
+_RESPONSE_1XX, _RESPONSE_2XX, _RESPONSE_ERROR = NETWORK_RESPONSES
+_TU_1XX, _TU_2XX, _TU_ERROR = Input.TU_1XX, Input.TU_2XX, Input.TU_ERROR
 
 
 def response_input(status: int) -> Input:
     if status < 200:
-        return Input.RESPONSE_1XX
+        return _RESPONSE_1XX
     if status < 300:
-        return Input.RESPONSE_2XX
-    return Input.RESPONSE_ERROR
+        return _RESPONSE_2XX
+    return _RESPONSE_ERROR
 
 
 def tu_input(status: int) -> Input:
     if status < 200:
-        return Input.TU_1XX
+        return _TU_1XX
     if status < 300:
-        return Input.TU_2XX
-    return Input.TU_ERROR
+        return _TU_2XX
+    return _TU_ERROR
 
 
 class Action(FastEnum):

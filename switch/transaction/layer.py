@@ -62,6 +62,9 @@ MAGIC_COOKIE = "z9hG4bK"
 _DEFAULT_PORT = {"TLS": 5061, "WSS": 443, "WS": 80}
 _CACHED_VIEWS = ("call_id", "cseq", "from_", "to", "max_forwards", "expires", "contacts")
 _new_tuple = tuple.__new__
+# module-level names: an Enum member read off its class costs ~0.3 us (timers.py)
+_ACK, _REQUEST, _TU_1XX, _TRANSPORT_ERROR = (Input.ACK, Input.REQUEST, Input.TU_1XX,
+                                             Input.TRANSPORT_ERROR)
 
 
 def server_key(request: Request, via: Via) -> ServerKey:
@@ -164,7 +167,7 @@ class TransactionLayer:
         method = request.method
         if txn is not None:
             self.stats["matched"] += 1
-            txn.fire(Input.ACK if method == "ACK" else Input.REQUEST, now, request)
+            txn.fire(_ACK if method == "ACK" else _REQUEST, now, request)
             return
         if method == "ACK":
             # 17.2.3: no match; the ACK for a 2xx goes to the TU, which does not answer it
@@ -176,7 +179,7 @@ class TransactionLayer:
             inv = InviteServerTransaction(self, key, request, peer, reply_to)
             self._servers[key] = inv
             # 17.2.1: 100 Trying at once; it is also what an INVITE retransmission gets
-            inv.fire(Input.TU_1XX, now, make_response(request, 100))
+            inv.fire(_TU_1XX, now, make_response(request, 100))
             self._events.append(RequestReceived(key, request, peer))
             return
         self._servers[key] = NonInviteServerTransaction(self, key, request, peer, reply_to)
@@ -241,7 +244,7 @@ class TransactionLayer:
         if txn is None:
             logger.debug("transport error for gone transaction %s", key)
             return
-        txn.fire(Input.TRANSPORT_ERROR, now)
+        txn.fire(_TRANSPORT_ERROR, now)
 
     # -- helpers for the TU --
 
