@@ -36,7 +36,7 @@ from typing import cast
 from switch.sip import Request, Response, SipError, Via, make_response
 from switch.sip.grammar import get_param, split_commas
 
-from .base import TIMER_INPUT, Input, Transaction, response_input, tu_input
+from .base import TIMER_INPUT_BY_NAME, Input, Transaction, response_input, tu_input
 from .client import ClientTransaction, InviteClientTransaction, NonInviteClientTransaction
 from .events import (
     CancelReceived,
@@ -54,7 +54,7 @@ from .events import (
     UnknownTransaction,
 )
 from .server import InviteServerTransaction, NonInviteServerTransaction, ServerTransaction
-from .timers import Timer, TimerConfig
+from .timers import TIMER_NAME, Timer, TimerConfig
 
 logger = logging.getLogger("switch.transaction")
 
@@ -140,7 +140,8 @@ class TransactionLayer:
         self._servers: dict[ServerKey, ServerTransaction] = {}
         self._aliases: dict[ServerKey, ServerTransaction] = {}  # RFC 2543 ACK keys
         self._events: deque[TxnEvent] = deque()
-        self._heap: list[tuple[float, int, Transaction, Timer]] = []
+        # (deadline, sequence, transaction, timer letter); see Transaction.timers
+        self._heap: list[tuple[float, int, Transaction, str]] = []
         self._seq = itertools.count()
         self._compact_at = 1024
         self.stats: Counter[str] = Counter()
@@ -276,18 +277,18 @@ class TransactionLayer:
         """Fire every timer due at `now` (heap with lazy deletion)."""
         heap = self._heap
         while heap and heap[0][0] <= now:
-            deadline, _, txn, timer = heapq.heappop(heap)
-            if txn.timers.get(timer) != deadline:
+            deadline, _, txn, name = heapq.heappop(heap)
+            if txn.timers.get(name) != deadline:
                 continue  # cancelled or restarted
-            del txn.timers[timer]
-            txn.fire(TIMER_INPUT[timer], now)
+            del txn.timers[name]
+            txn.fire(TIMER_INPUT_BY_NAME[name], now)
 
     def get_timer(self) -> float | None:
         """The earliest live deadline, or None."""
         heap = self._heap
         while heap:
-            deadline, _, txn, timer = heap[0]
-            if txn.timers.get(timer) == deadline:
+            deadline, _, txn, name = heap[0]
+            if txn.timers.get(name) == deadline:
                 return deadline
             heapq.heappop(heap)
         return None
@@ -308,7 +309,7 @@ class TransactionLayer:
 
     def _schedule(self, txn: Transaction, timer: Timer, deadline: float) -> None:
         heap = self._heap
-        heapq.heappush(heap, (deadline, next(self._seq), txn, timer))
+        heapq.heappush(heap, (deadline, next(self._seq), txn, TIMER_NAME[timer]))
         if len(heap) > self._compact_at:
             self._compact()
 

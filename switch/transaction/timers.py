@@ -36,6 +36,14 @@ class Timer(FastEnum):
     M = "M"  # INVITE client Accepted state (RFC 6026 8.4), 64*T1
 
 
+# A running timer is keyed by its letter in `Transaction.timers` and in the layer's heap: a
+# dict of str keys and float values is one the garbage collector does not track, so a
+# transaction held 32 s for Timer J costs one tracked object fewer (issue 21: full
+# collections over hundreds of thousands of held transactions).
+TIMER_NAME: dict[Timer, str] = {t: t.value for t in Timer}
+TIMER_BY_NAME: dict[str, Timer] = {t.value: t for t in Timer}
+
+
 @dataclass(frozen=True, slots=True)
 class TimerConfig:
     """T1 (RTT estimate), T2 (max non-INVITE retransmit interval), T4 (max message lifetime).
