@@ -6,7 +6,14 @@ import re
 from dataclasses import dataclass
 
 from .errors import SipParseError
-from .grammar import TOKEN_CLASS, Params, format_params, get_param, parse_params
+from .grammar import (
+    TOKEN_CLASS,
+    Params,
+    format_params,
+    get_param,
+    parse_params,
+    split_simple_params,
+)
 from .uri import _host_port
 
 MAGIC_COOKIE = "z9hG4bK"  # RFC 3261 8.1.1.7: branch values of RFC 3261 elements start with it
@@ -79,13 +86,11 @@ _VIA_RE = re.compile(
 
 
 # The usual via-parm: "SIP/2.0/UDP host[:port]" with an upper-case transport, a lower-case
-# name or IPv4 host, one SP and simple parameters (no LWS, no quoted value). Whatever it
-# matches, _VIA_RE matches with the same pieces, and every piece is already normalised
-# (upper-case transport, lower-case host, parameters checked), so the general code would
-# return the same Via. ';' is outside every class before it, so the match is linear.
-_VIA_FAST_RE = re.compile(
-    rf"SIP/2\.0/([A-Z]+) ([a-z0-9\-.]+)(?::([0-9]{{1,5}}))?((?:;[{TOKEN_CLASS}]+(?:=[^\s;\",]+)?)*)"
-)
+# name or IPv4 host, one SP, then simple parameters (no LWS, no quoted value; checked by
+# split_simple_params). Whatever it matches, _VIA_RE matches with the same pieces, and
+# every piece is already normalised (upper-case transport, lower-case host), so the general
+# code would return the same Via. ';' is outside every class before it: linear.
+_VIA_FAST_RE = re.compile(r"SIP/2\.0/([A-Z]+) ([a-z0-9\-.]+)(?::([0-9]{1,5}))?(;.*)?", re.S)
 
 
 def parse_via(text: str) -> Via:
@@ -99,14 +104,11 @@ def parse_via(text: str) -> Via:
             port = int(port_text)
             if port > 65535:
                 raise SipParseError("port out of range")
-        params: Params = ()
-        if ptext:
-            out: list[tuple[str, str | None]] = []
-            for piece in ptext[1:].split(";"):
-                name, _, value = piece.partition("=")
-                out.append((name.lower(), value or None))
-            params = tuple(out)
-        return Via(transport, host, port, params)
+        if ptext is None:
+            return Via(transport, host, port, ())
+        params = split_simple_params(ptext)
+        if params is not None:
+            return Via(transport, host, port, params)
     return _parse_via(text)
 
 
