@@ -12,7 +12,9 @@ BENCHES = ["bench.bench_options", "bench.bench_register", "bench.bench_calls",
            "bench.bench_conference", "bench.bench_webrtc",
            "bench.bench_cluster",
            # issue 21: cost per operation across load, and the shared SIPp scenarios
-           "bench.bench_levels", "bench.bench_sipp"]
+           "bench.bench_levels", "bench.bench_sipp",
+           # issue 21: the pure-Python parser and transaction layer, before/after
+           "bench.bench_parser"]
 
 
 def main() -> int:

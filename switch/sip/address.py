@@ -58,6 +58,10 @@ class NameAddr:
 
 
 _CACHE: BoundedCache[NameAddr] = BoundedCache()
+# `["display"] <uri>` without its parameters -> NameAddr without parameters. From and To
+# carry a fresh tag in every dialog, so the whole value misses _CACHE while this part
+# (the phone's own address) repeats.
+_BASE_CACHE: BoundedCache[NameAddr] = BoundedCache()
 
 
 def parse_name_addr(text: str) -> NameAddr:
@@ -65,9 +69,39 @@ def parse_name_addr(text: str) -> NameAddr:
     hit = _CACHE.get(text)
     if hit is not None:
         return hit
-    addr = _parse_name_addr(text)
+    addr = _with_cached_base(text)
+    if addr is None:
+        addr = _parse_name_addr(text)
     _CACHE.put(text, addr)
     return addr
+
+
+def _with_cached_base(text: str) -> NameAddr | None:
+    """`base;params` from the cached base; None when the shape is not the plain one.
+
+    The cut is at the last '>' and the tail must hold no '"', '<' or '>': then every way
+    _NAME_ADDR_RE can match the whole text lies in the base, so the base matched alone with
+    nothing after its '>' gives the display name and URI the whole match gives.
+    """
+    gt = text.rfind(">")
+    if gt == -1:
+        return None
+    tail = text[gt + 1 :]
+    if '"' in tail or "<" in tail:
+        return None
+    base_text = text[: gt + 1]
+    base = _BASE_CACHE.get(base_text)
+    if base is None:
+        s = base_text.strip(" \t")
+        m = _NAME_ADDR_RE.fullmatch(s)
+        if m is None or m.group(4):
+            return None
+        base = _parse_name_addr(s)
+        _BASE_CACHE.put(base_text, base)
+    tail = tail.rstrip(" \t")
+    if not tail:
+        return base
+    return NameAddr(base.uri, base.display, parse_params(tail))
 
 
 def _parse_name_addr(text: str) -> NameAddr:

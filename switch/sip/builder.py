@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .headers import Headers, canonical_name
+from .headers import Headers, name_and_key
 from .message import Request, Response
 from .randomness import random_hex
 from .status import reason_for
@@ -41,19 +41,41 @@ def make_response(
     "tag=" inside a display name or a URI parameter does not fool it.
     """
     src = request.headers
-    items: list[tuple[str, str]] = [("Via", v) for v in src.get_raw_key("via")]
-    items.append(("From", src.get_key("from") or ""))
-    to = src.get_key("to") or ""
+    index = src._index
+    values = src._items
+    # The index is built as the items are: the names are canonical and their keys known,
+    # which spares Headers.__init__ a cache lookup per header (hot: every request answered).
+    vias = [values[i][1] for i in index.get("via", ())]
+    items: list[tuple[str, str]] = [("Via", v) for v in vias]
+    out_index: dict[str, list[int]] = {"via": list(range(len(items)))} if items else {}
+
+    def first(key: str) -> str:
+        positions = index.get(key)
+        return values[positions[0]][1] if positions else ""
+
+    to = first("to")
     if to_tag is not None and status != 100 and request.to.tag is None:
         to = f"{to};tag={to_tag}"
-    items.append(("To", to))
-    items.append(("Call-ID", src.get_key("call-id") or ""))
-    items.append(("CSeq", src.get_key("cseq") or ""))
+    n = len(items)
+    items += (("From", first("from")), ("To", to), ("Call-ID", first("call-id")),
+              ("CSeq", first("cseq")))
+    out_index["from"] = [n]
+    out_index["to"] = [n + 1]
+    out_index["call-id"] = [n + 2]
+    out_index["cseq"] = [n + 3]
     if status == 100:
         # section 8.2.6.1: Timestamp is copied into 100 Trying
-        ts = src.get_key("timestamp")
-        if ts is not None:
-            items.append(("Timestamp", ts))
-    if headers:
-        items.extend((canonical_name(n), v) for n, v in headers)
-    return Response(status, reason or reason_for(status), Headers(items, canonical=True), body)
+        positions = index.get("timestamp")
+        if positions:
+            out_index["timestamp"] = [len(items)]
+            items.append(("Timestamp", values[positions[0]][1]))
+    for name, value in headers:
+        canon, key = name_and_key(name)
+        positions = out_index.get(key)
+        if positions is None:
+            out_index[key] = [len(items)]
+        else:
+            positions.append(len(items))
+        items.append((canon, value))
+    return Response(status, reason or reason_for(status),
+                    Headers._from_parsed(tuple(items), out_index), body)

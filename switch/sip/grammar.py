@@ -24,7 +24,6 @@ QUOTED = r'"(?:[^"\\]|\\.)*"'
 _TOKEN_RE = re.compile(f"[{TOKEN_CLASS}]+")
 _WORD = r"[A-Za-z0-9\-.!%*_+`'~()<>:\\\"/\[\]?{}]+"
 _CALLID_RE = re.compile(f"{_WORD}(?:@{_WORD})?")
-_UINT_RE = re.compile(r"[0-9]{1,10}")
 
 Params = tuple[tuple[str, str | None], ...]
 
@@ -39,6 +38,19 @@ _HEADER_PARAM_RE = re.compile(
 _URI_PARAM_RE = re.compile(
     r";([A-Za-z0-9\-_.!~*'()%\[\]/:&+$]+)(?:=([A-Za-z0-9\-_.!~*'()%\[\]/:&+$]+))?"
 )
+# The usual shape of parameters: no LWS, no quoted value (";branch=z9hG4bK..;rport",
+# ";tag=...", ";lr"). One scan for a character that no simple value may hold, then split
+# and partition cut the text, checking each name is a token (a set of the usual names
+# first) and each '=' has a value: what the general loop accepts and returns for that
+# shape. A regular expression repeating (;name=value) did the same check 3-4 times slower
+# (the engine's bookkeeping per repetition).
+_NOT_SIMPLE_HEADER_RE = re.compile(r'[\s",]')  # ';' cannot be in a piece after split
+_URI_PARAM_TEXT_RE = re.compile(r"[A-Za-z0-9\-_.!~*'()%\[\]/:&+$;=]*")
+_USUAL_NAMES = frozenset((
+    "branch", "rport", "received", "maddr", "ttl", "tag", "lr", "transport", "user",
+    "expires", "q", "method", "ob", "gr", "alias", "comp", "reg-id", "+sip.instance",
+    "phone", "isub", "ext", "phone-context",
+))
 
 
 def is_token(text: str) -> bool:
@@ -132,6 +144,39 @@ def parse_params(text: str, *, lower_names: bool = True, uri: bool = False) -> P
     """
     if not text:
         return ()
+    simple = split_simple_params(text, lower_names, uri)
+    if simple is not None:
+        return simple
+    return _parse_params_general(text, lower_names, uri)
+
+
+def split_simple_params(text: str, lower_names: bool = True, uri: bool = False) -> Params | None:
+    """`parse_params` for the simple shape (see _USUAL_NAMES), None for any other text."""
+    if text[:1] != ";":
+        return None
+    if uri:
+        if _URI_PARAM_TEXT_RE.fullmatch(text) is None:
+            return None
+    elif _NOT_SIMPLE_HEADER_RE.search(text) is not None:
+        return None
+    out: list[tuple[str, str | None]] = []
+    for piece in text[1:].split(";"):
+        name, sep, value = piece.partition("=")
+        if sep and not value:
+            return None  # "name=" with no value: the general loop reports it
+        if uri:
+            # uri-parameter: pname and pvalue are 1*paramchar (the text was checked), and
+            # '=' is not a paramchar
+            if not name or "=" in value:
+                return None
+        elif name not in _USUAL_NAMES and _TOKEN_RE.fullmatch(name) is None:
+            return None
+        out.append((name.lower() if lower_names else name, value or None))
+    return tuple(out)
+
+
+def _parse_params_general(text: str, lower_names: bool, uri: bool) -> Params:
+    """Every shape parse_params accepts, one regular expression match per parameter."""
     rx = _URI_PARAM_RE if uri else _HEADER_PARAM_RE
     out: list[tuple[str, str | None]] = []
     pos = 0
@@ -149,7 +194,9 @@ def parse_params(text: str, *, lower_names: bool = True, uri: bool = False) -> P
 
 
 def format_params(params: Params) -> str:
-    return "".join(f";{k}" if v is None else f";{k}={v}" for k, v in params)
+    if not params:
+        return ""
+    return "".join([f";{k}" if v is None else f";{k}={v}" for k, v in params])
 
 
 def get_param(params: Params, name: str) -> str | None:
@@ -159,10 +206,19 @@ def get_param(params: Params, name: str) -> str | None:
     return None
 
 
+# Canonical spellings of the numbers headers carry most (Content-Length, Max-Forwards,
+# Expires): one dict access instead of the checks.
+_SMALL_UINTS: dict[str, int] = {str(i): i for i in (*range(1025), 1800, 3600, 7200)}
+
+
 def parse_uint(text: str, what: str, *, maximum: int = 2**32 - 1) -> int:
     """A decimal number of at most `maximum` (delta-seconds and friends, section 25.1)."""
+    v = _SMALL_UINTS.get(text)
+    if v is not None and v <= maximum:
+        return v  # "0", "70", "3600": the general check below gives the same number
     t = text.strip(" \t")
-    if _UINT_RE.fullmatch(t) is None:
+    # isdigit alone accepts other scripts' digits and superscripts: ASCII only (25.1 DIGIT)
+    if not (t.isdigit() and t.isascii() and len(t) <= 10):
         raise SipParseError(f"{what} is not a number in range: {t[:20]!r}")
     v = int(t)
     if v > maximum:

@@ -110,20 +110,32 @@ class Headers:
     __slots__ = ("_index", "_items")
 
     def __init__(self, items: Iterable[tuple[str, str]] = (), *, canonical: bool = False) -> None:
+        # One pass: each name is looked up once for both its canonical spelling and its key.
+        index: dict[str, list[int]] = {}
+        cache = _NAME_CACHE.get
         if canonical:
             self._items: tuple[tuple[str, str], ...] = tuple(items)
+            for i, (n, _) in enumerate(self._items):
+                hit = cache(n)
+                key = hit[1] if hit is not None else header_key(n)
+                positions = index.get(key)
+                if positions is None:
+                    index[key] = [i]
+                else:
+                    positions.append(i)
         else:
-            self._items = tuple((canonical_name(n), v) for n, v in items)
-        index: dict[str, list[int]] = {}
-        cache = _NAME_CACHE
-        for i, (n, _) in enumerate(self._items):
-            hit = cache.get(n)
-            key = hit[1] if hit is not None else header_key(n)
-            positions = index.get(key)
-            if positions is None:
-                index[key] = [i]
-            else:
-                positions.append(i)
+            out: list[tuple[str, str]] = []
+            for n, v in items:
+                hit = cache(n)
+                if hit is None:
+                    hit = name_and_key(n)
+                positions = index.get(hit[1])
+                if positions is None:
+                    index[hit[1]] = [len(out)]
+                else:
+                    positions.append(len(out))
+                out.append((hit[0], v))
+            self._items = tuple(out)
         self._index = index
 
     @classmethod

@@ -75,8 +75,10 @@ class Message:
 
     @lazy
     def contacts(self) -> list[NameAddr] | ContactStar:
+        if "contact" not in self.headers._index:
+            return []  # the usual request (OPTIONS, BYE...): no list to split
         values = self.headers.get_all("Contact")
-        if any(v == "*" for v in values):
+        if "*" in values:
             if len(values) != 1:
                 raise SipParseError("Contact '*' mixed with other contacts")
             return ContactStar()
@@ -110,7 +112,11 @@ class Message:
     def to_bytes(self) -> bytes:
         """Serialise; Content-Length always states the real body length (section 18.3)."""
         lines = [self.start_line()]
-        lines.extend([f"{n}: {v}" for n, v in self.headers.items() if n != "Content-Length"])
+        headers = self.headers
+        if "content-length" in headers._index:  # a parsed message: drop the stated length
+            lines.extend([f"{n}: {v}" for n, v in headers._items if n != "Content-Length"])
+        else:  # built here (make_response...): no item is named Content-Length
+            lines.extend([f"{n}: {v}" for n, v in headers._items])
         lines.append(f"Content-Length: {len(self.body)}\r\n\r\n")
         return "\r\n".join(lines).encode("utf-8", "surrogateescape") + self.body
 
@@ -130,7 +136,8 @@ class Message:
 
 class Request(Message):
     def __init__(self, method: str, uri: Uri, headers: Headers, body: bytes = b"") -> None:
-        super().__init__(headers, body)
+        self.headers = headers  # Message.__init__ inlined: one call fewer per message
+        self.body = body
         self.method = method
         self.uri = uri
 
@@ -149,7 +156,8 @@ class Request(Message):
 
 class Response(Message):
     def __init__(self, status: int, reason: str, headers: Headers, body: bytes = b"") -> None:
-        super().__init__(headers, body)
+        self.headers = headers  # Message.__init__ inlined: one call fewer per message
+        self.body = body
         self.status = status
         self.reason = reason
 

@@ -9,11 +9,14 @@ from __future__ import annotations
 
 import re
 
+from .address import parse_name_addr
+from .cseq import parse_cseq
 from .errors import SipParseError
-from .grammar import TOKEN_CLASS, is_word_sequence, parse_uint
+from .grammar import TOKEN_CLASS, is_word_sequence, parse_uint, split_commas
 from .headers import _NAME_CACHE, SINGLE, Headers, canonical_name, name_and_key
 from .message import Message, Request, Response
 from .uri import MAX_URI_LENGTH, AbsoluteUri, SipUri, parse_uri
+from .via import Via, parse_via
 
 MAX_MESSAGE_SIZE = 65535  # a UDP datagram; larger messages answer 513 (RFC 3261 18.1.1)
 MAX_BODY_SIZE = 60000
@@ -27,6 +30,9 @@ _HEADER_NAME_RE = re.compile(f"[{TOKEN_CLASS}]+")
 # between the elements and none at the end (RFC 4475 3.1.2.9, 3.1.2.10).
 _REQUEST_LINE_RE = re.compile(rf"([{TOKEN_CLASS}]+) ([^ ]+) ([^ ]+)")
 _STATUS_CODE_RE = re.compile(r"[1-6][0-9][0-9]")
+# Methods of RFC 3261 and its extensions: tokens, so the request line needs no regex for them.
+_METHODS = frozenset(("INVITE", "ACK", "BYE", "CANCEL", "OPTIONS", "REGISTER", "PRACK",
+                      "SUBSCRIBE", "NOTIFY", "PUBLISH", "INFO", "REFER", "MESSAGE", "UPDATE"))
 
 
 def _split_head(data: bytes) -> tuple[bytes, bytes]:
@@ -64,67 +70,103 @@ def _split_lines(head: str) -> list[str]:
 
 
 def _parse_headers(lines: list[str]) -> Headers:
-    """Header lines to Headers, unfolding continuations (section 7.3.1).
+    """Header lines (the start line excluded) to Headers, unfolding continuations
+    (section 7.3.1).
 
     Single-valued headers are checked for repeats here (section 7.3.1, RFC 4475 3.1.4.7)
-    while the index is built, which is cheaper than counting afterwards.
+    while the index is built, which is cheaper than counting afterwards. The loop is the
+    parser's hottest: a line whose name is a cached spelling (every cached spelling is a
+    valid token, headers.py) costs a partition, two dict accesses and an append; anything
+    else (an unknown or padded name, a continuation, an empty line, no colon) takes the
+    general path below.
     """
     items: list[tuple[str, str]] = []
     index: dict[str, list[int]] = {}
-    cached_name = _NAME_CACHE.get  # every cached spelling is a valid token (headers.py)
+    cached_name = _NAME_CACHE.get
+    append = items.append
+    single = SINGLE
     for raw in lines:
-        if not raw:
-            continue
-        if raw[0] == " " or raw[0] == "\t":
-            # header folding: the continuation joins the previous value with one SP
-            if not items:
-                raise SipParseError("continuation line before any header")
-            name, value = items[-1]
-            tail = raw.strip(" \t")
-            items[-1] = (name, f"{value} {tail}" if value and tail else value + tail)
-            continue
         name, sep, value = raw.partition(":")
-        if not sep:
-            raise SipParseError(f"malformed header line {raw[:40]!r}")
         hit = cached_name(name)
-        if hit is None:
+        if hit is None or not sep:
+            if not raw:
+                continue
+            if raw[0] == " " or raw[0] == "\t":
+                # header folding: the continuation joins the previous value with one SP
+                if not items:
+                    raise SipParseError("continuation line before any header")
+                name, value = items[-1]
+                tail = raw.strip(" \t")
+                items[-1] = (name, f"{value} {tail}" if value and tail else value + tail)
+                continue
+            if not sep:
+                raise SipParseError(f"malformed header line {raw[:40]!r}")
             name = name.rstrip(" \t")  # HCOLON = *( SP / HTAB ) ":" SWS
             if _HEADER_NAME_RE.fullmatch(name) is None:
                 raise SipParseError(f"bad header name {name[:40]!r}")
             hit = name_and_key(name)
-        canon, key = hit
+        key = hit[1]
         positions = index.get(key)
         if positions is None:
             index[key] = [len(items)]
         else:
-            if key in SINGLE:
-                raise SipParseError(f"more than one {canon} header")
+            if key in single:
+                raise SipParseError(f"more than one {hit[0]} header")
             positions.append(len(items))
-        items.append((canon, value.strip(" \t")))
+        append((hit[0], value.strip(" \t")))
     if len(items) > MAX_HEADER_LINES:
         raise SipParseError("too many header lines")
     return Headers._from_parsed(tuple(items), index)
 
 
+def _first(items: tuple[tuple[str, str], ...], index: dict[str, list[int]], key: str) -> str:
+    return items[index[key][0]][1]
+
+
 def _validate(msg: Message, method: str | None) -> None:
-    """Mandatory headers and their syntax (section 8.1.1, 8.2.2)."""
+    """Mandatory headers and their syntax (section 8.1.1, 8.2.2).
+
+    The structured views are computed here straight from the header index and stored
+    where `lazy` keeps them (the instance dict), the same values the lazy views would
+    compute, in the same order, so a malformed message fails with the same error.
+    """
     h = msg.headers
+    index = h._index
+    items = h._items
     for key in _MANDATORY:
-        if key not in h._index:
+        if key not in index:
             raise SipParseError(f"missing {canonical_name(key)}")
-    if not is_word_sequence(msg.call_id):
+    views = msg.__dict__
+    call_id = _first(items, index, "call-id").strip()
+    if not call_id:
+        raise SipParseError("missing Call-ID")
+    views["call_id"] = call_id
+    if not is_word_sequence(call_id):
         raise SipParseError("bad Call-ID")
-    cseq = msg.cseq
+    views["cseq"] = cseq = parse_cseq(_first(items, index, "cseq"))
     if method is not None and cseq.method != method:
         # section 8.1.1.5 and RFC 4475 3.1.2.17: the methods must match
         raise SipParseError("CSeq method does not match the request method")
-    if not msg.vias:
+    vias: list[Via] = []
+    for i in index["via"]:  # what Message.vias computes: get_all("Via") split at commas
+        value = items[i][1]
+        if "," in value:
+            vias.extend([parse_via(v) for v in split_commas(value)])
+        else:
+            value = value.strip()
+            if value:
+                vias.append(parse_via(value))
+    views["vias"] = vias
+    if not vias:
         raise SipParseError("empty Via")
-    _ = msg.from_, msg.to
-    if "max-forwards" in h._index:
-        _ = msg.max_forwards
-    if "expires" in h._index:
-        _ = msg.expires
+    views["from_"] = parse_name_addr(_first(items, index, "from"))
+    views["to"] = parse_name_addr(_first(items, index, "to"))
+    positions = index.get("max-forwards")
+    views["max_forwards"] = None if positions is None else parse_uint(
+        items[positions[0]][1], "Max-Forwards", maximum=255)
+    positions = index.get("expires")
+    views["expires"] = None if positions is None else parse_uint(
+        items[positions[0]][1], "Expires")
 
 
 def parse_message(data: bytes, *, max_size: int = MAX_MESSAGE_SIZE,
@@ -154,11 +196,15 @@ def _parse(data: bytes, max_size: int, max_body: int) -> Request | Response:
         raise SipParseError("NUL in header section")
     lines = _split_lines(head)
     start = lines[0]
-    headers = _parse_headers(lines[1:]) if len(lines) > 1 else Headers()
+    if len(lines) > 1:
+        del lines[0]
+        headers = _parse_headers(lines)
+    else:
+        headers = Headers()
 
-    cl_text = headers.get_key("content-length")
-    if cl_text is not None:
-        length = parse_uint(cl_text, "Content-Length")
+    cl_positions = headers._index.get("content-length")
+    if cl_positions is not None:
+        length = parse_uint(headers._items[cl_positions[0]][1], "Content-Length")
         if length > max_body:
             raise SipParseError("body too large", 413)
         if length > len(rest):
@@ -177,7 +223,8 @@ def _parse(data: bytes, max_size: int, max_body: int) -> Request | Response:
         parts = start.split(" ", 2)
         if len(parts) < 2:
             raise SipParseError("bad status line")
-        _check_version(parts[0])
+        if parts[0] != "SIP/2.0":
+            _check_version(parts[0])
         if _STATUS_CODE_RE.fullmatch(parts[1]) is None:
             raise SipParseError("bad status code")
         reason = parts[2] if len(parts) == 3 else ""
@@ -185,11 +232,18 @@ def _parse(data: bytes, max_size: int, max_body: int) -> Request | Response:
         _validate(msg, None)
         return msg
 
-    m = _REQUEST_LINE_RE.fullmatch(start)
-    if m is None:
-        raise SipParseError("bad request line")
-    method, uri_text, version = m.groups()
-    _check_version(version)
+    parts = start.split(" ")
+    if len(parts) == 3 and parts[0] in _METHODS and parts[1] and parts[2]:
+        # the regular expression's answer for the usual methods: three non-empty
+        # pieces without SP, the method a token
+        method, uri_text, version = parts
+    else:
+        m = _REQUEST_LINE_RE.fullmatch(start)
+        if m is None:
+            raise SipParseError("bad request line")
+        method, uri_text, version = m.groups()
+    if version != "SIP/2.0":
+        _check_version(version)
     if len(uri_text) > MAX_URI_LENGTH:
         raise SipParseError("Request-URI too long", 414)
     colon = uri_text.find(":")

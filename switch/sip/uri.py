@@ -50,17 +50,20 @@ class SipUri:
         return SipUri(self.scheme, self.host, self.user, self.password, self.port, params, self.headers)
 
     def __str__(self) -> str:
-        out = [self.scheme, ":"]
-        if self.user is not None:
-            out.append(self.user)
-            if self.password is not None:
-                out.append(":" + self.password)
-            out.append("@")
-        out.append(self.hostport)
-        out.append(format_params(self.params))
+        # one f-string for the usual shapes (hot: every Request-URI and address serialised)
+        user = self.user
+        if user is None:
+            userinfo = ""
+        elif self.password is None:
+            userinfo = user + "@"
+        else:
+            userinfo = f"{user}:{self.password}@"
+        port = self.port
+        hostport = self.host if port is None else f"{self.host}:{port}"
+        params = format_params(self.params) if self.params else ""
         if self.headers:
-            out.append("?" + self.headers)
-        return "".join(out)
+            return f"{self.scheme}:{userinfo}{hostport}{params}?{self.headers}"
+        return f"{self.scheme}:{userinfo}{hostport}{params}"
 
 
 @dataclass(frozen=True, slots=True)

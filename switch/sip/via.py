@@ -6,7 +6,14 @@ import re
 from dataclasses import dataclass
 
 from .errors import SipParseError
-from .grammar import TOKEN_CLASS, Params, format_params, get_param, parse_params
+from .grammar import (
+    TOKEN_CLASS,
+    Params,
+    format_params,
+    get_param,
+    parse_params,
+    split_simple_params,
+)
 from .uri import _host_port
 
 MAGIC_COOKIE = "z9hG4bK"  # RFC 3261 8.1.1.7: branch values of RFC 3261 elements start with it
@@ -35,7 +42,10 @@ class Via:
 
     @property
     def wants_rport(self) -> bool:
-        return any(k == "rport" for k, _ in self.params)
+        for k, _ in self.params:  # noqa: SIM110 - any(genexpr) costs a generator per request
+            if k == "rport":
+                return True
+        return False
 
     @property
     def has_rfc3261_branch(self) -> bool:
@@ -59,8 +69,10 @@ class Via:
         return self.with_params(tuple(out))
 
     def __str__(self) -> str:
-        hp = self.host if self.port is None else f"{self.host}:{self.port}"
-        return f"{self.protocol}/{self.transport} {hp}{format_params(self.params)}"
+        if self.port is None:
+            return f"{self.protocol}/{self.transport} {self.host}{format_params(self.params)}"
+        return (f"{self.protocol}/{self.transport} {self.host}:{self.port}"
+                f"{format_params(self.params)}")
 
 
 # via-parm = sent-protocol LWS sent-by *( SEMI via-params ) (RFC 3261 section 20.42,
@@ -73,14 +85,40 @@ _VIA_RE = re.compile(
 )
 
 
+# The usual via-parm: "SIP/2.0/UDP host[:port]" with an upper-case transport, a lower-case
+# name or IPv4 host, one SP, then simple parameters (no LWS, no quoted value; checked by
+# split_simple_params). Whatever it matches, _VIA_RE matches with the same pieces, and
+# every piece is already normalised (upper-case transport, lower-case host), so the general
+# code would return the same Via. ';' is outside every class before it: linear.
+_VIA_FAST_RE = re.compile(r"SIP/2\.0/([A-Z]+) ([a-z0-9\-.]+)(?::([0-9]{1,5}))?(;.*)?", re.S)
+
+
 def parse_via(text: str) -> Via:
     """Parse one via-parm (the header value is split at commas first)."""
-    m = _VIA_RE.fullmatch(text.strip(" \t"))
+    text = text.strip(" \t")
+    m = _VIA_FAST_RE.fullmatch(text)
+    if m is not None:
+        transport, host, port_text, ptext = m.groups()
+        port: int | None = None
+        if port_text is not None:
+            port = int(port_text)
+            if port > 65535:
+                raise SipParseError("port out of range")
+        if ptext is None:
+            return Via(transport, host, port, ())
+        params = split_simple_params(ptext)
+        if params is not None:
+            return Via(transport, host, port, params)
+    return _parse_via(text)
+
+
+def _parse_via(text: str) -> Via:
+    """Every via-parm shape of section 20.42 (LWS, IPv6 references, quoted parameters)."""
+    m = _VIA_RE.fullmatch(text)
     if m is None:
         raise SipParseError(f"bad Via {text[:40]!r}")
     name, version, transport, host_text, port_text, ptext = m.groups()
     if version != "2.0" or name.upper() != "SIP":
         raise SipParseError("bad Via sent-protocol")
     host, port = _host_port(host_text, port_text)
-    params = parse_params(ptext) if ptext else ()
-    return Via(transport.upper(), host, port, params)
+    return Via(transport.upper(), host, port, parse_params(ptext) if ptext else ())

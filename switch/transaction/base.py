@@ -22,7 +22,7 @@ from typing import ClassVar, Protocol
 from switch.sip import Request, Response
 
 from .events import Peer, TransitionError, TxnEvent, TxnKey
-from .timers import FastEnum, Timer, TimerConfig
+from .timers import TIMER_BY_NAME, TIMER_NAME, FastEnum, Timer, TimerConfig
 
 logger = logging.getLogger("switch.transaction")
 
@@ -54,23 +54,27 @@ class Input(FastEnum):
 
 
 TIMER_INPUT: dict[Timer, Input] = {t: Input["TIMER_" + t.value] for t in Timer}
+TIMER_INPUT_BY_NAME: dict[str, Input] = {TIMER_NAME[t]: i for t, i in TIMER_INPUT.items()}
 NETWORK_RESPONSES = (Input.RESPONSE_1XX, Input.RESPONSE_2XX, Input.RESPONSE_ERROR)
+# module-level names for the members the hot paths read (see timers.py)
+_RESPONSE_1XX, _RESPONSE_2XX, _RESPONSE_ERROR = NETWORK_RESPONSES
+_TU_1XX, _TU_2XX, _TU_ERROR = Input.TU_1XX, Input.TU_2XX, Input.TU_ERROR
 
 
 def response_input(status: int) -> Input:
     if status < 200:
-        return Input.RESPONSE_1XX
+        return _RESPONSE_1XX
     if status < 300:
-        return Input.RESPONSE_2XX
-    return Input.RESPONSE_ERROR
+        return _RESPONSE_2XX
+    return _RESPONSE_ERROR
 
 
 def tu_input(status: int) -> Input:
     if status < 200:
-        return Input.TU_1XX
+        return _TU_1XX
     if status < 300:
-        return Input.TU_2XX
-    return Input.TU_ERROR
+        return _TU_2XX
+    return _TU_ERROR
 
 
 class Action(FastEnum):
@@ -120,7 +124,8 @@ class Transaction:
         self.peer = peer  # client: where the request goes; server: where responses go
         self.reliable = peer.reliable
         self.state = state
-        self.timers: dict[Timer, float] = {}
+        # timer letter -> deadline; str keys keep the dict out of the GC (timers.py)
+        self.timers: dict[str, float] = {}
         self.interval = host.config.t1  # current retransmission interval (A, E, G)
 
     @property
@@ -151,7 +156,7 @@ class Transaction:
         if keep is None:
             self.timers.clear()
         else:
-            for t in [t for t in self.timers if t not in keep]:
+            for t in [t for t in self.timers if TIMER_BY_NAME[t] not in keep]:
                 del self.timers[t]
         zero: Timer | None = None
         config = self.host.config
@@ -167,7 +172,7 @@ class Transaction:
             self.fire(TIMER_INPUT[zero], now)
 
     def start(self, timer: Timer, deadline: float) -> None:
-        self.timers[timer] = deadline
+        self.timers[TIMER_NAME[timer]] = deadline
         self.host._schedule(self, timer, deadline)
 
     def act(self, action: Action, inp: Input, now: float, msg: Request | Response | None) -> None:

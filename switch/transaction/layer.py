@@ -36,7 +36,7 @@ from typing import cast
 from switch.sip import Request, Response, SipError, Via, make_response
 from switch.sip.grammar import get_param, split_commas
 
-from .base import TIMER_INPUT, Input, Transaction, response_input, tu_input
+from .base import TIMER_INPUT_BY_NAME, Input, Transaction, response_input, tu_input
 from .client import ClientTransaction, InviteClientTransaction, NonInviteClientTransaction
 from .events import (
     CancelReceived,
@@ -54,13 +54,17 @@ from .events import (
     UnknownTransaction,
 )
 from .server import InviteServerTransaction, NonInviteServerTransaction, ServerTransaction
-from .timers import Timer, TimerConfig
+from .timers import TIMER_NAME, Timer, TimerConfig
 
 logger = logging.getLogger("switch.transaction")
 
 MAGIC_COOKIE = "z9hG4bK"
 _DEFAULT_PORT = {"TLS": 5061, "WSS": 443, "WS": 80}
 _CACHED_VIEWS = ("call_id", "cseq", "from_", "to", "max_forwards", "expires", "contacts")
+_new_tuple = tuple.__new__
+# module-level names: an Enum member read off its class costs ~0.3 us (timers.py)
+_ACK, _REQUEST, _TU_1XX, _TRANSPORT_ERROR = (Input.ACK, Input.REQUEST, Input.TU_1XX,
+                                             Input.TRANSPORT_ERROR)
 
 
 def server_key(request: Request, via: Via) -> ServerKey:
@@ -74,10 +78,11 @@ def server_key(request: Request, via: Via) -> ServerKey:
     method = request.method
     if method == "ACK":
         method = "INVITE"
-    branch = via.branch
+    branch = get_param(via.params, "branch")  # Via.branch without the property call
     if branch is not None and branch.startswith(MAGIC_COOKIE):
         port = via.port or _DEFAULT_PORT.get(via.transport, 5060)
-        return ServerKey(branch, f"{via.host.lower()}:{port}", method)
+        # tuple.__new__ is what ServerKey(...) runs, without its Python-level __new__
+        return _new_tuple(ServerKey, (branch, f"{via.host.lower()}:{port}", method))
     return ServerKey("", _rfc2543_ident(request, via) + (request.to.tag or ""), method)
 
 
@@ -107,14 +112,16 @@ def stamp_received(request: Request, via: Via, source: Peer) -> Request:
             return request
     elif via.host == source.host or via.received == source.host:
         return request
-    new_via = via.with_received(source.host, source.port)
-    position = request.headers.position("Via")
-    if position is None:
+    headers = request.headers
+    positions = headers._index.get("via")  # headers.position("Via") without the name lookup
+    if not positions:
         return request
-    value = request.headers.items()[position][1]
+    new_via = via.with_received(source.host, source.port)
+    position = positions[0]
+    value = headers._items[position][1]
     rest = split_commas(value)[1:] if "," in value else []
     stamped = request.replace(
-        headers=request.headers.with_value_at(position, ", ".join([str(new_via), *rest])))
+        headers=headers.with_value_at(position, ", ".join([str(new_via), *rest])))
     # Only the Via changed: carry the parsed views over instead of parsing again.
     old, new = request.__dict__, stamped.__dict__
     new["vias"] = [new_via, *request.vias[1:]]
@@ -133,7 +140,8 @@ class TransactionLayer:
         self._servers: dict[ServerKey, ServerTransaction] = {}
         self._aliases: dict[ServerKey, ServerTransaction] = {}  # RFC 2543 ACK keys
         self._events: deque[TxnEvent] = deque()
-        self._heap: list[tuple[float, int, Transaction, Timer]] = []
+        # (deadline, sequence, transaction, timer letter); see Transaction.timers
+        self._heap: list[tuple[float, int, Transaction, str]] = []
         self._seq = itertools.count()
         self._compact_at = 1024
         self.stats: Counter[str] = Counter()
@@ -160,7 +168,7 @@ class TransactionLayer:
         method = request.method
         if txn is not None:
             self.stats["matched"] += 1
-            txn.fire(Input.ACK if method == "ACK" else Input.REQUEST, now, request)
+            txn.fire(_ACK if method == "ACK" else _REQUEST, now, request)
             return
         if method == "ACK":
             # 17.2.3: no match; the ACK for a 2xx goes to the TU, which does not answer it
@@ -172,7 +180,7 @@ class TransactionLayer:
             inv = InviteServerTransaction(self, key, request, peer, reply_to)
             self._servers[key] = inv
             # 17.2.1: 100 Trying at once; it is also what an INVITE retransmission gets
-            inv.fire(Input.TU_1XX, now, make_response(request, 100))
+            inv.fire(_TU_1XX, now, make_response(request, 100))
             self._events.append(RequestReceived(key, request, peer))
             return
         self._servers[key] = NonInviteServerTransaction(self, key, request, peer, reply_to)
@@ -237,7 +245,7 @@ class TransactionLayer:
         if txn is None:
             logger.debug("transport error for gone transaction %s", key)
             return
-        txn.fire(Input.TRANSPORT_ERROR, now)
+        txn.fire(_TRANSPORT_ERROR, now)
 
     # -- helpers for the TU --
 
@@ -269,18 +277,18 @@ class TransactionLayer:
         """Fire every timer due at `now` (heap with lazy deletion)."""
         heap = self._heap
         while heap and heap[0][0] <= now:
-            deadline, _, txn, timer = heapq.heappop(heap)
-            if txn.timers.get(timer) != deadline:
+            deadline, _, txn, name = heapq.heappop(heap)
+            if txn.timers.get(name) != deadline:
                 continue  # cancelled or restarted
-            del txn.timers[timer]
-            txn.fire(TIMER_INPUT[timer], now)
+            del txn.timers[name]
+            txn.fire(TIMER_INPUT_BY_NAME[name], now)
 
     def get_timer(self) -> float | None:
         """The earliest live deadline, or None."""
         heap = self._heap
         while heap:
-            deadline, _, txn, timer = heap[0]
-            if txn.timers.get(timer) == deadline:
+            deadline, _, txn, name = heap[0]
+            if txn.timers.get(name) == deadline:
                 return deadline
             heapq.heappop(heap)
         return None
@@ -301,7 +309,7 @@ class TransactionLayer:
 
     def _schedule(self, txn: Transaction, timer: Timer, deadline: float) -> None:
         heap = self._heap
-        heapq.heappush(heap, (deadline, next(self._seq), txn, timer))
+        heapq.heappush(heap, (deadline, next(self._seq), txn, TIMER_NAME[timer]))
         if len(heap) > self._compact_at:
             self._compact()
 

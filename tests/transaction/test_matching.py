@@ -255,3 +255,19 @@ def test_request_is_released_after_the_final_response() -> None:
     assert ev.key is not None and layer.server_request(ev.key) is ev.request
     layer.respond(ev.key, make_response(ev.request, 200, to_tag="x"), 0.0)
     assert layer.server_request(ev.key) is None and len(layer) == 1
+
+
+def test_a_completed_transaction_keeps_its_timers_out_of_the_gc() -> None:
+    # issue 21: transactions held 32 s for Timer J are walked by every full collection; the
+    # timers dict (letter -> deadline) holds no tracked object, so the GC skips it
+    import gc
+
+    layer = TransactionLayer()
+    layer.receive(request("OPTIONS"), UDP, 0.0)
+    (event,) = received(layer)
+    assert event.key is not None
+    layer.respond(event.key, make_response(event.request, 200), 0.0)
+    txn = layer._servers[event.key]
+    assert list(txn.timers) == ["J"] and not gc.is_tracked(txn.timers)
+    layer.handle_timer(0.5 * 64)  # Timer J = 64*T1 on UDP (17.2.2)
+    assert event.key not in layer._servers and layer.get_timer() is None
