@@ -149,16 +149,30 @@ class SipRuntime:
         self._timer_at: float | None = None
         self._tasks: set[asyncio.Future[None]] = set()
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._allow: str | None = None
+        self._allow_for = 0
 
     # -- wiring --
 
     def register_handler(self, method: str, handler: Handler) -> None:
+        """A handler with a `stateless(runtime, request, peer) -> bool` method (OPTIONS:
+        switch/core_handlers.py) also gets the early hook: it may answer before any
+        transaction exists and return True, or return False for the full path."""
         self.handlers[method] = handler
+        self._allow = None
+        early = getattr(handler, "stateless", None)
+        if early is not None:
+            self.stateless_handlers[method] = early
 
     @property
     def allow(self) -> str:
-        # CANCEL is answered by the transaction layer itself (RFC 3261 9.2)
-        return ", ".join(sorted({*self.handlers, "CANCEL"}))
+        # CANCEL is answered by the transaction layer itself (RFC 3261 9.2); cached: the
+        # stateless OPTIONS answer reads it per request
+        allow = self._allow
+        if allow is None or self._allow_for != len(self.handlers):
+            allow = self._allow = ", ".join(sorted({*self.handlers, "CANCEL"}))
+            self._allow_for = len(self.handlers)
+        return allow
 
     @property
     def loop(self) -> asyncio.AbstractEventLoop:
@@ -397,6 +411,12 @@ class SipRuntime:
         transaction layer would send it (18.2.2, RFC 3581), with received/rport stamped."""
         self.counters.responses_sent[response.status] += 1
         self._send(response.to_bytes(), reply_peer(request.top_via, peer))
+
+    def send_response_bytes(self, data: bytes, dest: Peer, status: int) -> None:
+        """Send a response built as bytes outside any transaction (the stateless OPTIONS
+        answer, RFC 3261 8.2.7), counted like any other response."""
+        self.counters.responses_sent[status] += 1
+        self._send(data, dest)
 
     def send_raw(self, data: bytes, dest: Peer) -> None:
         """Send outside any transaction (ACK for 2xx, 2xx retransmissions)."""
