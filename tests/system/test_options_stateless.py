@@ -45,7 +45,9 @@ def options_sent(switch: RunningSwitch) -> int:
 
 
 def transactions(switch: RunningSwitch) -> int:
-    return int(figures(switch)["transactions"])  # type: ignore[call-overload]
+    count = figures(switch)["transactions"]
+    assert isinstance(count, int)
+    return count
 
 
 def ask(client: UdpClient, switch: RunningSwitch, extra: str = "",
