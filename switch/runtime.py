@@ -199,7 +199,6 @@ class SipRuntime:
 
     def _receive(self, data: bytes, peer: Peer, shed: bool) -> None:
         self.counters.messages_in += 1
-        now = self.now()
         try:
             msg = parse_message(data, max_size=self.max_message_size)
             if isinstance(msg, Request):
@@ -215,6 +214,7 @@ class SipRuntime:
                 early = self.stateless_handlers.get(msg.method)
                 if early is not None and not self.draining and early(self, msg, peer):
                     return
+            now = self.now()
             self.txn.receive(msg, peer, now)
         except SipParseError as exc:
             self.counters.dropped += 1

@@ -22,7 +22,7 @@ from __future__ import annotations
 import hashlib
 import os
 
-from switch.sip import Request, SipError, SipUri
+from switch.sip import Request, SipError, SipUri, Via
 from switch.sip.grammar import split_commas
 from switch.transaction import Peer, reply_peer
 
@@ -46,9 +46,12 @@ def options_tag(secret: bytes, request: Request) -> str:
     cannot predict the tag of someone else's request; 48 bits, the size of a random tag
     here (19.3 asks for at least 32)."""
     headers = request.headers
-    via = request.top_via
-    text = (f"{headers.get_key('call-id')}\x00{via.branch}\x00{via.host}:{via.port}\x00"
-            f"{headers.get_key('cseq')}")
+    return _tag(secret, headers.get_key("call-id") or "", request.top_via,
+                headers.get_key("cseq") or "")
+
+
+def _tag(secret: bytes, call_id: str, via: Via, cseq: str) -> str:
+    text = f"{call_id}\x00{via.branch}\x00{via.host}:{via.port}\x00{cseq}"
     return hashlib.blake2b(text.encode("utf-8", "surrogateescape"), digest_size=6,
                            key=secret).hexdigest()
 
@@ -127,7 +130,7 @@ class StatelessOptions:
             stamp = not (via.received == host and via.rport == port)
         else:
             stamp = not (via.host == host or via.received == host)
-        tag = options_tag(self.secret, request)
+        tag = _tag(self.secret, call_id, via, cseq)
         if stamp:
             first = vias[0]
             rest = split_commas(first)[1:] if "," in first else []
