@@ -126,17 +126,26 @@ class StatelessOptions:
         via = request.top_via
         host, port = source.host, source.port
         # RFC 3261 18.2.1 and RFC 3581 section 4, as the transaction layer's stamp_received
-        if via.wants_rport:
-            stamp = not (via.received == host and via.rport == port)
+        # and reply_peer (one pass over the Via's parameters instead of four)
+        wants_rport, received, rport = False, None, None
+        for k, v in via.params:  # the first of each, as Via.rport and Via.received
+            if k == "rport" and not wants_rport:
+                wants_rport, rport = True, v
+            elif k == "received" and received is None:
+                received = v or ""
+        if wants_rport:
+            stamp = not (received == host and rport is not None and rport.isdigit()
+                         and int(rport) == port)
         else:
-            stamp = not (via.host == host or via.received == host)
+            stamp = not (via.host == host or received == host)
         tag = _tag(self.secret, call_id, via, cseq)
         if stamp:
             first = vias[0]
             rest = split_commas(first)[1:] if "," in first else []
             via = via.with_received(host, port)
             vias = [", ".join([str(via), *rest]), *vias[1:]]
-        dest = reply_peer(via, source)
+        # 18.2.2 with RFC 3581: to the source when rport was asked for
+        dest = source if wants_rport else reply_peer(via, source)
         head = "".join([f"Via: {v}\r\n" for v in vias])
         text = (f"SIP/2.0 200 OK\r\n{head}From: {headers.get_key('from')}\r\n"
                 f"To: {headers.get_key('to')};tag={tag}\r\nCall-ID: {call_id}\r\n"

@@ -76,7 +76,15 @@ def fast(data: bytes, source: Peer = SOURCE) -> tuple[bytes, Peer] | None:
     request(uri="sip:501410@wte.example.com;transport=udp",
             via="Via: SIP/2.0/UDP 10.0.0.1:5070;maddr=10.0.0.2;branch=z9hG4bKm\r\n",
             extra="Accept: application/sdp\r\n"),
-], ids=["rport", "received", "stamped", "proxied", "compact-rfc2543", "maddr"])
+    # rport already filled as we would; a leading zero; an empty received; two rports
+    request(via="Via: SIP/2.0/UDP 10.0.0.1:5062;branch=z9hG4bKabc;rport=40123;"
+                "received=192.0.2.7\r\n"),
+    request(via="Via: SIP/2.0/UDP 10.0.0.1:5062;branch=z9hG4bKabc;rport=040123;"
+                "received=192.0.2.7\r\n"),
+    request(via="Via: SIP/2.0/UDP 10.0.0.1:5062;received;branch=z9hG4bKabc\r\n"),
+    request(via="Via: SIP/2.0/UDP 10.0.0.1:5062;rport=1;rport;branch=z9hG4bKabc\r\n"),
+], ids=["rport", "received", "stamped", "proxied", "compact-rfc2543", "maddr",
+        "rport-filled", "rport-leading-zero", "received-empty", "rport-twice"])
 def test_same_bytes_and_destination_as_the_full_path(data: bytes) -> None:
     out = fast(data)
     assert out is not None
