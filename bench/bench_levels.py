@@ -196,11 +196,15 @@ def bench_options(pool: multiprocessing.pool.Pool) -> None:
         switch.stop()
     _print("OPTIONS across load", "options", [*lows, top])
     good = over.statuses.get(200, 0)
+    offered_s = over.sent / over_rate if over_rate else 0.0
     rows = [
         ("goodput", f"{good / over.elapsed:,.0f} answered 200 per second "
                     f"({good / over.elapsed / top.rate * 100:.0f} % of the highest clean rate; "
                     f"{good:,} answered in time over {over.elapsed:.1f} s, the generator's "
                     "2 s wait for stragglers included)"),
+        ("", f"{good / max(offered_s, 1e-9):,.0f} answered in time per second offered "
+             f"({good / max(offered_s, 1e-9) / top.rate * 100:.0f} % of the highest clean "
+             f"rate; {offered_s:.1f} s offered)"),
         ("shed", f"{over.statuses.get(503, 0):,} answered 503 (Retry-After), "
                  f"{over.timeouts:,} unanswered (dropped or lost), of {over.sent:,} sent"),
     ]
