@@ -159,3 +159,27 @@ async def test_a_switch_starved_of_its_core_sheds_when_its_queue_never_drains() 
     finally:
         client.close()
         udp.close()
+
+
+async def test_a_burst_and_a_zero_length_datagram_are_all_read() -> None:
+    """After the first datagram of a wake-up the listener asks the kernel (FIONREAD) whether
+    another waits; a zero-length datagram reads as "none" there, and must still be read on
+    the next wake-up rather than stall the socket."""
+    got: list[bytes] = []
+    udp = await start_udp(lambda data, peer: got.append(data), "127.0.0.1", 0)
+    client = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    try:
+        dest = ("127.0.0.1", udp.port)
+        client.sendto(b"first", dest)
+        client.sendto(b"", dest)
+        for i in range(100):  # more than a burst
+            client.sendto(b"n%d" % i, dest)
+        loop = asyncio.get_running_loop()
+        end = loop.time() + 10
+        while len(got) < 102 and loop.time() < end:
+            await asyncio.sleep(0.01)
+        assert got[:2] == [b"first", b""]
+        assert got[2:] == [b"n%d" % i for i in range(100)]
+    finally:
+        client.close()
+        udp.close()
