@@ -60,6 +60,26 @@ def new_secret() -> bytes:
     return os.urandom(32)
 
 
+def _stamped(via: Via, host: str, port: int) -> str:
+    """`str(via.with_received(host, port))` in one pass, without the intermediate Via (a
+    third of this path's own cost): rport filled, any received replaced by ours at the end
+    (RFC 3581 section 4). The differential tests hold it to the Via's own formatting."""
+    parts = [via.protocol, "/", via.transport, " ", via.host]
+    if via.port is not None:
+        parts += [":", str(via.port)]
+    for k, v in via.params:
+        if k == "received":
+            continue
+        if k == "rport":
+            parts += [";rport=", str(port)]
+        elif v is None:
+            parts += [";", k]
+        else:
+            parts += [";", k, "=", v]
+    parts += [";received=", host]
+    return "".join(parts)
+
+
 class StatelessOptions:
     """Builds the 200 to an OPTIONS addressed to the switch, or says "take the full path".
 
@@ -142,10 +162,11 @@ class StatelessOptions:
         if stamp:
             first = vias[0]
             rest = split_commas(first)[1:] if "," in first else []
-            via = via.with_received(host, port)
-            vias = [", ".join([str(via), *rest]), *vias[1:]]
-        # 18.2.2 with RFC 3581: to the source when rport was asked for
-        dest = source if wants_rport else reply_peer(via, source)
+            vias = [", ".join([_stamped(via, host, port), *rest]), *vias[1:]]
+        if wants_rport:
+            dest = source  # 18.2.2 with RFC 3581: to the source when rport was asked for
+        else:
+            dest = reply_peer(via.with_received(host, port) if stamp else via, source)
         head = "".join([f"Via: {v}\r\n" for v in vias])
         text = (f"SIP/2.0 200 OK\r\n{head}From: {headers.get_key('from')}\r\n"
                 f"To: {headers.get_key('to')};tag={tag}\r\nCall-ID: {call_id}\r\n"
