@@ -160,9 +160,10 @@ class SipRuntime:
         transaction exists and return True, or return False for the full path."""
         self.handlers[method] = handler
         self._allow = None
-        early = getattr(handler, "stateless", None)
-        if early is not None:
-            self.stateless_handlers[method] = early
+        # looked up on the class: a test double that answers every attribute is not taken
+        # for a stateless answerer
+        if callable(getattr(type(handler), "stateless", None)):
+            self.stateless_handlers[method] = handler.stateless  # type: ignore[attr-defined]
 
     @property
     def allow(self) -> str:

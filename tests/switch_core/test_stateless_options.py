@@ -215,3 +215,13 @@ async def test_a_draining_switch_answers_503_through_the_full_path() -> None:
     answer = parse_message(sent.out[-1][0])
     assert status(sent.out[-1][0]) == 503 and answer.headers.get("Retry-After")
     assert handler.responder.answered == 0
+
+
+async def test_only_a_handler_whose_class_answers_statelessly_gets_the_early_hook() -> None:
+    from unittest.mock import MagicMock
+
+    runtime = SipRuntime()
+    runtime.register_handler("MESSAGE", MagicMock())  # answers every attribute
+    assert "MESSAGE" not in runtime.stateless_handlers
+    runtime.register_handler("OPTIONS", OptionsHandler(SECRET))
+    assert "OPTIONS" in runtime.stateless_handlers
