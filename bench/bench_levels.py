@@ -16,12 +16,14 @@ completed: the figure that survives a shared, noisy machine.
 from __future__ import annotations
 
 import asyncio
+import json
 import multiprocessing as mp
 import multiprocessing.pool
 import os
 import shutil
 import socket
 import time
+import urllib.request
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from typing import Any
@@ -40,6 +42,7 @@ REGISTER_MAX = int(os.environ.get("BENCH_LEVELS_REGISTERS", "10000"))
 CALLS_MAX = int(os.environ.get("BENCH_LEVELS_CALLS", "3000"))
 SETTLE_LIMIT_S = 20.0
 OVERLOAD = float(os.environ.get("BENCH_LEVELS_OVERLOAD", "1.5"))  # x the highest rate
+ADMIN_TOKEN = "bench-levels"  # the bench switch's /metrics (loopback only)
 
 # CPU per operation of the anchors (../shared/bench/README.md, measured on this kind of
 # machine): (name, seconds) pairs; the ratio printed is this switch's figure over theirs.
@@ -144,8 +147,24 @@ def _levels(top_rate: float) -> list[float]:
     return [LOW_RATE, max(LOW_RATE, round(0.3 * top_rate))]
 
 
+def _sip_figures(host: str, http_port: int) -> dict[str, Any]:
+    """The switch's SIP counters (/metrics.json): 200s sent and the overload counters."""
+    req = urllib.request.Request(f"http://{host}:{http_port}/metrics.json")
+    req.add_header("Authorization", f"Bearer {ADMIN_TOKEN}")
+    try:
+        with urllib.request.urlopen(req, timeout=10) as resp:
+            sip = json.loads(resp.read())["sip"]
+    except (OSError, ValueError, KeyError):
+        return {}
+    overload = sip.get("overload", {})
+    return {"ok": int(sip.get("responses_sent", {}).get("200", 0)),
+            "shed": int(overload.get("shed_503", 0)),
+            "dropped": int(overload.get("dropped_late", 0)),
+            "max_wait_ms": overload.get("max_queue_delay_ms", 0)}
+
+
 def bench_options(pool: multiprocessing.pool.Pool) -> None:
-    switch = bench_switch()
+    switch = bench_switch(env={"WTE_ADMIN_TOKEN": ADMIN_TOKEN})
     pid = switch.proc.pid
     h, p = switch.host, switch.port
     try:
@@ -164,18 +183,43 @@ def bench_options(pool: multiprocessing.pool.Pool) -> None:
         # past saturation, open loop: the goodput must stay near the highest rate (the
         # switch sheds with 503 or drops stale datagrams) instead of collapsing
         over_rate = round(OVERLOAD * top.rate)
-        over: LoadResult = pool.apply(_options, (h, p, int(over_rate * MID_S), float(over_rate)))
+        pending = pool.apply_async(_options, (h, p, int(over_rate * MID_S), float(over_rate)))
+        # the switch's own count of 200s over the middle of the offered period (the
+        # generator's figure also spans its 2 s wait for stragglers after the last request)
+        time.sleep(1.0)
+        t0, m0 = time.perf_counter(), _sip_figures(h, switch.http_port)
+        time.sleep(max(0.5, MID_S - 1.5))
+        t1, m1 = time.perf_counter(), _sip_figures(h, switch.http_port)
+        over: LoadResult = pending.get()
+        m2 = _sip_figures(h, switch.http_port)
     finally:
         switch.stop()
     _print("OPTIONS across load", "options", [*lows, top])
     good = over.statuses.get(200, 0)
-    report(f"OPTIONS past saturation: offered {over_rate:,}/s open loop for {MID_S:.0f} s "
-           f"({OVERLOAD:.1f}x the highest clean rate)", [
+    offered_s = over.sent / over_rate if over_rate else 0.0
+    rows = [
         ("goodput", f"{good / over.elapsed:,.0f} answered 200 per second "
-                    f"({good / over.elapsed / top.rate * 100:.0f} % of the highest clean rate)"),
+                    f"({good / over.elapsed / top.rate * 100:.0f} % of the highest clean rate; "
+                    f"{good:,} answered in time over {over.elapsed:.1f} s, the generator's "
+                    "2 s wait for stragglers included)"),
+        ("", f"{good / max(offered_s, 1e-9):,.0f} answered in time per second offered "
+             f"({good / max(offered_s, 1e-9) / top.rate * 100:.0f} % of the highest clean "
+             f"rate; {offered_s:.1f} s offered)"),
         ("shed", f"{over.statuses.get(503, 0):,} answered 503 (Retry-After), "
                  f"{over.timeouts:,} unanswered (dropped or lost), of {over.sent:,} sent"),
-    ])
+    ]
+    if m0 and m1 and m2:
+        during = (m1["ok"] - m0["ok"]) / (t1 - t0)
+        rows += [
+            ("switch", f"{during:,.0f} 200s sent per second in the middle of the offered "
+                       f"period ({during / top.rate * 100:.0f} % of the highest clean rate; "
+                       "/metrics)"),
+            ("counted", f"{m2['dropped'] - m0['dropped']:,} dropped unread after waiting past "
+                        f"overload_drop_delay, {m2['shed'] - m0['shed']:,} shed 503 "
+                        f"(wte_sip_overload_total); longest wait {m2['max_wait_ms']} ms"),
+        ]
+    report(f"OPTIONS past saturation: offered {over_rate:,}/s open loop for {MID_S:.0f} s "
+           f"({OVERLOAD:.1f}x the highest clean rate)", rows)
 
 
 def bench_register(pool: multiprocessing.pool.Pool) -> None:

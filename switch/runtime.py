@@ -149,16 +149,31 @@ class SipRuntime:
         self._timer_at: float | None = None
         self._tasks: set[asyncio.Future[None]] = set()
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._allow: str | None = None
+        self._allow_for = 0
 
     # -- wiring --
 
     def register_handler(self, method: str, handler: Handler) -> None:
+        """A handler with a `stateless(runtime, request, peer) -> bool` method (OPTIONS:
+        switch/core_handlers.py) also gets the early hook: it may answer before any
+        transaction exists and return True, or return False for the full path."""
         self.handlers[method] = handler
+        self._allow = None
+        # looked up on the class: a test double that answers every attribute is not taken
+        # for a stateless answerer
+        if callable(getattr(type(handler), "stateless", None)):
+            self.stateless_handlers[method] = handler.stateless  # type: ignore[attr-defined]
 
     @property
     def allow(self) -> str:
-        # CANCEL is answered by the transaction layer itself (RFC 3261 9.2)
-        return ", ".join(sorted({*self.handlers, "CANCEL"}))
+        # CANCEL is answered by the transaction layer itself (RFC 3261 9.2); cached: the
+        # stateless OPTIONS answer reads it per request
+        allow = self._allow
+        if allow is None or self._allow_for != len(self.handlers):
+            allow = self._allow = ", ".join(sorted({*self.handlers, "CANCEL"}))
+            self._allow_for = len(self.handlers)
+        return allow
 
     @property
     def loop(self) -> asyncio.AbstractEventLoop:
@@ -185,7 +200,6 @@ class SipRuntime:
 
     def _receive(self, data: bytes, peer: Peer, shed: bool) -> None:
         self.counters.messages_in += 1
-        now = self.now()
         try:
             msg = parse_message(data, max_size=self.max_message_size)
             if isinstance(msg, Request):
@@ -201,6 +215,7 @@ class SipRuntime:
                 early = self.stateless_handlers.get(msg.method)
                 if early is not None and not self.draining and early(self, msg, peer):
                     return
+            now = self.now()
             self.txn.receive(msg, peer, now)
         except SipParseError as exc:
             self.counters.dropped += 1
@@ -397,6 +412,12 @@ class SipRuntime:
         transaction layer would send it (18.2.2, RFC 3581), with received/rport stamped."""
         self.counters.responses_sent[response.status] += 1
         self._send(response.to_bytes(), reply_peer(request.top_via, peer))
+
+    def send_response_bytes(self, data: bytes, dest: Peer, status: int) -> None:
+        """Send a response built as bytes outside any transaction (the stateless OPTIONS
+        answer, RFC 3261 8.2.7), counted like any other response."""
+        self.counters.responses_sent[status] += 1
+        self._send(data, dest)
 
     def send_raw(self, data: bytes, dest: Peer) -> None:
         """Send outside any transaction (ACK for 2xx, 2xx retransmissions)."""

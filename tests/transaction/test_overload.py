@@ -128,3 +128,58 @@ async def test_without_a_threshold_nothing_is_shed() -> None:
     finally:
         client.close()
         udp.close()
+
+
+async def test_a_switch_starved_of_its_core_sheds_when_its_queue_never_drains() -> None:
+    """The switch gets too little of its core to keep up (other processes take the rest):
+    its own CPU stays under BUSY_FRACTION, yet its queue does not drain from one wake-up to
+    the next. Past a tenth of a second of that, stale datagrams are dropped, counted, and
+    the switch answers fresh ones instead of answering only what its clients gave up on."""
+    handled: list[bytes] = []
+
+    def slow(data: bytes, peer: object) -> None:
+        time.sleep(0.002)  # starved, not busy: sleeping uses no CPU of this process
+        handled.append(data)
+
+    udp = await start_udp(slow, "127.0.0.1", 0, drop_after=0.2)
+    client = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    client.bind(("127.0.0.1", 0))
+    me = client.getsockname()[1]
+    try:
+        total = 300
+        for i in range(total):
+            client.sendto(options(me, f"q{i}"), ("127.0.0.1", udp.port))
+        loop = asyncio.get_running_loop()
+        end = loop.time() + 20
+        while len(handled) + udp.dropped_late < total and loop.time() < end:
+            await asyncio.sleep(0.05)
+        assert len(handled) + udp.dropped_late == total
+        assert udp.dropped_late > 0
+        assert len(handled) >= 64  # the first burst: nothing says "behind" yet
+    finally:
+        client.close()
+        udp.close()
+
+
+async def test_a_burst_and_a_zero_length_datagram_are_all_read() -> None:
+    """After the first datagram of a wake-up the listener asks the kernel (FIONREAD) whether
+    another waits; a zero-length datagram reads as "none" there, and must still be read on
+    the next wake-up rather than stall the socket."""
+    got: list[bytes] = []
+    udp = await start_udp(lambda data, peer: got.append(data), "127.0.0.1", 0)
+    client = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    try:
+        dest = ("127.0.0.1", udp.port)
+        client.sendto(b"first", dest)
+        client.sendto(b"", dest)
+        for i in range(100):  # more than a burst
+            client.sendto(b"n%d" % i, dest)
+        loop = asyncio.get_running_loop()
+        end = loop.time() + 10
+        while len(got) < 102 and loop.time() < end:
+            await asyncio.sleep(0.01)
+        assert got[:2] == [b"first", b""]
+        assert got[2:] == [b"n%d" % i for i in range(100)]
+    finally:
+        client.close()
+        udp.close()
