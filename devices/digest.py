@@ -54,7 +54,8 @@ Outcomes and what a caller answers:
 
 from __future__ import annotations
 
-import base64
+import binascii
+import functools
 import hashlib
 import hmac
 import re
@@ -67,6 +68,10 @@ from switch.sip.errors import SipParseError
 from switch.sip.randomness import random_hex
 
 from .accounts import Account, AccountDirectory, hash_hex
+from .authparams import DigestParseError, parse_auth_params
+
+__all__ = ["AuthOutcome", "AuthResult", "DigestAuthenticator", "DigestParseError",
+           "parse_auth_params"]
 
 _HEX_LEN = {"MD5": 32, "SHA-256": 64}
 # Accepted algorithm tokens -> (base algorithm, session variant) (RFC 7616 section 3.4.2).
@@ -96,6 +101,7 @@ def _knows_sha256(agent: str) -> bool:
 # User-Agents of software that fails when any challenge is not MD5 (libre's digest client).
 _MD5_ONLY = re.compile(r"\bbaresip\b", re.IGNORECASE)
 _MAX_CLOCK_SKEW = 5.0  # a nonce "from the future" beyond this was not issued by us
+_MAX_TEMPLATES = 256  # cached challenge texts (realm x order x stale)
 
 
 class AuthOutcome(Enum):
@@ -113,48 +119,6 @@ class AuthResult:
     algorithm: str | None = None
 
 
-class DigestParseError(ValueError):
-    """Malformed credentials (RFC 7616 section 3.4 syntax)."""
-
-
-# One auth-param: name = token / quoted-string, then a comma or the end. The alternatives
-# cannot match the same text, so the scan stays linear on hostile input.
-_PARAM_RE = re.compile(r'[ \t]*([^=\s,"]+)[ \t]*=[ \t]*("(?:[^"\\]|\\.)*"|[^,\s"]*)[ \t]*(?:,|$)')
-_UNESCAPE_RE = re.compile(r"\\(.)")
-_SCHEME_RE = re.compile(r"(\S+)[ \t]*(.*)", re.S)
-
-
-def parse_auth_params(value: str) -> tuple[str, dict[str, str]]:
-    """Split `Digest a=b, c="d"` into ("digest", {"a": "b", "c": "d"}); names lowercased.
-
-    Quoted-pairs honoured (RFC 7235 section 2.1 auth-param, RFC 3261 25.1).
-    """
-    head = _SCHEME_RE.match(value.strip())
-    if head is None:
-        raise DigestParseError("empty credentials")
-    scheme, rest = head.group(1).lower(), head.group(2)
-    params: dict[str, str] = {}
-    pos, n = 0, len(rest)
-    while pos < n:
-        if rest[pos] in " \t,":
-            pos += 1
-            continue
-        m = _PARAM_RE.match(rest, pos)
-        if m is None:
-            raise DigestParseError("malformed auth-param")
-        name = m.group(1).lower()
-        raw = m.group(2)
-        if raw.startswith('"'):
-            val = _UNESCAPE_RE.sub(r"\1", raw[1:-1]) if "\\" in raw else raw[1:-1]
-        else:
-            val = raw
-        if name in params:
-            raise DigestParseError(f"duplicate auth-param {name}")
-        params[name] = val
-        pos = m.end()
-    return scheme, params
-
-
 def _client_key(request: Request, agent: str) -> str:
     """Who a client is for the algorithm policy: its exact User-Agent (firmware included).
     Not the user it claims: a learned (user, agent) pair would make the challenge differ
@@ -166,8 +130,25 @@ def _quote(text: str) -> str:
     return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
-def _b64(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
+_URLSAFE = bytes.maketrans(b"+/", b"-_")
+
+
+def _b64(data16: bytes) -> str:
+    """base64url of 16 bytes without its padding (22 characters), without the base64
+    module's Python layers."""
+    return binascii.b2a_base64(data16, newline=False)[:22].translate(_URLSAFE).decode("ascii")
+
+
+@functools.lru_cache(maxsize=1024)
+def _agent_order(agent: str) -> tuple[str, ...] | None:
+    """The offer order a User-Agent's name alone decides (MD5 only, SHA-256 first), or
+    None when it depends on what was learned. Cached: a busy switch sees a few hundred
+    distinct User-Agents, and two regex searches per challenge were a visible cost."""
+    if _MD5_ONLY.search(agent):
+        return MD5_ONLY
+    if _knows_sha256(agent):
+        return SHA256_FIRST
+    return None
 
 
 class DigestAuthenticator:
@@ -181,7 +162,14 @@ class DigestAuthenticator:
         # BLAKE2b in keyed mode is a MAC by design (RFC 7693 section 2.5) and costs a third
         # of HMAC-SHA-256 (a profile put nonce generation at 12 % of a 401 challenge); its
         # key is at most 64 bytes
-        self._mac_key = secret if len(secret) <= 64 else hashlib.sha256(secret).digest()
+        mac_key = secret if len(secret) <= 64 else hashlib.sha256(secret).digest()
+        # the keyed state, copied per MAC: the key block is compressed once, not per nonce
+        self._mac_state = hashlib.blake2b(key=mac_key, digest_size=16)
+        # (realm, order, stale) -> the text around the nonce of each challenge header: the
+        # realm quoting and the constant parameters are built once (bounded: realms come
+        # from request URIs)
+        self._templates: dict[tuple[str, tuple[str, ...], bool],
+                              tuple[tuple[str, str], ...]] = {}
         self.nonce_ttl = nonce_ttl
         self._max_tracked = max_tracked_nonces
         # nonce -> highest nc seen; insertion order ~ first use order (LRU on use)
@@ -197,7 +185,8 @@ class DigestAuthenticator:
     # -- nonces --
 
     def _mac(self, body: str, realm: str) -> str:
-        mac = hashlib.blake2b(f"{body}.{realm}".encode(), key=self._mac_key, digest_size=16)
+        mac = self._mac_state.copy()
+        mac.update(f"{body}.{realm}".encode())
         return _b64(mac.digest())
 
     def make_nonce(self, realm: str, now: float) -> str:
@@ -226,16 +215,21 @@ class DigestAuthenticator:
         for the client that sent `request` (see the module docstring when it is None)."""
         name = "Proxy-Authenticate" if proxy else "WWW-Authenticate"
         nonce = self.make_nonce(realm, now)
-        tail = ", stale=true" if stale else ""
         unanswered, self._unanswered = self._unanswered, None  # one shot either way
         if request is None:
             request = unanswered
         order = MD5_FIRST if request is None else self.offer_order(request)
-        return [
-            (name, f'Digest realm={_quote(realm)}, nonce="{nonce}", algorithm={alg}, '
-                   f'qop="auth"{tail}')
-            for alg in order
-        ]
+        key = (realm, order, stale)
+        parts = self._templates.get(key)
+        if parts is None:
+            if len(self._templates) >= _MAX_TEMPLATES:
+                self._templates.clear()
+            tail = ", stale=true" if stale else ""
+            parts = self._templates[key] = tuple(
+                (f'Digest realm={_quote(realm)}, nonce="',
+                 f'", algorithm={alg}, qop="auth"{tail}')
+                for alg in order)
+        return [(name, head + nonce + rest) for head, rest in parts]
 
     def offer_order(self, request: Request) -> tuple[str, ...]:
         """The policy of the module docstring: MD5 only for a client that aborts on other
@@ -244,9 +238,10 @@ class DigestAuthenticator:
         agent = request.headers.get("User-Agent") or ""
         if not agent:
             return MD5_FIRST
-        if _MD5_ONLY.search(agent):
-            return MD5_ONLY
-        if _knows_sha256(agent) or _client_key(request, agent) in self._sha256_clients:
+        fixed = _agent_order(agent)
+        if fixed is not None:
+            return fixed
+        if _client_key(request, agent) in self._sha256_clients:
             return SHA256_FIRST
         return MD5_FIRST
 
