@@ -550,12 +550,17 @@ class CallService:
         self.perform(entry, effects)
 
     def _arm(self, entry: CallEntry) -> None:
+        deadline = entry.call.next_deadline()
         if entry.timer is not None:
+            if deadline is not None and entry.timer_at <= deadline:
+                # armed no later than needed (a 180 leaves the ring timeout where it was):
+                # kept; if it fires early, nothing is due and it is armed again
+                return
             entry.timer.cancel()
             entry.timer = None
-        deadline = entry.call.next_deadline()
         if deadline is not None:
             entry.timer = self.runtime.loop.call_at(deadline, self._fire, entry)
+            entry.timer_at = deadline
 
     def _fire(self, entry: CallEntry) -> None:
         entry.timer = None
