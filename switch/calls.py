@@ -107,6 +107,7 @@ from switch.transfer import TransferHandler
 log = logging.getLogger("switch.calls")
 
 LINGER_SECONDS = 32.0  # keep an ended call around to absorb retransmissions (64*T1)
+LINGER_SWEEP_SECONDS = 1.0  # ended calls are forgotten in batches, at most this often
 
 
 def _utc_now() -> dt.datetime:
@@ -652,9 +653,10 @@ class CallService:
             except Exception:
                 log.exception("call %s: forgetting it failed", entry.call.a_invite.call_id)
         if queue:
-            # the loop may wake a little early: never sooner than a tick from now
-            self._linger_timer = self.runtime.loop.call_at(max(queue[0][0], now + 0.05),
-                                                           self._sweep_lingering)
+            # at most one wake-up a second for this: a call forgotten up to a second late
+            # changes nothing, and at low load each call's own wake-up was a loop pass
+            self._linger_timer = self.runtime.loop.call_at(
+                max(queue[0][0], now + LINGER_SWEEP_SECONDS), self._sweep_lingering)
 
     def _forget(self, entry: CallEntry) -> None:
         call_ids = [self.internal.key(entry.call.a_invite.call_id),

@@ -289,7 +289,7 @@ class Call:
             dialog = Dialog.uac(leg.invite, patched)
         leg.dialog = dialog
         via = self.local.via_for(leg.dest.transport)
-        return dialog.create_request("ACK", via, cseq=leg.invite.cseq.seq).to_bytes()
+        return dialog.ack_bytes(via, leg.invite.cseq.seq)
 
     def _on_success(self, leg: Leg, resp: Response, now: float) -> list[Effect]:
         if leg.ack and leg.state is LegState.ANSWERED:

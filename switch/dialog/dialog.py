@@ -277,6 +277,23 @@ class Dialog:
             items.append(("Content-Type", content_type))
         return Request(method, ruri, Headers(items, canonical=True), body)
 
+    def ack_bytes(self, via: Via, cseq: int) -> bytes:
+        """The ACK for a 2xx to our INVITE number `cseq` (RFC 3261 13.2.2.4), serialised:
+        the bytes `create_request("ACK", via, cseq=cseq).to_bytes()` gives, without
+        building the Request, since an ACK for a 2xx is sent as is and never parsed again
+        (no transaction: 17.1.1.3)."""
+        ruri, routes = self._request_target()
+        from_, to = self._addresses()
+        lines = [f"ACK {ruri} SIP/2.0", f"Via: {_top_via(via, new_branch())}",
+                 f"Max-Forwards: {_MAX_FORWARDS_TEXT}"]
+        lines.extend(f"Route: {r}" for r in routes)
+        lines.append(f"From: {from_}")
+        lines.append(f"To: {to}")
+        lines.append(f"Call-ID: {self.call_id}")
+        lines.append(f"CSeq: {cseq} ACK")
+        lines.append("Content-Length: 0\r\n\r\n")
+        return "\r\n".join(lines).encode("utf-8", "surrogateescape")
+
     def _addresses(self) -> tuple[str, str]:
         """From and To of our requests (RFC 3261 12.2.1.1), formatted once per dialog:
         an ACK and a BYE share them. Recomputed when the tags or URIs were changed."""
