@@ -14,6 +14,7 @@ Order of the rules, and why:
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Union
@@ -80,6 +81,48 @@ def route(plan: Plan, ctx: CallContext) -> RoutingDecision:
             return _reject(trace, 403, "caller is neither a user nor a trusted trunk")
         return _from_trunk(plan, ctx, dialed, trace)
     return _from_user(plan, ctx.caller, ctx, dialed, trace)
+
+
+# how many times a routing looked at a schedule (see RouteCache): a decision taken while
+# this did not move depends on the plan, the caller, the trunk and the dialed string only
+_schedule_reads = 0
+
+
+class RouteCache:
+    """`route` for repeated calls: the decisions of one plan version (the `Plan` object the
+    holder swaps on reload; it is never changed in place), keyed by the caller, the trunk
+    and the dialed string. A decision that read a schedule depends on the time and on the
+    night switch: it is never kept. Bounded: emptied when full, and when the plan changes.
+    """
+
+    def __init__(self, max_entries: int = 4096) -> None:
+        self.max_entries = max_entries
+        self._plan: Plan | None = None
+        # (id(caller), id(trunk), dialed) -> (caller, trunk, decision): the objects are
+        # kept and compared so that an id reused by a later object never matches
+        self._decisions: dict[tuple[int, int, str], tuple[object, object, RoutingDecision]] = {}
+        self.hits = 0
+
+    def route(self, plan: Plan, caller: User | None, trunk: Trunk | None, dialed: str,
+              at: Callable[[], datetime], forced: ForcedModes = NO_FORCED) -> RoutingDecision:
+        """`route(plan, CallContext(caller, trunk, dialed, at(), forced))`, from the cache
+        when an earlier call of this plan version took it without reading a schedule."""
+        global _schedule_reads
+        if plan is not self._plan:
+            self._plan = plan
+            self._decisions.clear()
+        key = (id(caller), id(trunk), dialed)
+        hit = self._decisions.get(key)
+        if hit is not None and hit[0] is caller and hit[1] is trunk:
+            self.hits += 1
+            return hit[2]
+        before = _schedule_reads
+        decision = route(plan, CallContext(caller, trunk, dialed, at(), forced=forced))
+        if _schedule_reads == before:
+            if len(self._decisions) >= self.max_entries:
+                self._decisions.clear()
+            self._decisions[key] = (caller, trunk, decision)
+        return decision
 
 
 def _reject(trace: list[str], status: int, reason: str) -> RoutingDecision:
@@ -225,6 +268,8 @@ def _to_entity(entity: Entity, at: datetime, trace: list[str], hops: int = 0,
     if hops > _MAX_HOPS:
         return _reject(trace, 482, "closed-hours routes loop")
     if not isinstance(entity, User) and entity.schedule is not None:
+        global _schedule_reads
+        _schedule_reads += 1  # this decision depends on the time (RouteCache)
         mode = forced.get((entity.customer.id, entity.schedule.id), ScheduleMode.AUTO)
         is_open, why = schedule_open(entity.schedule, at, entity.site.timezone, mode)
         trace.append(why)

@@ -57,6 +57,7 @@ class CallEntry:
     a_sdp: bytes = b""  # the SDP the caller has from us
     b_sdp: bytes = b""  # the SDP the answering callee has from us
     timer: asyncio.TimerHandle | None = None
+    timer_at: float = 0.0  # when `timer` fires (loop time)
     anchor: Anchor | None = None
     app: ApplicationRunner | None = None
     divert: ApplicationTransfer | None = None  # the application's Transfer ringing its target

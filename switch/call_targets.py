@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from devices.location import LocationService
+from devices.location import Binding, LocationService
 from dialplan import DecisionKind, HuntGroup, HuntStrategy, RoutingDecision, User
 from switch.b2bua.assembly import LegTarget
 from switch.callerid import OutboundIdentity, outbound_identity
@@ -17,6 +17,7 @@ from switch.sip import NameAddr, Request, SipUri
 from switch.transaction import Peer
 
 Target = LegTarget
+_CACHE_MAX = 16384
 
 
 def leg_target(ruri: str, dest: Peer, to: NameAddr, identity: OutboundIdentity,
@@ -61,6 +62,31 @@ class TargetResolver:
         self.clock = clock
         self._rotation: dict[str, int] = {}  # hunt group id -> next first member
         self._last_busy: dict[str, float] = {}  # user -> when its last call ended
+        # what repeated calls to the same users and bindings share: the To of a user, the
+        # Peer of a binding (both immutable), keyed by id with the object kept and compared
+        # (an id reused by a later object never matches); emptied when full
+        self._to: dict[int, tuple[User, NameAddr]] = {}
+        self._peers: dict[int, tuple[Binding, Peer]] = {}
+
+    def _to_of(self, user: User) -> NameAddr:
+        kept = self._to.get(id(user))
+        if kept is not None and kept[0] is user:
+            return kept[1]
+        to = NameAddr(SipUri("sip", user.customer.sip_domain, user.full_number), user.name)
+        if len(self._to) >= _CACHE_MAX:
+            self._to.clear()
+        self._to[id(user)] = (user, to)
+        return to
+
+    def _peer_of(self, binding: Binding) -> Peer:
+        kept = self._peers.get(id(binding))
+        if kept is not None and kept[0] is binding:
+            return kept[1]
+        dest = Peer(*binding.destination())  # the Contact unless NAT is detected
+        if len(self._peers) >= _CACHE_MAX:
+            self._peers.clear()
+        self._peers[id(binding)] = (binding, dest)
+        return dest
 
     def call_ended(self, user: str) -> None:
         """A member's call ended: longest-idle hunting rings it last."""
@@ -96,11 +122,10 @@ class TargetResolver:
             for users in order:
                 group: list[Target] = []
                 for user in users:
-                    to = NameAddr(SipUri("sip", user.customer.sip_domain, user.full_number),
-                                  user.name)
+                    to = self._to_of(user)
                     for b in self.location().lookup(aor_key(user), now):
-                        dest = Peer(*b.destination())  # the Contact unless NAT is detected
-                        group.append(leg_target(b.contact, dest, to, identity, user, b.path))
+                        group.append(leg_target(b.contact, self._peer_of(b), to, identity,
+                                                user, b.path))
                 if group:
                     groups.append(group)
             return groups

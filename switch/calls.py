@@ -18,12 +18,13 @@ import functools
 import logging
 import secrets
 import time
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Awaitable, Callable, Coroutine, Mapping
 from pathlib import Path
 from typing import Any
 
-from dialplan import CallContext, MediaMode, RoutingDecision, User, route
+from dialplan import MediaMode, RoutingDecision, User
+from dialplan.router import RouteCache
 from ivr.application import CallInfo
 from ivr.night_switch import ScheduleControl
 from rating.cdr import CallRecord
@@ -65,7 +66,7 @@ from switch.b2bua.legs import LocalAddress
 from switch.call_entry import CallEntry, DialogRef, MediaAnchoring, same_body
 from switch.call_requests import MIN_SE, InDialogRequests
 from switch.call_targets import Target, TargetResolver, hunt_step_for, ring_timeout_for
-from switch.dialog.session_timer import uas_negotiate
+from switch.dialog.session_timer import UasDecision, uas_negotiate
 from switch.divert import ApplicationControl
 from switch.internal_calls import InternalInvites
 from switch.media_service import Anchor, close_media
@@ -106,6 +107,23 @@ from switch.transfer import TransferHandler
 log = logging.getLogger("switch.calls")
 
 LINGER_SECONDS = 32.0  # keep an ended call around to absorb retransmissions (64*T1)
+LINGER_SWEEP_SECONDS = 1.0  # ended calls are forgotten in batches, at most this often
+
+
+def _utc_now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+def _log_end(record: CallRecord) -> None:
+    """The one INFO line of a call attempt, when it ends (refused ones included): who
+    called, what was dialed and decided, and how it ended, as its call record says."""
+    if log.isEnabledFor(logging.INFO):
+        duration = (record.end - record.answer
+                    if record.answer is not None and record.end is not None else 0.0)
+        log.info("call %s from=%s dialed=%s decision=%s ended disposition=%s status=%s "
+                 "cause=%s side=%s duration=%.1f", record.call_id, record.caller,
+                 record.dialed, record.decision, record.disposition, record.status,
+                 record.cause, record.hangup_side, duration)
 
 
 class CallService:
@@ -151,12 +169,17 @@ class CallService:
         self.watch = watch or NoCallObserver()  # issue 17: dialog/presence subscriptions
         self.by_call_id: dict[str, DialogRef] = {}
         self.trunk_attempts: Counter[str] = Counter()
+        self.routes = RouteCache()
         self.resolver = TargetResolver(lambda: locations.location, wall_clock)
         self.transfers = TransferHandler(self)
         self.internal = InternalInvites(local)  # issue 16: INVITEs to itself (park)
         self.attended = AttendedTransfers(self)
         self.requests = InDialogRequests(self)
         self._tasks: set[asyncio.Future[None]] = set()
+        self._session: tuple[Request, UasDecision] | None = None  # see _session_of
+        # ended calls kept LINGER_SECONDS, oldest first, and the one timer that forgets them
+        self._lingering: deque[tuple[float, CallEntry]] = deque()
+        self._linger_timer: asyncio.TimerHandle | None = None
         # told every closed call record, after it is written (switch/services/busy_callback)
         self.ended_hooks: list[Callable[[CallRecord], None]] = []
 
@@ -185,6 +208,14 @@ class CallService:
     def _now(self) -> float:
         return self.runtime.now()
 
+    def _session_of(self, req: Request) -> UasDecision:
+        """The RFC 4028 decision for `req`: the one `on_invite` took for this very
+        INVITE (its headers are immutable), else taken now."""
+        kept = self._session
+        if kept is not None and kept[0] is req:
+            return kept[1]
+        return uas_negotiate(req, min_se=MIN_SE, preferred=None)
+
     # -- INVITE --
 
     def on_invite(self, runtime: SipRuntime, sreq: ServerRequest) -> Awaitable[None] | None:
@@ -201,8 +232,9 @@ class CallService:
             # RFC 3261 16.3 step 2: a request that has run out of hops is looping
             runtime.respond(sreq.key, make_response(req, 483, to_tag=new_tag()))
             return None
-        # RFC 4028: a Session-Expires below our Min-SE answers 422 before anything else
-        uas_negotiate(req, min_se=MIN_SE, preferred=None)
+        # RFC 4028: a Session-Expires below our Min-SE answers 422 before anything else;
+        # the decision is kept for the call this INVITE starts (`_session_of`)
+        self._session = (req, uas_negotiate(req, min_se=MIN_SE, preferred=None))
         plan = self.plan.plan
         trunk = plan.trunk_for_address(sreq.peer.host, sreq.peer.port)
         caller: User | None = None
@@ -221,15 +253,17 @@ class CallService:
             self.attended.on_invite(sreq, caller)
             return None
         if decision is None:
-            # an aware time: each schedule reads it in its own site's time zone
-            now_utc = dt.datetime.now(dt.UTC)
-            decision = route(plan, CallContext(caller, trunk, str(req.uri), now_utc,
-                                               forced=self.schedule_modes.forced))
+            # an aware time: each schedule reads it in its own site's time zone; a repeated
+            # call of a plan version without a schedule in its way is decided once
+            decision = self.routes.route(plan, caller, trunk, str(req.uri), _utc_now,
+                                         forced=self.schedule_modes.forced)
         if trunk is not None and self.emergency is not None:
             decision = callback_override(decision, req, self.emergency.callbacks, self.clock())
-        log.info("call %s from=%s dialed=%s decision=%s", req.call_id,
-                 caller.full_number if caller else f"trunk:{trunk.id if trunk else '?'}",
-                 req.uri, decision.kind.value)
+        # one INFO line per call, when it ends (`_log_end`); this one is for debugging
+        if log.isEnabledFor(logging.DEBUG):
+            log.debug("call %s from=%s dialed=%s decision=%s", req.call_id,
+                      caller.full_number if caller else f"trunk:{trunk.id if trunk else '?'}",
+                      req.uri, decision.kind.value)
         # issue 15: the called user's own settings may refuse (433, DND), answer a feature
         # code, or change where the call goes (forwarding always, *31)
         personal = (self.personal.route(decision, caller, req,
@@ -291,9 +325,11 @@ class CallService:
                                                      headers=headers))
         record = self._open_record(sreq.request, caller, decision)
         self.records.open(record)  # opened and closed in one batch: a single INSERT
-        self.records.close(record.closed(end=self.clock(), disposition=Disposition.REFUSED.value,
-                                         status=refusal.status, cause=refusal.reason,
-                                         side=Side.SWITCH.value))
+        record = record.closed(end=self.clock(), disposition=Disposition.REFUSED.value,
+                               status=refusal.status, cause=refusal.reason,
+                               side=Side.SWITCH.value)
+        _log_end(record)
+        self.records.close(record)
 
     @staticmethod
     def _anchored(caller: User | None, decision: RoutingDecision) -> bool:
@@ -399,7 +435,7 @@ class CallService:
         call = Call(req, sreq.peer, self.local, self._now(), ring_timeout,
                     answer_sdp=anchor.answer_for_caller if anchor is not None else same_body,
                     t1=t.t1, t2=t.t2, exhausted_policy=self._policy_for(decision))
-        session = uas_negotiate(req, min_se=MIN_SE, preferred=None)
+        session = self._session_of(req)
         if session.negotiated is not None and not session.negotiated.we_refresh:
             # the caller refreshes and we watch; we do not refresh toward phones ourselves
             call.session_interval = session.negotiated.interval
@@ -515,12 +551,17 @@ class CallService:
         self.perform(entry, effects)
 
     def _arm(self, entry: CallEntry) -> None:
+        deadline = entry.call.next_deadline()
         if entry.timer is not None:
+            if deadline is not None and entry.timer_at <= deadline:
+                # armed no later than needed (a 180 leaves the ring timeout where it was):
+                # kept; if it fires early, nothing is due and it is armed again
+                return
             entry.timer.cancel()
             entry.timer = None
-        deadline = entry.call.next_deadline()
         if deadline is not None:
             entry.timer = self.runtime.loop.call_at(deadline, self._fire, entry)
+            entry.timer_at = deadline
 
     def _fire(self, entry: CallEntry) -> None:
         entry.timer = None
@@ -537,12 +578,11 @@ class CallService:
         entry.record = entry.record.closed(
             end=self.clock(), disposition=eff.disposition.value, status=eff.status,
             cause=eff.cause, side=eff.side.value)
-        log.info("call %s ended disposition=%s status=%d cause=%s", call.a_invite.call_id,
-                 eff.disposition.value, eff.status, eff.cause)
         if entry.anchor is not None:
             loss, jitter = entry.anchor.quality()
             entry.record = dataclasses.replace(entry.record, codec=entry.anchor.codec,
                                                rtcp_loss=loss, rtcp_jitter_ms=jitter)
+        _log_end(entry.record)
         answered = entry.leg_users.get(call.answered_leg) if call.answered_leg is not None else None
         if answered is not None:
             self.resolver.call_ended(answered)
@@ -563,7 +603,7 @@ class CallService:
         for media in (entry.app, entry.anchor):  # a diverted call may have both
             if media is not None:
                 self._spawn(close_media(media))
-        self.runtime.loop.call_later(LINGER_SECONDS, self._forget, entry)
+        self._linger(entry)
 
     def bind_dialog(self, call_id: str, entry: CallEntry, side: Side,
                     leg: LegId | None = None) -> None:
@@ -593,6 +633,30 @@ class CallService:
         """The application running on the call whose caller's Call-ID is `call_id`."""
         ref = self.by_call_id.get(self.internal.key(call_id)) or self.by_call_id.get(call_id)
         return ref.entry.app if ref is not None else None
+
+    def _linger(self, entry: CallEntry) -> None:
+        """Forget `entry` in LINGER_SECONDS. Ended calls wait in one queue (their deadlines
+        come in order) behind one timer, instead of a loop timer each: at hundreds of calls
+        per second that is tens of thousands of timer handles fewer in the loop's heap."""
+        self._lingering.append((self._now() + LINGER_SECONDS, entry))
+        if self._linger_timer is None:
+            self._linger_timer = self.runtime.loop.call_at(self._lingering[0][0],
+                                                           self._sweep_lingering)
+
+    def _sweep_lingering(self) -> None:
+        self._linger_timer = None
+        now, queue = self._now(), self._lingering
+        while queue and queue[0][0] <= now:
+            _, entry = queue.popleft()
+            try:
+                self._forget(entry)
+            except Exception:
+                log.exception("call %s: forgetting it failed", entry.call.a_invite.call_id)
+        if queue:
+            # at most one wake-up a second for this: a call forgotten up to a second late
+            # changes nothing, and at low load each call's own wake-up was a loop pass
+            self._linger_timer = self.runtime.loop.call_at(
+                max(queue[0][0], now + LINGER_SWEEP_SECONDS), self._sweep_lingering)
 
     def _forget(self, entry: CallEntry) -> None:
         call_ids = [self.internal.key(entry.call.a_invite.call_id),

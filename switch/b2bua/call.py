@@ -137,12 +137,16 @@ class Call:
     answered_leg: LegId | None = None
     answered_at: float | None = None
     ended_at: float | None = None
-    a_dialog: Dialog | None = None
+    # the caller's dialog (RFC 3261 12.1.1), built from the INVITE and our 2xx the first
+    # time it is needed (`a_dialog`): most calls end with the caller's BYE and never use it
+    _a_dialog: Dialog | None = None
+    _a_dialog_due: bool = False
+    _a_ok: Response | None = None  # our 2xx to the caller
     _ring_deadline: float | None = None
     _retransmit_at: float | None = None
     _retransmit_interval: float = 0.0
     _ack_deadline: float | None = None
-    _final_to_a: bytes = b""
+    _final_to_a: bytes = b""  # serialised at its first retransmission (see handle_timer)
     # RFC 4028 session timer agreed with the caller (it refreshes; we watch), or None
     # hunting (sequential, round robin, longest idle): the next groups of legs to ring,
     # each for `hunt_step` seconds, while the current group rings
@@ -160,6 +164,24 @@ class Call:
 
     def __post_init__(self) -> None:
         self._ring_deadline = self.started_at + self.ring_timeout
+
+    @property
+    def a_dialog(self) -> Dialog | None:
+        """The dialog with the caller, once the caller has a 2xx (or one was adopted)."""
+        ok = self._a_ok
+        if self._a_dialog_due and ok is not None:
+            self._a_dialog_due = False
+            try:
+                self._a_dialog = Dialog.uas(self.a_invite, ok)
+            except SipError as exc:  # on_invite checked the Contact: not expected
+                log.warning("call %s: no dialog with the caller (%s)", self.a_invite.call_id,
+                            exc.reason)
+        return self._a_dialog
+
+    @a_dialog.setter
+    def a_dialog(self, dialog: Dialog | None) -> None:
+        self._a_dialog_due = False
+        self._a_dialog = dialog
 
     # -- state --
 
@@ -267,7 +289,7 @@ class Call:
             dialog = Dialog.uac(leg.invite, patched)
         leg.dialog = dialog
         via = self.local.via_for(leg.dest.transport)
-        return dialog.create_request("ACK", via, cseq=leg.invite.cseq.seq).to_bytes()
+        return dialog.ack_bytes(via, leg.invite.cseq.seq)
 
     def _on_success(self, leg: Leg, resp: Response, now: float) -> list[Effect]:
         if leg.ack and leg.state is LegState.ANSWERED:
@@ -313,8 +335,9 @@ class Call:
         self._arm_session(now)
         ok = make_response(self.a_invite, 200, "OK", to_tag=self.a_to_tag, headers=headers,
                            body=body)
-        self.a_dialog = Dialog.uas(self.a_invite, ok)
-        self._final_to_a = ok.to_bytes()
+        # the dialog is built when first needed; the bytes, for a retransmission
+        self._a_ok, self._a_dialog, self._a_dialog_due = ok, None, True
+        self._final_to_a = b""
         if not self.a_peer.reliable:
             self._retransmit_interval = self.t1
             self._retransmit_at = now + self.t1
@@ -496,6 +519,8 @@ class Call:
             log.info("call %s: session timer expired without a refresh", self.a_invite.call_id)
             return self.hang_up(now, "session timer expired (RFC 4028)")
         if self._retransmit_at is not None and now >= self._retransmit_at:
+            if not self._final_to_a and self._a_ok is not None:
+                self._final_to_a = self._a_ok.to_bytes()
             out.append(SendStateless(self._final_to_a, self.a_peer))
             self._retransmit_interval = min(self._retransmit_interval * 2, self.t2)
             self._retransmit_at = now + self._retransmit_interval

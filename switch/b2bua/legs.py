@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from switch.sip import Headers, NameAddr, Request, Via, new_branch, parse_uri
+from switch.sip import Headers, NameAddr, Request, Via, canonical_name, new_branch, parse_uri
 from switch.transaction import Peer
 
 # what a call dialog of the switch accepts (RFC 3261 20.5): no NOTIFY or PRACK handler exists
@@ -62,10 +62,11 @@ def invite_for_callee(
         ("Allow", ALLOW),
         ("Supported", "timer, replaces"),  # RFC 3891: INVITE/REFER with Replaces handled
     ]
-    items.extend(identity_headers)
+    # the names above are canonical already; only the identity headers are made so
+    items.extend((canonical_name(n), v) for n, v in identity_headers)
     if body:
         items.append(("Content-Type", content_type))
-    return Request("INVITE", parse_uri(request_uri), Headers(items), body)
+    return Request("INVITE", parse_uri(request_uri), Headers(items, canonical=True), body)
 
 
 def cancel_for(invite: Request) -> Request:

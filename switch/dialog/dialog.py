@@ -20,9 +20,11 @@ from switch.sip import (
     SipUri,
     Uri,
     Via,
+    canonical_name,
     new_branch,
     parse_name_addr,
 )
+from switch.sip.grammar import format_params
 
 log = logging.getLogger(__name__)
 
@@ -33,6 +35,17 @@ MAX_CSEQ = 2**31 - 1
 _CONTACT_METHODS = frozenset(("INVITE", "UPDATE", "REFER", "SUBSCRIBE", "NOTIFY"))
 # Target refresh requests (RFC 3261 12.2, RFC 3311 section 5.1).
 TARGET_REFRESH = frozenset(("INVITE", "UPDATE"))
+
+
+_MAX_FORWARDS_TEXT = str(MAX_FORWARDS)
+
+
+def _top_via(via: Via, branch: str) -> str:
+    """`via` (our sent-by) as the top Via of a new request: `branch` first, its other
+    parameters after (RFC 3261 8.1.1.7: a new branch for every new transaction)."""
+    hp = via.host if via.port is None else f"{via.host}:{via.port}"
+    rest = format_params(tuple(p for p in via.params if p[0] != "branch"))
+    return f"{via.protocol}/{via.transport} {hp};branch={branch}{rest}"
 
 
 class DialogState(Enum):
@@ -105,6 +118,7 @@ class Dialog:
         self.local_contact = local_contact
         self.state = state
         self.invite_seq: int | None = local_seq if is_uac else None  # of our last INVITE
+        self._formatted: tuple[NameAddr, str, NameAddr, str, str, str] | None = None
 
     # -- creation ---------------------------------------------------------------------------
 
@@ -129,7 +143,8 @@ class Dialog:
             local_contact=local_contact,
             state=DialogState.CONFIRMED if response.status >= 200 else DialogState.EARLY,
         )
-        log.debug("dialog %s created as UAS, %s", dialog.id, dialog.state.value)
+        if log.isEnabledFor(logging.DEBUG):  # `id` is built for the line only
+            log.debug("dialog %s created as UAS, %s", dialog.id, dialog.state.value)
         return dialog
 
     @classmethod
@@ -155,7 +170,8 @@ class Dialog:
             local_contact=local_contact,
             state=DialogState.CONFIRMED if response.status >= 200 else DialogState.EARLY,
         )
-        log.debug("dialog %s created as UAC, %s", dialog.id, dialog.state.value)
+        if log.isEnabledFor(logging.DEBUG):
+            log.debug("dialog %s created as UAC, %s", dialog.id, dialog.state.value)
         return dialog
 
     @property
@@ -171,7 +187,9 @@ class Dialog:
         new = TRANSITIONS.get((self.state, event))
         if new is None:
             raise DialogError(500, f"dialog: no {event.value} in state {self.state.value}")
-        log.debug("dialog %s: %s --%s--> %s", self.id, self.state.value, event.value, new.value)
+        if log.isEnabledFor(logging.DEBUG):
+            log.debug("dialog %s: %s --%s--> %s", self.id, self.state.value, event.value,
+                      new.value)
         self.state = new
 
     def terminate(self) -> None:
@@ -242,22 +260,53 @@ class Dialog:
             number = self.next_cseq()
             if method == "INVITE":
                 self.invite_seq = number
-        params = tuple(p for p in via.params if p[0] != "branch")
-        top = Via(via.transport, via.host, via.port, (("branch", new_branch()), *params))
         ruri, routes = self._request_target()
-        items: list[tuple[str, str]] = [("Via", str(top)), ("Max-Forwards", str(MAX_FORWARDS))]
+        items: list[tuple[str, str]] = [("Via", _top_via(via, new_branch())),
+                                        ("Max-Forwards", _MAX_FORWARDS_TEXT)]
         items.extend(("Route", str(r)) for r in routes)
-        items.append(("From", str(self.local_uri.with_tag(self.local_tag))))
-        to = self.remote_uri.with_tag(self.remote_tag) if self.remote_tag else self.remote_uri
-        items.append(("To", str(to)))
+        from_, to = self._addresses()
+        items.append(("From", from_))
+        items.append(("To", to))
         items.append(("Call-ID", self.call_id))
         items.append(("CSeq", f"{number} {method}"))
         if method in _CONTACT_METHODS and self.local_contact is not None:
             items.append(("Contact", str(self.local_contact)))
-        items.extend(headers)
+        # our own names are canonical already; the caller's extra ones are made so
+        items.extend((canonical_name(n), v) for n, v in headers)
         if body and content_type is not None:
             items.append(("Content-Type", content_type))
-        return Request(method, ruri, Headers(items), body)
+        return Request(method, ruri, Headers(items, canonical=True), body)
+
+    def ack_bytes(self, via: Via, cseq: int) -> bytes:
+        """The ACK for a 2xx to our INVITE number `cseq` (RFC 3261 13.2.2.4), serialised:
+        the bytes `create_request("ACK", via, cseq=cseq).to_bytes()` gives, without
+        building the Request, since an ACK for a 2xx is sent as is and never parsed again
+        (no transaction: 17.1.1.3)."""
+        ruri, routes = self._request_target()
+        from_, to = self._addresses()
+        lines = [f"ACK {ruri} SIP/2.0", f"Via: {_top_via(via, new_branch())}",
+                 f"Max-Forwards: {_MAX_FORWARDS_TEXT}"]
+        lines.extend(f"Route: {r}" for r in routes)
+        lines.append(f"From: {from_}")
+        lines.append(f"To: {to}")
+        lines.append(f"Call-ID: {self.call_id}")
+        lines.append(f"CSeq: {cseq} ACK")
+        lines.append("Content-Length: 0\r\n\r\n")
+        return "\r\n".join(lines).encode("utf-8", "surrogateescape")
+
+    def _addresses(self) -> tuple[str, str]:
+        """From and To of our requests (RFC 3261 12.2.1.1), formatted once per dialog:
+        an ACK and a BYE share them. Recomputed when the tags or URIs were changed."""
+        kept = self._formatted
+        if (kept is not None and kept[0] is self.local_uri and kept[1] == self.local_tag
+                and kept[2] is self.remote_uri and kept[3] == self.remote_tag):
+            return kept[4], kept[5]
+        from_ = str(self.local_uri.with_tag(self.local_tag))
+        to = str(self.remote_uri.with_tag(self.remote_tag) if self.remote_tag
+                 else self.remote_uri)
+        self._formatted = (self.local_uri, self.local_tag, self.remote_uri, self.remote_tag,
+                           from_, to)
+        return from_, to
 
     def _request_target(self) -> tuple[Uri, list[NameAddr]]:
         """Request-URI and Route headers (RFC 3261 12.2.1.1)."""
@@ -302,7 +351,8 @@ class Dialog:
         if method in TARGET_REFRESH:
             target = _contact_uri(request)
             if target is not None and target != self.remote_target:
-                log.debug("dialog %s: remote target refreshed to %s", self.id, target)
+                if log.isEnabledFor(logging.DEBUG):
+                    log.debug("dialog %s: remote target refreshed to %s", self.id, target)
                 self.remote_target = target
         if method == "BYE":
             self.terminate()

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import operator
 from collections.abc import Sequence
 from typing import Any
 
@@ -28,8 +29,13 @@ _FIELDS = [f.name for f in dataclasses.fields(CallRecord)
            if f.name in CallRecordRow.__table__.columns]
 
 
+# one C-level call reads every stored field of a record (a dict comprehension of getattr
+# calls cost a sixth of the record writer's thread in a profile at 700 calls/s)
+_VALUES = operator.attrgetter(*_FIELDS)
+
+
 def _row(record: CallRecord) -> dict[str, Any]:
-    return {name: getattr(record, name) for name in _FIELDS}
+    return dict(zip(_FIELDS, _VALUES(record), strict=True))
 
 
 _COLUMNS = [getattr(CallRecordRow, name) for name in _FIELDS]

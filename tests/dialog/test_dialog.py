@@ -252,3 +252,32 @@ def test_cancel_is_not_an_in_dialog_request() -> None:
     d, _ = uac_dialog(183)
     with pytest.raises(DialogError):
         d.create_request("CANCEL", VIA)
+
+
+@pytest.mark.parametrize("rr", [(), ("<sip:p1.example.com;lr>", "<sip:p2.example.com;lr>"),
+                                ("<sip:loose.example.com;lr>",
+                                 "<sip:strict.example.com;maddr=10.1.1.1>")])
+def test_ack_bytes_are_the_ack_request_serialised(rr: tuple[str, ...]) -> None:
+    """The 2xx ACK the B2BUA sends as bytes is the ACK `create_request` builds, branch
+    aside: route set, Request-URI (strict routing too), tags, CSeq of the INVITE."""
+    d, _ = uac_dialog(rr=rr)
+    fast = d.ack_bytes(VIA, 10)
+    built = d.create_request("ACK", VIA, cseq=10)
+    parsed = parse_message(fast)
+    assert isinstance(parsed, Request) and parsed.method == "ACK"
+    assert parsed.top_via.branch != built.top_via.branch  # each ACK its own branch
+    same_branch = built.to_bytes().replace(built.top_via.branch.encode(),
+                                           parsed.top_via.branch.encode())
+    assert fast == same_branch
+    assert parsed.cseq.seq == 10 and parsed.to.tag == "a6c85cf" and parsed.from_.tag == "ourtag"
+
+
+def test_from_and_to_follow_a_changed_tag() -> None:
+    """The formatted From/To are kept per dialog, but never outlive a change of tag or URI."""
+    d, _ = uac_dialog()
+    first = d.create_request("INFO", VIA)
+    d.remote_tag = "changed"
+    d.local_uri = d.local_uri.with_params(())
+    second = d.create_request("INFO", VIA)
+    assert first.to.tag == "a6c85cf" and second.to.tag == "changed"
+    assert second.from_.tag == "ourtag"

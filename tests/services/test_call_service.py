@@ -174,3 +174,29 @@ async def test_a_call_nobody_takes_can_be_answered_by_an_application(tmp_path: P
     assert [(r.status, r.body) for r in finals] == [(200, b"v=0 switch-answer")]
     assert media.endpoint.calls == ["echo True"]  # the application runs on the caller
     assert records.opened[0].callee == "501411"
+
+
+async def test_ended_calls_linger_then_are_forgotten_by_one_timer(tmp_path: Path) -> None:
+    """An ended call is kept LINGER_SECONDS to absorb retransmissions; the ended calls
+    wait in one queue behind one loop timer, not a timer each."""
+    from typing import Any
+
+    from switch.calls import LINGER_SECONDS
+
+    calls, _runtime, _sent, _records = await service(tmp_path)
+    now = [100.0]
+    forgotten: list[Any] = []
+    calls._now = lambda: now[0]  # type: ignore[method-assign]
+    calls._forget = forgotten.append  # type: ignore[method-assign,assignment]
+    first, second = object(), object()
+    calls._linger(first)  # type: ignore[arg-type]
+    timer = calls._linger_timer
+    now[0] += 0.5
+    calls._linger(second)  # type: ignore[arg-type]
+    assert timer is not None and calls._linger_timer is timer  # one timer for both
+    now[0] = 100.0 + LINGER_SECONDS
+    calls._sweep_lingering()
+    assert forgotten == [first] and calls._linger_timer is not None
+    now[0] += 1.0
+    calls._sweep_lingering()
+    assert forgotten == [first, second] and calls._linger_timer is None
