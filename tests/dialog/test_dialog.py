@@ -266,8 +266,9 @@ def test_ack_bytes_are_the_ack_request_serialised(rr: tuple[str, ...]) -> None:
     parsed = parse_message(fast)
     assert isinstance(parsed, Request) and parsed.method == "ACK"
     assert parsed.top_via.branch != built.top_via.branch  # each ACK its own branch
-    same_branch = built.to_bytes().replace(built.top_via.branch.encode(),
-                                           parsed.top_via.branch.encode())
+    ours, theirs = built.top_via.branch, parsed.top_via.branch
+    assert ours is not None and theirs is not None
+    same_branch = built.to_bytes().replace(ours.encode(), theirs.encode())
     assert fast == same_branch
     assert parsed.cseq.seq == 10 and parsed.to.tag == "a6c85cf" and parsed.from_.tag == "ourtag"
 
