@@ -44,6 +44,11 @@ def _setup_logging(level: str) -> None:
     # No log line needs its caller's file and line; skipping that lookup (findCaller walks
     # the stack) saves about a tenth of the CPU of a call at hundreds of calls per second.
     logging._srcfile = None
+    # nor its thread, process or multiprocessing names: the format shows none of them, and
+    # each LogRecord otherwise asks for all three
+    logging.logThreads = False
+    logging.logProcesses = False
+    logging.logMultiprocessing = False
     # alembic narrates every plugin it loads at INFO; keep its migrations, drop the chatter
     logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)
 
