@@ -59,19 +59,26 @@ class SqliteBatchWriter:
         """One transaction (runs on a worker thread); raises what SQLite raises, rolled back.
         Serialised: a caller that gave up waiting (a write timeout) may retry while the
         previous batch still runs on its thread."""
+        cols = self.columns
+        self.write_rows(deletes, [tuple([r[c] for c in cols]) for r in upserts])
+
+    def write_rows(self, deletes: Sequence[tuple[Any, ...]],
+                   rows: Sequence[tuple[Any, ...]]) -> None:
+        """`write` with the upserts already as tuples in the order of `columns`: a caller
+        that builds them on its own thread leaves the worker thread (which holds the GIL
+        while it binds parameters) only SQLite's work."""
         with self._lock:
-            self._write(deletes, upserts)
+            self._write(deletes, rows)
 
     def _write(self, deletes: Sequence[tuple[Any, ...]],
-               upserts: Sequence[dict[str, Any]]) -> None:
+               rows: Sequence[tuple[Any, ...]]) -> None:
         conn = self._connection()
         conn.execute("BEGIN IMMEDIATE")
         try:
             if deletes:
                 conn.executemany(self._delete, deletes)
-            if upserts:
-                cols = self.columns
-                conn.executemany(self._upsert, [tuple(r[c] for c in cols) for r in upserts])
+            if rows:
+                conn.executemany(self._upsert, rows)
             conn.execute("COMMIT")
         except BaseException:
             with contextlib.suppress(sqlite3.Error):
