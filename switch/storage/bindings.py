@@ -156,8 +156,8 @@ class SqlBindingRepository:
         rows = [binding_to_tuple(ch.binding, k[1]) for k, ch in last.items()
                 if ch.kind is upsert]
         if self._direct is not None:
-            # rows built here, on the loop: the worker thread only binds and commits
-            await asyncio.to_thread(self._direct.write_rows, dels, rows)
+            # rows built here, on the loop: the writer's thread only binds and commits
+            await self._direct.submit_rows(dels, rows)
             return
         ups = [dict(zip(COLUMNS, r, strict=True)) for r in rows]
         async with self.engine.begin() as conn:
