@@ -80,6 +80,7 @@ class SqlBindingRepository:
             path, _TABLE.name, COLUMNS, ("aor", "binding_key"), _UPDATABLE)
         self._queue: asyncio.Queue[_Pending | None] | None = None
         self._writer: asyncio.Task[None] | None = None
+        self._upserts: dict[str, Any] = {}  # dialect name -> upsert statement
         self.commits = 0  # transactions committed by the writer (tests, metrics)
         self.batched_requests = 0  # apply() calls served
 
@@ -169,7 +170,18 @@ class SqlBindingRepository:
                 await conn.execute(self._upsert(conn), ups)
 
     def _upsert(self, conn: AsyncConnection) -> Any:
+        """The upsert statement for this dialect, built once (the PostgreSQL path). Built
+        per batch it cost about 0.9 ms of CPU before SQLAlchemy's compiled cache could
+        help: 0.34 ms to build the construct, 0.54 ms for its cache key, which a kept
+        statement memoizes (measured on the bench machine, issue 21)."""
         name = conn.dialect.name
+        stmt = self._upserts.get(name)
+        if stmt is None:
+            stmt = self._upserts[name] = self._build_upsert(name)
+        return stmt
+
+    @staticmethod
+    def _build_upsert(name: str) -> Any:
         ins: Any
         if name == "postgresql":
             ins = postgresql.insert(_TABLE)
