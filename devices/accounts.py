@@ -55,11 +55,13 @@ class StaticAccountDirectory:
 
 def hash_hex(algorithm: str, data: str) -> str:
     """H(data) for a digest base algorithm (RFC 7616 section 3.4.1)."""
+    if algorithm == "SHA-256":  # the exact names first: three of these per REGISTER
+        return hashlib.sha256(data.encode()).hexdigest()
+    if algorithm == "MD5":
+        return hashlib.md5(data.encode(), usedforsecurity=False).hexdigest()
     name = algorithm.upper()
-    if name == "MD5":
-        return hashlib.md5(data.encode("utf-8"), usedforsecurity=False).hexdigest()
-    if name == "SHA-256":
-        return hashlib.sha256(data.encode("utf-8")).hexdigest()
+    if name in ALGORITHMS:
+        return hash_hex(name, data)
     raise ValueError(f"unsupported digest algorithm {algorithm!r}")
 
 

@@ -108,10 +108,15 @@ def _count(score: float) -> int:
     return math.floor(score + 0.5)
 
 
+_SEVERITY = {Verdict.ALLOW: 0, Verdict.SLOW: 1, Verdict.BLOCK: 2}
+
+
 def _worst(a: GuardVerdict, b: GuardVerdict) -> GuardVerdict:
-    order = {Verdict.ALLOW: 0, Verdict.SLOW: 1, Verdict.BLOCK: 2}
-    if order[a.verdict] != order[b.verdict]:
-        return a if order[a.verdict] > order[b.verdict] else b
+    if a is ALLOW:
+        return b  # the common case: nothing recorded against a
+    sa, sb = _SEVERITY[a.verdict], _SEVERITY[b.verdict]
+    if sa != sb:
+        return a if sa > sb else b
     return a if a.delay >= b.delay else b
 
 
@@ -254,7 +259,9 @@ class AuthFailureGuard:
         verdict = self._sources.verdict(source_ip, now)
         if account is None:
             return verdict
-        pair = self._pairs.verdict(self._pair(source_ip, account), now)
+        # no pair recorded at all (the usual state): no key to build
+        pair = self._pairs.verdict(self._pair(source_ip, account), now) \
+            if self._pairs.entries else ALLOW
         verdict = _worst(_worst(verdict, self._accounts.verdict(account, now)), pair)
         if verdict is ALLOW:
             return verdict  # the common case: no binding look-up needed
