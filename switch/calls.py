@@ -18,7 +18,7 @@ import functools
 import logging
 import secrets
 import time
-from collections import Counter, deque
+from collections import Counter
 from collections.abc import Awaitable, Callable, Coroutine, Mapping
 from pathlib import Path
 from typing import Any
@@ -69,6 +69,7 @@ from switch.call_targets import Target, TargetResolver, hunt_step_for, ring_time
 from switch.dialog.session_timer import UasDecision, uas_negotiate
 from switch.divert import ApplicationControl
 from switch.internal_calls import InternalInvites
+from switch.linger import Lingering
 from switch.media_service import Anchor, close_media
 from switch.runtime import ServerRequest, SipRuntime
 from switch.services import call_watch  # issue 17: watchers of users' calls
@@ -79,7 +80,7 @@ from switch.services.applications import (
     PromptLibrary,
     call_customer,
 )
-from switch.services.call_record import new_call_record
+from switch.services.call_record import log_call_end, new_call_record
 from switch.services.caller import authenticate, callback_override
 from switch.services.personal import (
     PersonalCalls,
@@ -106,24 +107,10 @@ from switch.transfer import TransferHandler
 
 log = logging.getLogger("switch.calls")
 
-LINGER_SECONDS = 32.0  # keep an ended call around to absorb retransmissions (64*T1)
-LINGER_SWEEP_SECONDS = 1.0  # ended calls are forgotten in batches, at most this often
 
 
 def _utc_now() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
-
-
-def _log_end(record: CallRecord) -> None:
-    """The one INFO line of a call attempt, when it ends (refused ones included): who
-    called, what was dialed and decided, and how it ended, as its call record says."""
-    if log.isEnabledFor(logging.INFO):
-        duration = (record.end - record.answer
-                    if record.answer is not None and record.end is not None else 0.0)
-        log.info("call %s from=%s dialed=%s decision=%s ended disposition=%s status=%s "
-                 "cause=%s side=%s duration=%.1f", record.call_id, record.caller,
-                 record.dialed, record.decision, record.disposition, record.status,
-                 record.cause, record.hangup_side, duration)
 
 
 class CallService:
@@ -177,9 +164,9 @@ class CallService:
         self.requests = InDialogRequests(self)
         self._tasks: set[asyncio.Future[None]] = set()
         self._session: tuple[Request, UasDecision] | None = None  # see _session_of
-        # ended calls kept LINGER_SECONDS, oldest first, and the one timer that forgets them
-        self._lingering: deque[tuple[float, CallEntry]] = deque()
-        self._linger_timer: asyncio.TimerHandle | None = None
+        # ended calls kept to absorb retransmissions, then forgotten (one timer for all)
+        self.lingering: Lingering[CallEntry] = Lingering(lambda: self.runtime.loop,
+                                                         self._now, self._forget)
         # told every closed call record, after it is written (switch/services/busy_callback)
         self.ended_hooks: list[Callable[[CallRecord], None]] = []
 
@@ -259,7 +246,7 @@ class CallService:
                                          forced=self.schedule_modes.forced)
         if trunk is not None and self.emergency is not None:
             decision = callback_override(decision, req, self.emergency.callbacks, self.clock())
-        # one INFO line per call, when it ends (`_log_end`); this one is for debugging
+        # one INFO line per call, when it ends (`log_call_end`); this one is for debugging
         if log.isEnabledFor(logging.DEBUG):
             log.debug("call %s from=%s dialed=%s decision=%s", req.call_id,
                       caller.full_number if caller else f"trunk:{trunk.id if trunk else '?'}",
@@ -328,7 +315,7 @@ class CallService:
         record = record.closed(end=self.clock(), disposition=Disposition.REFUSED.value,
                                status=refusal.status, cause=refusal.reason,
                                side=Side.SWITCH.value)
-        _log_end(record)
+        log_call_end(record)
         self.records.close(record)
 
     @staticmethod
@@ -582,7 +569,7 @@ class CallService:
             loss, jitter = entry.anchor.quality()
             entry.record = dataclasses.replace(entry.record, codec=entry.anchor.codec,
                                                rtcp_loss=loss, rtcp_jitter_ms=jitter)
-        _log_end(entry.record)
+        log_call_end(entry.record)
         answered = entry.leg_users.get(call.answered_leg) if call.answered_leg is not None else None
         if answered is not None:
             self.resolver.call_ended(answered)
@@ -603,7 +590,7 @@ class CallService:
         for media in (entry.app, entry.anchor):  # a diverted call may have both
             if media is not None:
                 self._spawn(close_media(media))
-        self._linger(entry)
+        self.lingering.add(entry)
 
     def bind_dialog(self, call_id: str, entry: CallEntry, side: Side,
                     leg: LegId | None = None) -> None:
@@ -633,30 +620,6 @@ class CallService:
         """The application running on the call whose caller's Call-ID is `call_id`."""
         ref = self.by_call_id.get(self.internal.key(call_id)) or self.by_call_id.get(call_id)
         return ref.entry.app if ref is not None else None
-
-    def _linger(self, entry: CallEntry) -> None:
-        """Forget `entry` in LINGER_SECONDS. Ended calls wait in one queue (their deadlines
-        come in order) behind one timer, instead of a loop timer each: at hundreds of calls
-        per second that is tens of thousands of timer handles fewer in the loop's heap."""
-        self._lingering.append((self._now() + LINGER_SECONDS, entry))
-        if self._linger_timer is None:
-            self._linger_timer = self.runtime.loop.call_at(self._lingering[0][0],
-                                                           self._sweep_lingering)
-
-    def _sweep_lingering(self) -> None:
-        self._linger_timer = None
-        now, queue = self._now(), self._lingering
-        while queue and queue[0][0] <= now:
-            _, entry = queue.popleft()
-            try:
-                self._forget(entry)
-            except Exception:
-                log.exception("call %s: forgetting it failed", entry.call.a_invite.call_id)
-        if queue:
-            # at most one wake-up a second for this: a call forgotten up to a second late
-            # changes nothing, and at low load each call's own wake-up was a loop pass
-            self._linger_timer = self.runtime.loop.call_at(
-                max(queue[0][0], now + LINGER_SWEEP_SECONDS), self._sweep_lingering)
 
     def _forget(self, entry: CallEntry) -> None:
         call_ids = [self.internal.key(entry.call.a_invite.call_id),

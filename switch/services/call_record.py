@@ -6,10 +6,14 @@ call service closes it with the outcome. Emergency calls are recorded but never 
 
 from __future__ import annotations
 
+import logging
+
 from dialplan import DecisionKind, RoutingDecision, User
 from rating.cdr import CallRecord
 from switch.sip import Request, uri_user
 from switch.sip.randomness import random_hex
+
+log = logging.getLogger("switch.calls")  # the call service's lines: one name to filter on
 
 
 def new_call_record(req: Request, caller: User | None, decision: RoutingDecision,
@@ -31,3 +35,15 @@ def new_call_record(req: Request, caller: User | None, decision: RoutingDecision
         start=start, emergency=decision.kind is DecisionKind.EMERGENCY,
         billable=decision.kind is not DecisionKind.EMERGENCY,
     )
+
+
+def log_call_end(record: CallRecord) -> None:
+    """The one INFO line of a call attempt, when it ends (refused ones included): who
+    called, what was dialed and decided, and how it ended, as its call record says."""
+    if log.isEnabledFor(logging.INFO):
+        duration = (record.end - record.answer
+                    if record.answer is not None and record.end is not None else 0.0)
+        log.info("call %s from=%s dialed=%s decision=%s ended disposition=%s status=%s "
+                 "cause=%s side=%s duration=%.1f", record.call_id, record.caller,
+                 record.dialed, record.decision, record.disposition, record.status,
+                 record.cause, record.hangup_side, duration)

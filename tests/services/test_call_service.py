@@ -179,24 +179,26 @@ async def test_a_call_nobody_takes_can_be_answered_by_an_application(tmp_path: P
 async def test_ended_calls_linger_then_are_forgotten_by_one_timer(tmp_path: Path) -> None:
     """An ended call is kept LINGER_SECONDS to absorb retransmissions; the ended calls
     wait in one queue behind one loop timer, not a timer each."""
-    from typing import Any
+    from switch.linger import LINGER_SECONDS, Lingering
 
-    from switch.calls import LINGER_SECONDS
-
-    calls, _runtime, _sent, _records = await service(tmp_path)
     now = [100.0]
-    forgotten: list[Any] = []
-    calls._now = lambda: now[0]  # type: ignore[method-assign]
-    calls._forget = forgotten.append  # type: ignore[method-assign,assignment]
-    first, second = object(), object()
-    calls._linger(first)  # type: ignore[arg-type]
-    timer = calls._linger_timer
+    forgotten: list[str] = []
+    lingering: Lingering[str] = Lingering(asyncio.get_running_loop, lambda: now[0],
+                                          forgotten.append)
+    lingering.add("first")
+    timer = lingering.timer
     now[0] += 0.5
-    calls._linger(second)  # type: ignore[arg-type]
-    assert timer is not None and calls._linger_timer is timer  # one timer for both
+    lingering.add("second")
+    assert timer is not None and lingering.timer is timer  # one timer for both
     now[0] = 100.0 + LINGER_SECONDS
-    calls._sweep_lingering()
-    assert forgotten == [first] and calls._linger_timer is not None
+    lingering.sweep()
+    assert forgotten == ["first"] and lingering.timer is not None
+    assert lingering.timer.when() == now[0] + 1.0  # the next sweep, a second on at least
     now[0] += 1.0
-    calls._sweep_lingering()
-    assert forgotten == [first, second] and calls._linger_timer is None
+    lingering.sweep()
+    assert forgotten == ["first", "second"] and lingering.timer is None and not lingering
+
+
+async def test_an_ended_call_waits_in_the_call_services_lingering_queue(tmp_path: Path) -> None:
+    calls, _runtime, _sent, _records = await service(tmp_path)
+    assert len(calls.lingering) == 0 and calls.lingering._forget == calls._forget
