@@ -43,7 +43,9 @@ def log_call_end(record: CallRecord) -> None:
     if log.isEnabledFor(logging.INFO):
         duration = (record.end - record.answer
                     if record.answer is not None and record.end is not None else 0.0)
-        log.info("call %s from=%s dialed=%s decision=%s ended disposition=%s status=%s "
-                 "cause=%s side=%s duration=%.1f", record.call_id, record.caller,
-                 record.dialed, record.decision, record.disposition, record.status,
-                 record.cause, record.hangup_side, duration)
+        # "call <Call-ID> ended" first, as before this line took the start line's fields:
+        # what operators and the tests search for
+        log.info("call %s ended disposition=%s status=%s cause=%s side=%s duration=%.1f "
+                 "from=%s dialed=%s decision=%s", record.call_id, record.disposition,
+                 record.status, record.cause, record.hangup_side, duration, record.caller,
+                 record.dialed, record.decision)
