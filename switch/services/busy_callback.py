@@ -42,6 +42,9 @@ log = logging.getLogger("switch.busy_callback")
 # The caller asked to be called back and may have stepped away from the desk: its phone
 # rings this long, whatever shorter ring time before forwarding the site sets.
 CALLBACK_RING_SECONDS = 30.0
+# the *37 call confirms and hangs up within seconds; a record that never closes (a lost
+# write) must not hold the callback for ever
+DIALING_LIMIT_SECONDS = 120.0
 
 
 class BusyCallbacks:
@@ -53,6 +56,9 @@ class BusyCallbacks:
         self.originator: Originator | None = None
         self._clock = clock
         self.in_calls: dict[str, set[str]] = {}  # "customer:number" -> its calls' Call-IDs
+        # "customer:number" -> when: users whose *37 call is still up (an application call
+        # the call observer does not see); served only once its record closed
+        self._dialing: dict[str, float] = {}
         self._scheduled = False
 
     def now(self) -> float:
@@ -61,6 +67,8 @@ class BusyCallbacks:
     # -- what the call records say --
 
     def record_closed(self, record: CallRecord) -> None:
+        if record.decision == "feature" and record.customer and record.caller:
+            self._dialing.pop(f"{record.customer}:{record.caller}", None)
         if self.book.pending():
             # a call ended (the *37 code's own call among them: an application call the
             # call observer does not see): the parties may both be free now
@@ -85,6 +93,7 @@ class BusyCallbacks:
                      user.full_number)
             return FeatureOutcome.REFUSED
         # served once the code's own call ended (its record closes) and both are free
+        self._dialing[f"{user.customer.id}:{user.full_number}"] = self.now()
         return FeatureOutcome.ON
 
     # -- CallStateObserver --
@@ -120,7 +129,11 @@ class BusyCallbacks:
 
     def _serve(self) -> None:
         self._scheduled = False
-        for callback in self.book.due(set(self.in_calls), self.now()):
+        now = self.now()
+        for key, since in list(self._dialing.items()):
+            if now - since > DIALING_LIMIT_SECONDS:  # its record never closed: not forever
+                del self._dialing[key]
+        for callback in self.book.due(set(self.in_calls) | set(self._dialing), now):
             self._call(callback)
 
     def _call(self, cb: Callback) -> None:
