@@ -31,12 +31,18 @@ def _service() -> tuple[BusyCallbacks, list[Any], list[float], Any]:
     return svc, placed, now, caller
 
 
-def test_the_callback_waits_for_the_star37_call_to_end() -> None:
-    svc, placed, _now, alice = _service()
+def _requested(svc: BusyCallbacks, alice: Any) -> tuple[str, str]:
+    """`alice` found a colleague busy, then dialed *37: (customer, alice's number)."""
     customer, number = alice.customer.id, alice.full_number
     callee = next(u for u in alice.customer.users if u is not alice).full_number
     svc.record_closed(_record("c1", number, callee, "user", "busy", customer))
     assert svc.request(alice) is FeatureOutcome.ON
+    return customer, number
+
+
+def test_the_callback_waits_for_the_star37_call_to_end() -> None:
+    svc, placed, _now, alice = _service()
+    customer, number = _requested(svc, alice)
     # another call's record closes while the *37 call still plays its confirmation
     svc.record_closed(_record("c2", "999", None, "external", "answered", customer))
     assert placed == []
@@ -46,10 +52,7 @@ def test_the_callback_waits_for_the_star37_call_to_end() -> None:
 
 def test_a_star37_call_whose_record_never_closes_does_not_hold_the_callback() -> None:
     svc, placed, now, alice = _service()
-    customer, number = alice.customer.id, alice.full_number
-    callee = next(u for u in alice.customer.users if u is not alice).full_number
-    svc.record_closed(_record("c1", number, callee, "user", "busy", customer))
-    assert svc.request(alice) is FeatureOutcome.ON
+    customer, _number = _requested(svc, alice)
     now[0] += DIALING_LIMIT_SECONDS + 1
     svc.record_closed(_record("c2", "999", None, "external", "answered", customer))
     assert len(placed) == 1
