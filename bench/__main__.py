@@ -13,6 +13,8 @@ BENCHES = ["bench.bench_options", "bench.bench_register", "bench.bench_calls",
            "bench.bench_cluster",
            # issue 21: cost per operation across load, and the shared SIPp scenarios
            "bench.bench_levels", "bench.bench_sipp",
+           # issue 21: what a wake-up costs here, for Kamailio and a minimal responder
+           "bench.bench_flatness",
            # issue 21: the pure-Python parser and transaction layer, before/after
            "bench.bench_parser"]
 
