@@ -54,7 +54,7 @@ class InDialogRequests:
             session = uas_negotiate(req, min_se=MIN_SE, preferred=None)
             if session.negotiated is not None:
                 headers.extend(session.headers)
-                entry.call.refresh_session(self.calls._now(), session.negotiated.interval)
+                entry.call.refresh_session(self.calls.now(), session.negotiated.interval)
                 self.calls._arm(entry)
         if body:
             headers.append(("Content-Type", "application/sdp"))
@@ -71,7 +71,7 @@ class InDialogRequests:
         self.calls.attended.acked(sreq.request.call_id)  # the 2xx to an INVITE/Replaces
         ref = self.calls.dialog_ref(sreq.request)
         if ref is not None and ref.side is Side.CALLER:
-            self.calls.perform(ref.entry, ref.entry.call.on_ack(self.calls._now()))
+            self.calls.perform(ref.entry, ref.entry.call.on_ack(self.calls.now()))
 
     def on_bye(self, runtime: SipRuntime, sreq: ServerRequest) -> Awaitable[None] | None:
         ref = self.calls.dialog_ref(sreq.request)
@@ -83,9 +83,9 @@ class InDialogRequests:
         runtime.respond(sreq.key, make_response(sreq.request, 200))
         call = ref.entry.call
         if ref.side is Side.CALLER:
-            self.calls.perform(ref.entry, call.on_bye(Side.CALLER, self.calls._now()))
+            self.calls.perform(ref.entry, call.on_bye(Side.CALLER, self.calls.now()))
         elif call.answered_leg == ref.leg:
-            self.calls.perform(ref.entry, call.on_bye(Side.CALLEE, self.calls._now()))
+            self.calls.perform(ref.entry, call.on_bye(Side.CALLEE, self.calls.now()))
         return None
 
     async def _bye_after_settle(self, sreq: ServerRequest, ref: DialogRef) -> None:
@@ -102,7 +102,7 @@ class InDialogRequests:
         except Exception:
             log.exception("call %s: settling the application failed", sreq.request.call_id)
         calls.runtime.respond(sreq.key, make_response(sreq.request, 200))
-        calls.perform(entry, entry.call.on_bye(Side.CALLER, calls._now()))
+        calls.perform(entry, entry.call.on_bye(Side.CALLER, calls.now()))
 
     def on_info(self, runtime: SipRuntime, sreq: ServerRequest) -> None:
         """SIP INFO in a call: DTMF (application/dtmf-relay, application/dtmf) for a call

@@ -16,7 +16,6 @@ import dataclasses
 import datetime as dt
 import functools
 import logging
-import secrets
 import time
 from collections import Counter
 from collections.abc import Awaitable, Callable, Coroutine, Mapping
@@ -25,7 +24,6 @@ from typing import Any
 
 from dialplan import MediaMode, RoutingDecision, User
 from dialplan.router import RouteCache
-from ivr.application import CallInfo
 from ivr.night_switch import ScheduleControl
 from rating.cdr import CallRecord
 from switch.attended_transfer import AttendedTransfers
@@ -35,13 +33,11 @@ from switch.b2bua.decisions import (
     APPLICATIONS,
     NO_TARGET,
     AnswerWith,
-    AppContext,
     ApplicationFactory,
     DecisionPolicy,
     Exhausted,
     ExhaustedPolicy,
     FeatureServices,
-    InContext,
     Refuse,
     RingLegs,
     RunApplication,
@@ -63,11 +59,11 @@ from switch.b2bua.effects import (
     Transferred,
 )
 from switch.b2bua.legs import LocalAddress
+from switch.call_applications import answer_with, start_application
 from switch.call_entry import CallEntry, DialogRef, MediaAnchoring, same_body
 from switch.call_requests import MIN_SE, InDialogRequests
 from switch.call_targets import Target, TargetResolver, hunt_step_for, ring_timeout_for
 from switch.dialog.session_timer import UasDecision, uas_negotiate
-from switch.divert import ApplicationControl
 from switch.internal_calls import InternalInvites
 from switch.linger import Lingering
 from switch.media_service import Anchor, close_media
@@ -75,7 +71,6 @@ from switch.runtime import ServerRequest, SipRuntime
 from switch.services import call_watch  # issue 17: watchers of users' calls
 from switch.services.admission import CallAdmission
 from switch.services.applications import (
-    ApplicationMedia,
     ApplicationRunner,
     PromptLibrary,
     call_customer,
@@ -166,7 +161,7 @@ class CallService:
         self._session: tuple[Request, UasDecision] | None = None  # see _session_of
         # ended calls kept to absorb retransmissions, then forgotten (one timer for all)
         self.lingering: Lingering[CallEntry] = Lingering(lambda: self.runtime.loop,
-                                                         self._now, self._forget)
+                                                         self.now, self._forget)
         # told every closed call record, after it is written (switch/services/busy_callback)
         self.ended_hooks: list[Callable[[CallRecord], None]] = []
 
@@ -184,7 +179,7 @@ class CallService:
     def hang_up_all(self) -> None:
         """A stopping switch hangs its calls up (BYE both sides, records closed) while it
         can still reach the phones."""
-        now = self._now()
+        now = self.now()
         for ref in list(self.by_call_id.values()):
             if ref.side is Side.CALLER and ref.entry.call.state is not CallState.ENDED:
                 self.perform(ref.entry, ref.entry.call.hang_up(now, "switch shutting down"))
@@ -192,7 +187,7 @@ class CallService:
     async def stop(self) -> None:
         self.hang_up_all()
 
-    def _now(self) -> float:
+    def now(self) -> float:
         return self.runtime.now()
 
     def _session_of(self, req: Request) -> UasDecision:
@@ -258,7 +253,7 @@ class CallService:
                     if self.personal is not None else None)
         if personal is not None:
             if personal.refuse is not None:
-                self._refuse(sreq, caller, personal.decision, personal.refuse)
+                self.refuse(sreq, caller, personal.decision, personal.refuse)
                 return None
             if personal.feature is not None:
                 return self._start_feature(sreq, caller, personal.decision, personal.feature)
@@ -267,16 +262,16 @@ class CallService:
         if internal is not None and internal.handling is not None:
             handling = internal.handling  # issue 16: pickup's bridge answers it
         if isinstance(handling, Refuse):
-            self._refuse(sreq, caller, decision, handling)
+            self.refuse(sreq, caller, decision, handling)
             return None
         # the switch's own legs (issue 16) are no call of the user's: never limited
         refusal = (self.admission.admit(req.call_id, caller, decision, self.clock())
                    if internal is None else None)
         if refusal is not None:  # per-account/site limits (toll fraud brake)
-            self._refuse(sreq, caller, decision, refusal)
+            self.refuse(sreq, caller, decision, refusal)
             return None
         if isinstance(handling, RunApplication):
-            return self._start_application(sreq, caller, decision, handling)
+            return start_application(self, sreq, caller, decision, handling)
         targets = self.resolver.targets(decision, caller, req)
         if personal is not None and self.personal is not None:  # issue 15: simring, Diversion
             targets = self.personal.targets(personal, caller, req, targets,
@@ -289,17 +284,17 @@ class CallService:
             if isinstance(step, AnswerWith) and factory is not None:
                 log.info("call %s: nobody to ring, answering with %s", req.call_id,
                          step.application)
-                return self._start_application(sreq, caller, decision,
+                return start_application(self, sreq, caller, decision,
                                                RunApplication(step.application, factory))
-            self._refuse(sreq, caller, decision, NO_TARGET)
+            self.refuse(sreq, caller, decision, NO_TARGET)
             return None
         if self.media is not None and req.body and self._anchored(caller, decision):
             return self._start_anchored(sreq, caller, decision, handling, targets, personal)
         self._start_call(sreq, caller, decision, handling, targets, personal=personal)
         return None
 
-    def _refuse(self, sreq: ServerRequest, caller: User | None, decision: RoutingDecision,
-                refusal: Refuse) -> None:
+    def refuse(self, sreq: ServerRequest, caller: User | None, decision: RoutingDecision,
+               refusal: Refuse) -> None:
         """Answer the INVITE ourselves and leave a record of the attempt."""
         self.admission.release(sreq.request.call_id)
         if self.runtime.txn.server_request(sreq.key) is None:  # type: ignore[arg-type]
@@ -333,7 +328,7 @@ class CallService:
         try:
             anchor = await self.media.anchor(sreq.request.body)
         except SipError as exc:  # no RTP port left: 503, recorded like any refusal
-            self._refuse(sreq, caller, decision, Refuse(exc.status, exc.reason,
+            self.refuse(sreq, caller, decision, Refuse(exc.status, exc.reason,
                                                         headers=tuple(exc.headers)))
             return
         if anchor is not None:  # what a party hears while the other holds
@@ -348,60 +343,7 @@ class CallService:
                              decision: RoutingDecision,
                              pending: Awaitable[RunApplication]) -> None:
         """issue 15: a feature code's change is stored first, then confirmed."""
-        await self._start_application(sreq, caller, decision, await pending)
-
-    async def _start_application(self, sreq: ServerRequest, caller: User | None,
-                                 decision: RoutingDecision, handling: RunApplication) -> None:
-        """The switch answers the caller itself and hands the call to an application."""
-        if self.media is None:
-            self._refuse(sreq, caller, decision, Refuse(503, "Media Unavailable"))
-            return
-        try:
-            endpoint, answer = await self.media.application_endpoint(sreq.request.body)
-        except SipError as exc:  # no offer we can answer (488), no port left (503)
-            self._refuse(sreq, caller, decision, Refuse(exc.status, exc.reason,
-                                                        headers=tuple(exc.headers)))
-            return
-        entry = self._new_entry(sreq, caller, decision, None)
-        if entry is None:
-            self.admission.release(sreq.request.call_id)
-            await endpoint.close()
-            return
-        self._run_application(entry, handling.name, handling.factory, endpoint, answer)
-
-    def _run_application(self, entry: CallEntry, name: str, factory: ApplicationFactory,
-                         endpoint: ApplicationMedia, answer: bytes) -> None:
-        req = entry.call.a_invite
-        info = CallInfo(req.call_id, entry.record.caller, str(req.uri), secrets.token_hex(6))
-        if isinstance(factory, InContext):  # voicemail (issue 13): whose mailbox, who calls
-            app = factory.make(info, AppContext(entry.decision, entry.caller,
-                                                entry.call.a_peer.host))
-        else:
-            app = factory(info)
-        entry.app = ApplicationRunner(app, endpoint, ApplicationControl(self, entry), info,
-                                      recordings=self.recordings, prompts=self.prompts)
-        log.info("call %s: application %s", req.call_id, name)
-        entry.app.start()
-        self.perform(entry, entry.call.answer_locally(answer, self._now()))
-        if entry.call.state is CallState.ANSWERED:
-            entry.app.answered()
-
-    async def _answer_with(self, entry: CallEntry, name: str) -> None:
-        """Every leg failed and the exhausted policy chose an application (`AnswerWith`)."""
-        call = entry.call
-        factory = self.applications.get(name)
-        if factory is None or self.media is None:
-            self.perform(entry, call.hang_up(self._now(), f"application {name} unavailable"))
-            return
-        try:
-            endpoint, answer = await self.media.application_endpoint(call.a_invite.body)
-        except SipError as exc:
-            self.perform(entry, call.hang_up(self._now(), f"{name}: {exc.status} {exc.reason}"))
-            return
-        if not call.ringing_phase:  # the caller cancelled meanwhile
-            await endpoint.close()
-            return
-        self._run_application(entry, name, factory, endpoint, answer)
+        await start_application(self, sreq, caller, decision, await pending)
 
     def _policy_for(self, decision: RoutingDecision) -> ExhaustedPolicy:
         """The exhausted policy of a call routed by `decision` (voicemail, issue 13)."""
@@ -409,9 +351,9 @@ class CallService:
             return self.exhausted_policy
         return functools.partial(self.decision_policy, decision)
 
-    def _new_entry(self, sreq: ServerRequest, caller: User | None, decision: RoutingDecision,
-                   anchor: Anchor | None,
-                   personal: PersonalRouting | None = None) -> CallEntry | None:
+    def new_entry(self, sreq: ServerRequest, caller: User | None, decision: RoutingDecision,
+                  anchor: Anchor | None,
+                  personal: PersonalRouting | None = None) -> CallEntry | None:
         req = sreq.request
         if self.runtime.txn.server_request(sreq.key) is None:  # type: ignore[arg-type]
             return None  # cancelled or answered while media was being set up
@@ -419,7 +361,7 @@ class CallService:
         ring_timeout = ring_timeout_for(decision, t.ring_timeout)
         if personal is not None and personal.ring_timeout is not None:
             ring_timeout = personal.ring_timeout  # issue 15: ring time before forwarding
-        call = Call(req, sreq.peer, self.local, self._now(), ring_timeout,
+        call = Call(req, sreq.peer, self.local, self.now(), ring_timeout,
                     answer_sdp=anchor.answer_for_caller if anchor is not None else same_body,
                     t1=t.t1, t2=t.t2, exhausted_policy=self._policy_for(decision))
         session = self._session_of(req)
@@ -439,14 +381,14 @@ class CallService:
         self.records.open(entry.record)
         self.by_call_id[self.internal.key(req.call_id)] = DialogRef(entry, Side.CALLER)
         self.runtime.cancel_listeners[sreq.key] = lambda: self.perform(
-            entry, entry.call.on_cancel(self._now()))
+            entry, entry.call.on_cancel(self.now()))
         return entry
 
     def _start_call(self, sreq: ServerRequest, caller: User | None, decision: RoutingDecision,
                     handling: RingLegs, targets: list[list[Target]],
                     anchor: Anchor | None = None,
                     personal: PersonalRouting | None = None) -> CallEntry | None:
-        entry = self._new_entry(sreq, caller, decision, anchor, personal)
+        entry = self.new_entry(sreq, caller, decision, anchor, personal)
         if entry is None:
             return None
         req, call = sreq.request, entry.call
@@ -481,7 +423,7 @@ class CallService:
             step = hunt_step_for(decision, self.timers.hunt_step)
             if personal is not None and personal.hunt_step is not None:
                 step = personal.hunt_step  # issue 15: the user's sequential ring
-            self.perform(entry, call.start_hunt(steps, step, self._now()))
+            self.perform(entry, call.start_hunt(steps, step, self.now()))
         return entry
 
     # -- effects --
@@ -522,14 +464,14 @@ class CallService:
                 elif isinstance(eff, Transferred):
                     self.transfers.transferred(entry, eff)
                 elif isinstance(eff, StartApplication):
-                    self._spawn(self._answer_with(entry, eff.application))
+                    self._spawn(answer_with(self, entry, eff.application))
             except Exception:
                 log.exception("call %s: effect %s failed", entry.call.a_invite.call_id,
                               type(eff).__name__)
         self._arm(entry)
 
     def _on_leg_response(self, entry: CallEntry, leg: LegId, resp: Response) -> None:
-        now = self._now()
+        now = self.now()
         if resp.status == 408 and not resp.headers.get("Call-ID"):
             effects = entry.call.on_leg_timeout(leg, now)  # Timer B: no answer at all
         else:
@@ -552,7 +494,7 @@ class CallService:
 
     def _fire(self, entry: CallEntry) -> None:
         entry.timer = None
-        self.perform(entry, entry.call.handle_timer(self._now()))
+        self.perform(entry, entry.call.handle_timer(self.now()))
 
     def _open_record(self, req: Request, caller: User | None,
                      decision: RoutingDecision) -> CallRecord:

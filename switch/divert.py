@@ -195,7 +195,7 @@ class ApplicationTransfer:
             ring_timeout = personal.ring_timeout  # the user's ring time before forwarding
         # a queue rings its agent, never the agent's mailbox (the queue keeps its caller)
         policy = give_up if queue_member(entry, decision) else service._policy_for(decision)
-        self.inner = Call(entry.call.a_invite, NOWHERE, service.local, service._now(),
+        self.inner = Call(entry.call.a_invite, NOWHERE, service.local, service.now(),
                           ring_timeout, answer_sdp=_same,
                           t1=t.t1, t2=t.t2, exhausted_policy=policy)
         if personal is not None and service.personal is not None:
@@ -256,7 +256,7 @@ class ApplicationTransfer:
         if not self._go("answered"):
             return
         service, entry, inner = self.service, self.entry, self.inner
-        self.inner.on_ack(service._now())  # the virtual caller "ACKs" at once
+        self.inner.on_ack(service.now())  # the virtual caller "ACKs" at once
         leg = inner.answered
         runner = entry.app
         if leg is None or runner is None or service.media is None:
@@ -301,7 +301,7 @@ class ApplicationTransfer:
         takes over the caller on the same endpoint."""
         if not self._go("application"):
             return
-        self.pump.perform(self.inner.hang_up(self.service._now(), f"handed to {name}"))
+        self.pump.perform(self.inner.hang_up(self.service.now(), f"handed to {name}"))
         self._release()
         runner = self.entry.app
         factory = self.service.applications.get(name)
@@ -316,7 +316,7 @@ class ApplicationTransfer:
         """The caller hung up while the target rang."""
         if not self._go("cancel"):
             return
-        self.pump.perform(self.inner.on_cancel(self.service._now()))
+        self.pump.perform(self.inner.on_cancel(self.service.now()))
         self._release()
 
     def _release(self) -> None:
@@ -403,7 +403,7 @@ class ApplicationControl:
         self.entry = entry
 
     def hang_up(self, cause: str) -> None:
-        self.service.perform(self.entry, self.entry.call.hang_up(self.service._now(), cause))
+        self.service.perform(self.entry, self.entry.call.hang_up(self.service.now(), cause))
 
     def transfer(self, target: str) -> None:
         """Ring `target` for the application's caller (`switch.divert`)."""

@@ -194,7 +194,7 @@ class OriginatedCall:
             return
         t = calls.timers
         ring_timeout = spec.ring_timeout or t.ring_timeout
-        self.inner = Call(template, NOWHERE, calls.local, calls._now(), ring_timeout,
+        self.inner = Call(template, NOWHERE, calls.local, calls.now(), ring_timeout,
                           answer_sdp=_same, t1=t.t1, t2=t.t2, exhausted_policy=give_up)
         assembled = assemble(groups, body=self.offer, local=calls.local,
                              max_forwards=max(0, (template.max_forwards or 70) - 1))
@@ -217,7 +217,7 @@ class OriginatedCall:
         assert inner is not None and endpoint is not None and self.record is not None
         self._go(OriginState.ANSWERED)
         self.owner.active.discard(self)
-        now = calls._now()
+        now = calls.now()
         inner.on_ack(now)  # the virtual caller "ACKs" at once
         leg = inner.answered
         assert leg is not None  # a 2xx to the virtual caller names its leg
@@ -283,7 +283,7 @@ class OriginatedCall:
         self._go(OriginState.CANCELLED)
         self.owner.active.discard(self)
         if ringing and self.inner is not None and self.pump is not None:
-            self.pump.perform(self.inner.on_cancel(self.calls._now()))
+            self.pump.perform(self.inner.on_cancel(self.calls.now()))
         self._closed_record(487, "cancelled by the switch", answered=False)
         self._close_later()
 

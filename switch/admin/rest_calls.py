@@ -163,7 +163,7 @@ async def hang_up(customer_id: CustomerId, record_id: Annotated[str, Path(max_le
     for entry, r in _active(ctx):
         if r.customer == c.id and r.id == record_id:
             calls = ctx.switch.calls
-            calls.perform(entry, entry.call.hang_up(calls._now(), "hung up by an admin"))
+            calls.perform(entry, entry.call.hang_up(calls.now(), "hung up by an admin"))
             await ctx.audit(who, request, "call.hang_up", r.id,
                             {"caller": r.caller, "callee": r.callee}, customer=c.id)
             return Response(status_code=204)
