@@ -11,6 +11,7 @@ completed: the figure that survives a shared, noisy machine.
 
     python -m bench.bench_levels              # or through `make bench`
     BENCH_LEVELS=options,register python -m bench.bench_levels
+    BENCH_LEVELS=register_pg python -m bench.bench_levels   # bindings in PostgreSQL
 """
 
 from __future__ import annotations
@@ -43,6 +44,8 @@ CALLS_MAX = int(os.environ.get("BENCH_LEVELS_CALLS", "3000"))
 SETTLE_LIMIT_S = 20.0
 OVERLOAD = float(os.environ.get("BENCH_LEVELS_OVERLOAD", "1.5"))  # x the highest rate
 ADMIN_TOKEN = "bench-levels"  # the bench switch's /metrics (loopback only)
+PG_ADMIN_URL = os.environ.get("TEST_DATABASE_URL",
+                              "postgresql+asyncpg://postgres@127.0.0.1:5432/test")
 
 # CPU per operation of the anchors (../shared/bench/README.md, measured on this kind of
 # machine): (name, seconds) pairs; the ratio printed is this switch's figure over theirs.
@@ -114,12 +117,18 @@ def _settle(pid: int) -> float:
 
 
 def _level(label: str, pid: int, measure: Callable[[], tuple[int, float, list[float], bool,
-                                                             str, float | None]]) -> Level:
+                                                             str, float | None]],
+           other_cpu: Callable[[], float] | None = None) -> Level:
+    """One level; `other_cpu` (the database server's CPU seconds) is reported beside the
+    switch's own figure, per operation."""
     cpu0 = process_cpu_seconds(pid)
+    other0 = other_cpu() if other_cpu is not None else 0.0
     ops, elapsed, lat, clean, detail, cpu_run = measure()
     if cpu_run is None:
         cpu_run = process_cpu_seconds(pid) - cpu0
     cpu = cpu_run + _settle(pid)
+    if other_cpu is not None:
+        detail += f"; PostgreSQL CPU {(other_cpu() - other0) / max(ops, 1) * 1e6:.0f} us per op"
     ms = [x * 1000 for x in lat]
     return Level(label, ops / elapsed if elapsed else 0.0, ops, cpu,
                  percentile(ms, 50), percentile(ms, 99), clean, detail)
@@ -222,13 +231,15 @@ def bench_options(pool: multiprocessing.pool.Pool) -> None:
            f"({OVERLOAD:.1f}x the highest clean rate)", rows)
 
 
-def bench_register(pool: multiprocessing.pool.Pool) -> None:
+def bench_register(pool: multiprocessing.pool.Pool, database_url: str | None = None) -> None:
     sites = (REGISTER_MAX + USERS_PER_SITE - 1) // USERS_PER_SITE
     config = write_plan([(s, USERS_PER_SITE, "passthrough") for s in range(sites)],
                         "switch: {auth: {max_failures: 1000000}}")
     users = [u for s in range(sites) for u in site_users(s, USERS_PER_SITE)][:REGISTER_MAX]
-    switch = bench_switch(config=config)
+    switch = bench_switch(config=config,
+                          env={"DATABASE_URL": database_url} if database_url else None)
     pid = switch.proc.pid
+    db_cpu = _postgres_cpu if database_url else None
     h, p = switch.host, switch.port
     try:
         pool.apply(_register, (h, p, users[:1000], 0.0))  # warm-up
@@ -241,15 +252,66 @@ def bench_register(pool: multiprocessing.pool.Pool) -> None:
                     f"{r.registered} of {r.accounts}, {r.timeouts} lost, "
                     f"{r.retransmissions} retransmitted", None)
 
-        top = _level("highest (closed loop, 100 out)", pid, lambda: run(users, 0.0))
+        top = _level("highest (closed loop, 100 out)", pid, lambda: run(users, 0.0), db_cpu)
         lows = [_level(f"at {rate:,.0f}/s", pid, lambda rate=rate: run(  # type: ignore[misc]
-            users[:int(rate * (LOW_S if rate == LOW_RATE else MID_S))], rate))
+            users[:int(rate * (LOW_S if rate == LOW_RATE else MID_S))], rate), db_cpu)
             for rate in _levels(top.rate)]
     finally:
         switch.stop()
         shutil.rmtree(config.parent, ignore_errors=True)
-    _print("REGISTER + digest (401 + 200, binding durable before the 200) across load; "
-           "latency of the authenticated round", "register", [*lows, top])
+    where = " on PostgreSQL" if database_url else ""
+    _print(f"REGISTER + digest (401 + 200, binding durable before the 200{where}) across "
+           "load; latency of the authenticated round", "register", [*lows, top])
+
+
+def _postgres_cpu() -> float:
+    """CPU seconds of every process named postgres (the server's backends and helpers:
+    the share of the work a PostgreSQL deployment moves out of the switch)."""
+    total = 0.0
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/comm") as f:
+                if f.read().strip() != "postgres":
+                    continue
+            total += process_cpu_seconds(int(entry))
+        except (OSError, ValueError, IndexError):
+            continue
+    return total
+
+
+def bench_register_pg(pool: multiprocessing.pool.Pool) -> None:
+    """The REGISTER levels with the bindings in PostgreSQL (TEST_DATABASE_URL's server, a
+    fresh database per run, dropped afterwards)."""
+    import uuid
+
+    from sqlalchemy.engine import make_url
+
+    from switch.cluster.listener import asyncpg_dsn
+    from switch.storage.cli import db_upgrade
+
+    async def admin(sql: str) -> None:
+        import asyncpg
+
+        conn = await asyncpg.connect(asyncpg_dsn(PG_ADMIN_URL))
+        try:
+            await conn.execute(sql)
+        finally:
+            await conn.close()
+
+    name = f"wte_bench_{uuid.uuid4().hex[:8]}"
+    try:
+        asyncio.run(admin(f'CREATE DATABASE "{name}"'))
+    except (OSError, ImportError) as exc:
+        report("REGISTER + digest on PostgreSQL", [("skipped", f"no PostgreSQL ({exc})")])
+        return
+    try:
+        url = make_url(PG_ADMIN_URL).set(database=name).render_as_string(hide_password=False)
+        db_upgrade(url)
+        bench_register(pool, database_url=url)
+    finally:
+        asyncio.run(admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
 
 
 def _free_udp_port() -> int:
@@ -291,7 +353,8 @@ def bench_calls(pool: multiprocessing.pool.Pool) -> None:
            "includes the call records written after the last call)", "calls", [*lows, top])
 
 
-WORKLOADS = {"options": bench_options, "register": bench_register, "calls": bench_calls}
+WORKLOADS = {"options": bench_options, "register": bench_register,
+             "register_pg": bench_register_pg, "calls": bench_calls}
 
 
 def main() -> None:
