@@ -20,6 +20,7 @@ caller (`ivr.queue_callback.CallbackConnect` with the callback-on-busy prompts).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Callable
 from typing import TYPE_CHECKING
@@ -45,6 +46,10 @@ CALLBACK_RING_SECONDS = 30.0
 # the *37 call confirms and hangs up within seconds; a record that never closes (a lost
 # write) must not hold the callback for ever
 DIALING_LIMIT_SECONDS = 120.0
+# once the *37 call ended, the phone gets this long to settle before the call back rings it:
+# an INVITE right behind the BYE reached a phone still tearing the confirmation call down
+# (seen as a flaky scenario: the softphone took the new call for the old one)
+RECALL_GRACE_SECONDS = 2.0
 
 
 class BusyCallbacks:
@@ -59,6 +64,9 @@ class BusyCallbacks:
         # "customer:number" -> when: users whose *37 call is still up (an application call
         # the call observer does not see); served only once its record closed
         self._dialing: dict[str, float] = {}
+        # "customer:number" -> until when: a *37 call just ended (RECALL_GRACE_SECONDS)
+        self._settling: dict[str, float] = {}
+        self._wake: asyncio.TimerHandle | None = None
         self._scheduled = False
 
     def now(self) -> float:
@@ -68,7 +76,10 @@ class BusyCallbacks:
 
     def record_closed(self, record: CallRecord) -> None:
         if record.decision == "feature" and record.customer and record.caller:
-            self._dialing.pop(f"{record.customer}:{record.caller}", None)
+            key = f"{record.customer}:{record.caller}"
+            if self._dialing.pop(key, None) is not None:
+                with contextlib.suppress(RuntimeError):  # no loop: a record closed at shutdown
+                    self._settling[key] = self.now() + RECALL_GRACE_SECONDS
         if self.book.pending():
             # a call ended (the *37 code's own call among them: an application call the
             # call observer does not see): the parties may both be free now
@@ -133,8 +144,24 @@ class BusyCallbacks:
         for key, since in list(self._dialing.items()):
             if now - since > DIALING_LIMIT_SECONDS:  # its record never closed: not forever
                 del self._dialing[key]
-        for callback in self.book.due(set(self.in_calls) | set(self._dialing), now):
+        for key, until in list(self._settling.items()):
+            if until <= now:
+                del self._settling[key]
+        busy = set(self.in_calls) | set(self._dialing) | set(self._settling)
+        for callback in self.book.due(busy, now):
             self._call(callback)
+        if self._settling and self.book.pending():
+            self._wake_after(min(self._settling.values()) - now)
+
+    def _wake_after(self, delay: float) -> None:
+        """Serve again once the first settling phone is ready."""
+        if self._wake is not None:
+            self._wake.cancel()
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            return
+        self._wake = loop.call_later(max(0.0, delay), self._schedule)
 
     def _call(self, cb: Callback) -> None:
         from switch.originate import Origination

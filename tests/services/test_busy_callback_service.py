@@ -9,7 +9,7 @@ from typing import Any
 from dialplan import load_plan
 from dialplan.user_settings import FeatureOutcome
 from rating.cdr import CallRecord
-from switch.services.busy_callback import DIALING_LIMIT_SECONDS, BusyCallbacks
+from switch.services.busy_callback import DIALING_LIMIT_SECONDS, RECALL_GRACE_SECONDS, BusyCallbacks
 from tests.support.server import EXAMPLE_CONFIG
 
 
@@ -41,12 +41,18 @@ def _requested(svc: BusyCallbacks, alice: Any) -> tuple[str, str]:
 
 
 def test_the_callback_waits_for_the_star37_call_to_end() -> None:
-    svc, placed, _now, alice = _service()
+    svc, placed, now, alice = _service()
     customer, number = _requested(svc, alice)
     # another call's record closes while the *37 call still plays its confirmation
     svc.record_closed(_record("c2", "999", None, "external", "answered", customer))
     assert placed == []
     svc.record_closed(_record("c3", number, "*37", "feature", "answered", customer))
+    assert placed == []  # the phone is still tearing the *37 call down
+    now[0] += RECALL_GRACE_SECONDS - 0.1
+    svc._serve()
+    assert placed == []
+    now[0] += 0.2
+    svc._serve()
     assert len(placed) == 1 and placed[0].target == number
 
 
