@@ -44,8 +44,6 @@ CALLS_MAX = int(os.environ.get("BENCH_LEVELS_CALLS", "3000"))
 SETTLE_LIMIT_S = 20.0
 OVERLOAD = float(os.environ.get("BENCH_LEVELS_OVERLOAD", "1.5"))  # x the highest rate
 ADMIN_TOKEN = "bench-levels"  # the bench switch's /metrics (loopback only)
-PG_ADMIN_URL = os.environ.get("TEST_DATABASE_URL",
-                              "postgresql+asyncpg://postgres@127.0.0.1:5432/test")
 
 # CPU per operation of the anchors (../shared/bench/README.md, measured on this kind of
 # machine): (name, seconds) pairs; the ratio printed is this switch's figure over theirs.
@@ -288,17 +286,9 @@ def bench_register_pg(pool: multiprocessing.pool.Pool) -> None:
 
     from sqlalchemy.engine import make_url
 
-    from switch.cluster.listener import asyncpg_dsn
+    from bench.bench_cluster import ADMIN_URL
+    from bench.bench_cluster import _admin as admin
     from switch.storage.cli import db_upgrade
-
-    async def admin(sql: str) -> None:
-        import asyncpg
-
-        conn = await asyncpg.connect(asyncpg_dsn(PG_ADMIN_URL))
-        try:
-            await conn.execute(sql)
-        finally:
-            await conn.close()
 
     name = f"wte_bench_{uuid.uuid4().hex[:8]}"
     try:
@@ -307,7 +297,7 @@ def bench_register_pg(pool: multiprocessing.pool.Pool) -> None:
         report("REGISTER + digest on PostgreSQL", [("skipped", f"no PostgreSQL ({exc})")])
         return
     try:
-        url = make_url(PG_ADMIN_URL).set(database=name).render_as_string(hide_password=False)
+        url = make_url(ADMIN_URL).set(database=name).render_as_string(hide_password=False)
         db_upgrade(url)
         bench_register(pool, database_url=url)
     finally:
