@@ -127,6 +127,9 @@ class CdrWriter:
             except OSError as exc:
                 log.error("call records: %d events could be written neither to the database"
                           " nor to the spool (%s)", len(leftover), printable(exc))
+        shutdown = getattr(self.repo, "shutdown", None)  # the SQLite writer's own thread
+        if shutdown is not None:
+            await asyncio.to_thread(shutdown)
 
     # -- the calls' side --
 
