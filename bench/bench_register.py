@@ -28,7 +28,14 @@ import time
 import tracemalloc
 from pathlib import Path
 
-from bench.common import bench_switch, percentile, pin_to_core, process_cpu_seconds, report
+from bench.common import (
+    bench_switch,
+    percentile,
+    pin_to_core,
+    process_cpu_seconds,
+    report,
+    rss_bytes,
+)
 from bench.loadgen_register import RegisterResult, run_register, udp_rcvbuf_errors
 
 REALM = "bench.wte.example"
@@ -101,14 +108,6 @@ def write_plan(sites: list[tuple[int, int, str]], switch_yaml: str) -> Path:
     return path
 
 
-def _rss_bytes(pid: int) -> int:
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) * 1024
-    return 0
-
-
 def _load(host: str, port: int, users: list[str], window: int) -> RegisterResult:
     pin_to_core(os.getpid(), 1)
     coro = run_register(host, port, users, REALM, REALM, window, 60.0, password=password_of)
@@ -162,13 +161,13 @@ def _memory(n: int) -> dict[str, float]:
                 raise RuntimeError(f"registrar answered {outcome.status} {outcome.reason}")
 
     gc.collect()
-    rss0 = _rss_bytes(os.getpid())
+    rss0 = rss_bytes(os.getpid())
     loc_rss = LocationService()
     t0 = time.perf_counter()
     fill(loc_rss)
     per_register_us = (time.perf_counter() - t0) / n * 1e6
     gc.collect()
-    rss1 = _rss_bytes(os.getpid())
+    rss1 = rss_bytes(os.getpid())
     count_rss = len(loc_rss)
     del loc_rss
     gc.collect()
@@ -197,14 +196,14 @@ def main() -> None:
     try:
         with ctx.Pool(1) as pool:
             pool.apply(_load, (switch.host, switch.port, warm, WINDOW))  # warm-up
-            rss0 = _rss_bytes(switch.proc.pid)
+            rss0 = rss_bytes(switch.proc.pid)
             cpu0 = process_cpu_seconds(switch.proc.pid)
             drops0 = udp_rcvbuf_errors()
             result: RegisterResult = pool.apply(_load, (switch.host, switch.port, measured,
                                                         WINDOW))
             cpu1 = process_cpu_seconds(switch.proc.pid)
             drops = udp_rcvbuf_errors() - drops0
-            rss1 = _rss_bytes(switch.proc.pid)
+            rss1 = rss_bytes(switch.proc.pid)
         with ctx.Pool(1) as pool:
             mem = pool.apply(_memory, (BINDINGS,))
     finally:

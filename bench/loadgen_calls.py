@@ -58,6 +58,7 @@ class CallsResult:
     cpu_s: float = 0.0  # switch CPU from the first call to the last (registration excluded)
     hold_s: float = 0.0  # held phase: wall time with every call established, no BYE yet
     hold_cpu_s: float = 0.0  # switch CPU over that phase
+    hold_rss_growth: int = 0  # switch RSS when every call is up, less its RSS at the start
 
 
 @dataclass
@@ -192,6 +193,7 @@ async def run_calls(host: str, port: int, *, callers: list[str], callees: list[s
                     realm: str, domain: str, total: int, concurrency: int, hold_s: float,
                     rate: float, limit_s: float, uas_port: int,
                     cpu_probe: Callable[[], float] = lambda: 0.0,
+                    rss_probe: Callable[[], int] = lambda: 0,
                     password: Callable[[str], str] = lambda u: f"pw-{u}") -> CallsResult:
     """Place up to `total` calls, `concurrency` at most in progress.
 
@@ -199,7 +201,8 @@ async def run_calls(host: str, port: int, *, callers: list[str], callees: list[s
     one starts, closed loop. hold_s > 0 (concurrent calls): calls start at `rate` per
     second and are held; once every call is established (or failed) they stay up `hold_s`
     seconds, then are hung up at `rate` per second. `cpu_probe` reads the switch's CPU
-    seconds (the generator samples it at the phase boundaries)."""
+    seconds (the generator samples it at the phase boundaries); `rss_probe` its resident
+    memory in bytes, read at the start and once every call is up."""
     loop = asyncio.get_running_loop()
     result = CallsResult()
     accounts = [_Caller(u, _h(f"{u}:{realm}:{password(u)}")) for u in callers]
@@ -243,6 +246,7 @@ async def run_calls(host: str, port: int, *, callers: list[str], callees: list[s
         if hold_s > 0 and "up" not in marks and result.answered + sum(
                 result.failed.values()) >= total:
             marks["up"] = (time.perf_counter(), cpu_probe())
+            result.hold_rss_growth = rss_probe() - rss0
             loop.call_later(hold_s, lambda: asyncio.ensure_future(release()))
 
     async def release() -> None:
@@ -398,6 +402,7 @@ async def run_calls(host: str, port: int, *, callers: list[str], callees: list[s
     uac_port = uac_t.get_extra_info("sockname")[1]
     start = time.perf_counter()
     cpu0 = cpu_probe()
+    rss0 = rss_probe()
 
     async def pacer() -> None:
         if rate <= 0:
