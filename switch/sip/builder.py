@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .headers import Headers, name_and_key
+from .headers import Headers, Positions, at, name_and_key
 from .message import Request, Response
 from .randomness import random_hex
 from .status import reason_for
@@ -47,7 +47,7 @@ def make_response(
     # which spares Headers.__init__ a cache lookup per header (hot: every request answered).
     vias = [values[i][1] for i in index.get("via", ())]
     items: list[tuple[str, str]] = [("Via", v) for v in vias]
-    out_index: dict[str, list[int]] = {"via": list(range(len(items)))} if items else {}
+    out_index: dict[str, Positions] = {"via": tuple(range(len(items)))} if items else {}
 
     def first(key: str) -> str:
         positions = index.get(key)
@@ -59,23 +59,20 @@ def make_response(
     n = len(items)
     items += (("From", first("from")), ("To", to), ("Call-ID", first("call-id")),
               ("CSeq", first("cseq")))
-    out_index["from"] = [n]
-    out_index["to"] = [n + 1]
-    out_index["call-id"] = [n + 2]
-    out_index["cseq"] = [n + 3]
+    out_index["from"] = at(n)
+    out_index["to"] = at(n + 1)
+    out_index["call-id"] = at(n + 2)
+    out_index["cseq"] = at(n + 3)
     if status == 100:
         # section 8.2.6.1: Timestamp is copied into 100 Trying
         positions = index.get("timestamp")
         if positions:
-            out_index["timestamp"] = [len(items)]
+            out_index["timestamp"] = at(len(items))
             items.append(("Timestamp", values[positions[0]][1]))
     for name, value in headers:
         canon, key = name_and_key(name)
         positions = out_index.get(key)
-        if positions is None:
-            out_index[key] = [len(items)]
-        else:
-            positions.append(len(items))
+        out_index[key] = at(len(items)) if positions is None else (*positions, len(items))
         items.append((canon, value))
     return Response(status, reason or reason_for(status),
                     Headers._from_parsed(tuple(items), out_index), body)

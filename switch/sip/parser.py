@@ -13,7 +13,7 @@ from .address import parse_name_addr
 from .cseq import parse_cseq
 from .errors import SipParseError
 from .grammar import TOKEN_CLASS, is_word_sequence, parse_uint, split_commas
-from .headers import _NAME_CACHE, SINGLE, Headers, canonical_name, name_and_key
+from .headers import _NAME_CACHE, POSITION, SINGLE, Headers, Positions, canonical_name, name_and_key
 from .message import Message, Request, Response
 from .uri import MAX_URI_LENGTH, AbsoluteUri, SipUri, parse_uri
 from .via import Via, parse_via
@@ -81,7 +81,8 @@ def _parse_headers(lines: list[str]) -> Headers:
     general path below.
     """
     items: list[tuple[str, str]] = []
-    index: dict[str, list[int]] = {}
+    index: dict[str, Positions] = {}
+    position = POSITION
     cached_name = _NAME_CACHE.get
     append = items.append
     single = SINGLE
@@ -108,18 +109,19 @@ def _parse_headers(lines: list[str]) -> Headers:
         key = hit[1]
         positions = index.get(key)
         if positions is None:
-            index[key] = [len(items)]
+            n = len(items)
+            index[key] = position[n] if n < 1024 else (n,)
         else:
             if key in single:
                 raise SipParseError(f"more than one {hit[0]} header")
-            positions.append(len(items))
+            index[key] = (*positions, len(items))
         append((hit[0], value.strip(" \t")))
     if len(items) > MAX_HEADER_LINES:
         raise SipParseError("too many header lines")
     return Headers._from_parsed(tuple(items), index)
 
 
-def _first(items: tuple[tuple[str, str], ...], index: dict[str, list[int]], key: str) -> str:
+def _first(items: tuple[tuple[str, str], ...], index: dict[str, Positions], key: str) -> str:
     return items[index[key][0]][1]
 
 
