@@ -45,7 +45,7 @@ class DialogRef:
     leg: LegId | None = None
 
 
-@dataclass
+@dataclass(slots=True)
 class CallEntry:
     call: Call
     invite_key: object

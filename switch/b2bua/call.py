@@ -83,7 +83,7 @@ class LegState(Enum):
     CANCELLED = auto()
 
 
-@dataclass
+@dataclass(slots=True)
 class Leg:
     id: LegId
     invite: Request
@@ -117,7 +117,7 @@ def disposition_for(status: int) -> Disposition:
     return Disposition.FAILED
 
 
-@dataclass
+@dataclass(slots=True)
 class Call:
     a_invite: Request
     a_peer: Peer

@@ -78,7 +78,7 @@ FEATURE_APPLICATION = "feature_code"
 Resolve = Callable[[RoutingDecision, User | None, Request], list[list[Target]]]
 
 
-@dataclass
+@dataclass(slots=True)
 class PersonalRouting:
     """What the called user's settings make of one call; `decision` is what to ring."""
 
