@@ -13,6 +13,7 @@ import gc
 import os
 import random
 import tempfile
+import time
 import wave
 from typing import Any
 
@@ -70,6 +71,16 @@ def create_library(user_agent: str = "wte-scenario/pjsua2", log_level: int = 1) 
             self.ep.libStart()
 
     return _Lib()
+
+
+CLOSE_WAIT_S = 35.0  # a BYE's transaction lives 64*T1 = 32 s at most
+
+
+def _active(call: pj.Call) -> bool:
+    try:
+        return bool(call.isActive())
+    except Exception:  # a call pjsua2 has already let go of
+        return False
 
 
 class _Call(pj.Call):  # type: ignore[misc]
@@ -390,6 +401,14 @@ class PjEngine(Engine):
         self.lib.ep.hangupAllCalls()
         for _ in range(20):
             self.lib.ep.libHandleEvents(10)
+        # the library holds 4 calls per process: a call whose BYE is still unanswered keeps
+        # its slot after its Python object is gone, where nothing later can see it, and the
+        # next user of the library finds its calls refused (PJ_ETOOMANY). Wait for the end
+        # of every call (the BYE answered or timed out, 64*T1 at most) while they are known.
+        calls = [c for phone in self.phones for c in phone.pj_calls]
+        deadline = time.monotonic() + CLOSE_WAIT_S
+        while time.monotonic() < deadline and any(_active(c) for c in calls):
+            self.lib.ep.libHandleEvents(20)
         for phone in self.phones:
             phone.pj_calls.clear()
             phone.xfer_call = None  # a cycle (call -> phone -> call) would outlive the library
