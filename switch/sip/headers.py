@@ -108,13 +108,14 @@ def header_key(name: str) -> str:
 # positions are one of these shared one-element tuples, not a list of its own: a parsed
 # message kept for a call's lifetime holds no per-header index object (about 2.5 KB per
 # held call with lists, measured with tracemalloc; issue 21).
-POSITION = tuple((i,) for i in range(1024))
+SHARED_POSITIONS = 1024  # more than MAX_HEADER_LINES: a parsed message never misses
+POSITION = tuple((i,) for i in range(SHARED_POSITIONS))
 Positions = tuple[int, ...]
 
 
 def at(i: int) -> Positions:
     """The positions tuple of a header seen once, at `i`."""
-    return POSITION[i] if i < 1024 else (i,)
+    return POSITION[i] if i < SHARED_POSITIONS else (i,)
 
 
 class Headers:

@@ -13,7 +13,16 @@ from .address import parse_name_addr
 from .cseq import parse_cseq
 from .errors import SipParseError
 from .grammar import TOKEN_CLASS, is_word_sequence, parse_uint, split_commas
-from .headers import _NAME_CACHE, POSITION, SINGLE, Headers, Positions, canonical_name, name_and_key
+from .headers import (
+    _NAME_CACHE,
+    POSITION,
+    SHARED_POSITIONS,
+    SINGLE,
+    Headers,
+    Positions,
+    canonical_name,
+    name_and_key,
+)
 from .message import Message, Request, Response
 from .uri import MAX_URI_LENGTH, AbsoluteUri, SipUri, parse_uri
 from .via import Via, parse_via
@@ -110,7 +119,7 @@ def _parse_headers(lines: list[str]) -> Headers:
         positions = index.get(key)
         if positions is None:
             n = len(items)
-            index[key] = position[n] if n < 1024 else (n,)
+            index[key] = position[n] if n < SHARED_POSITIONS else (n,)
         else:
             if key in single:
                 raise SipParseError(f"more than one {hit[0]} header")
