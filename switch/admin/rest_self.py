@@ -333,8 +333,7 @@ async def my_voicemail_pin(body: PinBody, request: Request,
     assert service is not None
     if not valid_pin(body.pin):
         raise HTTPException(422, f"pin: {MIN_LENGTH} to {MAX_LENGTH} digits")
-    service._mailbox(ctx.me(who))  # created on first use, as the phone menu does
-    await service.set_pin(owner, body.pin)
+    await service.change_pin(ctx.me(who), body.pin)  # the mailbox made first when new
     await ctx.audit(who, request, "voicemail.pin", owner, customer=who.customer)
     return Response(status_code=204)
 
@@ -372,8 +371,7 @@ async def my_greeting(kind: Annotated[str, PathParam(pattern="^(unavailable|busy
             f.write(body)
         pcm = await asyncio.to_thread(decode_upload, Path(upload))
         await asyncio.to_thread(write_wav, wav, pcm)
-        service._mailbox(ctx.me(who))
-        await service.set_greeting(owner, Greeting(kind), Path(wav))
+        await service.change_greeting(ctx.me(who), Greeting(kind), Path(wav))
     except AnnouncementError as exc:
         raise HTTPException(422, str(exc)) from None
     finally:

@@ -236,7 +236,11 @@ class VoicemailService:
     # -- store commands (performed in order per mailbox) --
 
     def _spawn(self, call_id: str | None, owner: str,
-               coro: Coroutine[Any, Any, None]) -> asyncio.Future[None]:
+               coro: Coroutine[Any, Any, None], *, reraise: bool = False) -> asyncio.Future[None]:
+        """Queue a store change behind the mailbox's earlier ones. A task, not a bare
+        `async with lock`: a free lock would let the caller overtake changes queued but
+        not yet started (the mailbox's own INSERT). `reraise` hands the failure to a
+        caller that awaits the result (the REST API answers it)."""
         lock = self._locks.setdefault(owner, asyncio.Lock())
 
         async def in_order() -> None:
@@ -245,6 +249,8 @@ class VoicemailService:
                     await coro
                 except Exception:
                     log.exception("voicemail: a change to mailbox %s failed", owner)
+                    if reraise:
+                        raise
 
         task = asyncio.ensure_future(in_order())
         self._tasks.add(task)
@@ -315,6 +321,21 @@ class VoicemailService:
         box = self.boxes.get(owner)
         if box is not None:
             box.record = _replace_box(box.record, greetings=box.record.greetings | {kind.value})
+
+    async def change_pin(self, user: User, pin: str) -> None:
+        """The PIN changed from outside a call (the portal): the mailbox created first
+        when new, and the UPDATE queued after its INSERT, never racing it (an UPDATE
+        that reached the store first matched no row and the demo PIN stayed stored)."""
+        owner = mailbox_key(user)
+        self._mailbox(user)
+        await self._spawn(None, owner, self.set_pin(owner, pin), reraise=True)
+
+    async def change_greeting(self, user: User, kind: Greeting, recording: Path) -> None:
+        """As `change_pin`, for a greeting uploaded through the portal."""
+        owner = mailbox_key(user)
+        self._mailbox(user)
+        await self._spawn(None, owner, self.set_greeting(owner, kind, recording),
+                          reraise=True)
 
     async def set_pin(self, owner: str, pin: str) -> None:
         pin_hash = await asyncio.to_thread(hash_pin, pin)

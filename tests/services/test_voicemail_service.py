@@ -187,6 +187,37 @@ async def test_a_restart_reloads_mailboxes_and_counts(tmp_path: Path) -> None:
         await again.store.engine.dispose()
 
 
+async def test_a_portal_change_to_a_new_mailbox_is_stored_after_its_creation(
+        tmp_path: Path) -> None:
+    """The portal's first change to a mailbox that does not exist yet: the mailbox row is
+    inserted in the background, and the change must queue behind that INSERT (an UPDATE
+    that overtook it matched no row, and the demo PIN came back after a restart)."""
+    from voicemail import Greeting
+
+    clock = Clock()
+    service, _ = await make(tmp_path, free_port(), clock)
+    await service.start()
+    try:
+        await service.change_pin(alice(service), "2468")
+        await service.change_greeting(alice(service), Greeting("busy"),
+                                      recording(tmp_path, "busy.wav"))
+        stored = await service.store.mailbox("acme:501410")
+        assert stored is not None and verify_pin("2468", stored.pin_hash)
+        assert stored.greetings == {"busy"}
+    finally:
+        await service.stop()
+        await service.store.engine.dispose()
+    again, _ = await make(tmp_path, free_port(), clock)
+    await again.start()
+    try:
+        snap = again.snapshot(alice(again), "127.0.0.1")
+        assert verify_pin("2468", snap.pin_hash)
+        assert Path(snap.greetings[Greeting("busy")]).is_file()
+    finally:
+        await again.stop()
+        await again.store.engine.dispose()
+
+
 @pytest.mark.parametrize("owner", ["acme:501410"])
 async def test_the_applications_fill_the_voicemail_rows(tmp_path: Path, owner: str) -> None:
     from dialplan import DecisionKind, RoutingDecision
