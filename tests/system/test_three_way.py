@@ -81,7 +81,9 @@ def test_the_held_and_the_active_call_merge_into_a_conference(
         assert pj_lib.wait_until(lambda: first.state == DISCONNECTED
                                  and second.state == DISCONNECTED, 10), \
             switch.log_text()[-3000:]
-        assert lines(switch, "three-way call=", "caller=501410", "merged=2")
+        assert pj_lib.wait_until(
+            lambda: lines(switch, "three-way call=", "caller=501410", "merged=2"), 3), \
+            (lines(switch, "three-way"), switch.log_text()[-4000:])
         assert theirs.state == CONFIRMED
         bs.poll(0.1)
         assert not any(ev.get("type") == "CALL_CLOSED" for ev in bs.events)
