@@ -173,6 +173,10 @@ class QueueService:
         self.callbacks = callbacks  # callbacks kept across a restart
         self.wall_clock = wall_clock
         self._writes: set[asyncio.Future[None]] = set()
+        # One lock for every background write: tasks take it in the order they were
+        # queued, so a callback's removal never commits before its insertion, nor a
+        # logout before the login it follows (a restart would reload the stale row).
+        self._write_lock = asyncio.Lock()
         self.runner_for = runner_for
         self.note = note
         self._clock = clock
@@ -306,7 +310,8 @@ class QueueService:
 
     async def _write_callback(self, write: Awaitable[None], call_id: str) -> None:
         try:
-            await write
+            async with self._write_lock:
+                await write
         except Exception as exc:  # memory has it; a restart would not
             log.warning("queue callback %s not stored (%s)", call_id, exc)
 
@@ -356,7 +361,8 @@ class QueueService:
     async def _write(self, customer: str, queue: str, agent: str, login: bool) -> None:
         assert self.store is not None
         try:
-            await self.store.store(customer, queue, agent, login, self.wall_clock())
+            async with self._write_lock:
+                await self.store.store(customer, queue, agent, login, self.wall_clock())
         except Exception as exc:  # memory has it; a restart would not
             log.warning("queue %s agent %s: login not stored (%s)", queue, agent, exc)
 

@@ -110,6 +110,36 @@ async def test_a_caller_whose_call_is_gone_frees_the_agent(tmp_path: Path) -> No
     await service.stop()
 
 
+class SlowFirstWrite:
+    """A login store whose first write is slow (a busy database): what it keeps is what a
+    restart would reload."""
+
+    def __init__(self) -> None:
+        self.rows: dict[tuple[str, str, str], bool] = {}
+        self.writes = 0
+
+    async def store(self, customer: str, queue: str, agent: str, login: bool,
+                    at: float) -> None:
+        self.writes += 1
+        if self.writes == 1:
+            await asyncio.sleep(0.05)
+        self.rows[(customer, queue, agent)] = login
+
+    async def logins(self) -> list[Any]:
+        return []
+
+
+async def test_quick_logout_then_login_is_stored_in_the_order_dialed(tmp_path: Path) -> None:
+    store = SlowFirstWrite()
+    service = QueueService(SimpleNamespace(plan=plan_with(tmp_path)), store=store)
+    await service.start()
+    assert service.agent_login("acme", "402", "501412", False) == "support"
+    assert service.agent_login("acme", "402", "501412", True) == "support"
+    await service.stop()  # the background writes are done
+    assert store.writes == 2
+    assert store.rows[("acme", "support", "501412")] is True  # the last code dialed wins
+
+
 async def test_agent_codes_by_extension_or_number_of_the_agents_customer(
         tmp_path: Path) -> None:
     plan = plan_with(tmp_path)
