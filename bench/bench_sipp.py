@@ -10,6 +10,12 @@ Calls: a SIPp UAS registers one callee (reg_auth.xml, one-line injection file) f
 it then answers on (uas_call.xml); the SIPp UAC (uac_call.xml) sends from 127.0.0.1:9, the
 plan's trusted carrier trunk, to that callee's public number, so no 407 round is needed.
 
+Held calls: the same call with a pause between the ACK and the BYE (uac_call.xml copied with
+one `<pause>` added), 2,000 calls started at 200/s and all up at once, as the anchors' "2,000
+calls held" row. RSS growth and CPU are read while every call is up. The switch's heap is
+warm here (the runs above grew it), unlike bench_calls, whose held run starts from a fresh
+heap: the two figures bound the memory per held call from below and from above.
+
 Skipped with a message when no `sipp` binary is found (`$SIPP`, else PATH; Debian:
 `apt-get install sip-tester`). Every run is bounded by -m and -timeout.
 
@@ -27,7 +33,7 @@ import time
 from pathlib import Path
 
 from bench.bench_register import REALM, USERS_PER_SITE, password_of, site_users, write_plan
-from bench.common import REPO, bench_switch, process_cpu_seconds, report
+from bench.common import REPO, bench_switch, process_cpu_seconds, report, rss_bytes
 
 SCENARIOS = Path(os.environ.get("BENCH_SIPP_SCENARIOS", REPO.parent / "shared" / "bench" / "sipp"))
 CARRIER_PORT = 9  # the plan's trusted trunk (bench_register.plan_text)
@@ -38,6 +44,9 @@ CALLEE_NUMBER = f"+33562{CALLEE_SITE:02d}2{CALLEE:03d}"
 OPTIONS_RUNS = [("at 100/s", 100, 500, 64), ("highest", 20_000, 20_000, 64)]
 REGISTER_RUNS = [("at 100/s", 100, 500, 100), ("highest", 5_000, 6_000, 100)]
 CALLS_RUNS = [("at 100/s", 100, 500, 300), ("highest", 1_000, 3_000, 60)]
+HELD_CALLS = int(os.environ.get("BENCH_SIPP_HELD", "2000"))
+HELD_RATE = 200.0
+HELD_PAUSE_S = 30.0  # long enough to read a settled figure once the last call is up
 
 
 def sipp_binary() -> str | None:
@@ -88,6 +97,63 @@ def _row(label: str, ok: int, failed: int, elapsed: float, cpu: float) -> tuple[
     unit = f"{per * 1e3:.2f} ms" if per >= 1e-3 else f"{per * 1e6:.0f} us"
     return (label, f"{ok:,} ok, {failed:,} failed, {ok / elapsed if elapsed else 0:,.0f}/s, "
                    f"switch CPU {unit} per operation")
+
+
+def _hold_scenario(workdir: Path) -> str:
+    """uac_call.xml with a pause before the BYE: a copy in the run's own directory."""
+    text = (SCENARIOS / "uac_call.xml").read_text(encoding="iso-8859-1")
+    marker = '<send retrans="500" start_txn="bye">'
+    if marker not in text:
+        raise RuntimeError(f"no BYE step to pause before in {SCENARIOS / 'uac_call.xml'}")
+    pause = f'<pause milliseconds="{HELD_PAUSE_S * 1000:.0f}"/>\n  '
+    path = workdir / "uac_call_held.xml"
+    path.write_text(text.replace(marker, pause + marker, 1), encoding="iso-8859-1")
+    return str(path)
+
+
+def _held(sipp: str, target: str, pid: int, workdir: Path) -> list[tuple[str, str]]:
+    """Start HELD_CALLS calls that pause before their BYE; read the switch while all are up."""
+    scenario = _hold_scenario(workdir)
+    ramp_s = HELD_CALLS / HELD_RATE
+    stats = workdir / "held.csv"
+    cmd = ["taskset", "-c", "1", sipp, target, "-sf", scenario, "-i", "127.0.0.1",
+           "-p", str(CARRIER_PORT), "-ci", "127.0.0.1", "-cp", str(_free_port()),
+           "-mi", "127.0.0.1", "-mp", str(_free_port()), "-s", CALLEE_NUMBER,
+           "-m", str(HELD_CALLS), "-l", str(HELD_CALLS), "-r", str(HELD_RATE), "-rp", "1000",
+           "-timeout", f"{ramp_s + HELD_PAUSE_S + 60:.0f}s", "-nostdin",
+           "-trace_stat", "-stf", str(stats), "-fd", "1"]
+    if shutil.which("taskset") is None:
+        cmd = cmd[2:]
+    # the earlier runs' transactions end 64*T1 = 32 s after them (RFC 6026 Timers L and
+    # M; Timer J for their BYEs): that work must pass before the figure while held is read
+    time.sleep(35.0)
+    rss0 = rss_bytes(pid)
+    proc = subprocess.Popen(cmd, cwd=workdir, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    try:
+        time.sleep(ramp_s + 5.0)  # every call up (the last one answered)
+        cpu0, t0 = process_cpu_seconds(pid), time.monotonic()
+        time.sleep(10.0)
+        cpu_held = process_cpu_seconds(pid) - cpu0
+        held_s = time.monotonic() - t0
+        grown = rss_bytes(pid) - rss0
+        proc.wait(ramp_s + HELD_PAUSE_S + 90)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(5)
+    ok = failed = 0
+    if stats.exists():
+        lines = [ln for ln in stats.read_text(errors="replace").splitlines() if ln.strip()]
+        if len(lines) >= 2:
+            row = dict(zip(lines[0].split(";"), lines[-1].split(";"), strict=False))
+            ok = int(row.get("SuccessfulCall(C)", "0") or 0)
+            failed = int(row.get("FailedCall(C)", "0") or 0)
+    return [(f"{HELD_CALLS:,} calls held ({HELD_RATE:.0f}/s, {HELD_PAUSE_S:.0f} s each)",
+             f"{ok:,} ok, {failed:,} failed; switch RSS +{grown / 2**20:.1f} MiB from a warm "
+             f"heap = {grown / max(HELD_CALLS, 1) / 1024:.1f} KB per held call; CPU while "
+             f"all are up {100 * cpu_held / held_s:.2f} % of a core "
+             "(anchors: sippy 2.5 16.3 KB and 1.4 %)")]
 
 
 def _users_csv(path: Path, users: list[str]) -> Path:
@@ -159,6 +225,8 @@ def main() -> None:
             for label, rate, n, limit in CALLS_RUNS:
                 measure(f"calls INVITE..BYE {label}", "uac_call.xml", rate, n, limit,
                         port=CARRIER_PORT, extra=["-s", CALLEE_NUMBER])
+            if HELD_CALLS:
+                rows.extend(_held(sipp, target, pid, work))
         finally:
             uas.terminate()
             try:

@@ -41,6 +41,7 @@ _NONE, _ABSORB, _RETRANSMIT, _PASS_ACK = _A.NONE, _A.ABSORB, _A.RETRANSMIT, _A.P
 _TU_1XX = _I.TU_1XX
 _TIMER_G = Timer.G
 _IS_PROCEEDING, _NS_TRYING = _IS.PROCEEDING, _NS.TRYING
+_IS_ACCEPTED = _IS.ACCEPTED
 
 # RFC 3261 17.2.1 and figure 7, with RFC 6026 7.1. TU inputs missing here (a response after
 # the final one) raise TransitionError: that is the TU's mistake.
@@ -141,6 +142,10 @@ class InviteServerTransaction(ServerTransaction):
 
     def act(self, action: Action, inp: Input, now: float, msg: Request | Response | None) -> None:
         if self._common(action, inp, msg):
+            if self.state is _IS_ACCEPTED:
+                # RFC 6026 7.1: Accepted absorbs INVITE retransmissions and never resends;
+                # the TU retransmits its own 2xx. The bytes would only sit here 64*T1.
+                self.last = None
             return
         if action is _RETRANSMIT:
             # Timer G doubles up to T2 (17.2.1)

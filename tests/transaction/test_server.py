@@ -105,10 +105,12 @@ def test_2xx_enters_accepted_absorbs_invites_and_timer_l() -> None:
     layer.respond(key, ok, 0.0)
     assert len(drain(layer)) == 1
     assert layer.state(key) is InviteServerState.ACCEPTED
+    assert layer._servers[key].last is None  # never resent from here: not kept for 32 s
     layer.receive(req, UDP, 0.5)
     assert drain(layer) == []
     layer.respond(key, ok, 1.0)  # the TU's own 2xx retransmission (13.3.1.4)
     assert [type(e) for e in drain(layer)] == [Transmit]
+    assert layer._servers[key].last is None
     ack2xx = request("ACK", cseq_method="ACK", to_tag="tt", branch="z9hG4bK-ack")
     layer.receive(ack2xx, UDP, 1.1)
     assert drain(layer) == [RequestReceived(None, ack2xx, UDP)]  # new branch: no match
