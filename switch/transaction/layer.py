@@ -19,8 +19,11 @@ Division of work with the runtime and the TU:
   `CancelReceived(invite_key, cancel_key, request)`, then `RequestReceived(cancel_key, ...)`;
   otherwise only `RequestReceived`. The TU answers 200 (or 481 when `cancel_target(key)` is
   None) on the CANCEL key, and 487 on the INVITE key if that has no final response yet.
-- The layer sends **100 Trying** for every new INVITE at once (17.2.1) and builds the **ACK
-  for 300-699** responses itself (17.1.1.3). The ACK for a 2xx is the TU's (13.2.2.4): send
+- The layer sends **100 Trying** for a new INVITE (17.2.1) once the TU has had the request
+  (when `next_event()` has nothing else), unless the TU answered meanwhile: an INVITE
+  challenged at once (407) gets the 407 alone, one datagram fewer for each call attempt
+  and for each scanner's probe. It builds the **ACK for 300-699** responses itself
+  (17.1.1.3). The ACK for a 2xx is the TU's (13.2.2.4): send
   it with `send_stateless`.
 """
 
@@ -53,10 +56,16 @@ from .events import (
     TxnKey,
     UnknownTransaction,
 )
-from .server import InviteServerTransaction, NonInviteServerTransaction, ServerTransaction
+from .server import (
+    InviteServerState,
+    InviteServerTransaction,
+    NonInviteServerTransaction,
+    ServerTransaction,
+)
 from .timers import TIMER_NAME, Timer, TimerConfig
 
 logger = logging.getLogger("switch.transaction")
+_IS_PROCEEDING = InviteServerState.PROCEEDING
 
 MAGIC_COOKIE = "z9hG4bK"
 _DEFAULT_PORT = {"TLS": 5061, "WSS": 443, "WS": 80}
@@ -140,6 +149,8 @@ class TransactionLayer:
         self._servers: dict[ServerKey, ServerTransaction] = {}
         self._aliases: dict[ServerKey, ServerTransaction] = {}  # RFC 2543 ACK keys
         self._events: deque[TxnEvent] = deque()
+        # new INVITE transactions whose 100 Trying waits for the TU (see next_event)
+        self._trying: list[tuple[InviteServerTransaction, float]] = []
         # (deadline, sequence, transaction, timer letter); see Transaction.timers
         self._heap: list[tuple[float, int, Transaction, str]] = []
         self._seq = itertools.count()
@@ -179,9 +190,8 @@ class TransactionLayer:
         if method == "INVITE":
             inv = InviteServerTransaction(self, key, request, peer, reply_to)
             self._servers[key] = inv
-            # 17.2.1: 100 Trying at once; it is also what an INVITE retransmission gets
-            inv.fire(_TU_1XX, now, make_response(request, 100))
             self._events.append(RequestReceived(key, request, peer))
+            self._trying.append((inv, now))  # 17.2.1: sent once the TU has had its turn
             return
         self._servers[key] = NonInviteServerTransaction(self, key, request, peer, reply_to)
         if method == "CANCEL":
@@ -297,7 +307,24 @@ class TransactionLayer:
 
     def next_event(self) -> TxnEvent | None:
         events = self._events
-        return events.popleft() if events else None
+        if events:
+            return events.popleft()
+        if self._trying:
+            self._send_trying()
+            return events.popleft() if events else None
+        return None
+
+    def _send_trying(self) -> None:
+        """RFC 3261 17.2.1: the 100 Trying of the INVITEs received since the last call,
+        for those the TU has not answered yet (a provisional or a final response of its
+        own makes it needless: the TU answered within the 200 ms the rule allows). Sent
+        here, once the TU had the request, the 100 is also what a retransmission of
+        the INVITE gets until the TU's next response."""
+        pending, self._trying = self._trying, []
+        for inv, now in pending:
+            request = inv.request
+            if (inv.state is _IS_PROCEEDING and inv.last is None and request is not None):
+                inv.fire(_TU_1XX, now, make_response(request, 100))
 
     def __len__(self) -> int:
         return len(self._clients) + len(self._servers)

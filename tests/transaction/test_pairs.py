@@ -205,6 +205,7 @@ def test_reliable_pair_sends_each_message_once() -> None:
     check(pair, keys)
     assert not pair.timeouts
     assert [pair.finals[k] for k in keys] == [[200], [486], [200]]
-    # OPTIONS+200, INVITE+100+180+486+ACK, INVITE+100+180+200+ACK(2xx): no retransmission
-    assert pair.link.stats["sent"] == 2 + 5 + 5
+    # OPTIONS+200, INVITE+180+486+ACK, INVITE+180+200+ACK(2xx): no retransmission, and no
+    # 100 Trying, the TU answering in the same turn (17.2.1)
+    assert pair.link.stats["sent"] == 2 + 4 + 4
     assert pair.acks_2xx["call-2"] == 1

@@ -34,22 +34,35 @@ def new_server(method: str = "OPTIONS", peer: Peer = UDP, **kw: object
     return layer, received[0].key, received[0].request, list(events)
 
 
-def test_invite_gets_100_trying_at_once() -> None:
+def test_invite_gets_100_trying_once_the_tu_had_it() -> None:
     layer, key, req, events = new_server("INVITE")
-    assert isinstance(events[0], Transmit) and events[0].dest == UDP
-    trying = parse_message(events[0].data)
+    assert isinstance(events[0], RequestReceived)  # the TU's turn comes first (17.2.1)
+    assert isinstance(events[1], Transmit) and events[1].dest == UDP and len(events) == 2
+    trying = parse_message(events[1].data)
     assert isinstance(trying, Response) and trying.status == 100
     assert trying.call_id == req.call_id and trying.to.tag is None
     assert layer.state(key) is InviteServerState.PROCEEDING
     assert layer.get_timer() is None  # no timer in Proceeding
 
 
+def test_invite_answered_in_the_tus_turn_gets_no_100_trying() -> None:
+    # a challenge (or any response) while the TU handles the request: 17.2.1 needs no 100
+    for status in (407, 180):
+        layer = TransactionLayer(t1=T1, t2=T2, t4=T4)
+        layer.receive(request("INVITE"), UDP, 0.0)
+        ev = layer.next_event()
+        assert isinstance(ev, RequestReceived) and ev.key is not None
+        layer.respond(ev.key, make_response(ev.request, status, to_tag="tt"), 0.0)
+        sent = [parse_message(e.data) for e in drain(layer) if isinstance(e, Transmit)]
+        assert [r.status for r in sent if isinstance(r, Response)] == [status]
+
+
 def test_invite_retransmission_resends_last_provisional() -> None:
     layer, key, req, events = new_server("INVITE")
     layer.receive(req, UDP, 0.4)
     again = drain(layer)
-    assert len(again) == 1 and isinstance(again[0], Transmit) and isinstance(events[0], Transmit)
-    assert again[0].data is events[0].data
+    assert len(again) == 1 and isinstance(again[0], Transmit) and isinstance(events[1], Transmit)
+    assert again[0].data is events[1].data
     ringing = make_response(req, 180, to_tag="tt")
     layer.respond(key, ringing, 0.5)
     tx = drain(layer)
