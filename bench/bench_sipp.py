@@ -62,32 +62,43 @@ def _free_port(kind: int = socket.SOCK_DGRAM) -> int:
         return int(s.getsockname()[1])
 
 
-def _sipp(sipp: str, target: str, scenario: str, *, port: int, rate: float, calls: int,
-          limit: int, timeout: float, extra: list[str] | None = None,
-          workdir: Path) -> tuple[int, int, float, str]:
-    """Run SIPp to completion: (successful, failed, elapsed seconds, tail of its output)."""
-    stats = workdir / f"{scenario}-{port}.csv"
-    cmd = ["taskset", "-c", "1", sipp, target, "-sf", str(SCENARIOS / scenario),
+def _sipp_command(sipp: str, target: str, scenario: str, *, port: int, rate: float,
+                  calls: int, limit: int, timeout: float, stats: Path,
+                  extra: list[str] | None = None) -> list[str]:
+    """SIPp on core 1, every address on loopback, bounded by -m and -timeout."""
+    cmd = ["taskset", "-c", "1", sipp, target, "-sf", scenario,
            "-i", "127.0.0.1", "-p", str(port), "-ci", "127.0.0.1", "-cp", str(_free_port()),
            "-mi", "127.0.0.1", "-mp", str(_free_port()),
            "-m", str(calls), "-l", str(limit), "-r", str(rate), "-rp", "1000",
            "-timeout", f"{timeout:.0f}s", "-nostdin", "-trace_stat", "-stf", str(stats),
            "-fd", "1", *(extra or [])]
-    if shutil.which("taskset") is None:
-        cmd = cmd[2:]
+    return cmd if shutil.which("taskset") is not None else cmd[2:]
+
+
+def _outcome(stats: Path) -> tuple[int, int]:
+    """(successful, failed) calls from the last line of SIPp's statistics file."""
+    if not stats.exists():
+        return 0, 0
+    lines = [ln for ln in stats.read_text(errors="replace").splitlines() if ln.strip()]
+    if len(lines) < 2:
+        return 0, 0
+    row = dict(zip(lines[0].split(";"), lines[-1].split(";"), strict=False))
+    return (int(row.get("SuccessfulCall(C)", "0") or 0),
+            int(row.get("FailedCall(C)", "0") or 0))
+
+
+def _sipp(sipp: str, target: str, scenario: str, *, port: int, rate: float, calls: int,
+          limit: int, timeout: float, extra: list[str] | None = None,
+          workdir: Path) -> tuple[int, int, float, str]:
+    """Run SIPp to completion: (successful, failed, elapsed seconds, tail of its output)."""
+    stats = workdir / f"{scenario}-{port}.csv"
+    cmd = _sipp_command(sipp, target, str(SCENARIOS / scenario), port=port, rate=rate,
+                        calls=calls, limit=limit, timeout=timeout, stats=stats, extra=extra)
     t0 = time.perf_counter()
     proc = subprocess.run(cmd, cwd=workdir, capture_output=True, text=True,
                           timeout=timeout + 30, check=False)
     elapsed = time.perf_counter() - t0
-    ok = failed = 0
-    if stats.exists():
-        lines = [ln for ln in stats.read_text(errors="replace").splitlines() if ln.strip()]
-        if len(lines) >= 2:
-            head = lines[0].split(";")
-            last = lines[-1].split(";")
-            row = dict(zip(head, last, strict=False))
-            ok = int(row.get("SuccessfulCall(C)", "0") or 0)
-            failed = int(row.get("FailedCall(C)", "0") or 0)
+    ok, failed = _outcome(stats)
     tail = (proc.stdout + proc.stderr)[-300:]
     return ok, failed, elapsed, tail
 
@@ -116,14 +127,10 @@ def _held(sipp: str, target: str, pid: int, workdir: Path) -> list[tuple[str, st
     scenario = _hold_scenario(workdir)
     ramp_s = HELD_CALLS / HELD_RATE
     stats = workdir / "held.csv"
-    cmd = ["taskset", "-c", "1", sipp, target, "-sf", scenario, "-i", "127.0.0.1",
-           "-p", str(CARRIER_PORT), "-ci", "127.0.0.1", "-cp", str(_free_port()),
-           "-mi", "127.0.0.1", "-mp", str(_free_port()), "-s", CALLEE_NUMBER,
-           "-m", str(HELD_CALLS), "-l", str(HELD_CALLS), "-r", str(HELD_RATE), "-rp", "1000",
-           "-timeout", f"{ramp_s + HELD_PAUSE_S + 60:.0f}s", "-nostdin",
-           "-trace_stat", "-stf", str(stats), "-fd", "1"]
-    if shutil.which("taskset") is None:
-        cmd = cmd[2:]
+    cmd = _sipp_command(sipp, target, scenario, port=CARRIER_PORT, rate=HELD_RATE,
+                        calls=HELD_CALLS, limit=HELD_CALLS,
+                        timeout=ramp_s + HELD_PAUSE_S + 60, stats=stats,
+                        extra=["-s", CALLEE_NUMBER])
     # the earlier runs' transactions end 64*T1 = 32 s after them (RFC 6026 Timers L and
     # M; Timer J for their BYEs): that work must pass before the figure while held is read
     time.sleep(35.0)
@@ -142,13 +149,7 @@ def _held(sipp: str, target: str, pid: int, workdir: Path) -> list[tuple[str, st
         if proc.poll() is None:
             proc.kill()
             proc.wait(5)
-    ok = failed = 0
-    if stats.exists():
-        lines = [ln for ln in stats.read_text(errors="replace").splitlines() if ln.strip()]
-        if len(lines) >= 2:
-            row = dict(zip(lines[0].split(";"), lines[-1].split(";"), strict=False))
-            ok = int(row.get("SuccessfulCall(C)", "0") or 0)
-            failed = int(row.get("FailedCall(C)", "0") or 0)
+    ok, failed = _outcome(stats)
     return [(f"{HELD_CALLS:,} calls held ({HELD_RATE:.0f}/s, {HELD_PAUSE_S:.0f} s each)",
              f"{ok:,} ok, {failed:,} failed; switch RSS +{grown / 2**20:.1f} MiB from a warm "
              f"heap = {grown / max(HELD_CALLS, 1) / 1024:.1f} KB per held call; CPU while "
