@@ -31,6 +31,24 @@ _STATES: dict[int, CallState] = {
 }
 
 
+# Accounts deleted but kept: see retire_account.
+_RETIRED_ACCOUNTS: list[Any] = []
+
+
+def retire_account(account: Any) -> None:
+    """Delete a pjsua2 account for good. pjsua2's `Account.shutdown()` frees the account's
+    slot but keeps its id; the object's destructor calls `shutdown()` again, and when a newer
+    account has taken that slot by then, it is the newer account that gets deleted (its next
+    call fails with PJ_EINVALIDOP, "account is not valid"). A failed test's traceback keeps
+    its phones alive until a later test has reused their slots, so the destructor must never
+    run: C++ keeps the object, and this list keeps its Python side."""
+    try:
+        account.shutdown()
+    finally:
+        account.thisown = False
+        _RETIRED_ACCOUNTS.append(account)
+
+
 def create_library(user_agent: str = "wte-scenario/pjsua2", log_level: int = 1) -> Any:
     """A pjsua2 endpoint with one UDP, TCP and TLS transport on loopback, no threads.
 
@@ -237,7 +255,7 @@ class PjPhone(PhoneDriver):
                 self.lib.ep.libHandleEvents(10)
         for acc in [self.account, *self.extra_accounts.values()]:
             try:
-                acc.shutdown()
+                retire_account(acc)
             except Exception:
                 pass
         self.lib.ep.libHandleEvents(20)

@@ -16,7 +16,7 @@ from typing import Any
 
 import pjsua2 as pj
 
-from scenarios.pj_engine import create_library
+from scenarios.pj_engine import create_library, retire_account
 
 
 class PjLibrary:
@@ -40,21 +40,24 @@ class PjLibrary:
 
     def settle_calls(self, timeout: float = 40.0) -> bool:
         """Hang up every call of the library and poll until none is active. This pjsua2
-        build holds 4 calls per process: a call a failed test left behind (its BYE still
-        retransmitted to a switch that is gone, up to 64*T1) would otherwise take a slot a
-        later test needs, and its phones would answer the switch's INVITEs 486/480."""
+        build holds 4 calls per process (its compiled limit; `maxCalls` above 4 is ignored):
+        a call a failed test left behind (its BYE still retransmitted to a switch that is
+        gone, up to 64*T1) would otherwise take a slot a later test needs, and its phones
+        would answer the switch's INVITEs 486/480."""
         self.ep.hangupAllCalls()
 
-        def none_active() -> bool:
-            for call in ALL_CALLS:
-                try:
-                    if call.isActive():
-                        return False
-                except Exception:  # a call pjsua2 has already let go of
-                    continue
-            return True
+        return self.wait_until(lambda: not self.active_calls(), timeout)
 
-        return self.wait_until(none_active, timeout)
+    def active_calls(self) -> list[str]:
+        """The calls still holding one of the library's 4 slots, for a failure message."""
+        active = []
+        for call in ALL_CALLS:
+            try:
+                if call.isActive():
+                    active.append(f"{call.sip_call_id} states={call.states}")
+            except Exception:  # a call pjsua2 has already let go of
+                continue
+        return active
 
     def destroy(self) -> None:
         # Calls outlive the library in test locals; their C++ destructors would then assert in
@@ -293,7 +296,7 @@ class Phone:
 
     def shutdown(self) -> None:
         try:
-            self.account.shutdown()
+            retire_account(self.account)
         except Exception:
             pass
 
