@@ -57,22 +57,33 @@ class NameAddr:
         return f"{disp}<{self.uri}>{format_params(self.params)}"
 
 
-_CACHE: BoundedCache[NameAddr] = BoundedCache()
+# Sized for the switch's scale: 10,000 phones, each one's To, Contact and address cached
+# from one re-registration to the next (at 2,048 entries, emptied every couple of thousand
+# new texts, a re-registration found them one time in ten). Emptied when full, so hostile
+# text bounds each at a few MB.
+CACHE_ENTRIES = 32_768
+_CACHE: BoundedCache[NameAddr] = BoundedCache(CACHE_ENTRIES)
+# A tagged From or To belongs to one dialog (RFC 3261 19.3: tags are unique): it repeats in
+# that dialog's responses and requests for a few seconds, then never again. Kept apart, the
+# stream of new dialogs empties this small cache instead of pushing the phones' addresses
+# out of _CACHE.
+_DIALOG_CACHE: BoundedCache[NameAddr] = BoundedCache(4096)
 # `["display"] <uri>` without its parameters -> NameAddr without parameters. From and To
-# carry a fresh tag in every dialog, so the whole value misses _CACHE while this part
-# (the phone's own address) repeats.
-_BASE_CACHE: BoundedCache[NameAddr] = BoundedCache()
+# carry a fresh tag in every dialog, so the whole value misses the caches above while this
+# part (the phone's own address) repeats.
+_BASE_CACHE: BoundedCache[NameAddr] = BoundedCache(CACHE_ENTRIES)
 
 
 def parse_name_addr(text: str) -> NameAddr:
     """Parse `["display"] <uri> *(;param)` or `addr-spec *(;param)`."""
-    hit = _CACHE.get(text)
+    cache = _DIALOG_CACHE if ";tag=" in text else _CACHE
+    hit = cache.get(text)
     if hit is not None:
         return hit
     addr = _with_cached_base(text)
     if addr is None:
         addr = _parse_name_addr(text)
-    _CACHE.put(text, addr)
+    cache.put(text, addr)
     return addr
 
 

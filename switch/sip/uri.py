@@ -206,7 +206,8 @@ def parse_tel_uri(text: str) -> TelUri:
     return TelUri(number, params)
 
 
-_URI_CACHE: BoundedCache[Uri] = BoundedCache()
+# sized like the address caches (address.CACHE_ENTRIES): every phone's URIs stay cached
+_URI_CACHE: BoundedCache[Uri] = BoundedCache(32_768)
 
 
 def parse_uri(text: str) -> Uri:

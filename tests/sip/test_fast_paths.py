@@ -132,3 +132,21 @@ VIA_TEXT = st.builds(
 @given(VIA_TEXT)
 def test_via_fast_path_matches_the_general_parse(text: str) -> None:
     assert _outcome(parse_via, text) == _outcome(_parse_via, text.strip(" \t"))
+
+
+def test_new_dialogs_do_not_push_the_phones_addresses_out_of_the_cache() -> None:
+    """A stream of dialogs (every From a new tag) must not evict what re-registrations of
+    the phones read again: their untagged To and Contact (issue 21, 10,000 phones)."""
+    from switch.sip import address
+
+    phone = "<sip:501410@acme.example>"
+    first = parse_name_addr(phone)
+    for n in range(3 * 4096):  # three times what the dialog cache holds
+        tagged = parse_name_addr(f'"Caller" <sip:{n}@acme.example>;tag={n:x}')
+        assert tagged.params == (("tag", f"{n:x}"),)
+        assert parse_name_addr(f"<sip:{n}@acme.example>;tag={n:x}") is not None
+    assert parse_name_addr(phone) is first  # still the cached object
+    assert address._CACHE.get(phone) is first
+    # and a dialog's tagged value, read again within the dialog, is shared
+    dialog = '<sip:501411@acme.example>;tag=abc'
+    assert parse_name_addr(dialog) is parse_name_addr(dialog)
